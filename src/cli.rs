@@ -1,0 +1,115 @@
+//! The command line (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use shiplog::config::Overrides;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "shiplog",
+    version,
+    about = "Follow Vercel deployments and their build logs from a terminal.",
+    long_about = "Follow Vercel deployments and their build logs from a terminal.\n\n\
+Without a subcommand shiplog watches your team's deployments and prints every build's log \
+as it happens. Without a token (VERCEL_TOKEN or --token) it runs a demo against a built-in \
+Vercel simulator instead.",
+    after_help = shiplog::exit::HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Vercel access token.
+    #[arg(long, env = "VERCEL_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Team id (team_...) whose deployments to follow.
+    #[arg(long = "team", env = "VERCEL_TEAM_ID", global = true)]
+    pub team_id: Option<String>,
+    /// Base URL of the Vercel API.
+    #[arg(long, env = "VERCEL_API_URL", global = true)]
+    pub api_url: Option<String>,
+    /// Only this project (id or name).
+    #[arg(long, env = "SHIPLOG_PROJECT", global = true)]
+    pub project: Option<String>,
+    /// development, staging or production.
+    #[arg(long = "env", env = "SHIPLOG_ENV", global = true)]
+    pub environment: Option<String>,
+    /// Config file [default: $XDG_CONFIG_HOME/shiplog/config.toml].
+    #[arg(long, env = "SHIPLOG_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Where state and diagnostics live [default: $XDG_STATE_HOME/shiplog].
+    #[arg(long, env = "SHIPLOG_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Keep shared state in this Redis instead of local files.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
+    /// Seconds without data after which a stream counts as broken.
+    #[arg(long, env = "SHIPLOG_IDLE_TIMEOUT", global = true)]
+    pub idle_timeout: Option<u64>,
+    /// Command run as `<cmd> inspect <id> --logs` when the events API stays unreachable.
+    #[arg(long, env = "SHIPLOG_CLI_FALLBACK", global = true)]
+    pub cli_fallback: Option<String>,
+}
+
+impl GlobalArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            token: self.token.clone(),
+            team_id: self.team_id.clone(),
+            api_url: self.api_url.clone(),
+            project: self.project.clone(),
+            env: self.environment.clone(),
+            state_dir: self.state_dir.clone(),
+            redis_url: self.redis_url.clone(),
+            idle_timeout_secs: self.idle_timeout,
+            cli_fallback: self.cli_fallback.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print one deployment's build log as it happens, until the build ends.
+    #[command(after_help = shiplog::exit::HELP)]
+    Follow(FollowArgs),
+    /// Run the built-in Vercel simulator.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FollowArgs {
+    /// Deployment id (dpl_...) or URL.
+    pub deployment: String,
+    /// One unified JSON entry per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Replay from this time: RFC 3339, milliseconds since the epoch, or an age such as 10m.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Also append every entry as JSON to this file.
+    #[arg(long)]
+    pub ndjson: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Only run the simulator, for any Vercel client to talk to.
+    #[arg(long)]
+    pub serve_only: bool,
+    /// Port of the simulator (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Playback speed (1 = real time).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Serve one finished build of this many log lines instead of the sample loop (benchmarks).
+    #[arg(long, requires = "serve_only")]
+    pub synthetic: Option<usize>,
+}

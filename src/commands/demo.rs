@@ -1,0 +1,70 @@
+//! `shiplog demo`: the built-in Vercel simulator.
+
+use shiplog::demo::{run_demo_loop, scenarios, SimulatorHandle, SimulatorOptions};
+use shiplog::exit;
+
+use super::report;
+use crate::cli::{Cli, DemoArgs};
+
+/// Starts the simulator and its loop of sample deployments.
+pub async fn start_demo(port: u16, speed: f64) -> std::io::Result<SimulatorHandle> {
+    let handle = start_simulator(port, speed).await?;
+    tokio::spawn(run_demo_loop(handle.clone()));
+    Ok(handle)
+}
+
+async fn start_simulator(port: u16, speed: f64) -> std::io::Result<SimulatorHandle> {
+    SimulatorHandle::start(SimulatorOptions {
+        port,
+        speed,
+        ..SimulatorOptions::default()
+    })
+    .await
+}
+
+pub async fn run(cli: &Cli, args: DemoArgs) -> i32 {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        report("--speed must be a positive number", None);
+        return exit::USAGE;
+    }
+    if !args.serve_only {
+        // The demo, even when a token is set.
+        let mut global = cli.global.clone();
+        global.token = None;
+        return super::watch::run(&Cli {
+            command: None,
+            global,
+        })
+        .await;
+    }
+    let started = match args.synthetic {
+        None => start_demo(args.port, args.speed).await,
+        Some(_) => start_simulator(args.port, args.speed).await,
+    };
+    let handle = match started {
+        Ok(handle) => handle,
+        Err(err) => {
+            report(
+                format!("could not start the simulator on port {}: {err}", args.port),
+                Some("pick another port with --port, or 0 for a free one"),
+            );
+            return exit::FOLLOW_FAILED;
+        }
+    };
+    println!("Vercel simulator listening on {}", handle.base_url());
+    if let Some(lines) = args.synthetic {
+        let id = handle.add_deployment(scenarios::synthetic(lines));
+        handle.wait_finished(&id).await;
+        println!("synthetic deployment: {id}");
+    }
+    println!("Any bearer token is accepted. Try:");
+    println!(
+        "  VERCEL_API_URL={} VERCEL_TOKEN=demo shiplog follow <dpl_id from {}/v6/deployments>",
+        handle.base_url(),
+        handle.base_url()
+    );
+    let mut shutdown = super::shutdown_on_signals();
+    shiplog::stream::follower::stopped(&mut shutdown).await;
+    handle.shutdown();
+    exit::OK
+}

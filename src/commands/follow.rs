@@ -1,0 +1,151 @@
+//! `shiplog follow <deployment>`: one build's log to stdout, headless.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shiplog::exit;
+use shiplog::log::entry::now_ms;
+use shiplog::log::sinks::PrintFormat;
+use shiplog::metrics::Metrics;
+use shiplog::stream::fallback::CliFallback;
+use shiplog::stream::{FollowError, FollowOptions, Follower};
+use shiplog::vercel::ReadyState;
+
+use super::{report, report_drops};
+use crate::cli::{Cli, FollowArgs};
+
+pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
+    let settings = match super::settings(cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    super::init_diagnostics(&settings);
+    let Some(token) = settings.token.clone() else {
+        report(
+            "no Vercel token",
+            Some("set VERCEL_TOKEN or pass --token (create one at vercel.com/account/tokens)"),
+        );
+        return exit::CONFIG;
+    };
+    let since = match args.since.as_deref().map(parse_since).transpose() {
+        Ok(since) => since,
+        Err(message) => {
+            report(
+                message,
+                Some("use RFC 3339 (2026-11-26T09:00:00Z), epoch ms, or an age like 15m"),
+            );
+            return exit::USAGE;
+        }
+    };
+    let format = if args.json {
+        PrintFormat::Json
+    } else {
+        super::text_format(false)
+    };
+    let logger = match super::stdout_logger(format, args.ndjson.as_deref()) {
+        Ok(l) => l,
+        Err(message) => {
+            report(message, None);
+            return exit::CONFIG;
+        }
+    };
+    let store = match super::open_store(&settings, &logger).await {
+        Ok(s) => s,
+        Err(message) => {
+            report(
+                message,
+                Some("check REDIS_URL, or unset it to keep state in local files"),
+            );
+            return exit::CONFIG;
+        }
+    };
+    let client = match super::vercel_client(&settings, token.clone(), &store) {
+        Ok(c) => c,
+        Err(message) => {
+            report(message, None);
+            return exit::FOLLOW_FAILED;
+        }
+    };
+    let options = FollowOptions {
+        idle_timeout: settings.idle_timeout,
+        since,
+        cli_fallback: settings
+            .cli_fallback
+            .as_deref()
+            .and_then(|cmd| CliFallback::new(cmd, Some(token), settings.team_id.clone())),
+        ..FollowOptions::default()
+    };
+    let follower = Follower::new(
+        client,
+        store,
+        logger.clone(),
+        Arc::new(Metrics::new()),
+        options,
+    );
+    let shutdown = super::shutdown_on_signals();
+    let result = follower.follow(&args.deployment, shutdown).await;
+    logger.flush().await;
+    report_drops(&logger);
+    match result {
+        Ok(ReadyState::Ready) => exit::OK,
+        Ok(_) => exit::BUILD_FAILED,
+        Err(FollowError::Interrupted) => exit::INTERRUPTED,
+        Err(FollowError::Vercel(err)) => {
+            report(&err, err.hint());
+            exit::FOLLOW_FAILED
+        }
+        Err(err) => {
+            report(
+                &err,
+                Some("the resume state is saved: run the same command again to continue"),
+            );
+            exit::FOLLOW_FAILED
+        }
+    }
+}
+
+/// `--since`: RFC 3339, epoch milliseconds, or an age (`90s`, `15m`, `2h`, `1d`).
+fn parse_since(value: &str) -> Result<i64, String> {
+    let value = value.trim();
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(t) =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+    {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let (number, unit) = value.split_at(
+        value
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(value.len()),
+    );
+    let amount: u64 = number
+        .parse()
+        .map_err(|_| format!("--since {value:?} is not a time"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("--since {value:?} is not a time")),
+    };
+    Ok(now_ms() - Duration::from_secs(amount * seconds).as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_three_forms() {
+        assert_eq!(parse_since("1783471638756"), Ok(1_783_471_638_756));
+        assert_eq!(
+            parse_since("2026-07-08T00:47:18.756Z"),
+            Ok(1_783_471_638_756)
+        );
+        let ago = now_ms() - parse_since("15m").expect("age");
+        assert!((15 * 60_000..15 * 60_000 + 5_000).contains(&ago));
+        assert!(parse_since("yesterday").is_err());
+    }
+}

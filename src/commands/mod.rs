@@ -1,0 +1,167 @@
+//! The commands, and what they share: settings, diagnostics, the state store, signals.
+
+pub mod demo;
+pub mod follow;
+pub mod watch;
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+
+use shiplog::config::{FileConfig, Settings};
+use shiplog::exit;
+use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
+use shiplog::log::{Delivery, LogEntry, Logger, LoggerBuilder, Severity};
+use shiplog::store::{DegradedHook, StateStore};
+use shiplog::stream::follower::Shutdown;
+use shiplog::vercel::{ClientConfig, VercelClient};
+
+use crate::cli::Cli;
+
+/// Prints one clear sentence and a hint, the way every error reaches a person.
+pub fn report(message: impl std::fmt::Display, hint: Option<&str>) {
+    eprintln!("shiplog: {message}");
+    if let Some(hint) = hint {
+        eprintln!("  hint: {hint}");
+    }
+}
+
+/// Settings from flags, environment and config file; on error, explains and gives the exit code.
+pub fn settings(cli: &Cli) -> Result<Settings, i32> {
+    let file = FileConfig::load(cli.global.config.as_deref()).map_err(|err| {
+        report(
+            &err,
+            Some("fix or remove the file; `shiplog --help` lists the settings"),
+        );
+        exit::CONFIG
+    })?;
+    Settings::resolve(cli.global.overrides(), file).map_err(|err| {
+        report(&err, None);
+        exit::CONFIG
+    })
+}
+
+/// Diagnostics go to `shiplog.log` in the state directory, never to the terminal.
+pub fn init_diagnostics(settings: &Settings) {
+    if std::fs::create_dir_all(&settings.state_dir).is_err() {
+        return;
+    }
+    let path = settings.state_dir.join("shiplog.log");
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHIPLOG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(Mutex::new(file))
+        .try_init();
+}
+
+/// Text colours only on a terminal, and never with `NO_COLOR`.
+pub fn text_format(show_project: bool) -> PrintFormat {
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    PrintFormat::Text {
+        color,
+        show_project,
+    }
+}
+
+/// The logger of a headless command: stdout (lossless), plus an optional NDJSON file.
+pub fn stdout_logger(
+    format: PrintFormat,
+    ndjson: Option<&std::path::Path>,
+) -> Result<Logger, String> {
+    let mut builder: LoggerBuilder = Logger::builder().sink(
+        "stdout",
+        Box::new(Printer::stdout(format)),
+        1024,
+        Delivery::WaitWhenFull,
+    );
+    if let Some(path) = ndjson {
+        let file = NdjsonFile::open(path)
+            .map_err(|err| format!("cannot open {} for writing: {err}", path.display()))?;
+        builder = builder.sink("ndjson", Box::new(file), 8192, Delivery::DropWhenFull);
+    }
+    Ok(builder.build())
+}
+
+/// Embedded files, or Redis when `REDIS_URL` is set (falling back to files while it is away).
+pub async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateStore, String> {
+    let dir = settings.state_dir.join("state");
+    match &settings.redis_url {
+        None => StateStore::embedded(&dir, &settings.namespace).map_err(|e| e.to_string()),
+        Some(url) => {
+            let logger = logger.clone();
+            let hook: DegradedHook = Arc::new(move |reason: &str| {
+                logger.write(LogEntry::system(
+                    Severity::Error,
+                    "store_degraded",
+                    format!("{reason}; keeping state in local files until Redis is back"),
+                ));
+            });
+            StateStore::redis(url.expose(), &settings.namespace, dir, hook)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+pub fn vercel_client(
+    settings: &Settings,
+    token: shiplog::secret::Secret,
+    store: &StateStore,
+) -> Result<VercelClient, String> {
+    let mut config = ClientConfig::new(settings.api_url.clone(), token);
+    config.team_id = settings.team_id.clone();
+    if settings.redis_url.is_some() {
+        config.shared_state = Some(store.clone());
+    }
+    VercelClient::new(config).map_err(|e| e.to_string())
+}
+
+/// Turns true on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signals() -> Shutdown {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Tells the user on stderr when a sink could not keep up.
+pub fn report_drops(logger: &Logger) {
+    for (sink, dropped) in logger.dropped() {
+        if dropped > 0 {
+            eprintln!("shiplog: {dropped} entries were not written to {sink} because it could not keep up");
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Configuration: flags > environment > config file > defaults, validated with clear errors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+use crate::vercel::client::DEFAULT_API_URL;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{0}")]
+    Value(String),
+}
+
+/// What `config.toml` may hold. Secrets (tokens) do not belong here.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub team_id: Option<String>,
+    pub api_url: Option<String>,
+    pub project: Option<String>,
+    pub env: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub namespace: Option<String>,
+    pub idle_timeout_secs: Option<u64>,
+    pub poll_interval_secs: Option<u64>,
+    pub cli_fallback: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads `path`, or the default location when `None` (a missing default file is fine).
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => match default_config_path() {
+                Some(p) => (p, false),
+                None => return Ok(FileConfig::default()),
+            },
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(FileConfig::default())
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        toml::from_str(&text).map_err(|err| ConfigError::Invalid {
+            path,
+            message: err.to_string().trim().replace('\n', " "),
+        })
+    }
+}
+
+/// `$XDG_CONFIG_HOME/shiplog/config.toml` (or `~/.config/shiplog/config.toml`).
+pub fn default_config_path() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("shiplog").join("config.toml"))
+}
+
+/// `$XDG_STATE_HOME/shiplog` (or `~/.local/state/shiplog`).
+pub fn default_state_dir() -> PathBuf {
+    xdg_dir("XDG_STATE_HOME", ".local/state")
+        .map(|d| d.join("shiplog"))
+        .unwrap_or_else(|| std::env::temp_dir().join("shiplog-state"))
+}
+
+fn xdg_dir(var: &str, home_relative: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(home_relative)),
+    }
+}
+
+/// The deployment environment (`SHIPLOG_ENV`), part of every Redis key's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "staging" => Ok(Environment::Staging),
+            "production" | "prod" => Ok(Environment::Production),
+            other => Err(ConfigError::Value(format!(
+                "SHIPLOG_ENV must be development, staging or production, not {other:?}"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
+}
+
+/// Values given on the command line or in the environment (clap merges those two).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub token: Option<String>,
+    pub team_id: Option<String>,
+    pub api_url: Option<String>,
+    pub project: Option<String>,
+    pub env: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub redis_url: Option<String>,
+    pub idle_timeout_secs: Option<u64>,
+    pub cli_fallback: Option<String>,
+}
+
+/// The resolved settings every command runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub token: Option<Secret>,
+    pub team_id: Option<String>,
+    pub api_url: String,
+    pub project: Option<String>,
+    pub env: Environment,
+    pub state_dir: PathBuf,
+    pub namespace: String,
+    pub redis_url: Option<Secret>,
+    pub idle_timeout: Duration,
+    pub poll_interval: Duration,
+    pub cli_fallback: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Self, ConfigError> {
+        let env = Environment::parse(
+            overrides
+                .env
+                .or(file.env)
+                .as_deref()
+                .unwrap_or("development"),
+        )?;
+        let api_url = overrides
+            .api_url
+            .or(file.api_url)
+            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+            return Err(ConfigError::Value(format!(
+                "VERCEL_API_URL must start with http:// or https://, not {api_url:?}"
+            )));
+        }
+        let idle_secs = overrides
+            .idle_timeout_secs
+            .or(file.idle_timeout_secs)
+            .unwrap_or(30);
+        if idle_secs == 0 {
+            return Err(ConfigError::Value(
+                "the idle timeout must be at least 1 second".to_owned(),
+            ));
+        }
+        let redis_url = overrides.redis_url.filter(|u| !u.is_empty());
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::Value(
+                    "REDIS_URL must start with redis:// or rediss://".to_owned(),
+                ));
+            }
+        }
+        let namespace = file
+            .namespace
+            .unwrap_or_else(|| format!("shiplog:{}:", env.as_str()));
+        Ok(Settings {
+            token: overrides.token.filter(|t| !t.is_empty()).map(Secret::new),
+            team_id: overrides.team_id.or(file.team_id).filter(|t| !t.is_empty()),
+            api_url,
+            project: overrides.project.or(file.project),
+            env,
+            state_dir: overrides
+                .state_dir
+                .or(file.state_dir)
+                .unwrap_or_else(default_state_dir),
+            namespace,
+            redis_url: redis_url.map(Secret::new),
+            idle_timeout: Duration::from_secs(idle_secs),
+            poll_interval: Duration::from_secs(file.poll_interval_secs.unwrap_or(5).max(1)),
+            cli_fallback: overrides.cli_fallback.or(file.cli_fallback),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_env_beat_the_file_which_beats_defaults() {
+        let file = FileConfig {
+            team_id: Some("team_file".into()),
+            api_url: Some("http://file.example".into()),
+            ..FileConfig::default()
+        };
+        let overrides = Overrides {
+            team_id: Some("team_flag".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(overrides, file).expect("valid");
+        assert_eq!(s.team_id.as_deref(), Some("team_flag"));
+        assert_eq!(s.api_url, "http://file.example");
+        assert_eq!(s.namespace, "shiplog:development:");
+        assert_eq!(s.idle_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_bad_file_names_the_file_line_and_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "team_id = \"t\"\nteam_idd = \"typo\"\n").expect("write");
+        let err = FileConfig::load(Some(&path)).expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains("config.toml"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+        assert!(text.contains("team_idd"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let bad_env = Overrides {
+            env: Some("prodd".into()),
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(bad_env, FileConfig::default()).expect_err("bad env");
+        assert!(err.to_string().contains("SHIPLOG_ENV"));
+        let bad_redis = Overrides {
+            redis_url: Some("localhost:6379".into()),
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(bad_redis, FileConfig::default()).expect_err("bad url");
+        assert!(err.to_string().contains("REDIS_URL"));
+    }
+}

@@ -1,0 +1,9 @@
+//! The unified log: one entry shape for every source, redaction, and a fan-out to sinks.
+
+pub mod entry;
+pub mod fanout;
+pub mod redact;
+pub mod sinks;
+
+pub use entry::{LogEntry, Severity, Tier};
+pub use fanout::{Delivery, Logger, LoggerBuilder};

@@ -1,0 +1,191 @@
+//! Sinks: where entries end up. Each runs on its own thread behind the logger's fan-out.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use super::entry::{LogEntry, Tier};
+
+/// Something that writes entries somewhere. Called from a dedicated thread, so it may block.
+pub trait Sink: Send + 'static {
+    fn write(&mut self, entry: &LogEntry) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How the printer shows an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrintFormat {
+    /// `09:20:31.123 stdout  text`, one line per line of text; with `show_project`, the
+    /// project's name first (when several deployments share the output).
+    Text { color: bool, show_project: bool },
+    /// One unified entry as JSON per line.
+    Json,
+}
+
+/// Prints entries to any writer (stdout in the CLI).
+pub struct Printer<W: Write + Send + 'static> {
+    out: BufWriter<W>,
+    format: PrintFormat,
+}
+
+impl<W: Write + Send + 'static> Printer<W> {
+    pub fn new(out: W, format: PrintFormat) -> Self {
+        Printer {
+            out: BufWriter::with_capacity(64 * 1024, out),
+            format,
+        }
+    }
+}
+
+impl Printer<io::Stdout> {
+    pub fn stdout(format: PrintFormat) -> Self {
+        Printer::new(io::stdout(), format)
+    }
+}
+
+impl<W: Write + Send + 'static> Sink for Printer<W> {
+    fn write(&mut self, entry: &LogEntry) -> io::Result<()> {
+        match self.format {
+            PrintFormat::Json => {
+                serde_json::to_writer(&mut self.out, entry)?;
+                self.out.write_all(b"\n")
+            }
+            PrintFormat::Text {
+                color,
+                show_project,
+            } => write_text(&mut self.out, entry, color, show_project),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn write_text(
+    out: &mut impl Write,
+    entry: &LogEntry,
+    color: bool,
+    show_project: bool,
+) -> io::Result<()> {
+    let ts = entry.ts_rfc3339();
+    // "2026-11-26T09:20:31.123Z" -> "09:20:31.123"
+    let mut clock = ts.get(11..23).unwrap_or(&ts).to_owned();
+    if show_project {
+        let project = entry.metadata.get("project").and_then(|p| p.as_str());
+        clock = format!("{clock} {:<16}", project.unwrap_or("shiplog"));
+    }
+    let label = match entry.tier {
+        Tier::Build => entry.event.clone(),
+        _ => format!("[{}]", entry.severity.as_str()),
+    };
+    let text = make_printable(&entry.message, color);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        // A trailing newline in the event's text is not an extra empty line.
+        if line.is_empty() && lines.peek().is_none() && !entry.message.is_empty() {
+            break;
+        }
+        writeln!(out, "{clock} {label:<7} {line}")?;
+    }
+    Ok(())
+}
+
+/// Makes build output safe for a terminal: colour sequences (SGR) are kept when `keep_color`,
+/// every other escape sequence and control character is removed, so build output can never
+/// move the cursor, retitle the window or clear the screen.
+pub fn make_printable(text: &str, keep_color: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.peek() {
+                Some('[') => {
+                    chars.next();
+                    let mut seq = String::from("\u{1b}[");
+                    for c in chars.by_ref() {
+                        seq.push(c);
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            break;
+                        }
+                    }
+                    if keep_color && seq.ends_with('m') {
+                        out.push_str(&seq);
+                    }
+                }
+                Some(']') => {
+                    // OSC: up to BEL or ESC \
+                    chars.next();
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {
+                    chars.next();
+                }
+            },
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Appends one JSON entry per line to a file.
+pub struct NdjsonFile {
+    out: BufWriter<File>,
+}
+
+impl NdjsonFile {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(NdjsonFile {
+            out: BufWriter::new(file),
+        })
+    }
+}
+
+impl Sink for NdjsonFile {
+    fn write(&mut self, entry: &LogEntry) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, entry)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Severity;
+
+    fn text_of(entry: &LogEntry, color: bool) -> String {
+        let mut out = Vec::new();
+        write_text(&mut out, entry, color, false).expect("writes");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn text_lines_carry_clock_and_stream() {
+        let entry = LogEntry::new(Tier::Build, Severity::Warn, "stderr", "Line 1\nLine 2\n")
+            .with_ts(1_783_471_638_756);
+        assert_eq!(
+            text_of(&entry, false),
+            "00:47:18.756 stderr  Line 1\n00:47:18.756 stderr  Line 2\n"
+        );
+    }
+
+    #[test]
+    fn escapes_are_made_harmless() {
+        let raw = "\u{1b}[31mred\u{1b}[39m \u{1b}[2J\u{1b}]0;pwned\u{7}ok\u{8}\r";
+        assert_eq!(make_printable(raw, false), "red ok");
+        assert_eq!(make_printable(raw, true), "\u{1b}[31mred\u{1b}[39m ok");
+    }
+}

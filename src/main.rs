@@ -1,0 +1,47 @@
+//! The `shiplog` binary: parse the command line, load the configuration, run the command.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use shiplog::exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
+                _ => exit::USAGE,
+            };
+            let _ = err.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("shiplog: could not start: {err}");
+            return ExitCode::from(exit::FOLLOW_FAILED as u8);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command.clone() {
+            Some(Command::Follow(args)) => commands::follow::run(&cli, args).await,
+            Some(Command::Demo(args)) => commands::demo::run(&cli, args).await,
+            None => commands::watch::run(&cli).await,
+        }
+    });
+    // Followers may still be winding down on other threads; their state is saved already.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code as u8)
+}

@@ -1,0 +1,183 @@
+//! The metrics registry: the plan's counters, read by the dashboard and a later `/metrics` endpoint.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Upper bounds (ms) of the event-lag histogram buckets.
+const LAG_BUCKETS_MS: [u64; 10] = [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 60_000];
+
+/// Why a stream was restarted (`logs_vercel_stream_restarts_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RestartReason {
+    /// The stream ended cleanly while the build still ran.
+    CleanEnd,
+    /// The connection broke (reset, cut mid-line).
+    Error,
+    /// No bytes for the idle timeout.
+    Stall,
+    /// The server answered 429.
+    RateLimited,
+    /// The server answered 5xx.
+    ServerError,
+}
+
+impl RestartReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::CleanEnd => "clean_end",
+            RestartReason::Error => "error",
+            RestartReason::Stall => "stall",
+            RestartReason::RateLimited => "rate_limited",
+            RestartReason::ServerError => "server_error",
+        }
+    }
+}
+
+/// One registry per process; share it behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    events_received: AtomicU64,
+    lines_skipped: AtomicU64,
+    active_streams: AtomicI64,
+    restarts: Mutex<BTreeMap<RestartReason, u64>>,
+    lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
+    lag_sum_ms: AtomicU64,
+    lag_count: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics::default()
+    }
+
+    pub fn event_received(&self) {
+        self.events_received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A line that could not be used (too long, not JSON, wrong shape).
+    pub fn line_skipped(&self) {
+        self.lines_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stream_opened(&self) {
+        self.active_streams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stream_closed(&self) {
+        self.active_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn stream_restarted(&self, reason: RestartReason) {
+        if let Ok(mut restarts) = self.restarts.lock() {
+            *restarts.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// How long after Vercel created an event shiplog received it.
+    pub fn observe_lag(&self, lag_ms: u64) {
+        let bucket = LAG_BUCKETS_MS
+            .iter()
+            .position(|&bound| lag_ms <= bound)
+            .unwrap_or(LAG_BUCKETS_MS.len());
+        self.lag_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.lag_sum_ms.fetch_add(lag_ms, Ordering::Relaxed);
+        self.lag_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn events_received(&self) -> u64 {
+        self.events_received.load(Ordering::Relaxed)
+    }
+
+    pub fn lines_skipped(&self) -> u64 {
+        self.lines_skipped.load(Ordering::Relaxed)
+    }
+
+    pub fn active_streams(&self) -> i64 {
+        self.active_streams.load(Ordering::Relaxed)
+    }
+
+    pub fn restarts(&self, reason: RestartReason) -> u64 {
+        self.restarts
+            .lock()
+            .map(|r| r.get(&reason).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# TYPE logs_vercel_events_received_total counter");
+        let _ = writeln!(
+            out,
+            "logs_vercel_events_received_total {}",
+            self.events_received()
+        );
+        let _ = writeln!(out, "# TYPE logs_vercel_lines_skipped_total counter");
+        let _ = writeln!(
+            out,
+            "logs_vercel_lines_skipped_total {}",
+            self.lines_skipped()
+        );
+        let _ = writeln!(out, "# TYPE logs_vercel_stream_restarts_total counter");
+        if let Ok(restarts) = self.restarts.lock() {
+            for (reason, n) in restarts.iter() {
+                let _ = writeln!(
+                    out,
+                    "logs_vercel_stream_restarts_total{{reason=\"{}\"}} {n}",
+                    reason.as_str()
+                );
+            }
+        }
+        let _ = writeln!(out, "# TYPE logs_active_vercel_streams gauge");
+        let _ = writeln!(out, "logs_active_vercel_streams {}", self.active_streams());
+        let _ = writeln!(out, "# TYPE logs_vercel_event_lag_ms histogram");
+        let mut cumulative = 0;
+        for (i, bound) in LAG_BUCKETS_MS.iter().enumerate() {
+            cumulative += self.lag_buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "logs_vercel_event_lag_ms_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.lag_buckets[LAG_BUCKETS_MS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "logs_vercel_event_lag_ms_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "logs_vercel_event_lag_ms_sum {}",
+            self.lag_sum_ms.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "logs_vercel_event_lag_ms_count {}",
+            self.lag_count.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_plan_names() {
+        let m = Metrics::new();
+        m.event_received();
+        m.stream_opened();
+        m.stream_restarted(RestartReason::Stall);
+        m.observe_lag(70);
+        m.observe_lag(100_000);
+        let text = m.render_prometheus();
+        assert!(text.contains("logs_vercel_events_received_total 1"));
+        assert!(text.contains("logs_vercel_stream_restarts_total{reason=\"stall\"} 1"));
+        assert!(text.contains("logs_active_vercel_streams 1"));
+        assert!(text.contains("logs_vercel_event_lag_ms_bucket{le=\"50\"} 0"));
+        assert!(text.contains("logs_vercel_event_lag_ms_bucket{le=\"100\"} 1"));
+        assert!(text.contains("logs_vercel_event_lag_ms_bucket{le=\"+Inf\"} 2"));
+    }
+}

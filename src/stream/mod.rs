@@ -1,0 +1,11 @@
+//! The streaming engine: follows deployments' build logs and turns every event into an entry.
+
+pub mod engine;
+pub mod entries;
+pub mod fallback;
+pub mod follower;
+pub mod identity;
+pub mod resume;
+
+pub use follower::{FollowError, FollowOptions, Follower};
+pub use resume::ResumeState;

@@ -1,0 +1,239 @@
+//! One line of the deployment events stream, in either of Vercel's shapes, normalised.
+
+use std::hash::{Hash, Hasher};
+
+use serde::Deserialize;
+
+/// A build event, whichever shape it arrived in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VercelEvent {
+    /// When Vercel created it, ms since the epoch (`created`; `date` for alias events).
+    pub created: i64,
+    /// Identity for de-duplication: Vercel's `id`, else `serial`, else a hash of the content.
+    pub id: String,
+    /// `stdout`, `stderr`, `command`, `exit`, `delimiter`, `deployment-state`, `alias-assigned`, ...
+    pub kind: String,
+    pub text: String,
+    /// `error` or `warning` when Vercel set one.
+    pub level: Option<String>,
+    pub deployment_id: Option<String>,
+    /// The build's name (`info.name`, e.g. `bld_5gndb9d0q`).
+    pub build_name: Option<String>,
+}
+
+/// What one line turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParsedLine {
+    Event(VercelEvent),
+    /// A keepalive: an object without `created`.
+    Keepalive,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a deployment event: {0}")]
+pub struct MalformedLine(pub String);
+
+#[derive(Deserialize)]
+struct Wire {
+    created: Option<i64>,
+    date: Option<i64>,
+    id: Option<String>,
+    serial: Option<String>,
+    text: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    level: Option<String>,
+    #[serde(rename = "deploymentId")]
+    deployment_id: Option<String>,
+    info: Option<Info>,
+    payload: Option<Box<Wire>>,
+    alias: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    name: Option<String>,
+}
+
+/// Parses one line (without its newline). Invalid UTF-8 is replaced rather than losing the line.
+pub fn parse_event(line: &[u8]) -> Result<ParsedLine, MalformedLine> {
+    let wire: Wire = match serde_json::from_slice(line) {
+        Ok(wire) => wire,
+        Err(err) if std::str::from_utf8(line).is_err() => {
+            serde_json::from_str(&String::from_utf8_lossy(line))
+                .map_err(|_| MalformedLine(err.to_string()))?
+        }
+        Err(err) => return Err(MalformedLine(err.to_string())),
+    };
+    normalise(wire)
+}
+
+fn normalise(wire: Wire) -> Result<ParsedLine, MalformedLine> {
+    let Wire {
+        created,
+        date,
+        id,
+        serial,
+        text,
+        kind,
+        level,
+        deployment_id,
+        info,
+        payload,
+        alias,
+    } = wire;
+    // The older shape: `{type, created, payload: {deploymentId, info, text, id, date, serial}}`.
+    if let Some(inner) = payload {
+        let created = created.or(inner.created).or(inner.date);
+        let Some(created) = created else {
+            return Ok(ParsedLine::Keepalive);
+        };
+        let kind = kind.or(inner.kind).unwrap_or_else(|| "stdout".to_owned());
+        let text = inner.text.unwrap_or_default();
+        let id = identity(inner.id.or(inner.serial), created, &kind, &text);
+        return Ok(ParsedLine::Event(VercelEvent {
+            created,
+            id,
+            kind,
+            text,
+            level: inner.level.or(level),
+            deployment_id: inner.deployment_id.or(deployment_id),
+            build_name: inner.info.and_then(|i| i.name),
+        }));
+    }
+    let kind = kind.unwrap_or_else(|| "stdout".to_owned());
+    if kind == "alias-assigned" {
+        let Some(created) = date.or(created) else {
+            return Err(MalformedLine("alias event without a date".to_owned()));
+        };
+        let text = format!("Aliases assigned: {}", alias.unwrap_or_default().join(", "));
+        let id = identity(id, created, &kind, &text);
+        return Ok(ParsedLine::Event(VercelEvent {
+            created,
+            id,
+            kind,
+            text,
+            level,
+            deployment_id,
+            build_name: None,
+        }));
+    }
+    let Some(created) = created else {
+        return Ok(ParsedLine::Keepalive);
+    };
+    let text = text.unwrap_or_default();
+    let id = identity(id.or(serial), created, &kind, &text);
+    Ok(ParsedLine::Event(VercelEvent {
+        created,
+        id,
+        kind,
+        text,
+        level,
+        deployment_id,
+        build_name: info.and_then(|i| i.name),
+    }))
+}
+
+/// Vercel's id when present; otherwise a stable hash of what the event says.
+fn identity(id: Option<String>, created: i64, kind: &str, text: &str) -> String {
+    match id {
+        Some(id) if !id.is_empty() => id,
+        _ => {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (created, kind, text).hash(&mut hasher);
+            format!("h{:016x}", hasher.finish())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(line: &str) -> VercelEvent {
+        match parse_event(line.as_bytes()) {
+            Ok(ParsedLine::Event(e)) => e,
+            other => panic!("expected an event from {line}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_real_flat_events() {
+        let all: Vec<serde_json::Value> = serde_json::from_str(include_str!(
+            "../../tests/fixtures/real-events-cli-pr16951.json"
+        ))
+        .expect("fixture");
+        let e = event(&all[0].to_string());
+        assert_eq!(e.created, 1_783_471_638_756);
+        assert_eq!(e.id, "1783471638756857881582900003");
+        assert_eq!(e.kind, "stdout");
+        assert_eq!(e.text, "Uploading build cache [80.83 MB]");
+        assert_eq!(e.build_name.as_deref(), Some("bld_5gndb9d0q"));
+        assert_eq!(
+            e.deployment_id.as_deref(),
+            Some("dpl_2A1YdwhTadMp5nphik5kEwFBwnxR")
+        );
+    }
+
+    #[test]
+    fn reads_the_wrapped_2019_shape() {
+        let all: Vec<serde_json::Value> = serde_json::from_str(include_str!(
+            "../../tests/fixtures/docs-2019-v2-events-example.json"
+        ))
+        .expect("fixture");
+        let e = event(&all[0].to_string());
+        assert_eq!(e.created, 1_548_675_195_849);
+        assert_eq!(
+            e.id,
+            "34536610937913059182614073591023254523011083812228628481"
+        );
+        assert_eq!(e.build_name.as_deref(), Some("bld_j178cr7cm"));
+        assert!(e.text.starts_with("sandbox worker"));
+    }
+
+    #[test]
+    fn minimal_events_get_a_content_identity_and_keepalives_are_recognised() {
+        for line in include_str!("../../tests/fixtures/cli-test-minimal-build-logs.ndjson").lines()
+        {
+            let e = event(line);
+            assert!(e.id.starts_with('h'));
+        }
+        assert_eq!(parse_event(b"{}"), Ok(ParsedLine::Keepalive));
+        assert_eq!(
+            parse_event(b"{\"type\":\"keepalive\"}"),
+            Ok(ParsedLine::Keepalive)
+        );
+    }
+
+    #[test]
+    fn alias_events_and_levels() {
+        let mut lines = include_str!("../../tests/fixtures/cli-test-alias-assigned.ndjson").lines();
+        let alias = event(lines.next().expect("line"));
+        assert_eq!(alias.kind, "alias-assigned");
+        assert_eq!(alias.text, "Aliases assigned: final.vercel.app");
+        let mut lines =
+            include_str!("../../tests/fixtures/cli-test-inspect-build-logs.ndjson").lines();
+        lines.next();
+        let warning = event(lines.next().expect("line"));
+        assert_eq!(warning.level.as_deref(), Some("warning"));
+        assert_eq!(warning.text, "Line 1\nLine 2\n");
+    }
+
+    #[test]
+    fn bad_lines_are_errors_not_panics() {
+        assert!(parse_event(b"{not json").is_err());
+        assert!(parse_event(b"{\"created\":\"yesterday\"}").is_err());
+        assert!(parse_event(b"[1,2,3]").is_err());
+        let mut invalid = br#"{"created":1,"id":"a","text":"caf"#.to_vec();
+        invalid.extend_from_slice(&[0xff, 0xfe]);
+        invalid.extend_from_slice(br#""}"#);
+        assert_eq!(event_bytes(&invalid).text, "caf\u{fffd}\u{fffd}");
+    }
+
+    fn event_bytes(line: &[u8]) -> VercelEvent {
+        match parse_event(line) {
+            Ok(ParsedLine::Event(e)) => e,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Vercel's REST API: typed client (versions, retries, circuit breaker) and the events stream.
+
+pub mod breaker;
+pub mod client;
+pub mod error;
+pub mod event;
+pub mod lines;
+pub mod retry;
+pub mod types;
+
+pub use client::{ClientConfig, EventsQuery, VercelClient};
+pub use error::VercelError;
+pub use event::{parse_event, ParsedLine, VercelEvent};
+pub use lines::{Line, LineSplitter};
+pub use types::{Deployment, DeploymentList, DeploymentSummary, ReadyState};

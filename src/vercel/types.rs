@@ -1,0 +1,136 @@
+//! Response types of the deployments endpoints (only the fields shiplog uses).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A deployment's state, `readyState` in Vercel's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ReadyState {
+    Queued,
+    Initializing,
+    Building,
+    Ready,
+    Error,
+    Canceled,
+    Deleted,
+    /// A state this version of shiplog does not know; treated as still running.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ReadyState {
+    /// READY, ERROR, CANCELED (and DELETED): the build will produce no more output.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ReadyState::Ready | ReadyState::Error | ReadyState::Canceled | ReadyState::Deleted
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadyState::Queued => "QUEUED",
+            ReadyState::Initializing => "INITIALIZING",
+            ReadyState::Building => "BUILDING",
+            ReadyState::Ready => "READY",
+            ReadyState::Error => "ERROR",
+            ReadyState::Canceled => "CANCELED",
+            ReadyState::Deleted => "DELETED",
+            ReadyState::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl std::fmt::Display for ReadyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `GET /v13/deployments/{idOrUrl}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub ready_state: ReadyState,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub building_at: Option<i64>,
+    #[serde(default)]
+    pub ready: Option<i64>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub meta: Map<String, Value>,
+}
+
+/// One item of `GET /v6/deployments`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentSummary {
+    pub uid: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub created: Option<i64>,
+    /// `state` and `readyState` are both optional in the list; [`DeploymentSummary::state`] reads either.
+    #[serde(default)]
+    pub ready_state: Option<ReadyState>,
+    #[serde(default)]
+    pub state: Option<ReadyState>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub meta: Map<String, Value>,
+}
+
+impl DeploymentSummary {
+    pub fn state(&self) -> ReadyState {
+        self.ready_state
+            .or(self.state)
+            .unwrap_or(ReadyState::Unknown)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pagination {
+    #[serde(default)]
+    pub count: Option<u64>,
+    #[serde(default)]
+    pub next: Option<i64>,
+    #[serde(default)]
+    pub prev: Option<i64>,
+}
+
+/// `GET /v6/deployments`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentList {
+    pub deployments: Vec<DeploymentSummary>,
+    #[serde(default)]
+    pub pagination: Option<Pagination>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_states_are_not_terminal() {
+        let state: ReadyState = serde_json::from_str("\"PROMOTING\"").expect("parses");
+        assert_eq!(state, ReadyState::Unknown);
+        assert!(!state.is_terminal());
+        assert!(ReadyState::Canceled.is_terminal());
+    }
+}

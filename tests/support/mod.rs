@@ -1,0 +1,4 @@
+// Each test binary uses a different part of the support code.
+#![allow(dead_code)]
+
+pub mod redis;
