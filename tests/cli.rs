@@ -1,0 +1,381 @@
+//! The real `shiplog` binary, as a user runs it, against the built-in simulator.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use shiplog::demo::{scenarios, DeploymentSpec, SimEvent, SimulatorHandle, SimulatorOptions};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shiplog");
+
+/// `shiplog` with a clean environment: no token, no team, private state and config.
+fn shiplog(state: &Path, api_url: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", state)
+        .env("XDG_CONFIG_HOME", state.join("config"))
+        .env("SHIPLOG_STATE_DIR", state.join("state"))
+        .env("VERCEL_API_URL", api_url)
+        .env("VERCEL_TOKEN", "test-token")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(mut cmd: Command) -> Output {
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("shiplog finished within 60 s")
+        .expect("shiplog runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn simulator(speed: f64, token: Option<&str>) -> SimulatorHandle {
+    SimulatorHandle::start(SimulatorOptions {
+        speed,
+        token: token.map(str::to_owned),
+        ..SimulatorOptions::default()
+    })
+    .await
+    .expect("simulator")
+}
+
+fn scenario(name: &str) -> DeploymentSpec {
+    scenarios::by_name(name).expect("built-in scenario")
+}
+
+fn produced_texts(sim: &SimulatorHandle, id: &str) -> Vec<String> {
+    sim.produced_events(id)
+        .iter()
+        .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn help_lists_the_commands_and_exit_codes() {
+    let state = tempfile::tempdir().expect("dir");
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.arg("follow").arg("--help");
+        c
+    })
+    .await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("--json") && out.stdout.contains("--since"));
+    let help = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("1 the build ended ERROR or CANCELED"),
+        "{help}"
+    );
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.arg("--version");
+        c
+    })
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.trim()),
+        (0, concat!("shiplog ", env!("CARGO_PKG_VERSION")))
+    );
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.arg("follow");
+        c
+    })
+    .await;
+    assert_eq!(out.code, 64, "a missing argument is a usage error");
+}
+
+#[tokio::test]
+async fn follow_prints_a_ready_build_as_text_and_exits_0() {
+    let sim = simulator(40.0, None).await;
+    let id = sim.add_deployment(scenario("nextjs-success"));
+    let state = tempfile::tempdir().expect("dir");
+    let out = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id);
+        c
+    })
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let texts = produced_texts(&sim, &id);
+    let printed: Vec<&str> = out.stdout.lines().collect();
+    // `HH:MM:SS.mmm stream  text`, every build line once, then the outcome.
+    assert!(
+        printed[0].len() > 21 && printed[0].as_bytes()[2] == b':',
+        "{}",
+        printed[0]
+    );
+    let compiled = texts
+        .iter()
+        .find(|t| t.contains("Compiled successfully"))
+        .expect("line");
+    // Colours are dropped when stdout is not a terminal.
+    let compiled = shiplog::log::sinks::make_printable(compiled, false);
+    assert_eq!(
+        out.stdout.matches(compiled.as_str()).count(),
+        1,
+        "{compiled}"
+    );
+    assert!(
+        printed.last().is_some_and(|l| l.contains("is READY")),
+        "{:?}",
+        printed.last()
+    );
+    assert!(
+        !out.stdout.contains('\u{1b}'),
+        "no raw escapes when stdout is not a terminal"
+    );
+}
+
+#[tokio::test]
+async fn json_output_has_the_unified_fields_and_no_secrets() {
+    let sim = simulator(40.0, None).await;
+    let id = sim.add_deployment(scenario("leaked-secret"));
+    let state = tempfile::tempdir().expect("dir");
+    let out = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id).arg("--json");
+        c
+    })
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let entries: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let builds: Vec<&serde_json::Value> = entries.iter().filter(|e| e["tier"] == "build").collect();
+    assert_eq!(builds.len(), sim.produced_events(&id).len());
+    let first = builds[0];
+    for field in [
+        "id",
+        "ts",
+        "tier",
+        "severity",
+        "event",
+        "message",
+        "deployment_id",
+        "build_id",
+    ] {
+        assert!(first.get(field).is_some(), "{field} missing in {first}");
+    }
+    assert!(first["ts"]
+        .as_str()
+        .is_some_and(|ts| ts.ends_with('Z') && ts.len() == 24));
+    assert_eq!(first["metadata"]["vercel_deployment_id"], id.as_str());
+    for meta in ["vercel_event_id", "vercel_type", "created"] {
+        assert!(first["metadata"].get(meta).is_some(), "{meta}");
+    }
+    // The scenario leaks a Vercel token and a bearer token; neither reaches the output.
+    let leaked: Vec<String> = produced_texts(&sim, &id)
+        .into_iter()
+        .flat_map(|t| t.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|w| w.contains("vcp_") || w.starts_with("sk_live_"))
+        .collect();
+    assert!(!leaked.is_empty(), "the scenario leaks something");
+    for secret in &leaked {
+        let value = secret.split('=').next_back().unwrap_or(secret);
+        assert!(!out.stdout.contains(value), "{value} leaked");
+    }
+    assert!(out.stdout.contains("[REDACTED]"));
+}
+
+#[tokio::test]
+async fn a_failed_build_exits_1_and_an_unknown_one_2() {
+    let sim = simulator(40.0, None).await;
+    let id = sim.add_deployment(scenario("failing-build"));
+    let state = tempfile::tempdir().expect("dir");
+    let out = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id);
+        c
+    })
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("is ERROR"));
+
+    let out = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg("dpl_nothere");
+        c
+    })
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("404") && out.stderr.contains("hint:"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_unreachable_apis_and_bad_settings_get_one_clear_message() {
+    let sim = simulator(40.0, Some("the-right-token")).await;
+    let id = sim.add_deployment(scenario("canceled"));
+    let state = tempfile::tempdir().expect("dir");
+    let out = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow")
+            .arg(&id)
+            .env("VERCEL_TOKEN", "vcp_wrongwrongwrongwrongwrong1234");
+        c
+    })
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("403") && out.stderr.contains("VERCEL_TOKEN"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("wrongwrong"));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let dead = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let out = run({
+        let mut c = shiplog(state.path(), &dead);
+        c.arg("follow").arg(&id);
+        c
+    })
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("could not reach the Vercel API"),
+        "{}",
+        out.stderr
+    );
+
+    let no_token = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id).env_remove("VERCEL_TOKEN");
+        c
+    })
+    .await;
+    assert_eq!(no_token.code, 78);
+    assert!(no_token.stderr.contains("VERCEL_TOKEN"));
+
+    let config = state.path().join("bad.toml");
+    std::fs::write(&config, "idle_timeout_secs = \"soon\"\n").expect("write");
+    let out = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id).arg("--config").arg(&config);
+        c
+    })
+    .await;
+    assert_eq!(out.code, 78);
+    assert!(
+        out.stderr.contains("bad.toml") && out.stderr.contains("line 1"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow")
+            .arg(&id)
+            .env("REDIS_URL", "redis://user:hunter2@127.0.0.1:1");
+        c
+    })
+    .await;
+    assert_eq!(out.code, 78);
+    assert!(
+        out.stderr.contains("Redis") && !out.stderr.contains("hunter2"),
+        "{}",
+        out.stderr
+    );
+    for out in [&no_token, &out] {
+        assert!(!out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"));
+    }
+}
+
+/// Reads a child's stdout line by line into a shared buffer.
+fn collect_lines(child: &mut Child) -> tokio::sync::watch::Receiver<Vec<String>> {
+    let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+    let stdout = child.stdout.take().expect("stdout piped");
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tx.send_modify(|all| all.push(line));
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn sigterm_saves_the_place_and_a_rerun_continues_without_repeats() {
+    let sim = simulator(1.0, None).await;
+    let events = (0..120)
+        .map(|i| SimEvent::stdout(20, format!("step {i} of the build")))
+        .collect();
+    let id = sim.add_deployment(DeploymentSpec {
+        project: "storefront".to_owned(),
+        events,
+        ..DeploymentSpec::default()
+    });
+    let state = tempfile::tempdir().expect("dir");
+    let mut first = shiplog(state.path(), &sim.base_url())
+        .arg("follow")
+        .arg(&id)
+        .spawn()
+        .expect("spawn");
+    let mut lines = collect_lines(&mut first);
+    tokio::time::timeout(Duration::from_secs(30), lines.wait_for(|l| l.len() >= 20))
+        .await
+        .expect("20 lines within 30 s")
+        .expect("reader alive");
+    let pid = first.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), first.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("status");
+    assert_eq!(status.code(), Some(130));
+    let mut stderr = String::new();
+    if let Some(mut err) = first.stderr.take() {
+        let _ = err.read_to_string(&mut stderr).await;
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let before = lines.borrow().clone();
+    assert!(before.len() < 120, "stopped before the end");
+
+    let second = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id);
+        c
+    })
+    .await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let printed: Vec<String> = before
+        .iter()
+        .chain(
+            second
+                .stdout
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .filter_map(|l| l.split_once("stdout  ").map(|(_, text)| text.to_owned()))
+        .collect();
+    assert_eq!(printed, produced_texts(&sim, &id));
+}
