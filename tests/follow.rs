@@ -415,6 +415,41 @@ async fn a_restarted_follower_continues_where_it_stopped() {
     );
 }
 
+/// The same restart, with the resume state and the stable id kept in Redis.
+#[tokio::test]
+async fn a_restarted_follower_continues_from_redis_state() {
+    let redis = support::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let hook: shiplog::store::DegradedHook = Arc::new(|_| {});
+    let store = StateStore::redis(
+        &redis.url,
+        &support::redis::fresh_namespace(),
+        dir.path(),
+        hook,
+    )
+    .await
+    .expect("redis store");
+    let sim = simulator(SinceMode::Inclusive).await;
+    let events = (0..60)
+        .map(|i| SimEvent::stdout(3, format!("line {i}")))
+        .collect();
+    let id = sim.add_deployment(spec(events, vec![]));
+    let first = follow(&sim, &store, &id, quick_options(), Some(20)).await;
+    let second = follow(&sim, &store, &id, quick_options(), None).await;
+    assert!(matches!(first.result, Err(FollowError::Interrupted)));
+    let mut all = first.build_lines();
+    all.extend(second.build_lines());
+    assert_eq!(all, produced_ids(&sim, &id));
+    assert_eq!(
+        first.entries[0].deployment_id,
+        second.entries[0].deployment_id
+    );
+    let dirs_used = std::fs::read_dir(dir.path())
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(dirs_used, 0, "nothing went to the local fallback");
+}
+
 #[tokio::test]
 async fn every_request_carries_auth_team_and_a_correlation_id() {
     let sim = simulator(SinceMode::Inclusive).await;
