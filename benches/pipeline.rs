@@ -53,10 +53,10 @@ fn build_body() -> Vec<u8> {
 fn pipeline(c: &mut Criterion) {
     let body = build_body();
     let ctx = EntryContext {
-        deployment_id: "vercel-dpl_2A1YdwhTadMp5nphik5kEwFBwnxR-01JD5K3M9Q".to_owned(),
-        vercel_id: "dpl_2A1YdwhTadMp5nphik5kEwFBwnxR".to_owned(),
-        project_id: Some("prj_abc".to_owned()),
-        project_name: Some("storefront".to_owned()),
+        deployment_id: "vercel-dpl_2A1YdwhTadMp5nphik5kEwFBwnxR-01JD5K3M9Q".into(),
+        vercel_id: "dpl_2A1YdwhTadMp5nphik5kEwFBwnxR".into(),
+        project_id: Some("prj_abc".into()),
+        project_name: Some("storefront".into()),
     };
     let (builder, mut rx) = Logger::builder().channel("bench", EVENTS + 10, Delivery::DropWhenFull);
     let logger = builder.build();
@@ -73,8 +73,9 @@ fn pipeline(c: &mut Criterion) {
                     if let Line::Complete(bytes) = line {
                         if let Ok(ParsedLine::Event(event)) = parse_event(bytes) {
                             if cursor.is_new(&event) {
-                                logger.write(build_entry(&event, &ctx));
-                                cursor.record(&event);
+                                let (created, id) = (event.created, event.id.clone());
+                                logger.write(build_entry(event, &ctx));
+                                cursor.record(created, id);
                             }
                         }
                     }
@@ -109,6 +110,24 @@ fn pipeline(c: &mut Criterion) {
         })
     });
     bytes.finish();
+
+    let mut stages = c.benchmark_group("follow_pipeline_stages");
+    stages.throughput(Throughput::Elements(EVENTS as u64));
+    stages.bench_function("parse_and_build_entry", |b| {
+        b.iter(|| {
+            let mut splitter = LineSplitter::default();
+            for chunk in body.chunks(16 * 1024) {
+                splitter.push(chunk, |line| {
+                    if let Line::Complete(bytes) = line {
+                        if let Ok(ParsedLine::Event(event)) = parse_event(bytes) {
+                            black_box(build_entry(event, &ctx));
+                        }
+                    }
+                });
+            }
+        })
+    });
+    stages.finish();
 }
 
 criterion_group!(benches, pipeline);

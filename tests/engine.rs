@@ -59,7 +59,7 @@ async fn every_building_deployment_is_followed_to_its_end() {
             .await
             .expect("entries keep coming")
             .expect("engine alive");
-        let vercel_id = entry.build_id.clone().unwrap_or_default();
+        let vercel_id = entry.build_id.as_deref().unwrap_or_default().to_owned();
         match (entry.tier, entry.event.as_str()) {
             (Tier::Build, _) => lines
                 .entry(vercel_id)

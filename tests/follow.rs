@@ -61,12 +61,7 @@ impl Run {
         self.entries
             .iter()
             .filter(|e| e.tier == Tier::Build)
-            .filter_map(|e| {
-                e.metadata
-                    .get("vercel_event_id")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            })
+            .filter_map(|e| e.metadata.vercel_event_id.clone())
             .collect()
     }
 
@@ -326,10 +321,12 @@ async fn oversized_and_malformed_lines_are_skipped_and_counted() {
         .collect();
     assert_eq!(recovered.len(), 1);
     let mut expected = produced_ids(&sim, &id);
-    let recovered_id = recovered[0].metadata["vercel_event_id"]
-        .as_str()
+    let recovered_id = recovered[0]
+        .metadata
+        .vercel_event_id
+        .clone()
         .unwrap_or_default();
-    expected.insert(9, recovered_id.to_owned());
+    expected.insert(9, recovered_id);
     assert_eq!(run.build_lines(), expected);
     let skipped = run.system("line_skipped");
     assert_eq!(skipped.len(), 1);
@@ -569,7 +566,7 @@ async fn a_lost_stream_is_reported_once_then_the_cli_fallback_takes_over() {
     let fallback: Vec<&str> = run
         .entries
         .iter()
-        .filter(|e| e.metadata.get("vercel_type").and_then(|v| v.as_str()) == Some("cli-fallback"))
+        .filter(|e| e.metadata.vercel_type.as_deref() == Some("cli-fallback"))
         .map(|e| e.message.as_str())
         .collect();
     assert_eq!(

@@ -1,9 +1,12 @@
 //! The unified log entry (DESIGN.md, "The unified log entry").
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use ulid::Ulid;
 
 /// Where an entry comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,10 +42,13 @@ impl Severity {
 }
 
 /// One line of the unified log. Field names are the JSON names of `--json` output.
+///
+/// Ids shared by every entry of a deployment are `Arc<str>`: the write path clones them per
+/// line, and a clone of an `Arc` costs no allocation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
-    /// A ULID, unique per entry.
-    pub id: String,
+    /// A ULID, unique per entry; its time part is the entry's `ts`.
+    pub id: Ulid,
     /// When it happened, ms since the Unix epoch; serialised as RFC 3339 UTC with milliseconds.
     #[serde(with = "rfc3339_ms")]
     pub ts: i64,
@@ -51,17 +57,53 @@ pub struct LogEntry {
     pub event: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deployment_id: Option<String>,
+    pub deployment_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build_id: Option<String>,
+    pub build_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
+    pub project_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<Arc<str>>,
     #[serde(default)]
-    pub metadata: Map<String, Value>,
+    pub metadata: Metadata,
+}
+
+/// An entry's `metadata` object: the fields Vercel events carry, typed, and any others.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vercel_event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vercel_deployment_id: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vercel_type: Option<String>,
+    /// When Vercel created the event (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+    /// Vercel's `level` (`error`, `warning`) when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The project's name, for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<Arc<str>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Metadata {
+    /// A text field by its JSON name, typed or not.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        match key {
+            "vercel_event_id" => self.vercel_event_id.as_deref(),
+            "vercel_deployment_id" => self.vercel_deployment_id.as_deref(),
+            "vercel_type" => self.vercel_type.as_deref(),
+            "level" => self.level.as_deref(),
+            "project" => self.project.as_deref(),
+            _ => self.extra.get(key).and_then(Value::as_str),
+        }
+    }
 }
 
 impl LogEntry {
@@ -72,9 +114,20 @@ impl LogEntry {
         event: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
+        LogEntry::at(now_ms(), tier, severity, event, message)
+    }
+
+    /// A new entry of something that happened at `ts_ms`.
+    pub fn at(
+        ts_ms: i64,
+        tier: Tier,
+        severity: Severity,
+        event: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         LogEntry {
-            id: ulid::Ulid::new().to_string(),
-            ts: now_ms(),
+            id: Ulid::from_parts(ts_ms.max(0) as u64, rand::random()),
+            ts: ts_ms,
             tier,
             severity,
             event: event.into(),
@@ -84,7 +137,7 @@ impl LogEntry {
             project_id: None,
             user_id: None,
             correlation_id: None,
-            metadata: Map::new(),
+            metadata: Metadata::default(),
         }
     }
 
@@ -99,7 +152,7 @@ impl LogEntry {
 
     /// A `deploy` entry about one deployment, in the spirit of the plan's `unifiedLogger.deploy`.
     pub fn deploy(
-        deployment_id: impl Into<String>,
+        deployment_id: impl Into<Arc<str>>,
         severity: Severity,
         event: impl Into<String>,
         message: impl Into<String>,
@@ -107,18 +160,18 @@ impl LogEntry {
         LogEntry::new(Tier::Deploy, severity, event, message).with_deployment(deployment_id)
     }
 
-    pub fn with_deployment(mut self, deployment_id: impl Into<String>) -> Self {
+    pub fn with_deployment(mut self, deployment_id: impl Into<Arc<str>>) -> Self {
         self.deployment_id = Some(deployment_id.into());
         self
     }
 
-    pub fn with_build(mut self, build_id: impl Into<String>) -> Self {
+    pub fn with_build(mut self, build_id: impl Into<Arc<str>>) -> Self {
         self.build_id = Some(build_id.into());
         self
     }
 
-    pub fn with_project(mut self, project_id: impl Into<String>) -> Self {
-        self.project_id = Some(project_id.into());
+    pub fn with_project(mut self, project_id: Option<Arc<str>>) -> Self {
+        self.project_id = project_id;
         self
     }
 
@@ -127,8 +180,9 @@ impl LogEntry {
         self
     }
 
+    /// Adds a metadata field that has no typed slot in [`Metadata`].
     pub fn with_meta(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.metadata.insert(key.to_owned(), value.into());
+        self.metadata.extra.insert(key.to_owned(), value.into());
         self
     }
 
@@ -183,23 +237,53 @@ mod tests {
         let entry = LogEntry::deploy("vercel-dpl_1-01ABC", Severity::Info, "stdout", "hello")
             .with_ts(1_783_471_638_756)
             .with_build("dpl_1")
-            .with_meta("vercel_type", "stdout");
+            .with_meta("ready_state", "READY");
         let json: Value = serde_json::to_value(&entry).expect("serialises");
         assert_eq!(json["ts"], "2026-07-08T00:47:18.756Z");
         assert_eq!(json["tier"], "deploy");
         assert_eq!(json["severity"], "info");
         assert_eq!(json["deployment_id"], "vercel-dpl_1-01ABC");
-        assert_eq!(json["metadata"]["vercel_type"], "stdout");
+        assert_eq!(json["metadata"]["ready_state"], "READY");
         assert!(json.get("user_id").is_none());
         let back: LogEntry = serde_json::from_value(json).expect("round-trips");
         assert_eq!(back, entry);
     }
 
     #[test]
-    fn ids_are_ulids_and_unique() {
-        let a = LogEntry::system(Severity::Warn, "degraded", "x");
-        let b = LogEntry::system(Severity::Warn, "degraded", "x");
+    fn ids_are_ulids_of_the_entry_time_and_unique() {
+        let a = LogEntry::at(
+            1_783_471_638_756,
+            Tier::Build,
+            Severity::Info,
+            "stdout",
+            "x",
+        );
+        let b = LogEntry::at(
+            1_783_471_638_756,
+            Tier::Build,
+            Severity::Info,
+            "stdout",
+            "x",
+        );
         assert_ne!(a.id, b.id);
-        assert!(ulid::Ulid::from_string(&a.id).is_ok());
+        assert_eq!(a.id.timestamp_ms(), 1_783_471_638_756);
+        let json = serde_json::to_value(&a).expect("serialises");
+        assert_eq!(json["id"].as_str().map(str::len), Some(26));
+    }
+
+    #[test]
+    fn typed_and_extra_metadata_serialise_as_one_object() {
+        let mut entry = LogEntry::new(Tier::Build, Severity::Warn, "stderr", "w");
+        entry.metadata.vercel_type = Some("stderr".to_owned());
+        entry.metadata.created = Some(5);
+        let entry = entry.with_meta("ready_state", "BUILDING");
+        let json = serde_json::to_value(&entry).expect("serialises");
+        assert_eq!(
+            json["metadata"],
+            serde_json::json!({"vercel_type": "stderr", "created": 5, "ready_state": "BUILDING"})
+        );
+        let back: LogEntry = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back.metadata.get_str("vercel_type"), Some("stderr"));
+        assert_eq!(back.metadata.get_str("ready_state"), Some("BUILDING"));
     }
 }

@@ -2,6 +2,7 @@
 //! bounded buffer. A slow sink never slows the writer: its buffer fills and further entries for
 //! that sink are dropped and counted.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -204,13 +205,37 @@ impl Logger {
     }
 
     fn redact(&self, mut entry: LogEntry) -> LogEntry {
-        if let std::borrow::Cow::Owned(clean) = self.inner.redactor.redact(&entry.message) {
-            entry.message = clean;
+        let redactor = self.inner.redactor;
+        redact_string(redactor, &mut entry.message);
+        let meta = &mut entry.metadata;
+        for text in [
+            &mut meta.vercel_event_id,
+            &mut meta.vercel_type,
+            &mut meta.level,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            redact_string(redactor, text);
         }
-        for value in entry.metadata.values_mut() {
-            self.inner.redactor.redact_value(value);
+        for shared in [&mut meta.vercel_deployment_id, &mut meta.project]
+            .into_iter()
+            .flatten()
+        {
+            if let Cow::Owned(clean) = redactor.redact(shared) {
+                *shared = clean.into();
+            }
+        }
+        for value in meta.extra.values_mut() {
+            redactor.redact_value(value);
         }
         entry
+    }
+}
+
+fn redact_string(redactor: &Redactor, text: &mut String) {
+    if let Cow::Owned(clean) = redactor.redact(text) {
+        *text = clean;
     }
 }
 
@@ -227,15 +252,16 @@ mod tests {
     async fn secrets_are_redacted_before_any_sink_sees_them() {
         let (builder, mut rx) = Logger::builder().channel("test", 8, Delivery::DropWhenFull);
         let logger = builder.build();
-        logger.write(
-            line("token vcp_aBcDeFgHiJkLmNoPqRsT1234567890abcdefghij")
-                .with_meta("header", "Authorization: Bearer abcdef0123456789"),
-        );
+        let mut entry = line("token vcp_aBcDeFgHiJkLmNoPqRsT1234567890abcdefghij")
+            .with_meta("header", "Authorization: Bearer abcdef0123456789");
+        entry.metadata.project = Some("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB".into());
+        logger.write(entry);
         let got = rx.recv().await.expect("entry delivered");
         assert!(!got.message.contains("vcp_aBcDeFgHiJ"), "{}", got.message);
         assert!(got.message.contains("[REDACTED]"));
-        let header = got.metadata["header"].as_str().unwrap_or_default();
+        let header = got.metadata.get_str("header").unwrap_or_default();
         assert!(!header.contains("abcdef0123456789"), "{header}");
+        assert_eq!(got.metadata.project.as_deref(), Some("[REDACTED]"));
     }
 
     #[tokio::test]

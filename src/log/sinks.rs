@@ -74,7 +74,7 @@ fn write_text(
     // "2026-11-26T09:20:31.123Z" -> "09:20:31.123"
     let mut clock = ts.get(11..23).unwrap_or(&ts).to_owned();
     if show_project {
-        let project = entry.metadata.get("project").and_then(|p| p.as_str());
+        let project = entry.metadata.project.as_deref();
         clock = format!("{clock} {:<16}", project.unwrap_or("shiplog"));
     }
     let label = match entry.tier {

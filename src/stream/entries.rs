@@ -1,5 +1,7 @@
 //! The unified entries a followed deployment produces.
 
+use std::sync::Arc;
+
 use crate::log::{LogEntry, Severity, Tier};
 use crate::vercel::{ReadyState, VercelEvent};
 
@@ -7,11 +9,31 @@ use crate::vercel::{ReadyState, VercelEvent};
 #[derive(Debug, Clone)]
 pub struct EntryContext {
     /// The stable id, `vercel-{buildId}-{shortULID}`.
-    pub deployment_id: String,
+    pub deployment_id: Arc<str>,
     /// Vercel's deployment id (`dpl_...`), also the entry's `build_id`.
-    pub vercel_id: String,
-    pub project_id: Option<String>,
-    pub project_name: Option<String>,
+    pub vercel_id: Arc<str>,
+    pub project_id: Option<Arc<str>>,
+    pub project_name: Option<Arc<str>>,
+}
+
+impl EntryContext {
+    /// An entry of this deployment, with its ids set.
+    pub fn entry(
+        &self,
+        ts_ms: i64,
+        tier: Tier,
+        severity: Severity,
+        event: impl Into<String>,
+        message: impl Into<String>,
+    ) -> LogEntry {
+        let mut entry = LogEntry::at(ts_ms, tier, severity, event, message)
+            .with_deployment(self.deployment_id.clone())
+            .with_build(self.vercel_id.clone())
+            .with_project(self.project_id.clone());
+        entry.metadata.vercel_deployment_id = Some(self.vercel_id.clone());
+        entry.metadata.project = self.project_name.clone();
+        entry
+    }
 }
 
 /// The `deploy` entry that closes a followed build.
@@ -22,21 +44,19 @@ pub fn outcome_entry(ctx: &EntryContext, end: ReadyState) -> LogEntry {
         _ => (Severity::Error, "failed"),
     };
     let name = ctx.project_name.as_deref().unwrap_or(&ctx.vercel_id);
-    let mut entry = LogEntry::deploy(
-        &ctx.deployment_id,
+    let message = format!("Deployment {} of {name} is {end}", ctx.vercel_id);
+    ctx.entry(
+        crate::log::entry::now_ms(),
+        Tier::Deploy,
         severity,
         event,
-        format!("Deployment {} of {name} is {end}", ctx.vercel_id),
+        message,
     )
-    .with_build(&ctx.vercel_id)
-    .with_meta("vercel_deployment_id", ctx.vercel_id.as_str())
-    .with_meta("ready_state", end.as_str());
-    entry.project_id = ctx.project_id.clone();
-    entry
+    .with_meta("ready_state", end.as_str())
 }
 
-/// The unified entry for one build event.
-pub fn build_entry(event: &VercelEvent, ctx: &EntryContext) -> LogEntry {
+/// The unified entry for one build event (taking its strings rather than copying them).
+pub fn build_entry(event: VercelEvent, ctx: &EntryContext) -> LogEntry {
     let severity = match (event.level.as_deref(), event.kind.as_str()) {
         (Some("error"), _) | (_, "fatal") => Severity::Error,
         (Some("warning"), _) | (_, "stderr") => Severity::Warn,
@@ -46,20 +66,17 @@ pub fn build_entry(event: &VercelEvent, ctx: &EntryContext) -> LogEntry {
         "deployment-state" | "alias-assigned" => Tier::Deploy,
         _ => Tier::Build,
     };
-    let mut entry = LogEntry::new(tier, severity, event.kind.as_str(), event.text.as_str())
-        .with_ts(event.created)
-        .with_deployment(&ctx.deployment_id)
-        .with_build(&ctx.vercel_id)
-        .with_meta("vercel_event_id", event.id.as_str())
-        .with_meta("vercel_deployment_id", ctx.vercel_id.as_str())
-        .with_meta("vercel_type", event.kind.as_str())
-        .with_meta("created", event.created);
-    if let Some(level) = &event.level {
-        entry = entry.with_meta("level", level.as_str());
-    }
-    if let Some(name) = &ctx.project_name {
-        entry = entry.with_meta("project", name.as_str());
-    }
-    entry.project_id = ctx.project_id.clone();
+    let mut entry = ctx.entry(
+        event.created,
+        tier,
+        severity,
+        event.kind.clone(),
+        event.text,
+    );
+    let meta = &mut entry.metadata;
+    meta.vercel_event_id = Some(event.id);
+    meta.vercel_type = Some(event.kind);
+    meta.created = Some(event.created);
+    meta.level = event.level;
     entry
 }

@@ -140,10 +140,12 @@ impl Follower {
             _ = stopped(&mut shutdown) => return Err(FollowError::Interrupted),
         };
         let ctx = EntryContext {
-            deployment_id: stable_deployment_id(&self.store, &deployment.id).await,
-            vercel_id: deployment.id.clone(),
-            project_id: deployment.project_id.clone(),
-            project_name: deployment.name.clone(),
+            deployment_id: stable_deployment_id(&self.store, &deployment.id)
+                .await
+                .into(),
+            vercel_id: deployment.id.as_str().into(),
+            project_id: deployment.project_id.as_deref().map(Arc::from),
+            project_name: deployment.name.as_deref().map(Arc::from),
         };
         let mut cursor = match self.options.since {
             Some(since) => ResumeState::from_floor(since),
@@ -160,7 +162,7 @@ impl Follower {
         let state = Arc::new(watch::Sender::new(deployment.ready_state));
         let poller = tokio::spawn(poll_state(
             self.client.clone(),
-            ctx.vercel_id.clone(),
+            ctx.vercel_id.to_string(),
             self.options.status_poll,
             state.clone(),
         ));
@@ -396,12 +398,13 @@ impl Follower {
         if lag >= 0 {
             self.metrics.observe_lag(lag as u64);
         }
-        let entry = build_entry(&event, ctx);
+        let (created, id) = (event.created, event.id.clone());
+        let entry = build_entry(event, ctx);
         tokio::select! {
             _ = self.logger.write_waiting(entry) => {}
             _ = stopped(shutdown) => return false,
         }
-        cursor.record(&event);
+        cursor.record(created, id);
         true
     }
 
@@ -412,12 +415,7 @@ impl Follower {
         event: &str,
         message: String,
     ) -> LogEntry {
-        let mut entry = LogEntry::system(severity, event, message)
-            .with_deployment(&ctx.deployment_id)
-            .with_build(&ctx.vercel_id)
-            .with_meta("vercel_deployment_id", ctx.vercel_id.as_str());
-        entry.project_id = ctx.project_id.clone();
-        entry
+        ctx.entry(now_ms(), Tier::System, severity, event, message)
     }
 
     /// Reports the stream as degraded (once), then runs the CLI fallback when configured.
@@ -444,11 +442,8 @@ impl Follower {
         let mut fallback_used = false;
         if let Some(fallback) = &self.options.cli_fallback {
             let run = fallback.run(&ctx.vercel_id, |text| {
-                let entry = LogEntry::new(Tier::Build, Severity::Info, "stdout", text)
-                    .with_deployment(&ctx.deployment_id)
-                    .with_build(&ctx.vercel_id)
-                    .with_meta("vercel_deployment_id", ctx.vercel_id.as_str())
-                    .with_meta("vercel_type", "cli-fallback");
+                let mut entry = ctx.entry(now_ms(), Tier::Build, Severity::Info, "stdout", text);
+                entry.metadata.vercel_type = Some("cli-fallback".to_owned());
                 self.logger.write_waiting(entry)
             });
             tokio::select! {
@@ -465,7 +460,7 @@ impl Follower {
             }
         }
         FollowError::Degraded {
-            deployment: ctx.vercel_id.clone(),
+            deployment: ctx.vercel_id.to_string(),
             attempts,
             last_error,
             fallback_used,

@@ -52,16 +52,14 @@ impl ResumeState {
         }
     }
 
-    /// Remember that this event was emitted.
-    pub fn record(&mut self, event: &VercelEvent) {
-        if self.last_timestamp == Some(event.created) {
-            self.ids_at_last_timestamp.push(event.id.clone());
-        } else {
-            self.last_timestamp = Some(event.created);
+    /// Remember that the event `id` created at `created` was emitted.
+    pub fn record(&mut self, created: i64, id: String) {
+        if self.last_timestamp != Some(created) {
+            self.last_timestamp = Some(created);
             self.ids_at_last_timestamp.clear();
-            self.ids_at_last_timestamp.push(event.id.clone());
         }
-        self.last_event_id = Some(event.id.clone());
+        self.ids_at_last_timestamp.push(id.clone());
+        self.last_event_id = Some(id);
         self.events_emitted += 1;
     }
 }
@@ -121,7 +119,7 @@ mod tests {
                 for e in sent.iter().take(cut.unwrap_or(usize::MAX)) {
                     delivered += 1;
                     if state.is_new(e) {
-                        state.record(e);
+                        state.record(e.created, e.id.clone());
                         out.push(e.id.clone());
                     }
                 }

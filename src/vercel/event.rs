@@ -1,5 +1,6 @@
 //! One line of the deployment events stream, in either of Vercel's shapes, normalised.
 
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
 use serde::Deserialize;
@@ -33,42 +34,55 @@ pub enum ParsedLine {
 #[error("not a deployment event: {0}")]
 pub struct MalformedLine(pub String);
 
+/// The line as sent; strings borrow from the line where they can (most need no unescaping).
 #[derive(Deserialize)]
-struct Wire {
+struct Wire<'a> {
     created: Option<i64>,
     date: Option<i64>,
-    id: Option<String>,
-    serial: Option<String>,
-    text: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    level: Option<String>,
-    #[serde(rename = "deploymentId")]
-    deployment_id: Option<String>,
-    info: Option<Info>,
-    payload: Option<Box<Wire>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    serial: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    level: Option<Cow<'a, str>>,
+    #[serde(rename = "deploymentId", borrow)]
+    deployment_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    info: Option<Info<'a>>,
+    #[serde(borrow)]
+    payload: Option<Box<Wire<'a>>>,
     alias: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
-struct Info {
-    name: Option<String>,
+struct Info<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+fn owned(value: Option<Cow<'_, str>>) -> Option<String> {
+    value.map(Cow::into_owned)
 }
 
 /// Parses one line (without its newline). Invalid UTF-8 is replaced rather than losing the line.
 pub fn parse_event(line: &[u8]) -> Result<ParsedLine, MalformedLine> {
-    let wire: Wire = match serde_json::from_slice(line) {
-        Ok(wire) => wire,
+    match serde_json::from_slice::<Wire>(line) {
+        Ok(wire) => normalise(wire),
         Err(err) if std::str::from_utf8(line).is_err() => {
-            serde_json::from_str(&String::from_utf8_lossy(line))
-                .map_err(|_| MalformedLine(err.to_string()))?
+            let repaired = String::from_utf8_lossy(line);
+            let wire: Wire =
+                serde_json::from_str(&repaired).map_err(|_| MalformedLine(err.to_string()))?;
+            normalise(wire)
         }
-        Err(err) => return Err(MalformedLine(err.to_string())),
-    };
-    normalise(wire)
+        Err(err) => Err(MalformedLine(err.to_string())),
+    }
 }
 
-fn normalise(wire: Wire) -> Result<ParsedLine, MalformedLine> {
+fn normalise(wire: Wire<'_>) -> Result<ParsedLine, MalformedLine> {
     let Wire {
         created,
         date,
@@ -88,20 +102,20 @@ fn normalise(wire: Wire) -> Result<ParsedLine, MalformedLine> {
         let Some(created) = created else {
             return Ok(ParsedLine::Keepalive);
         };
-        let kind = kind.or(inner.kind).unwrap_or_else(|| "stdout".to_owned());
-        let text = inner.text.unwrap_or_default();
+        let kind = owned(kind.or(inner.kind)).unwrap_or_else(|| "stdout".to_owned());
+        let text = owned(inner.text).unwrap_or_default();
         let id = identity(inner.id.or(inner.serial), created, &kind, &text);
         return Ok(ParsedLine::Event(VercelEvent {
             created,
             id,
             kind,
             text,
-            level: inner.level.or(level),
-            deployment_id: inner.deployment_id.or(deployment_id),
-            build_name: inner.info.and_then(|i| i.name),
+            level: owned(inner.level.or(level)),
+            deployment_id: owned(inner.deployment_id.or(deployment_id)),
+            build_name: owned(inner.info.and_then(|i| i.name)),
         }));
     }
-    let kind = kind.unwrap_or_else(|| "stdout".to_owned());
+    let kind = owned(kind).unwrap_or_else(|| "stdout".to_owned());
     if kind == "alias-assigned" {
         let Some(created) = date.or(created) else {
             return Err(MalformedLine("alias event without a date".to_owned()));
@@ -113,31 +127,31 @@ fn normalise(wire: Wire) -> Result<ParsedLine, MalformedLine> {
             id,
             kind,
             text,
-            level,
-            deployment_id,
+            level: owned(level),
+            deployment_id: owned(deployment_id),
             build_name: None,
         }));
     }
     let Some(created) = created else {
         return Ok(ParsedLine::Keepalive);
     };
-    let text = text.unwrap_or_default();
+    let text = owned(text).unwrap_or_default();
     let id = identity(id.or(serial), created, &kind, &text);
     Ok(ParsedLine::Event(VercelEvent {
         created,
         id,
         kind,
         text,
-        level,
-        deployment_id,
-        build_name: info.and_then(|i| i.name),
+        level: owned(level),
+        deployment_id: owned(deployment_id),
+        build_name: owned(info.and_then(|i| i.name)),
     }))
 }
 
 /// Vercel's id when present; otherwise a stable hash of what the event says.
-fn identity(id: Option<String>, created: i64, kind: &str, text: &str) -> String {
+fn identity(id: Option<Cow<'_, str>>, created: i64, kind: &str, text: &str) -> String {
     match id {
-        Some(id) if !id.is_empty() => id,
+        Some(id) if !id.is_empty() => id.into_owned(),
         _ => {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             (created, kind, text).hash(&mut hasher);
