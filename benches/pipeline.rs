@@ -67,12 +67,13 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             let mut splitter = LineSplitter::default();
             let mut cursor = ResumeState::default();
+            cursor.start_connection();
             // Network-sized chunks, cut anywhere.
             for chunk in body.chunks(16 * 1024) {
                 splitter.push(chunk, |line| {
                     if let Line::Complete(bytes) = line {
                         if let Ok(ParsedLine::Event(event)) = parse_event(bytes) {
-                            if cursor.is_new(&event) {
+                            if cursor.is_new(event.created) {
                                 let (created, id) = (event.created, event.id.clone());
                                 logger.write(build_entry(event, &ctx));
                                 cursor.record(created, id);

@@ -44,27 +44,11 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
     };
     let logger = match super::stdout_logger(format, args.ndjson.as_deref()) {
         Ok(l) => l,
-        Err(message) => {
-            report(message, None);
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
-    let store = match super::open_store(&settings, &logger).await {
-        Ok(s) => s,
-        Err(message) => {
-            report(
-                message,
-                Some("check REDIS_URL, or unset it to keep state in local files"),
-            );
-            return exit::CONFIG;
-        }
-    };
-    let client = match super::vercel_client(&settings, token.clone(), &store) {
-        Ok(c) => c,
-        Err(message) => {
-            report(message, None);
-            return exit::FOLLOW_FAILED;
-        }
+    let (store, client) = match super::open_session(&settings, token.clone(), &logger).await {
+        Ok(session) => session,
+        Err(code) => return code,
     };
     let options = FollowOptions {
         idle_timeout: settings.idle_timeout,

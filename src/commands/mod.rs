@@ -11,6 +11,7 @@ use shiplog::config::{FileConfig, Settings};
 use shiplog::exit;
 use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
 use shiplog::log::{Delivery, LogEntry, Logger, LoggerBuilder, Severity};
+use shiplog::secret::Secret;
 use shiplog::store::{DegradedHook, StateStore};
 use shiplog::stream::follower::Shutdown;
 use shiplog::vercel::{ClientConfig, VercelClient};
@@ -73,10 +74,8 @@ pub fn text_format(show_project: bool) -> PrintFormat {
 }
 
 /// The logger of a headless command: stdout (lossless), plus an optional NDJSON file.
-pub fn stdout_logger(
-    format: PrintFormat,
-    ndjson: Option<&std::path::Path>,
-) -> Result<Logger, String> {
+/// On error, explains and gives the exit code.
+pub fn stdout_logger(format: PrintFormat, ndjson: Option<&std::path::Path>) -> Result<Logger, i32> {
     let mut builder: LoggerBuilder = Logger::builder().sink(
         "stdout",
         Box::new(Printer::stdout(format)),
@@ -84,15 +83,41 @@ pub fn stdout_logger(
         Delivery::WaitWhenFull,
     );
     if let Some(path) = ndjson {
-        let file = NdjsonFile::open(path)
-            .map_err(|err| format!("cannot open {} for writing: {err}", path.display()))?;
+        let file = NdjsonFile::open(path).map_err(|err| {
+            report(
+                format!("cannot open {} for writing: {err}", path.display()),
+                None,
+            );
+            exit::CONFIG
+        })?;
         builder = builder.sink("ndjson", Box::new(file), 8192, Delivery::DropWhenFull);
     }
     Ok(builder.build())
 }
 
+/// The state store and the Vercel client every following command needs.
+/// On error, explains and gives the exit code.
+pub async fn open_session(
+    settings: &Settings,
+    token: Secret,
+    logger: &Logger,
+) -> Result<(StateStore, VercelClient), i32> {
+    let store = open_store(settings, logger).await.map_err(|message| {
+        report(
+            message,
+            Some("check REDIS_URL, or unset it to keep state in local files"),
+        );
+        exit::CONFIG
+    })?;
+    let client = vercel_client(settings, token, &store).map_err(|message| {
+        report(message, None);
+        exit::FOLLOW_FAILED
+    })?;
+    Ok((store, client))
+}
+
 /// Embedded files, or Redis when `REDIS_URL` is set (falling back to files while it is away).
-pub async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateStore, String> {
+async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateStore, String> {
     let dir = settings.state_dir.join("state");
     match &settings.redis_url {
         None => StateStore::embedded(&dir, &settings.namespace).map_err(|e| e.to_string()),
@@ -112,9 +137,9 @@ pub async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateSto
     }
 }
 
-pub fn vercel_client(
+fn vercel_client(
     settings: &Settings,
-    token: shiplog::secret::Secret,
+    token: Secret,
     store: &StateStore,
 ) -> Result<VercelClient, String> {
     let mut config = ClientConfig::new(settings.api_url.clone(), token);

@@ -21,10 +21,7 @@ pub async fn run(cli: &Cli) -> i32 {
     let shutdown = super::shutdown_on_signals();
     let logger = match super::stdout_logger(super::text_format(true), None) {
         Ok(l) => l,
-        Err(message) => {
-            report(message, None);
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let mut simulator = None;
     let token = match settings.token.clone() {
@@ -49,22 +46,9 @@ pub async fn run(cli: &Cli) -> i32 {
             Secret::new("demo")
         }
     };
-    let store = match super::open_store(&settings, &logger).await {
-        Ok(s) => s,
-        Err(message) => {
-            report(
-                message,
-                Some("check REDIS_URL, or unset it to keep state in local files"),
-            );
-            return exit::CONFIG;
-        }
-    };
-    let client = match super::vercel_client(&settings, token, &store) {
-        Ok(c) => c,
-        Err(message) => {
-            report(message, None);
-            return exit::FOLLOW_FAILED;
-        }
+    let (store, client) = match super::open_session(&settings, token, &logger).await {
+        Ok(session) => session,
+        Err(code) => return code,
     };
     let poll_every = if simulator.is_some() {
         std::time::Duration::from_secs(1)

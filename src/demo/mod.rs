@@ -51,7 +51,6 @@ use tokio::sync::watch;
 pub use demo_loop::run_demo_loop;
 pub use model::{
     DeploymentSpec, Fault, ReadyState, RecordedRequest, SimEvent, SimulatorOptions, SinceMode,
-    UnknownReadyState,
 };
 pub use server::STREAM_CONTENT_TYPE;
 pub use stream::KEEPALIVE_LINE;

@@ -1,71 +1,7 @@
 //! Public data types of the simulator: options, deployment specs, faults, recorded requests.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-/// A deployment's `readyState`, serialized exactly as Vercel spells it (`"QUEUED"`, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ReadyState {
-    Queued,
-    Initializing,
-    Building,
-    Ready,
-    Error,
-    Canceled,
-}
-
-impl ReadyState {
-    /// The Vercel spelling, e.g. `"BUILDING"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReadyState::Queued => "QUEUED",
-            ReadyState::Initializing => "INITIALIZING",
-            ReadyState::Building => "BUILDING",
-            ReadyState::Ready => "READY",
-            ReadyState::Error => "ERROR",
-            ReadyState::Canceled => "CANCELED",
-        }
-    }
-
-    /// `READY`, `ERROR` and `CANCELED` are final: the build log will not grow any more.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ReadyState::Ready | ReadyState::Error | ReadyState::Canceled
-        )
-    }
-}
-
-impl fmt::Display for ReadyState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Error returned when parsing an unknown `readyState` string.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown readyState {0:?}")]
-pub struct UnknownReadyState(pub String);
-
-impl FromStr for ReadyState {
-    type Err = UnknownReadyState;
-
-    /// Case-insensitive: `"READY"`, `"ready"`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.to_ascii_uppercase().as_str() {
-            "QUEUED" => ReadyState::Queued,
-            "INITIALIZING" => ReadyState::Initializing,
-            "BUILDING" => ReadyState::Building,
-            "READY" => ReadyState::Ready,
-            "ERROR" => ReadyState::Error,
-            "CANCELED" | "CANCELLED" => ReadyState::Canceled,
-            _ => return Err(UnknownReadyState(s.to_string())),
-        })
-    }
-}
+/// The simulator serves the same `readyState` values the client reads.
+pub use crate::vercel::ReadyState;
 
 /// How the events endpoint interprets the `since` query parameter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

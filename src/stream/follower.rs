@@ -201,6 +201,7 @@ impl Follower {
             };
             let (connection, retry_after) = match opened {
                 Ok(body) => {
+                    cursor.start_connection();
                     let connection = self
                         .read(
                             body,
@@ -391,7 +392,7 @@ impl Follower {
         };
         *delivered += 1;
         self.metrics.event_received();
-        if !cursor.is_new(&event) {
+        if !cursor.is_new(event.created) {
             return true;
         }
         let lag = now_ms() - event.created;

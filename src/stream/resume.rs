@@ -3,12 +3,12 @@
 //! Vercel's `since` takes a millisecond timestamp, events carry no cursor, many events can share
 //! one millisecond, and servers differ on whether `since` is inclusive. So a follower resumes
 //! from one millisecond *before* the last event it emitted, and drops what it already has:
-//! everything older than that event, and the events of that very millisecond it has seen (kept
-//! by id). The same rule also copes with a server that ignores `since` altogether.
+//! everything older than that event, and as many events of that very millisecond as it already
+//! emitted (a server sends the events of one millisecond in the same order every time). The same
+//! rule also copes with a server that ignores `since` altogether. The state stays a few bytes
+//! however many events share a millisecond.
 
 use serde::{Deserialize, Serialize};
-
-use crate::vercel::VercelEvent;
 
 /// Persisted per deployment under `vercel:resume:{deploymentId}` (24 h TTL).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,14 +17,17 @@ pub struct ResumeState {
     pub last_event_id: Option<String>,
     /// `created` of the last emitted event (ms).
     pub last_timestamp: Option<i64>,
-    /// Ids already emitted whose `created` equals `last_timestamp`.
+    /// How many emitted events have `created == last_timestamp`.
     #[serde(default)]
-    pub ids_at_last_timestamp: Vec<String>,
+    pub emitted_at_last_timestamp: u64,
     #[serde(default)]
     pub events_emitted: u64,
     /// Events older than this are not wanted (`--since`).
     #[serde(default)]
     pub floor: Option<i64>,
+    /// Events of `last_timestamp` seen on the current connection.
+    #[serde(skip)]
+    seen_at_last_timestamp: u64,
 }
 
 impl ResumeState {
@@ -40,14 +43,23 @@ impl ResumeState {
         self.last_timestamp.map(|t| t - 1).or(self.floor)
     }
 
-    /// Has this event not been emitted yet?
-    pub fn is_new(&self, event: &VercelEvent) -> bool {
-        if self.floor.is_some_and(|floor| event.created < floor) {
+    /// A new connection replays from `since_param`: count its events afresh.
+    pub fn start_connection(&mut self) {
+        self.seen_at_last_timestamp = 0;
+    }
+
+    /// Has the next event of this connection, created at `created`, not been emitted yet?
+    /// Call it once per event, in the order the connection delivers them.
+    pub fn is_new(&mut self, created: i64) -> bool {
+        if self.floor.is_some_and(|floor| created < floor) {
             return false;
         }
         match self.last_timestamp {
-            Some(last) if event.created < last => false,
-            Some(last) if event.created == last => !self.ids_at_last_timestamp.contains(&event.id),
+            Some(last) if created < last => false,
+            Some(last) if created == last => {
+                self.seen_at_last_timestamp += 1;
+                self.seen_at_last_timestamp > self.emitted_at_last_timestamp
+            }
             _ => true,
         }
     }
@@ -56,9 +68,10 @@ impl ResumeState {
     pub fn record(&mut self, created: i64, id: String) {
         if self.last_timestamp != Some(created) {
             self.last_timestamp = Some(created);
-            self.ids_at_last_timestamp.clear();
+            self.emitted_at_last_timestamp = 0;
+            self.seen_at_last_timestamp = 1;
         }
-        self.ids_at_last_timestamp.push(id.clone());
+        self.emitted_at_last_timestamp += 1;
         self.last_event_id = Some(id);
         self.events_emitted += 1;
     }
@@ -69,20 +82,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn ev(created: i64, id: &str) -> VercelEvent {
-        VercelEvent {
+    #[derive(Clone)]
+    struct Ev {
+        created: i64,
+        id: String,
+    }
+
+    fn ev(created: i64, id: &str) -> Ev {
+        Ev {
             created,
             id: id.to_owned(),
-            kind: "stdout".to_owned(),
-            text: id.to_owned(),
-            level: None,
-            deployment_id: None,
-            build_name: None,
         }
     }
 
     /// Replays what a server would send from `since` (inclusive or exclusive, or ignoring it).
-    fn server(events: &[VercelEvent], since: Option<i64>, mode: u8) -> Vec<VercelEvent> {
+    fn server(events: &[Ev], since: Option<i64>, mode: u8) -> Vec<Ev> {
         events
             .iter()
             .filter(|e| match (since, mode) {
@@ -104,7 +118,7 @@ mod tests {
             mode in 0u8..3,
         ) {
             let mut t = 1_700_000_000_000;
-            let events: Vec<VercelEvent> = gaps
+            let events: Vec<Ev> = gaps
                 .iter()
                 .enumerate()
                 .map(|(i, gap)| { t += gap; ev(t, &format!("e{i}")) })
@@ -113,12 +127,16 @@ mod tests {
             let mut out = Vec::new();
             let mut cuts = cuts.into_iter();
             loop {
+                // A restart between connections keeps only what is persisted.
+                let saved = serde_json::to_string(&state).expect("serialises");
+                state = serde_json::from_str(&saved).expect("reads back");
+                state.start_connection();
                 let sent = server(&events, state.since_param(), mode);
                 let cut = cuts.next();
                 let mut delivered = 0;
                 for e in sent.iter().take(cut.unwrap_or(usize::MAX)) {
                     delivered += 1;
-                    if state.is_new(e) {
+                    if state.is_new(e.created) {
                         state.record(e.created, e.id.clone());
                         out.push(e.id.clone());
                     }
@@ -134,9 +152,23 @@ mod tests {
 
     #[test]
     fn a_floor_drops_older_events() {
-        let state = ResumeState::from_floor(100);
+        let mut state = ResumeState::from_floor(100);
         assert_eq!(state.since_param(), Some(100));
-        assert!(!state.is_new(&ev(99, "a")));
-        assert!(state.is_new(&ev(100, "b")));
+        assert!(!state.is_new(99));
+        assert!(state.is_new(100));
+    }
+
+    #[test]
+    fn a_million_events_in_one_millisecond_keep_the_state_small() {
+        let mut state = ResumeState::default();
+        for i in 0..1_000_000 {
+            assert!(state.is_new(7));
+            state.record(7, format!("e{i}"));
+        }
+        let saved = serde_json::to_string(&state).expect("serialises");
+        assert!(saved.len() < 200, "{saved}");
+        state.start_connection();
+        assert!((0..1_000_000).all(|_| !state.is_new(7)));
+        assert!(state.is_new(7), "the next one is new");
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::VercelError;
 use crate::log::entry::now_ms;
 use crate::store::StateStore;
 
@@ -101,6 +102,28 @@ impl CircuitBreaker {
                 Ok(())
             }
             None => Ok(()),
+        }
+    }
+
+    /// [`CircuitBreaker::allow`] as the client's error.
+    pub async fn check(&self) -> Result<(), VercelError> {
+        self.allow()
+            .await
+            .map_err(|retry_in| VercelError::CircuitOpen {
+                family: self.family,
+                retry_in,
+            })
+    }
+
+    /// Counts a call's outcome: success closes, a service failure (429, 5xx, network) counts
+    /// towards opening; other errors say nothing about the service's health.
+    pub async fn record<T>(&self, outcome: &Result<T, VercelError>) {
+        match outcome {
+            Ok(_) => self.record_success().await,
+            Err(err) if err.is_service_failure() => {
+                self.record_failure().await;
+            }
+            Err(_) => {}
         }
     }
 

@@ -156,13 +156,7 @@ impl VercelClient {
         query: &EventsQuery,
     ) -> Result<impl Stream<Item = Result<Bytes, reqwest::Error>>, VercelError> {
         let breaker = &self.breakers.events;
-        breaker
-            .allow()
-            .await
-            .map_err(|retry_in| VercelError::CircuitOpen {
-                family: breaker.family(),
-                retry_in,
-            })?;
+        breaker.check().await?;
         let path = format!("/v3/deployments/{}/events", encode_segment(id_or_url));
         let mut params: Vec<(&str, String)> = vec![
             ("direction", "forward".to_owned()),
@@ -183,18 +177,8 @@ impl VercelClient {
             Ok(response) => check_status(response).await,
             Err(err) => Err(transport_error(err, None)),
         };
-        match result {
-            Ok(response) => {
-                breaker.record_success().await;
-                Ok(response.bytes_stream())
-            }
-            Err(err) => {
-                if err.is_service_failure() {
-                    breaker.record_failure().await;
-                }
-                Err(err)
-            }
-        }
+        breaker.record(&result).await;
+        result.map(Response::bytes_stream)
     }
 
     fn request(&self, method: Method, path: &str, params: &[(&str, String)]) -> RequestBuilder {
@@ -228,13 +212,7 @@ impl VercelClient {
         let mut retry = 0;
         loop {
             let attempt = async {
-                breaker
-                    .allow()
-                    .await
-                    .map_err(|retry_in| VercelError::CircuitOpen {
-                        family: breaker.family(),
-                        retry_in,
-                    })?;
+                breaker.check().await?;
                 let request = self
                     .request(method.clone(), path, params)
                     .timeout(self.request_timeout);
@@ -251,13 +229,7 @@ impl VercelClient {
                     .map_err(|e| VercelError::InvalidResponse(format!("{path}: {e}")))
             };
             let outcome = attempt.await;
-            match &outcome {
-                Ok(_) => breaker.record_success().await,
-                Err(err) if err.is_service_failure() => {
-                    breaker.record_failure().await;
-                }
-                Err(_) => {}
-            }
+            breaker.record(&outcome).await;
             match outcome {
                 Err(err) if err.is_retryable() && retry + 1 < self.retry.max_attempts => {
                     let wait = self.retry.delay(retry, err.retry_after());
