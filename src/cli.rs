@@ -12,9 +12,9 @@ use shiplog::config::Overrides;
     version,
     about = "Follow Vercel deployments and their build logs from a terminal.",
     long_about = "Follow Vercel deployments and their build logs from a terminal.\n\n\
-Without a subcommand shiplog watches your team's deployments and prints every build's log \
-as it happens. Without a token (VERCEL_TOKEN or --token) it runs a demo against a built-in \
-Vercel simulator instead.",
+Without a subcommand shiplog opens the dashboard: your team's deployments and their build \
+logs, live (when stdout is not a terminal it prints the logs instead, like `shiplog watch`). \
+Without a token (VERCEL_TOKEN or --token) it runs a demo against a built-in Vercel simulator.",
     after_help = shiplog::exit::HELP
 )]
 pub struct Cli {
@@ -56,6 +56,15 @@ pub struct GlobalArgs {
     /// Command run as `<cmd> inspect <id> --logs` when the events API stays unreachable.
     #[arg(long, env = "SHIPLOG_CLI_FALLBACK", global = true)]
     pub cli_fallback: Option<String>,
+    /// Dashboard theme: dark, light, high-contrast, mono, or a path to a theme file.
+    #[arg(long, env = "SHIPLOG_THEME", global = true)]
+    pub theme: Option<String>,
+    /// Lines kept per deployment in the dashboard [default: 10000].
+    #[arg(long, env = "SHIPLOG_BUFFER_LINES", global = true)]
+    pub buffer_lines: Option<usize>,
+    /// Scroll with the mouse wheel (text selection then needs Shift).
+    #[arg(long, global = true)]
+    pub mouse: bool,
 }
 
 impl GlobalArgs {
@@ -70,6 +79,9 @@ impl GlobalArgs {
             redis_url: self.redis_url.clone(),
             idle_timeout_secs: self.idle_timeout,
             cli_fallback: self.cli_fallback.clone(),
+            theme: self.theme.clone(),
+            buffer_lines: self.buffer_lines,
+            mouse: self.mouse,
         }
     }
 }
@@ -79,6 +91,8 @@ pub enum Command {
     /// Print one deployment's build log as it happens, until the build ends.
     #[command(after_help = shiplog::exit::HELP)]
     Follow(FollowArgs),
+    /// Print every deployment's build log to stdout as it happens (headless).
+    Watch,
     /// Run the built-in Vercel simulator.
     Demo(DemoArgs),
 }

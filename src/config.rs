@@ -34,6 +34,12 @@ pub struct FileConfig {
     pub idle_timeout_secs: Option<u64>,
     pub poll_interval_secs: Option<u64>,
     pub cli_fallback: Option<String>,
+    /// A built-in theme name or a path to a theme file.
+    pub theme: Option<String>,
+    /// Lines kept per deployment in the dashboard.
+    pub buffer_lines: Option<usize>,
+    /// Mouse wheel scrolling (then text selection needs Shift).
+    pub mouse: Option<bool>,
 }
 
 impl FileConfig {
@@ -62,7 +68,12 @@ impl FileConfig {
 
 /// `$XDG_CONFIG_HOME/shiplog/config.toml` (or `~/.config/shiplog/config.toml`).
 pub fn default_config_path() -> Option<PathBuf> {
-    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("shiplog").join("config.toml"))
+    config_dir().map(|d| d.join("config.toml"))
+}
+
+/// `$XDG_CONFIG_HOME/shiplog` (or `~/.config/shiplog`); user themes live in `themes/` there.
+pub fn config_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("shiplog"))
 }
 
 /// `$XDG_STATE_HOME/shiplog` (or `~/.local/state/shiplog`).
@@ -120,6 +131,9 @@ pub struct Overrides {
     pub redis_url: Option<String>,
     pub idle_timeout_secs: Option<u64>,
     pub cli_fallback: Option<String>,
+    pub theme: Option<String>,
+    pub buffer_lines: Option<usize>,
+    pub mouse: bool,
 }
 
 /// The resolved settings every command runs with.
@@ -136,6 +150,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub poll_interval: Duration,
     pub cli_fallback: Option<String>,
+    pub theme: Option<String>,
+    pub buffer_lines: usize,
+    pub mouse: bool,
 }
 
 impl Settings {
@@ -191,6 +208,13 @@ impl Settings {
             idle_timeout: Duration::from_secs(idle_secs),
             poll_interval: Duration::from_secs(file.poll_interval_secs.unwrap_or(5).max(1)),
             cli_fallback: overrides.cli_fallback.or(file.cli_fallback),
+            theme: overrides.theme.or(file.theme),
+            buffer_lines: overrides
+                .buffer_lines
+                .or(file.buffer_lines)
+                .unwrap_or(crate::tui::buffer::DEFAULT_CAPACITY)
+                .max(100),
+            mouse: overrides.mouse || file.mouse.unwrap_or(false),
         })
     }
 }

@@ -11,4 +11,5 @@ pub mod metrics;
 pub mod secret;
 pub mod store;
 pub mod stream;
+pub mod tui;
 pub mod vercel;

@@ -38,7 +38,8 @@ fn main() -> ExitCode {
         match cli.command.clone() {
             Some(Command::Follow(args)) => commands::follow::run(&cli, args).await,
             Some(Command::Demo(args)) => commands::demo::run(&cli, args).await,
-            None => commands::watch::run(&cli).await,
+            Some(Command::Watch) => commands::watch::run(&cli).await,
+            None => commands::dashboard::run(&cli).await,
         }
     });
     // Followers may still be winding down on other threads; their state is saved already.

@@ -31,7 +31,7 @@ pub async fn run(cli: &Cli, args: DemoArgs) -> i32 {
         // The demo, even when a token is set.
         let mut global = cli.global.clone();
         global.token = None;
-        return super::watch::run(&Cli {
+        return super::dashboard::run(&Cli {
             command: None,
             global,
         })

@@ -1,7 +1,9 @@
 //! The commands, and what they share: settings, diagnostics, the state store, signals.
 
+pub mod dashboard;
 pub mod demo;
 pub mod follow;
+pub mod team;
 pub mod watch;
 
 use std::io::IsTerminal;

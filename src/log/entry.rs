@@ -192,6 +192,12 @@ impl LogEntry {
     }
 }
 
+/// The time of day of `ms`, UTC, as `HH:MM:SS.mmm`.
+pub fn clock(ms: i64) -> String {
+    let ts = rfc3339_ms::format(ms);
+    ts.get(11..23).unwrap_or(&ts).to_owned()
+}
+
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

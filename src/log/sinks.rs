@@ -70,9 +70,7 @@ fn write_text(
     color: bool,
     show_project: bool,
 ) -> io::Result<()> {
-    let ts = entry.ts_rfc3339();
-    // "2026-11-26T09:20:31.123Z" -> "09:20:31.123"
-    let mut clock = ts.get(11..23).unwrap_or(&ts).to_owned();
+    let mut clock = crate::log::entry::clock(entry.ts);
     if show_project {
         let project = entry.metadata.project.as_deref();
         clock = format!("{clock} {:<16}", project.unwrap_or("shiplog"));

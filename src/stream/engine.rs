@@ -1,18 +1,32 @@
 //! Discovery: polls the team's deployments and follows every build while it runs, one
 //! follower task per deployment.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::follower::{stopped, FollowOptions, Follower, Shutdown};
+use super::follower::{stopped, FollowOptions, Follower, Shutdown, StreamHealth};
 use crate::log::{LogEntry, Logger, Severity};
 use crate::metrics::Metrics;
 use crate::store::StateStore;
 use crate::vercel::client::ListQuery;
-use crate::vercel::VercelClient;
+use crate::vercel::{DeploymentSummary, VercelClient};
+
+/// What the engine knows, for the dashboard: the latest list and how each stream is doing.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSnapshot {
+    /// The team's recent deployments, newest first.
+    pub deployments: Vec<DeploymentSummary>,
+    /// Per Vercel deployment id, for those followed in this run.
+    pub health: HashMap<String, StreamHealth>,
+    /// Why the last list failed, while it keeps failing.
+    pub list_error: Option<String>,
+    /// At least one list has been received.
+    pub loaded: bool,
+}
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -39,6 +53,7 @@ pub struct StreamEngine {
     logger: Logger,
     metrics: Arc<Metrics>,
     options: EngineOptions,
+    snapshot: Arc<watch::Sender<EngineSnapshot>>,
 }
 
 impl StreamEngine {
@@ -55,7 +70,13 @@ impl StreamEngine {
             logger,
             metrics,
             options,
+            snapshot: Arc::new(watch::Sender::new(EngineSnapshot::default())),
         }
+    }
+
+    /// The latest snapshot, updated as deployments and streams change.
+    pub fn subscribe(&self) -> watch::Receiver<EngineSnapshot> {
+        self.snapshot.subscribe()
     }
 
     /// Runs until `shutdown`; followers stop with it and save where they were.
@@ -66,11 +87,20 @@ impl StreamEngine {
         let mut followers = JoinSet::new();
         let mut list_failing = false;
         let query = ListQuery {
-            limit: Some(20),
+            limit: Some(50),
             project_id: self.options.project.clone(),
-            state: Some("QUEUED,INITIALIZING,BUILDING".to_owned()),
+            state: None,
             since: None,
         };
+        let snapshot = self.snapshot.clone();
+        let health: super::follower::HealthHook = Arc::new(move |id: &str, health| {
+            snapshot.send_if_modified(|s| {
+                let old = s.health.insert(id.to_owned(), health);
+                old != Some(health)
+            });
+        });
+        let mut follow_options = self.options.follow.clone();
+        follow_options.on_health = Some(health);
         loop {
             match self.client.list_deployments(&query).await {
                 Ok(list) => {
@@ -82,6 +112,11 @@ impl StreamEngine {
                             "Listing deployments works again",
                         ));
                     }
+                    self.snapshot.send_modify(|s| {
+                        s.deployments = list.deployments.clone();
+                        s.list_error = None;
+                        s.loaded = true;
+                    });
                     for deployment in list.deployments.into_iter().rev() {
                         if deployment.state().is_terminal() {
                             continue;
@@ -92,7 +127,7 @@ impl StreamEngine {
                                 self.store.clone(),
                                 self.logger.clone(),
                                 self.metrics.clone(),
-                                self.options.follow.clone(),
+                                follow_options.clone(),
                             );
                             let shutdown = shutdown.clone();
                             followers.spawn(async move {
@@ -105,6 +140,8 @@ impl StreamEngine {
                     }
                 }
                 Err(err) => {
+                    self.snapshot
+                        .send_modify(|s| s.list_error = Some(err.to_string()));
                     if !list_failing {
                         list_failing = true;
                         self.logger.write(LogEntry::system(

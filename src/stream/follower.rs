@@ -38,7 +38,7 @@ pub async fn stopped(shutdown: &mut Shutdown) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FollowOptions {
     /// A connection that sends no byte for this long is treated as broken.
     pub idle_timeout: Duration,
@@ -54,6 +54,34 @@ pub struct FollowOptions {
     pub cli_fallback: Option<CliFallback>,
     /// At most this often the resume state is written while events flow.
     pub persist_every: Duration,
+    /// Told how the stream is doing (the dashboard's "live / reconnecting / degraded").
+    pub on_health: Option<HealthHook>,
+}
+
+/// How a deployment's stream is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamHealth {
+    /// Connected and reading.
+    Live,
+    /// Between connections: the last one ended, broke or stalled.
+    Reconnecting,
+    /// Every retry failed.
+    Degraded,
+    /// The build is over and its log complete.
+    Finished,
+}
+
+/// Receives `(vercel deployment id, health)` on every change.
+pub type HealthHook = Arc<dyn Fn(&str, StreamHealth) + Send + Sync>;
+
+impl std::fmt::Debug for FollowOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowOptions")
+            .field("idle_timeout", &self.idle_timeout)
+            .field("reconnect", &self.reconnect)
+            .field("since", &self.since)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for FollowOptions {
@@ -71,6 +99,7 @@ impl Default for FollowOptions {
             since: None,
             cli_fallback: None,
             persist_every: Duration::from_millis(250),
+            on_health: None,
         }
     }
 }
@@ -169,6 +198,11 @@ impl Follower {
         self.metrics.stream_opened();
         let result = self.run(&ctx, &mut cursor, &state, &mut shutdown).await;
         self.metrics.stream_closed();
+        match &result {
+            Ok(_) => self.report(&ctx, StreamHealth::Finished),
+            Err(FollowError::Degraded { .. }) => self.report(&ctx, StreamHealth::Degraded),
+            Err(_) => {}
+        }
         poller.abort();
         self.persist(&ctx, &cursor).await;
         if let Ok(end) = &result {
@@ -201,6 +235,7 @@ impl Follower {
             };
             let (connection, retry_after) = match opened {
                 Ok(body) => {
+                    self.report(ctx, StreamHealth::Live);
                     cursor.start_connection();
                     let connection = self
                         .read(
@@ -258,6 +293,7 @@ impl Follower {
                 }
             };
             self.metrics.stream_restarted(reason);
+            self.report(ctx, StreamHealth::Reconnecting);
             failures = if delivered > 0 { 0 } else { failures + 1 };
             if failures >= self.options.reconnect.max_attempts {
                 return Err(self.degrade(ctx, failures, last_error, shutdown).await);
@@ -465,6 +501,12 @@ impl Follower {
             attempts,
             last_error,
             fallback_used,
+        }
+    }
+
+    fn report(&self, ctx: &EntryContext, health: StreamHealth) {
+        if let Some(hook) = &self.options.on_health {
+            hook(&ctx.vercel_id, health);
         }
     }
 

@@ -7,5 +7,5 @@ pub mod follower;
 pub mod identity;
 pub mod resume;
 
-pub use follower::{FollowError, FollowOptions, Follower};
+pub use follower::{FollowError, FollowOptions, Follower, StreamHealth};
 pub use resume::ResumeState;

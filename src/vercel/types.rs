@@ -85,6 +85,11 @@ pub struct DeploymentSummary {
     pub url: Option<String>,
     #[serde(default)]
     pub created: Option<i64>,
+    #[serde(default)]
+    pub building_at: Option<i64>,
+    /// When the build ended (READY; Vercel's field name).
+    #[serde(default)]
+    pub ready: Option<i64>,
     /// `state` and `readyState` are both optional in the list; [`DeploymentSummary::state`] reads either.
     #[serde(default)]
     pub ready_state: Option<ReadyState>,

@@ -1,0 +1,83 @@
+//! What `shiplog` (dashboard) and `shiplog watch` (headless) share: the team to watch, or the
+//! demo simulator when there is no token, and the streaming engine over it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shiplog::config::Settings;
+use shiplog::demo::SimulatorHandle;
+use shiplog::exit;
+use shiplog::log::Logger;
+use shiplog::metrics::Metrics;
+use shiplog::secret::Secret;
+use shiplog::store::StateStore;
+use shiplog::stream::engine::{EngineOptions, StreamEngine};
+use shiplog::stream::FollowOptions;
+
+use super::report;
+
+/// The streaming engine over the team (or the demo), ready to run.
+pub struct Team {
+    pub engine: StreamEngine,
+    pub store: StateStore,
+    /// The demo simulator, when there is no token.
+    pub simulator: Option<SimulatorHandle>,
+}
+
+impl Team {
+    /// Connects to the team, or starts the demo; `announce` prints the demo notice to stderr.
+    pub async fn open(
+        settings: &mut Settings,
+        logger: &Logger,
+        announce: bool,
+    ) -> Result<Team, i32> {
+        let mut simulator = None;
+        let token = match settings.token.clone() {
+            Some(token) => token,
+            None => {
+                let handle = super::demo::start_demo(0, 1.0).await.map_err(|err| {
+                    report(format!("could not start the demo simulator: {err}"), None);
+                    exit::FOLLOW_FAILED
+                })?;
+                if announce {
+                    eprintln!(
+                        "shiplog: demo mode: no VERCEL_TOKEN set, so a built-in Vercel simulator at {} plays sample deployments.\n  To watch your own team: VERCEL_TOKEN=... VERCEL_TEAM_ID=team_... shiplog",
+                        handle.base_url()
+                    );
+                }
+                settings.api_url = handle.base_url();
+                settings.team_id = None;
+                // The demo's state must not mix with a real team's.
+                settings.namespace = format!("{}demo:", settings.namespace);
+                simulator = Some(handle);
+                Secret::new("demo")
+            }
+        };
+        let (store, client) = super::open_session(settings, token, logger).await?;
+        let poll_every = if simulator.is_some() {
+            Duration::from_secs(1)
+        } else {
+            settings.poll_interval
+        };
+        let options = EngineOptions {
+            poll_every,
+            project: settings.project.clone(),
+            follow: FollowOptions {
+                idle_timeout: settings.idle_timeout,
+                ..FollowOptions::default()
+            },
+        };
+        let engine = StreamEngine::new(
+            client,
+            store.clone(),
+            logger.clone(),
+            Arc::new(Metrics::new()),
+            options,
+        );
+        Ok(Team {
+            engine,
+            store,
+            simulator,
+        })
+    }
+}

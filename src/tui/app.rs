@@ -1,0 +1,732 @@
+//! The dashboard's state and how it changes. Rendering reads it (see `ui`); nothing here draws.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui_textarea::TextArea;
+use regex::Regex;
+
+use super::buffer::{LogBuffer, LogLine};
+use crate::log::entry::now_ms;
+use crate::log::{LogEntry, Severity, Tier};
+use crate::stream::engine::EngineSnapshot;
+use crate::stream::StreamHealth;
+use crate::vercel::DeploymentSummary;
+
+/// Where the data comes from, for the status bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in simulator.
+    Demo,
+    /// A real team (or the token's own account when `None`).
+    Team(Option<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Deployments,
+    Log,
+}
+
+/// What the one-line input at the bottom is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Filter,
+    Search,
+}
+
+/// The open input box: its text area and whether its text is a valid pattern.
+pub struct Input {
+    pub kind: InputKind,
+    pub text: TextArea<'static>,
+    pub error: Option<String>,
+}
+
+/// Which lines of the log are shown: `pattern` keeps matching lines, `!pattern` hides them.
+#[derive(Debug, Clone)]
+pub struct LineFilter {
+    pub source: String,
+    regex: Regex,
+    exclude: bool,
+}
+
+impl LineFilter {
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let (exclude, pattern) = match text.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let regex = compile(pattern)?;
+        Ok(Some(LineFilter {
+            source: text.to_owned(),
+            regex,
+            exclude,
+        }))
+    }
+
+    pub fn keeps(&self, line: &LogLine) -> bool {
+        self.regex.is_match(&line.text) != self.exclude
+    }
+
+    /// Where the pattern matches in `text` (for highlighting search hits).
+    pub fn matches<'t>(
+        &'t self,
+        text: &'t str,
+    ) -> impl Iterator<Item = std::ops::Range<usize>> + 't {
+        self.regex
+            .find_iter(text)
+            .filter(|m| !m.is_empty())
+            .map(|m| m.range())
+    }
+}
+
+/// Case-insensitive unless the pattern has an upper-case letter ("smart case").
+fn compile(pattern: &str) -> Result<Regex, String> {
+    let smart = !pattern.chars().any(char::is_uppercase);
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(smart)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|err| match err {
+            regex::Error::Syntax(text) => text
+                .lines()
+                .last()
+                .unwrap_or("invalid pattern")
+                .trim()
+                .to_owned(),
+            other => other.to_string(),
+        })
+}
+
+/// The log pane's position: following the end, or a fixed top line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scroll {
+    Follow,
+    /// The sequence number of the top line.
+    At(u64),
+}
+
+/// The lines of the selected deployment that pass the filter, kept up to date incrementally.
+#[derive(Debug, Default)]
+struct FilteredView {
+    deployment: String,
+    filter: Option<String>,
+    seqs: Vec<u64>,
+    scanned_to: u64,
+}
+
+/// One row of the deployments list.
+#[derive(Debug, Clone)]
+pub struct Row<'a> {
+    pub deployment: &'a DeploymentSummary,
+    pub health: Option<StreamHealth>,
+    pub lines: usize,
+}
+
+pub struct App {
+    pub source: Source,
+    pub backend: String,
+    pub snapshot: EngineSnapshot,
+    pub logs: HashMap<String, LogBuffer>,
+    pub buffer_capacity: usize,
+    /// The selected deployment's Vercel id.
+    pub selected: Option<String>,
+    pub focus: Pane,
+    pub scroll: Scroll,
+    pub wrap: bool,
+    pub timestamps: bool,
+    pub filter: Option<LineFilter>,
+    pub search: Option<LineFilter>,
+    pub input: Option<Input>,
+    pub help: bool,
+    /// Warnings for the status bar (bad theme file, API errors, store trouble).
+    pub warnings: Vec<String>,
+    /// A short-lived message ("saved to ...").
+    pub notice: Option<String>,
+    /// How far behind Vercel the last build line arrived.
+    pub lag_ms: Option<i64>,
+    pub should_quit: bool,
+    /// The log pane's size at the last draw (lines, columns), for paging.
+    pub log_viewport: Cell<(u16, u16)>,
+    /// A fixed "now" (ms) instead of the clock, so that rendered ages are reproducible in tests.
+    pub frozen_now: Option<i64>,
+    view: FilteredView,
+}
+
+impl App {
+    pub fn new(source: Source, backend: impl Into<String>, buffer_capacity: usize) -> Self {
+        App {
+            source,
+            backend: backend.into(),
+            snapshot: EngineSnapshot::default(),
+            logs: HashMap::new(),
+            buffer_capacity,
+            selected: None,
+            focus: Pane::Deployments,
+            scroll: Scroll::Follow,
+            wrap: false,
+            timestamps: true,
+            filter: None,
+            search: None,
+            input: None,
+            help: false,
+            warnings: Vec::new(),
+            notice: None,
+            lag_ms: None,
+            should_quit: false,
+            log_viewport: Cell::new((20, 80)),
+            frozen_now: None,
+            view: FilteredView::default(),
+        }
+    }
+
+    /// The current time in ms (see [`App::frozen_now`]).
+    pub fn now(&self) -> i64 {
+        self.frozen_now.unwrap_or_else(now_ms)
+    }
+
+    // ---- engine input -------------------------------------------------------------------
+
+    pub fn apply_snapshot(&mut self, snapshot: EngineSnapshot) {
+        self.snapshot = snapshot;
+        let still_listed = self
+            .selected
+            .as_ref()
+            .is_some_and(|id| self.snapshot.deployments.iter().any(|d| &d.uid == id));
+        if !still_listed {
+            self.selected = self.snapshot.deployments.first().map(|d| d.uid.clone());
+            self.scroll = Scroll::Follow;
+        }
+        self.refresh_view();
+    }
+
+    /// Files a batch of entries from the logger into the deployments' buffers.
+    pub fn ingest(&mut self, entries: &[Arc<LogEntry>]) {
+        for entry in entries {
+            match entry.build_id.as_deref() {
+                Some(id) => {
+                    let capacity = self.buffer_capacity;
+                    self.logs
+                        .entry(id.to_owned())
+                        .or_insert_with(|| LogBuffer::new(capacity))
+                        .push_entry(entry);
+                    if entry.tier == Tier::Build {
+                        self.lag_ms = Some((self.now() - entry.ts).max(0));
+                    }
+                }
+                None if entry.severity >= Severity::Warn => self.warn(entry.message.clone()),
+                None => {}
+            }
+        }
+        self.refresh_view();
+    }
+
+    pub fn warn(&mut self, message: String) {
+        if !self.warnings.contains(&message) {
+            self.warnings.push(message);
+        }
+        if self.warnings.len() > 5 {
+            self.warnings.remove(0);
+        }
+    }
+
+    // ---- what the screens read -----------------------------------------------------------
+
+    pub fn rows(&self) -> Vec<Row<'_>> {
+        self.snapshot
+            .deployments
+            .iter()
+            .map(|d| Row {
+                deployment: d,
+                health: self.snapshot.health.get(&d.uid).copied(),
+                lines: self.logs.get(&d.uid).map_or(0, LogBuffer::len),
+            })
+            .collect()
+    }
+
+    pub fn selected_index(&self) -> Option<usize> {
+        let id = self.selected.as_ref()?;
+        self.snapshot.deployments.iter().position(|d| &d.uid == id)
+    }
+
+    pub fn selected_buffer(&self) -> Option<&LogBuffer> {
+        self.logs.get(self.selected.as_ref()?)
+    }
+
+    /// A deployment is still queued or building: its age and duration keep moving.
+    pub fn something_runs(&self) -> bool {
+        self.snapshot
+            .deployments
+            .iter()
+            .any(|d| !d.state().is_terminal())
+    }
+
+    pub fn streams_live(&self) -> usize {
+        self.snapshot
+            .health
+            .values()
+            .filter(|h| **h == StreamHealth::Live)
+            .count()
+    }
+
+    /// How many lines the log pane can show (filtered when a filter is set).
+    pub fn view_len(&self) -> usize {
+        match (&self.filter, self.selected_buffer()) {
+            (_, None) => 0,
+            (None, Some(buffer)) => buffer.len(),
+            (Some(_), Some(_)) => self.view.seqs.len(),
+        }
+    }
+
+    /// The `index`-th line of the log pane.
+    pub fn view_line(&self, index: usize) -> Option<&LogLine> {
+        let buffer = self.selected_buffer()?;
+        match &self.filter {
+            None => buffer.iter().nth(index),
+            Some(_) => buffer.get(*self.view.seqs.get(index)?),
+        }
+    }
+
+    /// The index in the view of the line with sequence number `seq` (or the next one after it).
+    fn view_index_of(&self, seq: u64) -> usize {
+        match (&self.filter, self.selected_buffer()) {
+            (_, None) => 0,
+            (None, Some(buffer)) => seq.saturating_sub(buffer.first_seq()) as usize,
+            (Some(_), Some(_)) => self.view.seqs.partition_point(|s| *s < seq),
+        }
+    }
+
+    /// The index of the top line when scrolled, or `None` when following.
+    pub fn top_index(&self) -> Option<usize> {
+        match self.scroll {
+            Scroll::Follow => None,
+            Scroll::At(seq) => Some(
+                self.view_index_of(seq)
+                    .min(self.view_len().saturating_sub(1)),
+            ),
+        }
+    }
+
+    // ---- keys -----------------------------------------------------------------------------
+
+    /// Handles a key; returns whether anything visible changed.
+    pub fn on_key(&mut self, key: KeyEvent) -> bool {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.should_quit = true;
+            return true;
+        }
+        self.notice = None;
+        if self.input.is_some() {
+            self.on_input_key(key);
+            return true;
+        }
+        if self.help {
+            // Any key closes the help; `q` still quits.
+            self.help = false;
+            if key.code == KeyCode::Char('q') {
+                self.should_quit = true;
+            }
+            return true;
+        }
+        match key.code {
+            KeyCode::Char('q') => self.should_quit = true,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.focus = match self.focus {
+                    Pane::Deployments => Pane::Log,
+                    Pane::Log => Pane::Deployments,
+                }
+            }
+            KeyCode::Enter if self.focus == Pane::Deployments => self.focus = Pane::Log,
+            KeyCode::Esc if self.focus == Pane::Log => self.focus = Pane::Deployments,
+            KeyCode::Char('/') => self.open_input(InputKind::Search),
+            KeyCode::Char('f') => self.open_input(InputKind::Filter),
+            KeyCode::Char('n') => self.jump_to_match(true),
+            KeyCode::Char('N') => self.jump_to_match(false),
+            KeyCode::Char(']') => self.jump_to_problem(true),
+            KeyCode::Char('[') => self.jump_to_problem(false),
+            KeyCode::Char('w') => self.wrap = !self.wrap,
+            KeyCode::Char('t') => self.timestamps = !self.timestamps,
+            KeyCode::Char('s') => self.save(),
+            KeyCode::End | KeyCode::Char('G') => self.scroll = Scroll::Follow,
+            KeyCode::Home | KeyCode::Char('g') => self.scroll_to(0),
+            KeyCode::PageUp => self.scroll_by(-self.page()),
+            KeyCode::PageDown => self.scroll_by(self.page()),
+            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
+            _ => return false,
+        }
+        true
+    }
+
+    fn page(&self) -> isize {
+        (self.log_viewport.get().0 as isize - 1).max(1)
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        match self.focus {
+            Pane::Log => self.scroll_by(delta),
+            Pane::Deployments => {
+                let count = self.snapshot.deployments.len();
+                if count == 0 {
+                    return;
+                }
+                let current = self.selected_index().unwrap_or(0) as isize;
+                let next = (current + delta).clamp(0, count as isize - 1) as usize;
+                let id = self.snapshot.deployments[next].uid.clone();
+                if self.selected.as_ref() != Some(&id) {
+                    self.selected = Some(id);
+                    self.scroll = Scroll::Follow;
+                    self.refresh_view();
+                }
+            }
+        }
+    }
+
+    /// Scrolls the log; scrolling up leaves follow mode, reaching the end resumes it.
+    pub fn scroll_by(&mut self, delta: isize) {
+        let len = self.view_len();
+        let page = self.log_viewport.get().0 as usize;
+        let last_top = len.saturating_sub(page);
+        let top = self.top_index().unwrap_or(last_top) as isize;
+        let next = (top + delta).max(0) as usize;
+        if next >= last_top {
+            self.scroll = Scroll::Follow;
+        } else {
+            self.scroll_to(next);
+        }
+    }
+
+    fn scroll_to(&mut self, index: usize) {
+        self.scroll = match self.view_line(index) {
+            Some(line) => Scroll::At(line.seq),
+            None => Scroll::Follow,
+        };
+    }
+
+    fn open_input(&mut self, kind: InputKind) {
+        let current = match kind {
+            InputKind::Filter => self.filter.as_ref().map(|f| f.source.clone()),
+            InputKind::Search => self.search.as_ref().map(|f| f.source.clone()),
+        };
+        let mut text = TextArea::new(vec![current.unwrap_or_default()]);
+        text.move_cursor(ratatui_textarea::CursorMove::End);
+        self.input = Some(Input {
+            kind,
+            text,
+            error: None,
+        });
+    }
+
+    fn on_input_key(&mut self, key: KeyEvent) {
+        let Some(input) = self.input.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => self.input = None,
+            KeyCode::Enter => {
+                let text = input.text.lines().first().cloned().unwrap_or_default();
+                match LineFilter::parse(&text) {
+                    Err(err) => input.error = Some(err),
+                    Ok(parsed) => {
+                        let kind = input.kind;
+                        self.input = None;
+                        match kind {
+                            InputKind::Filter => {
+                                self.filter = parsed;
+                                self.scroll = Scroll::Follow;
+                                self.refresh_view();
+                            }
+                            InputKind::Search => {
+                                self.search = parsed;
+                                self.jump_to_match(true);
+                            }
+                        }
+                    }
+                }
+            }
+            // One line only: no new lines, no tab characters.
+            KeyCode::Tab | KeyCode::BackTab => {}
+            _ => {
+                input.text.input(key);
+                let text = input.text.lines().first().cloned().unwrap_or_default();
+                input.error = LineFilter::parse(&text).err();
+            }
+        }
+    }
+
+    /// Moves to the next (or previous) line matching the search, from the current position.
+    fn jump_to_match(&mut self, forward: bool) {
+        let Some(search) = self.search.clone() else {
+            self.notice = Some("No search: press / to search".to_owned());
+            return;
+        };
+        self.jump(forward, |line| search.keeps(line), "No more matches");
+    }
+
+    fn jump_to_problem(&mut self, forward: bool) {
+        self.jump(forward, LogLine::is_problem, "No more errors or warnings");
+    }
+
+    fn jump(&mut self, forward: bool, wanted: impl Fn(&LogLine) -> bool, none: &str) {
+        let len = self.view_len();
+        if len == 0 {
+            return;
+        }
+        let page = self.log_viewport.get().0 as usize;
+        let from = self.top_index().unwrap_or(len.saturating_sub(page));
+        let found = if forward {
+            (from + 1..len).find(|&i| self.view_line(i).is_some_and(&wanted))
+        } else {
+            (0..from)
+                .rev()
+                .find(|&i| self.view_line(i).is_some_and(&wanted))
+        };
+        match found {
+            Some(index) => self.scroll_to(index),
+            None => self.notice = Some(none.to_owned()),
+        }
+    }
+
+    /// Writes the shown lines (filter applied) of the selected deployment to a file.
+    fn save(&mut self) {
+        let Some(id) = self.selected.clone() else {
+            return;
+        };
+        let stamp = LogEntry::at(now_ms(), Tier::System, Severity::Info, "", "")
+            .ts_rfc3339()
+            .replace([':', '.'], "-");
+        let path = PathBuf::from(format!("shiplog-{id}-{stamp}.log"));
+        let text: String = (0..self.view_len())
+            .filter_map(|i| self.view_line(i))
+            .map(|l| format!("{}\n", l.text))
+            .collect();
+        self.notice = Some(match std::fs::write(&path, text) {
+            Ok(()) => format!("Saved {} lines to {}", self.view_len(), path.display()),
+            Err(err) => format!("Could not save to {}: {err}", path.display()),
+        });
+    }
+
+    /// Brings the filtered view up to date with the selection, the filter and new lines.
+    fn refresh_view(&mut self) {
+        let Some(filter) = self.filter.clone() else {
+            return;
+        };
+        let selected = self.selected.clone().unwrap_or_default();
+        if self.view.deployment != selected || self.view.filter.as_deref() != Some(&filter.source) {
+            self.view = FilteredView {
+                deployment: selected.clone(),
+                filter: Some(filter.source.clone()),
+                ..FilteredView::default()
+            };
+        }
+        let Some(buffer) = self.logs.get(&selected) else {
+            return;
+        };
+        let first = buffer.first_seq();
+        let stale = self.view.seqs.partition_point(|s| *s < first);
+        self.view.seqs.drain(..stale);
+        for line in buffer.since(self.view.scanned_to) {
+            if filter.keeps(line) {
+                self.view.seqs.push(line.seq);
+            }
+        }
+        self.view.scanned_to = buffer.next_seq();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vercel::ReadyState;
+    use crossterm::event::KeyEvent;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn deployment(uid: &str) -> DeploymentSummary {
+        serde_json::from_value(serde_json::json!({
+            "uid": uid, "name": "storefront", "readyState": "BUILDING", "created": 1
+        }))
+        .expect("summary")
+    }
+
+    fn app_with_lines(n: usize) -> App {
+        let mut app = App::new(Source::Demo, "embedded", 100);
+        app.apply_snapshot(EngineSnapshot {
+            deployments: vec![deployment("dpl_a"), deployment("dpl_b")],
+            ..EngineSnapshot::default()
+        });
+        let entries: Vec<Arc<LogEntry>> = (0..n)
+            .map(|i| {
+                let severity = if i % 10 == 9 {
+                    Severity::Error
+                } else {
+                    Severity::Info
+                };
+                Arc::new(
+                    LogEntry::at(
+                        i as i64,
+                        Tier::Build,
+                        severity,
+                        "stdout",
+                        format!("line {i}"),
+                    )
+                    .with_build("dpl_a"),
+                )
+            })
+            .collect();
+        app.ingest(&entries);
+        app.log_viewport.set((10, 80));
+        app
+    }
+
+    fn type_text(app: &mut App, text: &str) {
+        for c in text.chars() {
+            app.on_key(key(KeyCode::Char(c)));
+        }
+    }
+
+    #[test]
+    fn the_newest_deployment_is_selected_and_lines_are_filed_by_deployment() {
+        let app = app_with_lines(5);
+        assert_eq!(app.selected.as_deref(), Some("dpl_a"));
+        assert_eq!(app.view_len(), 5);
+        assert_eq!(app.rows()[0].lines, 5);
+        assert_eq!(app.rows()[1].lines, 0);
+        assert_eq!(app.rows()[0].deployment.state(), ReadyState::Building);
+    }
+
+    #[test]
+    fn scrolling_up_pauses_follow_and_end_resumes_it() {
+        let mut app = app_with_lines(50);
+        app.focus = Pane::Log;
+        assert_eq!(app.scroll, Scroll::Follow);
+        app.on_key(key(KeyCode::Up));
+        assert_eq!(app.top_index(), Some(39));
+        // New lines do not move a paused view.
+        app.ingest(&[Arc::new(
+            LogEntry::at(99, Tier::Build, Severity::Info, "stdout", "late").with_build("dpl_a"),
+        )]);
+        assert_eq!(app.top_index(), Some(39));
+        app.on_key(key(KeyCode::PageDown));
+        assert_eq!(app.scroll, Scroll::Follow, "reaching the end follows again");
+        app.on_key(key(KeyCode::Home));
+        assert_eq!(app.top_index(), Some(0));
+        app.on_key(key(KeyCode::End));
+        assert_eq!(app.scroll, Scroll::Follow);
+    }
+
+    #[test]
+    fn a_filter_narrows_the_view_and_a_bad_pattern_is_reported() {
+        let mut app = app_with_lines(30);
+        app.on_key(key(KeyCode::Char('f')));
+        type_text(&mut app, "line (1");
+        let error = app.input.as_ref().and_then(|i| i.error.clone());
+        assert!(
+            error.is_some_and(|e| e.contains("unclosed")),
+            "{:?}",
+            app.input.as_ref().map(|i| &i.error)
+        );
+        app.on_key(key(KeyCode::Enter));
+        assert!(app.input.is_some(), "a bad pattern is not applied");
+        type_text(&mut app, ")");
+        app.on_key(key(KeyCode::Enter));
+        assert!(app.input.is_none());
+        let shown: Vec<&str> = (0..app.view_len())
+            .filter_map(|i| app.view_line(i))
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "line 1", "line 10", "line 11", "line 12", "line 13", "line 14", "line 15",
+                "line 16", "line 17", "line 18", "line 19"
+            ]
+        );
+        // Exclusion, and new lines pass through the same filter.
+        app.on_key(key(KeyCode::Char('f')));
+        for _ in 0..10 {
+            app.on_key(key(KeyCode::Backspace));
+        }
+        type_text(&mut app, "!line [0-9]$");
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!(app.view_len(), 20);
+        app.ingest(&[Arc::new(
+            LogEntry::at(1, Tier::Build, Severity::Info, "stdout", "line 5").with_build("dpl_a"),
+        )]);
+        assert_eq!(app.view_len(), 20);
+    }
+
+    #[test]
+    fn search_and_problem_jumps_move_the_view() {
+        let mut app = app_with_lines(40);
+        app.on_key(key(KeyCode::Char('/')));
+        type_text(&mut app, "line 3");
+        app.on_key(key(KeyCode::Enter));
+        // Following shows 30..39; the next match after the top (30) is 31.
+        assert_eq!(
+            app.view_line(app.top_index().unwrap_or(99))
+                .map(|l| l.text.as_str()),
+            Some("line 31")
+        );
+        app.on_key(key(KeyCode::Char('N')));
+        assert_eq!(app.top_index(), Some(30));
+        app.on_key(key(KeyCode::Char('N')));
+        assert_eq!(app.top_index(), Some(3));
+        app.on_key(key(KeyCode::Char(']')));
+        assert_eq!(
+            app.view_line(app.top_index().unwrap_or(0))
+                .map(|l| l.text.as_str()),
+            Some("line 9")
+        );
+        app.on_key(key(KeyCode::Char('[')));
+        assert!(app.notice.is_some(), "nothing before line 9");
+    }
+
+    #[test]
+    fn selection_moves_and_resets_the_view() {
+        let mut app = app_with_lines(5);
+        app.focus = Pane::Log;
+        app.on_key(key(KeyCode::Up));
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.focus, Pane::Deployments);
+        app.on_key(key(KeyCode::Char('j')));
+        assert_eq!(app.selected.as_deref(), Some("dpl_b"));
+        assert_eq!(app.scroll, Scroll::Follow);
+        assert_eq!(app.view_len(), 0);
+        app.on_key(key(KeyCode::Char('j')));
+        assert_eq!(
+            app.selected.as_deref(),
+            Some("dpl_b"),
+            "stays on the last row"
+        );
+    }
+
+    #[test]
+    fn help_opens_and_any_key_closes_it_and_q_quits() {
+        let mut app = app_with_lines(1);
+        app.on_key(key(KeyCode::Char('?')));
+        assert!(app.help);
+        app.on_key(key(KeyCode::Char('x')));
+        assert!(!app.help && !app.should_quit);
+        app.on_key(key(KeyCode::Char('q')));
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn buffers_are_bounded_per_deployment() {
+        let app = app_with_lines(250);
+        let buffer = app.selected_buffer().expect("buffer");
+        assert_eq!(buffer.len(), 100);
+        assert_eq!(buffer.dropped(), 150);
+    }
+}

@@ -1,0 +1,103 @@
+//! The dashboard: app state, pure render functions per screen, themes, and the event loop that
+//! ties the terminal to the engines.
+
+pub mod app;
+pub mod buffer;
+pub mod terminal;
+pub mod theme;
+pub mod ui;
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream, KeyEventKind, MouseEventKind};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::log::LogEntry;
+use crate::stream::engine::EngineSnapshot;
+use crate::stream::follower::{stopped, Shutdown};
+use app::App;
+use terminal::TerminalGuard;
+use theme::Theme;
+
+/// At most this often a frame is drawn (about 60 a second).
+const FRAME: Duration = Duration::from_millis(16);
+/// Entries taken from the channel per wake-up; a burst is drawn once.
+const BATCH: usize = 4096;
+
+/// What the dashboard reads from the engines.
+pub struct Feeds {
+    pub snapshots: watch::Receiver<EngineSnapshot>,
+    pub entries: mpsc::Receiver<Arc<LogEntry>>,
+}
+
+/// Runs the dashboard until the user quits or `shutdown` fires.
+pub async fn run(
+    mut app: App,
+    theme: Theme,
+    mut feeds: Feeds,
+    mut shutdown: Shutdown,
+    mouse: bool,
+    log_file: PathBuf,
+) -> io::Result<()> {
+    let mut guard = TerminalGuard::enter(mouse, log_file)?;
+    let mut events = EventStream::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    // Ages and build durations move once a second, but only while something builds.
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut dirty = true;
+    let mut entries_open = true;
+    let mut last_draw = Instant::now() - FRAME;
+    loop {
+        if dirty && last_draw.elapsed() >= FRAME {
+            guard
+                .terminal
+                .draw(|frame| ui::render(frame, &app, &theme))?;
+            dirty = false;
+            last_draw = Instant::now();
+        }
+        let next_frame = last_draw + FRAME;
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    dirty |= app.on_key(key);
+                }
+                Some(Ok(Event::Mouse(mouse))) => match mouse.kind {
+                    MouseEventKind::ScrollUp => { app.scroll_by(-3); dirty = true; }
+                    MouseEventKind::ScrollDown => { app.scroll_by(3); dirty = true; }
+                    _ => {}
+                },
+                Some(Ok(Event::Resize(..))) => dirty = true,
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err),
+                None => break,
+            },
+            changed = feeds.snapshots.changed() => {
+                if changed.is_ok() {
+                    let snapshot = feeds.snapshots.borrow_and_update().clone();
+                    app.apply_snapshot(snapshot);
+                    dirty = true;
+                }
+            }
+            received = feeds.entries.recv_many(&mut batch, BATCH), if entries_open => {
+                entries_open = received > 0;
+                app.ingest(&batch);
+                batch.clear();
+                dirty = true;
+            }
+            _ = clock.tick() => dirty |= app.something_runs(),
+            // A change came in too soon after the last frame: draw it when the frame is due.
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+            _ = stopped(&mut shutdown) => break,
+        }
+        if app.should_quit {
+            break;
+        }
+    }
+    Ok(())
+}

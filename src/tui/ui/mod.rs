@@ -1,0 +1,56 @@
+//! Pure render functions: `(App, Theme) -> frame`. One module per part of the screen.
+
+mod deployments;
+mod help;
+mod log;
+mod status;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::Frame;
+
+use super::app::App;
+use super::theme::Theme;
+
+/// Below this width the deployments list sits above the log instead of beside it.
+const SIDE_BY_SIDE_MIN_WIDTH: u16 = 120;
+
+pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
+    let area = frame.area();
+    frame.render_widget(ratatui::widgets::Block::new().style(theme.base), area);
+    let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let (list, log) = split_main(main, app);
+    deployments::render(frame, list, app, theme);
+    log::render(frame, log, app, theme);
+    status::render(frame, status, app, theme);
+    if app.help {
+        help::render(frame, area, theme);
+    }
+}
+
+fn split_main(area: Rect, app: &App) -> (Rect, Rect) {
+    if area.width >= SIDE_BY_SIDE_MIN_WIDTH {
+        let [list, log] =
+            Layout::horizontal([Constraint::Length(56), Constraint::Min(20)]).areas(area);
+        (list, log)
+    } else {
+        // Room for up to six deployments, never more than a third of the screen.
+        // Borders and header, then up to six deployments, never more than a third of the screen.
+        let rows = (app.snapshot.deployments.len().max(1) as u16 + 3)
+            .min(9)
+            .min(area.height / 3 + 3);
+        let [list, log] =
+            Layout::vertical([Constraint::Length(rows), Constraint::Min(3)]).areas(area);
+        (list, log)
+    }
+}
+
+/// "12s", "4m", "3h", "2d": short ages for narrow columns.
+pub(crate) fn short_duration(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d", s / 86_400),
+    }
+}

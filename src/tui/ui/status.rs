@@ -1,0 +1,84 @@
+//! The status bar: demo or live, where state lives, streams, lag, warnings; or the open input.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::tui::app::{App, InputKind, Source};
+use crate::tui::theme::Theme;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    if let Some(input) = &app.input {
+        let label = match input.kind {
+            InputKind::Filter => " filter (!pattern hides): ",
+            InputKind::Search => " search: ",
+        };
+        let [label_area, text_area, error_area] = Layout::horizontal([
+            Constraint::Length(label.chars().count() as u16),
+            Constraint::Min(10),
+            Constraint::Length(if input.error.is_some() { 34 } else { 0 }),
+        ])
+        .areas(area);
+        frame.render_widget(
+            Paragraph::new(Span::styled(label, theme.status_bar)),
+            label_area,
+        );
+        let mut text = input.text.clone();
+        text.set_style(if input.error.is_some() {
+            theme.input_invalid
+        } else {
+            theme.input_text
+        });
+        text.set_cursor_line_style(ratatui::style::Style::default());
+        text.set_placeholder_text("a regular expression; Enter applies, Esc cancels");
+        text.set_placeholder_style(theme.input_placeholder);
+        frame.render_widget(&text, text_area);
+        if let Some(error) = &input.error {
+            let message = format!(" ✖ {error}");
+            frame.render_widget(
+                Paragraph::new(Span::styled(message, theme.input_invalid)),
+                error_area,
+            );
+        }
+        return;
+    }
+    let mut left = match &app.source {
+        Source::Demo => vec![Span::styled(" DEMO ", theme.banner_demo)],
+        Source::Team(team) => vec![Span::styled(
+            format!(" {} ", team.as_deref().unwrap_or("personal account")),
+            theme.status_bar,
+        )],
+    };
+    left.push(Span::styled(
+        format!(" {} | {} live", app.backend, app.streams_live()),
+        theme.status_bar,
+    ));
+    if let Some(lag) = app.lag_ms {
+        left.push(Span::styled(format!(" | lag {lag} ms "), theme.status_bar));
+    }
+    let right = if let Some(notice) = &app.notice {
+        Span::styled(format!(" {notice} "), theme.status_bar)
+    } else if let Some(warning) = app.snapshot.list_error.as_ref().or(app.warnings.last()) {
+        Span::styled(format!(" ▲ {warning} "), theme.status_warning)
+    } else if app.source == Source::Demo {
+        Span::styled(
+            " ? help  q quit | demo: set VERCEL_TOKEN to watch your team ",
+            theme.status_bar,
+        )
+    } else {
+        Span::styled(" ? help  q quit ", theme.status_bar)
+    };
+    let left_width: u16 = left.iter().map(|s| s.width() as u16).sum();
+    let right_width = (right.width() as u16).min(area.width.saturating_sub(left_width));
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(right_width)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(Line::from(left)).style(theme.status_bar),
+        left_area,
+    );
+    frame.render_widget(
+        Paragraph::new(Line::from(right)).style(theme.status_bar),
+        right_area,
+    );
+}

@@ -1,0 +1,238 @@
+//! Render tests: every screen drawn into ratatui's `TestBackend` and compared with insta
+//! snapshots, in two themes and two sizes.
+
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use shiplog::log::{LogEntry, Severity, Tier};
+use shiplog::stream::engine::EngineSnapshot;
+use shiplog::stream::StreamHealth;
+use shiplog::tui::app::{App, Source};
+use shiplog::tui::theme::Theme;
+use shiplog::tui::ui;
+use shiplog::vercel::DeploymentSummary;
+
+/// 2026-11-26T09:20:00Z
+const NOW: i64 = 1_795_684_800_000;
+
+fn deployment(
+    uid: &str,
+    name: &str,
+    state: &str,
+    branch: &str,
+    message: &str,
+    age_s: i64,
+) -> DeploymentSummary {
+    let created = NOW - age_s * 1000;
+    serde_json::from_value(serde_json::json!({
+        "uid": uid, "name": name, "readyState": state, "created": created,
+        "buildingAt": created + 2_000,
+        "ready": if state == "BUILDING" { serde_json::Value::Null } else { (created + 95_000).into() },
+        "meta": {"githubCommitRef": branch, "githubCommitMessage": message}
+    }))
+    .expect("deployment summary")
+}
+
+fn build_line(uid: &str, i: i64, kind: &str, severity: Severity, text: &str) -> Arc<LogEntry> {
+    Arc::new(
+        LogEntry::at(NOW - 60_000 + i * 250, Tier::Build, severity, kind, text).with_build(uid),
+    )
+}
+
+/// A dashboard with three deployments and a build log, as the demo shows it.
+fn app() -> App {
+    let mut app = App::new(Source::Demo, "embedded", 10_000);
+    app.frozen_now = Some(NOW);
+    let mut snapshot = EngineSnapshot {
+        deployments: vec![
+            deployment(
+                "dpl_3nW8kQ",
+                "storefront",
+                "BUILDING",
+                "main",
+                "feat(cart): persist cart between visits",
+                75,
+            ),
+            deployment(
+                "dpl_7pLr2Z",
+                "checkout-web",
+                "ERROR",
+                "feat/discount-codes",
+                "feat(checkout): apply discount codes",
+                420,
+            ),
+            deployment(
+                "dpl_9xQe4M",
+                "docs",
+                "READY",
+                "main",
+                "docs: deployment guide",
+                3_900,
+            ),
+        ],
+        loaded: true,
+        ..EngineSnapshot::default()
+    };
+    snapshot
+        .health
+        .insert("dpl_3nW8kQ".into(), StreamHealth::Live);
+    snapshot
+        .health
+        .insert("dpl_7pLr2Z".into(), StreamHealth::Finished);
+    app.apply_snapshot(snapshot);
+    let texts = [
+        ("stdout", Severity::Info, "Running build in Washington, D.C., USA (East) – iad1"),
+        ("stdout", Severity::Info, "Cloning github.com/acme/storefront (Branch: main, Commit: 3f2a9c1)"),
+        ("command", Severity::Info, "Running \"vercel build\""),
+        ("stdout", Severity::Info, "Installing dependencies..."),
+        ("stderr", Severity::Warn, "npm warn deprecated inflight@1.0.6: This module is not supported, and leaks memory. Do not use it."),
+        ("stdout", Severity::Info, "added 487 packages in 7s"),
+        ("stdout", Severity::Info, "  ▲ Next.js 15.3.2"),
+        ("stdout", Severity::Info, "   Creating an optimized production build ..."),
+        ("stdout", Severity::Info, " ✓ Compiled successfully in 12.3s"),
+        ("stderr", Severity::Error, "Type error: Property 'total' does not exist on type 'Cart'."),
+        ("stdout", Severity::Info, "   Collecting page data ..."),
+        ("stdout", Severity::Info, "Using VERCEL_TOKEN=[REDACTED] for upload"),
+    ];
+    let entries: Vec<Arc<LogEntry>> = (0..30)
+        .map(|i| {
+            let (kind, severity, text) = texts[i % texts.len()];
+            build_line("dpl_3nW8kQ", i as i64, kind, severity, text)
+        })
+        .collect();
+    app.ingest(&entries);
+    app.lag_ms = Some(120);
+    app
+}
+
+fn draw(app: &App, theme: &Theme, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    terminal
+        .draw(|frame| ui::render(frame, app, theme))
+        .expect("draw");
+    terminal
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+fn theme(name: &str) -> Theme {
+    Theme::builtin(name).expect("built-in theme")
+}
+
+#[test]
+fn main_screen_in_two_themes_and_two_sizes() {
+    for name in ["dark", "mono"] {
+        for (width, height) in [(80, 24), (160, 48)] {
+            let terminal = draw(&app(), &theme(name), width, height);
+            insta::assert_snapshot!(format!("main_{name}_{width}x{height}"), terminal.backend());
+        }
+    }
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('?'));
+    for (width, height) in [(80, 24), (160, 48)] {
+        let terminal = draw(&app, &theme("dark"), width, height);
+        insta::assert_snapshot!(format!("help_{width}x{height}"), terminal.backend());
+    }
+}
+
+#[test]
+fn filter_input_shows_a_bad_pattern() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('f'));
+    type_text(&mut app, "error (");
+    let terminal = draw(&app, &theme("dark"), 80, 24);
+    insta::assert_snapshot!("filter_bad_pattern", terminal.backend());
+}
+
+#[test]
+fn filtered_paused_wrapped_and_searched_log() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('f'));
+    type_text(&mut app, "!warn|Cloning");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('w'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "next");
+    press(&mut app, KeyCode::Enter);
+    for (width, height) in [(80, 24), (160, 48)] {
+        let terminal = draw(&app, &theme("dark"), width, height);
+        insta::assert_snapshot!(format!("filtered_{width}x{height}"), terminal.backend());
+    }
+}
+
+#[test]
+fn empty_dashboard_while_loading() {
+    let mut app = App::new(Source::Team(Some("team_acme".into())), "redis", 10_000);
+    app.frozen_now = Some(NOW);
+    let terminal = draw(&app, &theme("dark"), 80, 24);
+    insta::assert_snapshot!("empty_loading", terminal.backend());
+}
+
+#[test]
+fn control_characters_in_build_output_never_reach_the_screen() {
+    let mut app = app();
+    app.ingest(&[build_line(
+        "dpl_3nW8kQ",
+        40,
+        "stdout",
+        Severity::Info,
+        "\u{1b}[2J\u{1b}]0;owned\u{7}clean\u{8}\r",
+    )]);
+    let terminal = draw(&app, &theme("dark"), 80, 24);
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("clean"));
+    assert!(!screen.contains("owned") && !screen.contains('\u{1b}'));
+}
+
+/// Budget: a frame in under 2 ms with 50 deployments and 100,000 buffered lines. Measured in
+/// `benches/render.rs`; this test only proves such a frame renders the newest lines.
+#[test]
+fn a_large_buffer_renders_its_newest_lines() {
+    let mut app = App::new(Source::Demo, "embedded", 100_000);
+    app.frozen_now = Some(NOW);
+    let deployments = (0..50)
+        .map(|i| {
+            deployment(
+                &format!("dpl_{i:04}"),
+                "storefront",
+                "BUILDING",
+                "main",
+                "m",
+                i,
+            )
+        })
+        .collect();
+    app.apply_snapshot(EngineSnapshot {
+        deployments,
+        loaded: true,
+        ..EngineSnapshot::default()
+    });
+    let entries: Vec<Arc<LogEntry>> = (0..100_000)
+        .map(|i| {
+            build_line(
+                "dpl_0000",
+                i,
+                "stdout",
+                Severity::Info,
+                &format!("line {i}"),
+            )
+        })
+        .collect();
+    app.ingest(&entries);
+    let terminal = draw(&app, &theme("dark"), 160, 48);
+    assert!(format!("{}", terminal.backend()).contains("line 99999"));
+}
