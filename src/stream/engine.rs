@@ -112,10 +112,17 @@ impl StreamEngine {
                             "Listing deployments works again",
                         ));
                     }
-                    self.snapshot.send_modify(|s| {
-                        s.deployments = list.deployments.clone();
-                        s.list_error = None;
-                        s.loaded = true;
+                    // Only a real change wakes the dashboard.
+                    self.snapshot.send_if_modified(|s| {
+                        let changed = !s.loaded
+                            || s.list_error.is_some()
+                            || s.deployments != list.deployments;
+                        if changed {
+                            s.deployments = list.deployments.clone();
+                            s.list_error = None;
+                            s.loaded = true;
+                        }
+                        changed
                     });
                     for deployment in list.deployments.into_iter().rev() {
                         if deployment.state().is_terminal() {
@@ -140,8 +147,12 @@ impl StreamEngine {
                     }
                 }
                 Err(err) => {
-                    self.snapshot
-                        .send_modify(|s| s.list_error = Some(err.to_string()));
+                    let message = err.to_string();
+                    self.snapshot.send_if_modified(|s| {
+                        let changed = s.list_error.as_ref() != Some(&message);
+                        s.list_error = Some(message);
+                        changed
+                    });
                     if !list_failing {
                         list_failing = true;
                         self.logger.write(LogEntry::system(

@@ -73,7 +73,7 @@ pub struct Deployment {
 }
 
 /// One item of `GET /v6/deployments`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentSummary {
     pub uid: String,

@@ -1,0 +1,131 @@
+//! The real binary in a real pseudo-terminal, against the demo: what a person sees and does.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::pty::{Key, OrPanic, PtySession};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shiplog");
+const WAIT: Duration = Duration::from_secs(30);
+
+fn dashboard(home: &Path, cols: u16, rows: u16) -> PtySession {
+    let home_str = home.display().to_string();
+    let state = home.join("state").display().to_string();
+    let config = home.join("config").display().to_string();
+    PtySession::spawn(
+        Path::new(BIN),
+        &[],
+        &[
+            ("HOME", home_str.as_str()),
+            ("SHIPLOG_STATE_DIR", state.as_str()),
+            ("XDG_CONFIG_HOME", config.as_str()),
+        ],
+        cols,
+        rows,
+    )
+    .expect("shiplog starts in a pty")
+}
+
+/// The lines of the log pane (below the deployments list when stacked).
+fn screen_has(session: &PtySession, text: &str) -> bool {
+    session.contents().contains(text)
+}
+
+#[test]
+fn the_demo_dashboard_shows_live_builds_filters_helps_and_quits_cleanly() {
+    let home = tempfile::tempdir().expect("home");
+    let mut session = dashboard(home.path(), 100, 30);
+    session.wait_for_text("Deployments", WAIT).or_panic();
+    session.wait_for_text("DEMO", WAIT).or_panic();
+    // The first sample build appears and its lines stream in.
+    session.wait_for_text("storefront", WAIT).or_panic();
+    session.wait_for_text("Running build in", WAIT).or_panic();
+    session.wait_for_text("Cloning completed", WAIT).or_panic();
+    assert!(
+        session.alternate_screen(),
+        "the dashboard owns the alternate screen"
+    );
+
+    // A filter narrows the log to matching lines.
+    session.send_key(Key::Char('f'));
+    session
+        .wait_for_text("filter (!pattern hides)", WAIT)
+        .or_panic();
+    session.send(b"Cloning");
+    session.send_key(Key::Enter);
+    session.wait_for_text("[filter Cloning]", WAIT).or_panic();
+    session
+        .wait_for("only matching lines", WAIT, |screen| {
+            let text = screen.contents();
+            text.contains("Cloning github.com") && !text.contains("Running build in")
+        })
+        .or_panic();
+
+    // The help overlay lists the keys; any key closes it.
+    session.send_key(Key::Char('?'));
+    session
+        .wait_for_text("next / previous error or warning", WAIT)
+        .or_panic();
+    session.send_key(Key::Char('x'));
+    session
+        .wait_for("help closed", WAIT, |screen| {
+            !screen.contents().contains("this help")
+        })
+        .or_panic();
+
+    // Resizing redraws the layout: side by side when wide.
+    session.resize(160, 40);
+    session
+        .wait_for("side-by-side layout", WAIT, |screen| {
+            screen
+                .contents()
+                .lines()
+                .next()
+                .is_some_and(|row| row.contains("┐┌"))
+        })
+        .or_panic();
+    session.resize(80, 24);
+    session
+        .wait_for("stacked layout", WAIT, |screen| {
+            screen
+                .contents()
+                .lines()
+                .next()
+                .is_some_and(|row| !row.contains("┐┌"))
+        })
+        .or_panic();
+
+    session.send_key(Key::Char('q'));
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+    let raw = session.raw_output();
+    let ends_with = |seq: &[u8]| raw.windows(seq.len()).any(|w| w == seq);
+    assert!(ends_with(b"\x1b[?1049l"), "left the alternate screen");
+    assert!(!session.alternate_screen());
+    assert!(!session.cursor_hidden(), "the cursor is visible again");
+    assert!(!screen_has(&session, "panicked"));
+}
+
+#[test]
+fn ctrl_c_and_sigterm_restore_the_terminal() {
+    let home = tempfile::tempdir().expect("home");
+    let mut session = dashboard(home.path(), 100, 30);
+    session.wait_for_text("Deployments", WAIT).or_panic();
+    session.send_key(Key::CtrlC);
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+    assert!(!session.alternate_screen());
+    assert!(!session.cursor_hidden());
+
+    let mut session = dashboard(home.path(), 100, 30);
+    session.wait_for_text("Deployments", WAIT).or_panic();
+    let pid = session.pid().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+    assert!(!session.alternate_screen());
+    assert!(!session.cursor_hidden());
+}
