@@ -108,6 +108,65 @@ fn the_demo_dashboard_shows_live_builds_filters_helps_and_quits_cleanly() {
 }
 
 #[test]
+fn a_panic_in_an_engine_restores_the_terminal_and_says_one_sentence() {
+    let home = tempfile::tempdir().expect("home");
+    let home_str = home.path().display().to_string();
+    let state = home.path().join("state");
+    let state_str = state.display().to_string();
+    let mut session = PtySession::spawn(
+        Path::new(BIN),
+        &[],
+        &[
+            ("HOME", home_str.as_str()),
+            ("SHIPLOG_STATE_DIR", state_str.as_str()),
+            ("SHIPLOG_DEBUG_PANIC_IN_ENGINE", "1"),
+        ],
+        100,
+        30,
+    )
+    .expect("starts");
+    assert_eq!(session.wait_exit(WAIT), Some(101));
+    assert!(!session.alternate_screen());
+    assert!(!session.cursor_hidden());
+    let screen = session.contents();
+    assert!(screen.contains("shiplog: internal error"), "{screen}");
+    assert!(
+        !screen.contains("panicked at") && !screen.contains("backtrace"),
+        "{screen}"
+    );
+    let log = std::fs::read_to_string(state.join("shiplog.log")).unwrap_or_default();
+    assert!(
+        log.contains("a deliberate panic"),
+        "the details are in the log file"
+    );
+}
+
+#[test]
+fn a_broken_theme_file_is_reported_and_the_default_theme_used() {
+    let home = tempfile::tempdir().expect("home");
+    let theme = home.path().join("mine.toml");
+    std::fs::write(&theme, "[styles]\nstate_eror = { fg = \"red\" }\n").expect("theme");
+    let home_str = home.path().display().to_string();
+    let state = home.path().join("state").display().to_string();
+    let theme_str = theme.display().to_string();
+    let mut session = PtySession::spawn(
+        Path::new(BIN),
+        &["--theme", theme_str.as_str()],
+        &[
+            ("HOME", home_str.as_str()),
+            ("SHIPLOG_STATE_DIR", state.as_str()),
+        ],
+        160,
+        30,
+    )
+    .expect("starts");
+    session.wait_for_text("mine.toml, line 2", WAIT).or_panic();
+    session.wait_for_text("state_eror", WAIT).or_panic();
+    session.send_key(Key::Char('q'));
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+}
+
+#[test]
 fn ctrl_c_and_sigterm_restore_the_terminal() {
     let home = tempfile::tempdir().expect("home");
     let mut session = dashboard(home.path(), 100, 30);

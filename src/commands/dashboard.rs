@@ -28,6 +28,7 @@ pub async fn run(cli: &Cli) -> i32 {
     let user_themes = shiplog::config::config_dir().map(|d| d.join("themes"));
     let (theme, theme_warnings) =
         Theme::load(settings.theme.as_deref(), user_themes.as_deref(), no_color);
+    shiplog::tui::terminal::install_panic_hook(settings.state_dir.join("shiplog.log"));
     let (builder, entries) = Logger::builder().channel("ui", UI_BUFFER, Delivery::DropWhenFull);
     let logger = builder.build();
     let team = match Team::open(&mut settings, &logger, false).await {
@@ -53,8 +54,7 @@ pub async fn run(cli: &Cli) -> i32 {
     let shutdown = super::shutdown_on_signals();
     let (stop_engine, engine_shutdown) = tokio::sync::watch::channel(false);
     let engine = tokio::spawn(team.engine.run(engine_shutdown));
-    let log_file = settings.state_dir.join("shiplog.log");
-    let result = tui::run(app, theme, feeds, shutdown, settings.mouse, log_file).await;
+    let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;
     // Followers save where they were before the process ends.
     let _ = stop_engine.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), engine).await;

@@ -138,6 +138,12 @@ impl StreamEngine {
                             );
                             let shutdown = shutdown.clone();
                             followers.spawn(async move {
+                                // Lets the tests prove that a panic in an engine restores the
+                                // terminal (debug builds only).
+                                #[cfg(debug_assertions)]
+                                if std::env::var_os("SHIPLOG_DEBUG_PANIC_IN_ENGINE").is_some() {
+                                    panic!("a deliberate panic in the streaming engine");
+                                }
                                 let uid = deployment.uid;
                                 if let Err(err) = follower.follow(&uid, shutdown).await {
                                     tracing::warn!(deployment = %uid, %err, "stopped following");

@@ -8,7 +8,6 @@ pub mod theme;
 pub mod ui;
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,9 +41,8 @@ pub async fn run(
     mut feeds: Feeds,
     mut shutdown: Shutdown,
     mouse: bool,
-    log_file: PathBuf,
 ) -> io::Result<()> {
-    let mut guard = TerminalGuard::enter(mouse, log_file)?;
+    let mut guard = TerminalGuard::enter(mouse)?;
     let mut events = EventStream::new();
     let mut batch = Vec::with_capacity(BATCH);
     // Ages and build durations move once a second, but only while something builds.

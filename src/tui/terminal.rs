@@ -17,9 +17,8 @@ pub struct TerminalGuard {
 impl TerminalGuard {
     /// Enters raw mode and the alternate screen. With `mouse`, the wheel scrolls (and the
     /// terminal's own text selection then needs Shift); without, selection works as usual.
-    pub fn enter(mouse: bool, log_file: PathBuf) -> io::Result<Self> {
+    pub fn enter(mouse: bool) -> io::Result<Self> {
         let terminal = ratatui::try_init()?;
-        install_panic_hook(log_file);
         if mouse {
             execute!(io::stdout(), EnableMouseCapture)?;
         }
@@ -45,8 +44,8 @@ fn restore() {
 
 /// A panic, on the UI thread or in an engine task, restores the terminal, records the details
 /// in the diagnostics log and leaves with one sentence: no backtrace on the user's screen, and
-/// no dashboard left drawing over a restored terminal.
-fn install_panic_hook(log_file: PathBuf) {
+/// no dashboard left drawing over a restored terminal. Install it before the engines start.
+pub fn install_panic_hook(log_file: PathBuf) {
     std::panic::set_hook(Box::new(move |info| {
         let _ = execute!(io::stdout(), DisableMouseCapture);
         restore();
