@@ -53,6 +53,7 @@ pub async fn run(
     let mut last_draw = Instant::now() - FRAME;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
+            let _drawing = terminal::drawing();
             guard
                 .terminal
                 .draw(|frame| ui::render(frame, &app, &theme))?;
