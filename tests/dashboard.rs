@@ -11,21 +11,27 @@ const BIN: &str = env!("CARGO_BIN_EXE_shiplog");
 const WAIT: Duration = Duration::from_secs(30);
 
 fn dashboard(home: &Path, cols: u16, rows: u16) -> PtySession {
+    dashboard_with(home, &[], &[], cols, rows)
+}
+
+/// The dashboard with a private home, state and config, plus `args` and `env`.
+fn dashboard_with(
+    home: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    cols: u16,
+    rows: u16,
+) -> PtySession {
     let home_str = home.display().to_string();
     let state = home.join("state").display().to_string();
     let config = home.join("config").display().to_string();
-    PtySession::spawn(
-        Path::new(BIN),
-        &[],
-        &[
-            ("HOME", home_str.as_str()),
-            ("SHIPLOG_STATE_DIR", state.as_str()),
-            ("XDG_CONFIG_HOME", config.as_str()),
-        ],
-        cols,
-        rows,
-    )
-    .expect("shiplog starts in a pty")
+    let mut all_env = vec![
+        ("HOME", home_str.as_str()),
+        ("SHIPLOG_STATE_DIR", state.as_str()),
+        ("XDG_CONFIG_HOME", config.as_str()),
+    ];
+    all_env.extend_from_slice(env);
+    PtySession::spawn(Path::new(BIN), args, &all_env, cols, rows).expect("shiplog starts in a pty")
 }
 
 /// The lines of the log pane (below the deployments list when stacked).
@@ -110,21 +116,13 @@ fn the_demo_dashboard_shows_live_builds_filters_helps_and_quits_cleanly() {
 #[test]
 fn a_panic_in_an_engine_restores_the_terminal_and_says_one_sentence() {
     let home = tempfile::tempdir().expect("home");
-    let home_str = home.path().display().to_string();
-    let state = home.path().join("state");
-    let state_str = state.display().to_string();
-    let mut session = PtySession::spawn(
-        Path::new(BIN),
+    let mut session = dashboard_with(
+        home.path(),
         &[],
-        &[
-            ("HOME", home_str.as_str()),
-            ("SHIPLOG_STATE_DIR", state_str.as_str()),
-            ("SHIPLOG_DEBUG_PANIC_IN_ENGINE", "1"),
-        ],
+        &[("SHIPLOG_DEBUG_PANIC_IN_ENGINE", "1")],
         100,
         30,
-    )
-    .expect("starts");
+    );
     assert_eq!(session.wait_exit(WAIT), Some(101));
     assert!(!session.alternate_screen());
     assert!(!session.cursor_hidden());
@@ -134,7 +132,7 @@ fn a_panic_in_an_engine_restores_the_terminal_and_says_one_sentence() {
         !screen.contains("panicked at") && !screen.contains("backtrace"),
         "{screen}"
     );
-    let log = std::fs::read_to_string(state.join("shiplog.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(home.path().join("state/shiplog.log")).unwrap_or_default();
     assert!(
         log.contains("a deliberate panic"),
         "the details are in the log file"
@@ -146,20 +144,8 @@ fn a_broken_theme_file_is_reported_and_the_default_theme_used() {
     let home = tempfile::tempdir().expect("home");
     let theme = home.path().join("mine.toml");
     std::fs::write(&theme, "[styles]\nstate_eror = { fg = \"red\" }\n").expect("theme");
-    let home_str = home.path().display().to_string();
-    let state = home.path().join("state").display().to_string();
     let theme_str = theme.display().to_string();
-    let mut session = PtySession::spawn(
-        Path::new(BIN),
-        &["--theme", theme_str.as_str()],
-        &[
-            ("HOME", home_str.as_str()),
-            ("SHIPLOG_STATE_DIR", state.as_str()),
-        ],
-        160,
-        30,
-    )
-    .expect("starts");
+    let mut session = dashboard_with(home.path(), &["--theme", theme_str.as_str()], &[], 160, 30);
     session.wait_for_text("mine.toml, line 2", WAIT).or_panic();
     session.wait_for_text("state_eror", WAIT).or_panic();
     session.send_key(Key::Char('q'));

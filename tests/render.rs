@@ -129,24 +129,29 @@ fn theme(name: &str) -> Theme {
     Theme::builtin(name).expect("built-in theme")
 }
 
-#[test]
-fn main_screen_in_two_themes_and_two_sizes() {
+/// Snapshots `app` in the dark and mono themes, at 80x24 and 160x48.
+fn snapshot_everywhere(screen: &str, app: &App) {
     for name in ["dark", "mono"] {
         for (width, height) in [(80, 24), (160, 48)] {
-            let terminal = draw(&app(), &theme(name), width, height);
-            insta::assert_snapshot!(format!("main_{name}_{width}x{height}"), terminal.backend());
+            let terminal = draw(app, &theme(name), width, height);
+            insta::assert_snapshot!(
+                format!("{screen}_{name}_{width}x{height}"),
+                terminal.backend()
+            );
         }
     }
+}
+
+#[test]
+fn main_screen() {
+    snapshot_everywhere("main", &app());
 }
 
 #[test]
 fn help_overlay() {
     let mut app = app();
     press(&mut app, KeyCode::Char('?'));
-    for (width, height) in [(80, 24), (160, 48)] {
-        let terminal = draw(&app, &theme("dark"), width, height);
-        insta::assert_snapshot!(format!("help_{width}x{height}"), terminal.backend());
-    }
+    snapshot_everywhere("help", &app);
 }
 
 #[test]
@@ -154,8 +159,7 @@ fn filter_input_shows_a_bad_pattern() {
     let mut app = app();
     press(&mut app, KeyCode::Char('f'));
     type_text(&mut app, "error (");
-    let terminal = draw(&app, &theme("dark"), 80, 24);
-    insta::assert_snapshot!("filter_bad_pattern", terminal.backend());
+    snapshot_everywhere("filter_bad_pattern", &app);
 }
 
 #[test]
@@ -168,18 +172,14 @@ fn filtered_paused_wrapped_and_searched_log() {
     press(&mut app, KeyCode::Char('/'));
     type_text(&mut app, "next");
     press(&mut app, KeyCode::Enter);
-    for (width, height) in [(80, 24), (160, 48)] {
-        let terminal = draw(&app, &theme("dark"), width, height);
-        insta::assert_snapshot!(format!("filtered_{width}x{height}"), terminal.backend());
-    }
+    snapshot_everywhere("filtered", &app);
 }
 
 #[test]
 fn empty_dashboard_while_loading() {
     let mut app = App::new(Source::Team(Some("team_acme".into())), "redis", 10_000);
     app.frozen_now = Some(NOW);
-    let terminal = draw(&app, &theme("dark"), 80, 24);
-    insta::assert_snapshot!("empty_loading", terminal.backend());
+    snapshot_everywhere("empty_loading", &app);
 }
 
 #[test]
@@ -235,4 +235,35 @@ fn a_large_buffer_renders_its_newest_lines() {
     app.ingest(&entries);
     let terminal = draw(&app, &theme("dark"), 160, 48);
     assert!(format!("{}", terminal.backend()).contains("line 99999"));
+}
+
+/// Themes reach the screen: dark colours the failed build's state, mono uses no colour at all
+/// (NO_COLOR users still see bold, reverse video and the symbols).
+#[test]
+fn themes_colour_the_screen_and_mono_has_no_colour() {
+    use ratatui::style::Color;
+    let app = app();
+    let cell_style = |theme_name: &str, symbol: &str| {
+        let terminal = draw(&app, &theme(theme_name), 80, 24);
+        let buffer = terminal.backend().buffer().clone();
+        let area = buffer.area;
+        let position = (area.top()..area.bottom())
+            .flat_map(|y| (area.left()..area.right()).map(move |x| (x, y)))
+            .find(|&(x, y)| buffer[(x, y)].symbol() == symbol)
+            .expect("symbol on screen");
+        (buffer[position].style(), buffer)
+    };
+    let (dark_error, _) = cell_style("dark", "✖");
+    assert!(
+        dark_error.fg.is_some_and(|c| c != Color::Reset),
+        "{dark_error:?}"
+    );
+    let (_, mono) = cell_style("mono", "✖");
+    for cell in mono.content() {
+        let no_colour = |c: Color| c == Color::Reset;
+        assert!(
+            no_colour(cell.fg) && no_colour(cell.bg),
+            "a colour in mono: {cell:?}"
+        );
+    }
 }

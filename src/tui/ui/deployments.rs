@@ -4,7 +4,7 @@
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::short_duration;
@@ -14,20 +14,17 @@ use crate::tui::theme::Theme;
 use crate::vercel::ReadyState;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let focused = app.focus == Pane::Deployments;
     let title = match (&app.snapshot.list_error, app.snapshot.loaded) {
         (Some(_), _) => " Deployments (list failing) ",
         (None, false) => " Deployments (loading…) ",
         (None, true) => " Deployments ",
     };
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(if focused {
-            theme.border_focused
-        } else {
-            theme.border
-        })
-        .title(Span::styled(title, theme.title));
+    let block = super::pane(
+        app,
+        Pane::Deployments,
+        Span::styled(title, theme.title),
+        theme,
+    );
     let wide = area.width >= 90;
     let now = app.now();
     let rows: Vec<Row> = app

@@ -4,7 +4,7 @@
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use unicode_width::UnicodeWidthChar;
 
@@ -14,15 +14,7 @@ use crate::tui::buffer::{LogLine, Stream};
 use crate::tui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let focused = app.focus == Pane::Log;
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(if focused {
-            theme.border_focused
-        } else {
-            theme.border
-        })
-        .title(title(app, theme));
+    let block = super::pane(app, Pane::Log, title(app, theme), theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     app.log_viewport.set((inner.height, inner.width));

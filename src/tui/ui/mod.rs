@@ -6,9 +6,11 @@ mod log;
 mod status;
 
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders};
 use ratatui::Frame;
 
-use super::app::App;
+use super::app::{App, Pane};
 use super::theme::Theme;
 
 /// Below this width the deployments list sits above the log instead of beside it.
@@ -42,6 +44,23 @@ fn split_main(area: Rect, app: &App) -> (Rect, Rect) {
             Layout::vertical([Constraint::Length(rows), Constraint::Min(3)]).areas(area);
         (list, log)
     }
+}
+
+/// A pane's frame; the focused pane's border stands out.
+pub(crate) fn pane<'a>(
+    app: &App,
+    pane: Pane,
+    title: impl Into<Line<'a>>,
+    theme: &Theme,
+) -> Block<'a> {
+    Block::new()
+        .borders(Borders::ALL)
+        .border_style(if app.focus == pane {
+            theme.border_focused
+        } else {
+            theme.border
+        })
+        .title(title)
 }
 
 /// "12s", "4m", "3h", "2d": short ages for narrow columns.
