@@ -93,8 +93,21 @@ pub enum Command {
     Follow(FollowArgs),
     /// Print every deployment's build log to stdout as it happens (headless).
     Watch,
+    /// Alert rules: try them on recorded entries.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Run the built-in Vercel simulator.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AlertsCommand {
+    /// Replay entries (as `shiplog follow --json` writes them) through the alert rules and print
+    /// what would fire and what would be suppressed. Sends nothing.
+    Check {
+        /// A file of one JSON entry per line.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

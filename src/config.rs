@@ -19,6 +19,8 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("{0}")]
     Value(String),
+    #[error("{0}")]
+    Rule(#[from] crate::alert::rule::RuleError),
 }
 
 /// What `config.toml` may hold. Secrets (tokens) do not belong here.
@@ -40,6 +42,12 @@ pub struct FileConfig {
     pub buffer_lines: Option<usize>,
     /// Mouse wheel scrolling (then text selection needs Shift).
     pub mouse: Option<bool>,
+    /// `[[alert_rules]]` tables; read with their line numbers into `rules`.
+    #[serde(default, rename = "alert_rules")]
+    _alert_rules: Option<toml::Value>,
+    /// The file's alert rules, located for error messages.
+    #[serde(skip)]
+    pub rules: Vec<crate::alert::rule::LocatedRule>,
 }
 
 impl FileConfig {
@@ -59,10 +67,13 @@ impl FileConfig {
             }
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        toml::from_str(&text).map_err(|err| ConfigError::Invalid {
-            path,
+        let mut config: FileConfig = toml::from_str(&text).map_err(|err| ConfigError::Invalid {
+            path: path.clone(),
             message: err.to_string().trim().replace('\n', " "),
-        })
+        })?;
+        let origin = format!("config file {}", path.display());
+        config.rules = crate::alert::rule::rules_in(&text, &origin)?;
+        Ok(config)
     }
 }
 
@@ -153,6 +164,8 @@ pub struct Settings {
     pub theme: Option<String>,
     pub buffer_lines: usize,
     pub mouse: bool,
+    /// Alert rules from the config file, laid over the built-ins.
+    pub alert_rules: Vec<crate::alert::rule::LocatedRule>,
 }
 
 impl Settings {
@@ -190,6 +203,8 @@ impl Settings {
                 ));
             }
         }
+        // A bad alert rule stops every command, naming the file, line and rule.
+        crate::alert::RuleSet::with_overrides(file.rules.clone())?;
         let namespace = file
             .namespace
             .unwrap_or_else(|| format!("shiplog:{}:", env.as_str()));
@@ -215,6 +230,7 @@ impl Settings {
                 .unwrap_or(crate::tui::buffer::DEFAULT_CAPACITY)
                 .max(100),
             mouse: overrides.mouse || file.mouse.unwrap_or(false),
+            alert_rules: file.rules,
         })
     }
 }

@@ -7,6 +7,8 @@ pub const BUILD_FAILED: i32 = 1;
 /// Following failed: the API could not be reached, the token was refused, the deployment does
 /// not exist, or the stream stayed broken after every retry.
 pub const FOLLOW_FAILED: i32 = 2;
+/// An input file could not be read.
+pub const DATA: i32 = 65;
 /// The command line was wrong.
 pub const USAGE: i32 = 64;
 /// The configuration (file, environment, flags) was wrong.
@@ -17,5 +19,6 @@ pub const INTERRUPTED: i32 = 130;
 /// The text for `--help`.
 pub const HELP: &str = "Exit status: 0 the build ended READY (or the command succeeded); \
 1 the build ended ERROR or CANCELED; 2 following failed (API unreachable, token refused, \
-deployment not found, stream lost after all retries); 64 bad command line; 78 bad configuration; \
+deployment not found, stream lost after all retries); 64 bad command line; 65 unreadable input \
+file; 78 bad configuration; \
 130 stopped by Ctrl-C or SIGTERM (resume state saved).";

@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin shell over this library; the integration tests use the
 //! library directly.
 
+pub mod alert;
 pub mod config;
 pub mod demo;
 pub mod exit;

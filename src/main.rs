@@ -39,6 +39,9 @@ fn main() -> ExitCode {
             Some(Command::Follow(args)) => commands::follow::run(&cli, args).await,
             Some(Command::Demo(args)) => commands::demo::run(&cli, args).await,
             Some(Command::Watch) => commands::watch::run(&cli).await,
+            Some(Command::Alerts(cli::AlertsCommand::Check { file })) => {
+                commands::alerts::check(&cli, &file).await
+            }
             None => commands::dashboard::run(&cli).await,
         }
     });

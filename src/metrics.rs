@@ -45,6 +45,10 @@ pub struct Metrics {
     lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
     lag_sum_ms: AtomicU64,
     lag_count: AtomicU64,
+    /// `logs_alerts_triggered_total{rule,channel}`
+    alerts_triggered: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// `logs_alerts_suppressed_total{rule}`
+    alerts_suppressed: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -84,6 +88,25 @@ impl Metrics {
         self.lag_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.lag_sum_ms.fetch_add(lag_ms, Ordering::Relaxed);
         self.lag_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn alert_triggered(&self, rule: &str, channel: &'static str) {
+        if let Ok(mut triggered) = self.alerts_triggered.lock() {
+            *triggered.entry((rule.to_owned(), channel)).or_default() += 1;
+        }
+    }
+
+    pub fn alert_suppressed(&self, rule: &str) {
+        if let Ok(mut suppressed) = self.alerts_suppressed.lock() {
+            *suppressed.entry(rule.to_owned()).or_default() += 1;
+        }
+    }
+
+    pub fn alerts_suppressed(&self, rule: &str) -> u64 {
+        self.alerts_suppressed
+            .lock()
+            .map(|s| s.get(rule).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     pub fn events_received(&self) -> u64 {
@@ -156,6 +179,21 @@ impl Metrics {
             "logs_vercel_event_lag_ms_count {}",
             self.lag_count.load(Ordering::Relaxed)
         );
+        let _ = writeln!(out, "# TYPE logs_alerts_triggered_total counter");
+        if let Ok(triggered) = self.alerts_triggered.lock() {
+            for ((rule, channel), n) in triggered.iter() {
+                let _ = writeln!(
+                    out,
+                    "logs_alerts_triggered_total{{rule=\"{rule}\",channel=\"{channel}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(out, "# TYPE logs_alerts_suppressed_total counter");
+        if let Ok(suppressed) = self.alerts_suppressed.lock() {
+            for (rule, n) in suppressed.iter() {
+                let _ = writeln!(out, "logs_alerts_suppressed_total{{rule=\"{rule}\"}} {n}");
+            }
+        }
         out
     }
 }

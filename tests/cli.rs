@@ -379,3 +379,81 @@ async fn sigterm_saves_the_place_and_a_rerun_continues_without_repeats() {
         .collect();
     assert_eq!(printed, produced_texts(&sim, &id));
 }
+
+#[tokio::test]
+async fn alerts_check_replays_recorded_entries_through_the_rules() {
+    let state = tempfile::tempdir().expect("dir");
+    let file = state.path().join("entries.ndjson");
+    let mut lines = Vec::new();
+    for i in 0..50i64 {
+        let entry = shiplog::log::LogEntry::at(
+            1_795_684_800_000 + i * 1_000,
+            shiplog::log::Tier::Build,
+            shiplog::log::Severity::Error,
+            "failed",
+            format!(
+                "Command \"npm run build\" exited with 1 after {} ms",
+                30_000 + i
+            ),
+        )
+        .with_deployment("vercel-dpl_a-1");
+        lines.push(serde_json::to_string(&entry).expect("json"));
+    }
+    lines.push("not json at all".to_owned());
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.arg("alerts").arg("check").arg(&file);
+        c
+    })
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout
+            .matches(" FIRE build_failed (medium) -> slack")
+            .count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("1 alerts would fire, 49 repeats would be suppressed (50 entries read, 1 lines skipped)"),
+        "{}",
+        out.stdout
+    );
+
+    // A bad rule in the config file stops with the file, line and rule.
+    let config = state.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[alert_rules]]\nkey = \"mine\"\nmessage = \"(\"\n",
+    )
+    .expect("write");
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.arg("--config")
+            .arg(&config)
+            .arg("alerts")
+            .arg("check")
+            .arg(&file);
+        c
+    })
+    .await;
+    assert_eq!(out.code, 78);
+    assert!(
+        out.stderr
+            .contains("config.toml, line 1: alert rule \"mine\": bad regular expression"),
+        "{}",
+        out.stderr
+    );
+
+    let missing = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.arg("alerts")
+            .arg("check")
+            .arg(state.path().join("nope.ndjson"));
+        c
+    })
+    .await;
+    assert_eq!(missing.code, 65);
+}

@@ -1,5 +1,6 @@
 //! The commands, and what they share: settings, diagnostics, the state store, signals.
 
+pub mod alerts;
 pub mod dashboard;
 pub mod demo;
 pub mod follow;

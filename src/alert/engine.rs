@@ -1,0 +1,120 @@
+//! The alerting engine: every entry through the rules; a match is fingerprinted and either
+//! fires or is counted as a repeat.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::fingerprint::Fingerprint;
+use super::rule::{AlertSeverity, Channel, RuleSet};
+use super::suppression::{Decision, Suppressor};
+use crate::log::LogEntry;
+use crate::metrics::Metrics;
+use crate::stream::follower::{stopped, Shutdown};
+
+/// A notification-worthy match.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub fingerprint: Fingerprint,
+    pub rule: String,
+    pub severity: AlertSeverity,
+    pub channels: Vec<Channel>,
+    /// The entry that fired it (already redacted by the logger).
+    pub entry: Arc<LogEntry>,
+}
+
+/// What the engine decided about one rule match.
+#[derive(Debug, Clone)]
+pub enum AlertEvent {
+    Fired(Alert),
+    /// A repeat inside the window: counted, not sent.
+    Repeated {
+        fingerprint: Fingerprint,
+        rule: String,
+        count: u64,
+    },
+}
+
+pub struct AlertEngine {
+    rules: RuleSet,
+    suppressor: Suppressor,
+    metrics: Arc<Metrics>,
+}
+
+impl AlertEngine {
+    pub fn new(rules: RuleSet, suppressor: Suppressor, metrics: Arc<Metrics>) -> Self {
+        AlertEngine {
+            rules,
+            suppressor,
+            metrics,
+        }
+    }
+
+    /// Runs one entry through every rule.
+    pub async fn evaluate(&self, entry: Arc<LogEntry>) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        for rule in self.rules.matching(&entry) {
+            let fingerprint = Fingerprint::of(&rule.key, &entry);
+            match self
+                .suppressor
+                .check(&fingerprint, rule.suppression, entry.ts)
+                .await
+            {
+                Decision::Fire => {
+                    for channel in &rule.channels {
+                        self.metrics
+                            .alert_triggered(&rule.key, channel_name(*channel));
+                    }
+                    events.push(AlertEvent::Fired(Alert {
+                        fingerprint,
+                        rule: rule.key.clone(),
+                        severity: rule.severity,
+                        channels: rule.channels.clone(),
+                        entry: entry.clone(),
+                    }));
+                }
+                Decision::Repeat { count } => {
+                    self.metrics.alert_suppressed(&rule.key);
+                    events.push(AlertEvent::Repeated {
+                        fingerprint,
+                        rule: rule.key.clone(),
+                        count,
+                    });
+                }
+            }
+        }
+        events
+    }
+
+    /// Takes entries from the logger's alerting outlet until shutdown; sends what it decides.
+    pub async fn run(
+        &self,
+        mut entries: mpsc::Receiver<Arc<LogEntry>>,
+        decisions: mpsc::Sender<AlertEvent>,
+        mut shutdown: Shutdown,
+    ) {
+        loop {
+            let entry = tokio::select! {
+                entry = entries.recv() => entry,
+                _ = stopped(&mut shutdown) => return,
+            };
+            let Some(entry) = entry else { return };
+            for event in self.evaluate(entry).await {
+                if decisions.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Slack => "slack",
+        Channel::Discord => "discord",
+        Channel::Email => "email",
+        Channel::Sms => "sms",
+        Channel::Webhook => "webhook",
+        Channel::Demo => "demo",
+    }
+}

@@ -1,0 +1,12 @@
+//! The alerting engine: rules, fingerprints and suppression windows. Delivery (queue and
+//! channels), alert state and acknowledgement come next (issue 4).
+
+pub mod engine;
+pub mod fingerprint;
+pub mod rule;
+pub mod suppression;
+
+pub use engine::{Alert, AlertEngine, AlertEvent};
+pub use fingerprint::Fingerprint;
+pub use rule::{AlertSeverity, Channel, Rule, RuleSet};
+pub use suppression::{Decision, Suppressor};

@@ -1,0 +1,459 @@
+//! Alert rules: which entries are worth waking someone for, how loud, through which channels,
+//! and how long repeats stay quiet. Built-in defaults, overridden or extended in the config file.
+
+use std::time::Duration;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::log::{LogEntry, Severity, Tier};
+
+/// How loud an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSeverity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl AlertSeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSeverity::Low => "low",
+            AlertSeverity::Medium => "medium",
+            AlertSeverity::High => "high",
+            AlertSeverity::Critical => "critical",
+        }
+    }
+}
+
+/// Where notifications go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Slack,
+    Discord,
+    Email,
+    Sms,
+    Webhook,
+    /// The demo's built-in channel.
+    Demo,
+}
+
+/// A rule as written in the config file (`[[alert_rules]]`). A rule whose `key` is a built-in's
+/// replaces that built-in; `enabled = false` switches one off.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub key: String,
+    pub tier: Option<Tier>,
+    /// Matches entries of at least this severity.
+    pub severity_at_least: Option<Severity>,
+    /// Matches any of these events.
+    #[serde(default)]
+    pub event: Vec<String>,
+    /// A regular expression the message must match.
+    pub message: Option<String>,
+    /// Metadata field -> regular expression its text value must match.
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    pub severity: Option<AlertSeverity>,
+    pub channels: Option<Vec<String>>,
+    pub suppression_minutes: Option<u64>,
+    pub enabled: Option<bool>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub key: String,
+    tier: Option<Tier>,
+    severity_at_least: Option<Severity>,
+    events: Vec<String>,
+    message: Option<Regex>,
+    metadata: Vec<(String, Regex)>,
+    pub severity: AlertSeverity,
+    pub channels: Vec<Channel>,
+    pub suppression: Duration,
+}
+
+impl Rule {
+    /// Does this entry match every matcher of the rule?
+    pub fn matches(&self, entry: &LogEntry) -> bool {
+        self.tier.is_none_or(|tier| entry.tier == tier)
+            && self.severity_at_least.is_none_or(|s| entry.severity >= s)
+            && (self.events.is_empty() || self.events.contains(&entry.event))
+            && self
+                .message
+                .as_ref()
+                .is_none_or(|re| re.is_match(&entry.message))
+            && self.metadata.iter().all(|(key, re)| {
+                entry
+                    .metadata
+                    .get_str(key)
+                    .is_some_and(|value| re.is_match(value))
+            })
+    }
+}
+
+/// A rule that cannot be used: names the file, the line and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}, line {line}: alert rule {key:?}: {problem}")]
+pub struct RuleError {
+    pub origin: String,
+    pub line: usize,
+    pub key: String,
+    pub problem: String,
+}
+
+/// The rules in force, in order.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+/// The built-in rules: the plan's four, then a production set.
+pub const BUILTIN: &str = r#"
+[[alert_rules]]
+key = "system_error"
+tier = "system"
+severity_at_least = "error"
+severity = "high"
+channels = ["slack", "discord"]
+suppression_minutes = 30
+
+[[alert_rules]]
+key = "build_failed"
+tier = "build"
+event = ["failed"]
+severity = "medium"
+channels = ["slack"]
+suppression_minutes = 15
+
+[[alert_rules]]
+key = "deploy_failed"
+tier = "deploy"
+event = ["failed"]
+severity = "high"
+channels = ["slack", "discord", "email"]
+suppression_minutes = 10
+
+[[alert_rules]]
+key = "security_hmac_failed"
+message = "(?i)HMAC.*validation.*failed"
+severity = "critical"
+channels = ["slack", "discord", "email", "sms"]
+suppression_minutes = 5
+
+[[alert_rules]]
+key = "stream_degraded"
+tier = "system"
+event = ["degraded"]
+severity = "high"
+channels = ["slack", "discord"]
+suppression_minutes = 30
+
+[[alert_rules]]
+key = "circuit_open"
+message = "(?i)circuit (is )?open"
+severity = "high"
+channels = ["slack"]
+suppression_minutes = 15
+
+[[alert_rules]]
+key = "rate_limited"
+message = "(?i)\\b429\\b|rate.?limit"
+severity_at_least = "warn"
+severity = "medium"
+channels = ["slack"]
+suppression_minutes = 30
+
+[[alert_rules]]
+key = "build_out_of_memory"
+tier = "build"
+message = "(?i)heap out of memory|out of memory|\\bOOM\\b|exited with (code )?137|SIGKILL"
+severity = "high"
+channels = ["slack", "discord"]
+suppression_minutes = 15
+
+[[alert_rules]]
+key = "breakglass_access"
+message = "VERCEL_BREAKGLASS_ACCESS"
+severity = "critical"
+channels = ["slack", "discord", "email", "sms"]
+suppression_minutes = 0
+
+[[alert_rules]]
+key = "alert_queue_failed"
+tier = "system"
+event = ["alert_queue_failed"]
+severity = "high"
+channels = ["slack", "email"]
+suppression_minutes = 60
+"#;
+
+/// A rule from a file, with where it was written.
+#[derive(Debug, Clone)]
+pub struct LocatedRule {
+    /// `config file /path/to/config.toml`
+    pub origin: String,
+    pub line: usize,
+    pub config: RuleConfig,
+}
+
+#[derive(Deserialize)]
+struct RulesFile {
+    #[serde(default)]
+    alert_rules: Vec<toml::Spanned<RuleConfig>>,
+}
+
+impl RuleSet {
+    /// The built-in rules alone.
+    pub fn builtin() -> RuleSet {
+        RuleSet::with_overrides(Vec::new()).expect("built-in rules compile")
+    }
+
+    /// The built-ins with these rules laid over them: a rule with a built-in's key replaces it,
+    /// others are added after the built-ins.
+    pub fn with_overrides(overrides: Vec<LocatedRule>) -> Result<RuleSet, RuleError> {
+        let mut located = rules_in(BUILTIN, "built-in rules").expect("built-in rules parse");
+        for rule in overrides {
+            match located.iter_mut().find(|r| r.config.key == rule.config.key) {
+                Some(existing) => *existing = rule,
+                None => located.push(rule),
+            }
+        }
+        let mut rules = Vec::new();
+        for rule in located {
+            if rule.config.enabled != Some(false) {
+                rules.push(compile(rule)?);
+            }
+        }
+        Ok(RuleSet { rules })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rules this entry matches.
+    pub fn matching<'a>(&'a self, entry: &'a LogEntry) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.rules.iter().filter(move |rule| rule.matches(entry))
+    }
+}
+
+/// The `[[alert_rules]]` tables of a TOML text (a config file), each with its line.
+pub fn rules_in(text: &str, origin: &str) -> Result<Vec<LocatedRule>, RuleError> {
+    let file: RulesFile = toml::from_str(text).map_err(|err| RuleError {
+        origin: origin.to_owned(),
+        line: err.span().map_or(0, |s| line_of(text, s.start)),
+        key: String::new(),
+        problem: err.message().to_owned(),
+    })?;
+    Ok(file
+        .alert_rules
+        .into_iter()
+        .map(|spanned| LocatedRule {
+            origin: origin.to_owned(),
+            line: line_of(text, spanned.span().start),
+            config: spanned.into_inner(),
+        })
+        .collect())
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(0, |before| before.matches('\n').count() + 1)
+}
+
+fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
+    let LocatedRule {
+        origin,
+        line,
+        config,
+    } = located;
+    let problem = |problem: String| RuleError {
+        origin: origin.clone(),
+        line,
+        key: config.key.clone(),
+        problem,
+    };
+    if config.key.trim().is_empty() {
+        return Err(problem("a rule needs a key".to_owned()));
+    }
+    let regex = |pattern: &str| {
+        Regex::new(pattern).map_err(|err| {
+            let reason = err.to_string();
+            problem(format!(
+                "bad regular expression {pattern:?}: {}",
+                reason.lines().last().unwrap_or("invalid").trim()
+            ))
+        })
+    };
+    let message = config.message.as_deref().map(regex).transpose()?;
+    let mut metadata = Vec::new();
+    for (key, pattern) in &config.metadata {
+        metadata.push((key.clone(), regex(pattern)?));
+    }
+    let mut channels = Vec::new();
+    for name in config.channels.clone().unwrap_or_default() {
+        let channel: Channel = serde_json::from_value(serde_json::Value::String(name.clone()))
+            .map_err(|_| {
+                problem(format!(
+                    "unknown channel {name:?} (slack, discord, email, sms, webhook or demo)"
+                ))
+            })?;
+        channels.push(channel);
+    }
+    if config.tier.is_none()
+        && config.severity_at_least.is_none()
+        && config.event.is_empty()
+        && message.is_none()
+        && metadata.is_empty()
+    {
+        return Err(problem("a rule needs at least one matcher".to_owned()));
+    }
+    Ok(Rule {
+        key: config.key.clone(),
+        tier: config.tier,
+        severity_at_least: config.severity_at_least,
+        events: config.event.clone(),
+        message,
+        metadata,
+        severity: config.severity.unwrap_or(AlertSeverity::Medium),
+        channels,
+        suppression: Duration::from_secs(config.suppression_minutes.unwrap_or(15) * 60),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_failed() -> LogEntry {
+        LogEntry::at(
+            1,
+            Tier::Build,
+            Severity::Error,
+            "failed",
+            "Command \"npm run build\" exited with 1",
+        )
+    }
+
+    fn keys(set: &RuleSet, entry: &LogEntry) -> Vec<String> {
+        set.matching(entry).map(|r| r.key.clone()).collect()
+    }
+
+    #[test]
+    fn the_builtin_rules_match_what_they_say() {
+        let set = RuleSet::builtin();
+        assert!(set.rules().len() >= 10);
+        assert_eq!(keys(&set, &build_failed()), ["build_failed"]);
+        let degraded = LogEntry::system(Severity::Error, "degraded", "Lost the build log stream");
+        assert_eq!(keys(&set, &degraded), ["system_error", "stream_degraded"]);
+        let oom = LogEntry::at(
+            1,
+            Tier::Build,
+            Severity::Error,
+            "stderr",
+            "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory",
+        );
+        assert_eq!(keys(&set, &oom), ["build_out_of_memory"]);
+        let hmac = LogEntry::system(
+            Severity::Warn,
+            "webhook",
+            "HMAC signature validation failed",
+        );
+        assert_eq!(keys(&set, &hmac), ["security_hmac_failed"]);
+        let info = LogEntry::at(
+            1,
+            Tier::Build,
+            Severity::Info,
+            "stdout",
+            "Compiled successfully",
+        );
+        assert!(keys(&set, &info).is_empty());
+    }
+
+    #[test]
+    fn config_rules_replace_switch_off_and_extend_the_builtins() {
+        let text = r#"
+[[alert_rules]]
+key = "build_failed"
+tier = "build"
+event = ["failed"]
+severity = "high"
+channels = ["discord"]
+suppression_minutes = 5
+
+[[alert_rules]]
+key = "rate_limited"
+enabled = false
+
+[[alert_rules]]
+key = "prisma_migration"
+message = "P3009|migration failed"
+metadata = { vercel_type = "^stderr$" }
+channels = ["webhook"]
+"#;
+        let set = RuleSet::with_overrides(rules_in(text, "config file c.toml").expect("parses"))
+            .expect("compiles");
+        let rule = set
+            .rules()
+            .iter()
+            .find(|r| r.key == "build_failed")
+            .expect("rule");
+        assert_eq!(
+            (rule.severity, rule.channels.clone()),
+            (AlertSeverity::High, vec![Channel::Discord])
+        );
+        assert_eq!(rule.suppression, Duration::from_secs(300));
+        assert!(set.rules().iter().all(|r| r.key != "rate_limited"));
+        let mut entry = LogEntry::at(
+            1,
+            Tier::Build,
+            Severity::Error,
+            "stderr",
+            "Error: P3009 migrate found failed migrations",
+        );
+        assert!(
+            !keys(&set, &entry).contains(&"prisma_migration".to_owned()),
+            "metadata must match too"
+        );
+        entry.metadata.vercel_type = Some("stderr".to_owned());
+        assert!(keys(&set, &entry).contains(&"prisma_migration".to_owned()));
+    }
+
+    #[test]
+    fn a_bad_rule_names_the_file_line_and_rule() {
+        let text = "[[alert_rules]]\nkey = \"ok\"\nevent = [\"failed\"]\n\n[[alert_rules]]\nkey = \"broken\"\nmessage = \"(unclosed\"\n";
+        let err = RuleSet::with_overrides(rules_in(text, "config file c.toml").expect("parses"))
+            .expect_err("bad regex");
+        assert_eq!((err.line, err.key.as_str()), (5, "broken"));
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "config file c.toml, line 5: alert rule \"broken\": bad regular expression"
+            ),
+            "{text}"
+        );
+        let bad_channel =
+            "[[alert_rules]]\nkey = \"x\"\nevent = [\"failed\"]\nchannels = [\"pager\"]\n";
+        let err =
+            RuleSet::with_overrides(rules_in(bad_channel, "config file c.toml").expect("parses"))
+                .expect_err("channel");
+        assert!(
+            err.to_string().contains("unknown channel \"pager\""),
+            "{err}"
+        );
+        let unknown_key = "[[alert_rules]]\nkey = \"x\"\nevents = [\"failed\"]\n";
+        let err = rules_in(unknown_key, "config file c.toml").expect_err("unknown field");
+        assert!(
+            err.to_string().contains("line 3") && err.to_string().contains("events"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! `shiplog alerts check <file.ndjson>`: a dry run of the alert rules over recorded entries.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::Arc;
+
+use shiplog::alert::engine::channel_name;
+use shiplog::alert::{AlertEngine, AlertEvent, RuleSet, Suppressor};
+use shiplog::exit;
+use shiplog::log::entry::clock;
+use shiplog::log::LogEntry;
+use shiplog::metrics::Metrics;
+
+use super::report;
+use crate::cli::Cli;
+
+pub async fn check(cli: &Cli, file: &Path) -> i32 {
+    let settings = match super::settings(cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rules = match RuleSet::with_overrides(settings.alert_rules.clone()) {
+        Ok(rules) => rules,
+        Err(err) => {
+            report(
+                err,
+                Some("fix the rule in the config file; `shiplog alerts check` uses the same rules"),
+            );
+            return exit::CONFIG;
+        }
+    };
+    let input = match std::fs::File::open(file) {
+        Ok(f) => BufReader::new(f),
+        Err(err) => {
+            report(
+                format!("cannot read {}: {err}", file.display()),
+                Some("give a file of entries as `shiplog follow --json` writes them"),
+            );
+            return exit::DATA;
+        }
+    };
+    // Windows are measured on the entries' own timestamps, as if they happened now.
+    let engine = AlertEngine::new(rules, Suppressor::replay(), Arc::new(Metrics::new()));
+    let (mut read, mut skipped) = (0u64, 0u64);
+    let mut tally: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for line in input.split(b'\n') {
+        let Ok(line) = line else {
+            skipped += 1;
+            break;
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Ok(entry) = serde_json::from_slice::<LogEntry>(&line) else {
+            skipped += 1;
+            continue;
+        };
+        read += 1;
+        for event in engine.evaluate(Arc::new(entry)).await {
+            match event {
+                AlertEvent::Fired(alert) => {
+                    tally.entry(alert.rule.clone()).or_default().0 += 1;
+                    let channels: Vec<&str> =
+                        alert.channels.iter().map(|c| channel_name(*c)).collect();
+                    let message = alert.entry.message.lines().next().unwrap_or("");
+                    println!(
+                        "{} FIRE {} ({}) -> {}: {} [{}{}]",
+                        clock(alert.entry.ts),
+                        alert.rule,
+                        alert.severity.as_str(),
+                        if channels.is_empty() {
+                            "no channel".to_owned()
+                        } else {
+                            channels.join(", ")
+                        },
+                        shiplog::log::sinks::make_printable(message, false),
+                        alert
+                            .entry
+                            .deployment_id
+                            .as_deref()
+                            .map(|d| format!("{d}, "))
+                            .unwrap_or_default(),
+                        &alert.fingerprint.as_str()[..8],
+                    );
+                }
+                AlertEvent::Repeated { rule, .. } => tally.entry(rule).or_default().1 += 1,
+            }
+        }
+    }
+    let fired: u64 = tally.values().map(|t| t.0).sum();
+    let repeats: u64 = tally.values().map(|t| t.1).sum();
+    println!();
+    println!(
+        "{fired} alerts would fire, {repeats} repeats would be suppressed ({read} entries read, {skipped} lines skipped)"
+    );
+    if !tally.is_empty() {
+        println!("{:<24} {:>6} {:>11}", "rule", "fired", "suppressed");
+        for (rule, (fired, suppressed)) in &tally {
+            println!("{rule:<24} {fired:>6} {suppressed:>11}");
+        }
+    }
+    exit::OK
+}

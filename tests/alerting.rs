@@ -1,0 +1,156 @@
+//! The alerting engine on both state backends: one notification per fingerprint per window,
+//! however many matches and however many instances race.
+
+mod support;
+
+use std::sync::Arc;
+
+use shiplog::alert::{AlertEngine, AlertEvent, RuleSet, Suppressor};
+use shiplog::log::{LogEntry, Severity, Tier};
+use shiplog::metrics::Metrics;
+use shiplog::store::{DegradedHook, StateStore};
+
+fn failed_build(deployment: &str, minute_offset_ms: i64) -> Arc<LogEntry> {
+    Arc::new(
+        LogEntry::at(
+            1_795_684_800_000 + minute_offset_ms,
+            Tier::Build,
+            Severity::Error,
+            "failed",
+            format!(
+                "Command \"npm run build\" exited with 1 after {} ms",
+                40_000 + minute_offset_ms
+            ),
+        )
+        .with_deployment(deployment.to_owned()),
+    )
+}
+
+fn engine(store: StateStore) -> (AlertEngine, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let engine = AlertEngine::new(
+        RuleSet::builtin(),
+        Suppressor::shared(store),
+        metrics.clone(),
+    );
+    (engine, metrics)
+}
+
+async fn redis_store(redis: &support::redis::RedisServer, dir: &std::path::Path) -> StateStore {
+    let hook: DegradedHook = Arc::new(|_| {});
+    StateStore::redis(&redis.url, &support::redis::fresh_namespace(), dir, hook)
+        .await
+        .expect("redis store")
+}
+
+fn fired(events: &[AlertEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, AlertEvent::Fired(_)))
+        .count()
+}
+
+async fn fifty_failures_notify_once(store: StateStore) {
+    let (engine, metrics) = engine(store);
+    let mut events = Vec::new();
+    for i in 0..50 {
+        events.extend(
+            engine
+                .evaluate(failed_build("vercel-dpl_a-1", i * 1_000))
+                .await,
+        );
+    }
+    assert_eq!(fired(&events), 1, "one notification for one fingerprint");
+    match events.last() {
+        Some(AlertEvent::Repeated { count, rule, .. }) => {
+            assert_eq!(
+                (*count, rule.as_str()),
+                (50, "build_failed"),
+                "the repeats are counted"
+            );
+        }
+        other => panic!("expected a repeat, got {other:?}"),
+    }
+    assert_eq!(metrics.alerts_suppressed("build_failed"), 49);
+    let exposition = metrics.render_prometheus();
+    assert!(exposition
+        .contains("logs_alerts_triggered_total{rule=\"build_failed\",channel=\"slack\"} 1"));
+    // Another deployment's failure is another alert.
+    let other = engine.evaluate(failed_build("vercel-dpl_b-2", 0)).await;
+    assert_eq!(fired(&other), 1);
+}
+
+async fn racing_instances_fire_once(stores: [StateStore; 2]) {
+    let engines: Vec<Arc<AlertEngine>> = stores
+        .into_iter()
+        .map(|store| Arc::new(engine(store).0))
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let engine = engines[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            engine.evaluate(failed_build("vercel-dpl_race-1", 0)).await
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += fired(&task.await.expect("task"));
+    }
+    assert_eq!(
+        total, 1,
+        "two instances racing on one fingerprint fire once"
+    );
+}
+
+#[tokio::test]
+async fn embedded_fifty_failing_builds_in_a_minute_notify_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    fifty_failures_notify_once(StateStore::embedded(dir.path(), "shiplog:test:").expect("store"))
+        .await;
+}
+
+#[tokio::test]
+async fn redis_fifty_failing_builds_in_a_minute_notify_once() {
+    let redis = support::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    fifty_failures_notify_once(redis_store(&redis, dir.path()).await).await;
+}
+
+#[tokio::test]
+async fn embedded_instances_sharing_a_state_directory_fire_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let a = StateStore::embedded(dir.path(), "shiplog:test:").expect("store a");
+    let b = StateStore::embedded(dir.path(), "shiplog:test:").expect("store b");
+    racing_instances_fire_once([a, b]).await;
+}
+
+#[tokio::test]
+async fn redis_instances_fire_once() {
+    let redis = support::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let a = redis_store(&redis, dir.path()).await;
+    let hook: DegradedHook = Arc::new(|_| {});
+    let b = StateStore::redis(&redis.url, a.namespace(), dir.path(), hook)
+        .await
+        .expect("store b");
+    racing_instances_fire_once([a, b]).await;
+}
+
+#[tokio::test]
+async fn a_replay_measures_windows_on_the_entries_clock() {
+    let engine = AlertEngine::new(
+        RuleSet::builtin(),
+        Suppressor::replay(),
+        Arc::new(Metrics::new()),
+    );
+    // build_failed has a 15 minute window: 0 and 10 minutes group, 20 minutes fires again.
+    let mut events = Vec::new();
+    for minutes in [0, 10, 20] {
+        events.extend(
+            engine
+                .evaluate(failed_build("vercel-dpl_a-1", minutes * 60_000))
+                .await,
+        );
+    }
+    assert_eq!(fired(&events), 2);
+}
