@@ -65,6 +65,14 @@ pub struct GlobalArgs {
     /// Scroll with the mouse wheel (text selection then needs Shift).
     #[arg(long, global = true)]
     pub mouse: bool,
+    /// Run the alert rules on every entry [default: on in production and staging].
+    #[arg(
+        long = "alerts",
+        env = "LOG_ALERTS_ENABLED",
+        global = true,
+        value_name = "true|false"
+    )]
+    pub alerts_enabled: Option<String>,
 }
 
 impl GlobalArgs {
@@ -82,6 +90,7 @@ impl GlobalArgs {
             theme: self.theme.clone(),
             buffer_lines: self.buffer_lines,
             mouse: self.mouse,
+            alerts_enabled: self.alerts_enabled.clone(),
         }
     }
 }

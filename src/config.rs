@@ -145,6 +145,8 @@ pub struct Overrides {
     pub theme: Option<String>,
     pub buffer_lines: Option<usize>,
     pub mouse: bool,
+    /// `LOG_ALERTS_ENABLED`: `true` or `false`.
+    pub alerts_enabled: Option<String>,
 }
 
 /// The resolved settings every command runs with.
@@ -166,6 +168,9 @@ pub struct Settings {
     pub mouse: bool,
     /// Alert rules from the config file, laid over the built-ins.
     pub alert_rules: Vec<crate::alert::rule::LocatedRule>,
+    /// Run the alerting engine: on in production and staging, off in development unless
+    /// `LOG_ALERTS_ENABLED=true` (the demo turns it on).
+    pub alerts_enabled: bool,
 }
 
 impl Settings {
@@ -203,6 +208,16 @@ impl Settings {
                 ));
             }
         }
+        let alerts_enabled = match overrides.alerts_enabled.as_deref().map(str::trim) {
+            None | Some("") => env != Environment::Development,
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(other) => {
+                return Err(ConfigError::Value(format!(
+                    "LOG_ALERTS_ENABLED must be true or false, not {other:?}"
+                )))
+            }
+        };
         // A bad alert rule stops every command, naming the file, line and rule.
         crate::alert::RuleSet::with_overrides(file.rules.clone())?;
         let namespace = file
@@ -231,6 +246,7 @@ impl Settings {
                 .max(100),
             mouse: overrides.mouse || file.mouse.unwrap_or(false),
             alert_rules: file.rules,
+            alerts_enabled,
         })
     }
 }

@@ -209,6 +209,28 @@ async fn a_failed_build_exits_1_and_an_unknown_one_2() {
     .await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stdout.contains("is ERROR"));
+    assert!(
+        !out.stdout.contains("ALERT"),
+        "alerting is off in development by default"
+    );
+
+    // With alerting on, the failed deployment raises one alert, shown after the line that fired it.
+    let id = sim.add_deployment(scenario("failing-build"));
+    let out = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id).env("LOG_ALERTS_ENABLED", "true");
+        c
+    })
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stdout
+            .matches("ALERT deploy_failed (high) for slack, discord, email")
+            .count(),
+        1,
+        "{}",
+        out.stdout
+    );
 
     let out = run({
         let mut c = shiplog(state.path(), &sim.base_url());

@@ -53,6 +53,10 @@ impl AlertEngine {
     /// Runs one entry through every rule.
     pub async fn evaluate(&self, entry: Arc<LogEntry>) -> Vec<AlertEvent> {
         let mut events = Vec::new();
+        if entry.event == super::notice::ALERT_FIRED {
+            // An alert about an alert would never end.
+            return events;
+        }
         for rule in self.rules.matching(&entry) {
             let fingerprint = Fingerprint::of(&rule.key, &entry);
             match self
@@ -96,7 +100,15 @@ impl AlertEngine {
         loop {
             let entry = tokio::select! {
                 entry = entries.recv() => entry,
-                _ = stopped(&mut shutdown) => return,
+                _ = stopped(&mut shutdown) => {
+                    // What was written before the stop still counts (a build's last line).
+                    while let Ok(entry) = entries.try_recv() {
+                        for event in self.evaluate(entry).await {
+                            let _ = decisions.send(event).await;
+                        }
+                    }
+                    return;
+                }
             };
             let Some(entry) = entry else { return };
             for event in self.evaluate(entry).await {

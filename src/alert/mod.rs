@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod fingerprint;
+pub mod notice;
 pub mod rule;
 pub mod suppression;
 

@@ -30,6 +30,9 @@ pub async fn run(cli: &Cli) -> i32 {
         Theme::load(settings.theme.as_deref(), user_themes.as_deref(), no_color);
     shiplog::tui::terminal::install_panic_hook(settings.state_dir.join("shiplog.log"));
     let (builder, entries) = Logger::builder().channel("ui", UI_BUFFER, Delivery::DropWhenFull);
+    // The demo shows alerting at work.
+    let alerts = settings.alerts_enabled || settings.token.is_none();
+    let (builder, alert_outlet) = super::with_alerts(builder, alerts);
     let logger = builder.build();
     let team = match Team::open(&mut settings, &logger, false).await {
         Ok(team) => team,
@@ -53,11 +56,21 @@ pub async fn run(cli: &Cli) -> i32 {
     };
     let shutdown = super::shutdown_on_signals();
     let (stop_engine, engine_shutdown) = tokio::sync::watch::channel(false);
+    let alerting = super::start_alerting(
+        &settings,
+        &team.store,
+        &logger,
+        alert_outlet,
+        engine_shutdown.clone(),
+    );
     let engine = tokio::spawn(team.engine.run(engine_shutdown));
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;
     // Followers save where they were before the process ends.
     let _ = stop_engine.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), engine).await;
+    if let Some(alerting) = alerting {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), alerting).await;
+    }
     if let Some(handle) = &team.simulator {
         handle.shutdown();
     }

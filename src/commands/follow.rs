@@ -42,10 +42,11 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
     } else {
         super::text_format(false)
     };
-    let logger = match super::stdout_logger(format, args.ndjson.as_deref()) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
+    let (logger, alert_outlet) =
+        match super::stdout_logger(format, args.ndjson.as_deref(), settings.alerts_enabled) {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
     let (store, client) = match super::open_session(&settings, token.clone(), &logger).await {
         Ok(session) => session,
         Err(code) => return code,
@@ -59,6 +60,8 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
             .and_then(|cmd| CliFallback::new(cmd, Some(token), settings.team_id.clone())),
         ..FollowOptions::default()
     };
+    let (stop_alerting, alerting_stop) = tokio::sync::watch::channel(false);
+    let alerting = super::start_alerting(&settings, &store, &logger, alert_outlet, alerting_stop);
     let follower = Follower::new(
         client,
         store,
@@ -68,6 +71,11 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
     );
     let shutdown = super::shutdown_on_signals();
     let result = follower.follow(&args.deployment, shutdown).await;
+    // The build's last lines may still raise an alert: let the engine finish them.
+    let _ = stop_alerting.send(true);
+    if let Some(alerting) = alerting {
+        let _ = alerting.await;
+    }
     logger.flush().await;
     report_drops(&logger);
     match result {

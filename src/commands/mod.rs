@@ -10,6 +10,8 @@ pub mod watch;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::mpsc;
+
 use shiplog::config::{FileConfig, Settings};
 use shiplog::exit;
 use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
@@ -76,9 +78,52 @@ pub fn text_format(show_project: bool) -> PrintFormat {
     }
 }
 
-/// The logger of a headless command: stdout (lossless), plus an optional NDJSON file.
-/// On error, explains and gives the exit code.
-pub fn stdout_logger(format: PrintFormat, ndjson: Option<&std::path::Path>) -> Result<Logger, i32> {
+/// Entries waiting for the alerting engine; when it falls behind, more are dropped and counted.
+const ALERT_BUFFER: usize = 4096;
+
+/// Every entry is offered to the alerting engine through this outlet, when alerts are on.
+pub type AlertOutlet = Option<mpsc::Receiver<Arc<LogEntry>>>;
+
+/// Adds the alerting outlet to a logger when alerts are on.
+pub fn with_alerts(builder: LoggerBuilder, enabled: bool) -> (LoggerBuilder, AlertOutlet) {
+    if !enabled {
+        return (builder, None);
+    }
+    let (builder, entries) = builder.channel("alerts", ALERT_BUFFER, Delivery::DropWhenFull);
+    (builder, Some(entries))
+}
+
+/// Starts the alerting engine over the outlet; stop it with `stop` and await the handle to
+/// have every alert of the entries written so far announced.
+pub fn start_alerting(
+    settings: &Settings,
+    store: &StateStore,
+    logger: &Logger,
+    outlet: AlertOutlet,
+    stop: Shutdown,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let entries = outlet?;
+    let rules = shiplog::alert::RuleSet::with_overrides(settings.alert_rules.clone()).ok()?;
+    let engine = shiplog::alert::AlertEngine::new(
+        rules,
+        shiplog::alert::Suppressor::shared(store.clone()),
+        Arc::new(shiplog::metrics::Metrics::new()),
+    );
+    Some(tokio::spawn(shiplog::alert::notice::run(
+        engine,
+        entries,
+        logger.clone(),
+        stop,
+    )))
+}
+
+/// The logger of a headless command: stdout (lossless), an optional NDJSON file, and the
+/// alerting outlet when alerts are on. On error, explains and gives the exit code.
+pub fn stdout_logger(
+    format: PrintFormat,
+    ndjson: Option<&std::path::Path>,
+    alerts: bool,
+) -> Result<(Logger, AlertOutlet), i32> {
     let mut builder: LoggerBuilder = Logger::builder().sink(
         "stdout",
         Box::new(Printer::stdout(format)),
@@ -95,7 +140,8 @@ pub fn stdout_logger(format: PrintFormat, ndjson: Option<&std::path::Path>) -> R
         })?;
         builder = builder.sink("ndjson", Box::new(file), 8192, Delivery::DropWhenFull);
     }
-    Ok(builder.build())
+    let (builder, outlet) = with_alerts(builder, alerts);
+    Ok((builder.build(), outlet))
 }
 
 /// The state store and the Vercel client every following command needs.

@@ -13,7 +13,10 @@ pub async fn run(cli: &Cli) -> i32 {
     };
     super::init_diagnostics(&settings);
     let shutdown = super::shutdown_on_signals();
-    let logger = match super::stdout_logger(super::text_format(true), None) {
+    // The demo shows alerting at work.
+    let alerts = settings.alerts_enabled || settings.token.is_none();
+    let (logger, alert_outlet) = match super::stdout_logger(super::text_format(true), None, alerts)
+    {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -21,8 +24,18 @@ pub async fn run(cli: &Cli) -> i32 {
         Ok(team) => team,
         Err(code) => return code,
     };
+    let alerting = super::start_alerting(
+        &settings,
+        &team.store,
+        &logger,
+        alert_outlet,
+        shutdown.clone(),
+    );
     let engine = team.engine;
     engine.run(shutdown).await;
+    if let Some(alerting) = alerting {
+        let _ = alerting.await;
+    }
     logger.flush().await;
     report_drops(&logger);
     if let Some(handle) = &team.simulator {
