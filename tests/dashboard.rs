@@ -174,3 +174,48 @@ fn ctrl_c_and_sigterm_restore_the_terminal() {
     assert!(!session.alternate_screen());
     assert!(!session.cursor_hidden());
 }
+
+#[test]
+fn an_alert_appears_in_the_feed_and_is_acknowledged_on_screen() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = runtime.block_on(async {
+        shiplog::demo::SimulatorHandle::start(shiplog::demo::SimulatorOptions {
+            speed: 20.0,
+            ..Default::default()
+        })
+        .await
+        .expect("simulator")
+    });
+    let id = {
+        let _inside = runtime.enter();
+        sim.add_deployment(shiplog::demo::scenarios::by_name("failing-build").expect("scenario"))
+    };
+    let home = tempfile::tempdir().expect("home");
+    let url = sim.base_url();
+    let mut session = dashboard_with(
+        home.path(),
+        &[],
+        &[
+            ("VERCEL_API_URL", url.as_str()),
+            ("VERCEL_TOKEN", "test"),
+            ("LOG_ALERTS_ENABLED", "true"),
+            ("SHIPLOG_USER", "ana"),
+        ],
+        120,
+        30,
+    );
+    session.wait_for_text(&id, WAIT).or_panic();
+    session.send_key(Key::Char('2'));
+    session.wait_for_text("deploy_failed", WAIT).or_panic();
+    session.wait_for_text("firing", WAIT).or_panic();
+    session.send_key(Key::Char('a'));
+    session.wait_for_text("note (optional)", WAIT).or_panic();
+    session.send(b"rolling back");
+    session.send_key(Key::Enter);
+    session
+        .wait_for_text("acknowledged by ana: rolling back", WAIT)
+        .or_panic();
+    session.wait_for_text("acked", WAIT).or_panic();
+    session.send_key(Key::Char('q'));
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+}

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use shiplog::alert::book::{AlertRecord, AlertState};
+use shiplog::alert::{AlertSeverity, Channel};
 use shiplog::log::{LogEntry, Severity, Tier};
 use shiplog::stream::engine::EngineSnapshot;
 use shiplog::stream::StreamHealth;
-use shiplog::tui::app::{App, Source};
+use shiplog::tui::app::{App, Screen, Source};
 use shiplog::tui::theme::Theme;
 use shiplog::tui::ui;
 use shiplog::vercel::DeploymentSummary;
@@ -173,6 +175,78 @@ fn filtered_paused_wrapped_and_searched_log() {
     type_text(&mut app, "next");
     press(&mut app, KeyCode::Enter);
     snapshot_everywhere("filtered", &app);
+}
+
+fn alert(
+    fp: &str,
+    rule: &str,
+    severity: AlertSeverity,
+    summary: &str,
+    age_s: i64,
+    state: AlertState,
+) -> AlertRecord {
+    AlertRecord {
+        fingerprint: fp.to_owned(),
+        rule: rule.to_owned(),
+        severity,
+        channels: vec![Channel::Slack, Channel::Discord],
+        summary: summary.to_owned(),
+        deployment_id: Some("vercel-dpl_7pLr2Z-01JD5K3M9Q".to_owned()),
+        build_id: Some("dpl_7pLr2Z".to_owned()),
+        entry_ts: NOW - age_s * 1000,
+        first_seen: NOW - age_s * 1000,
+        last_seen: NOW - 30_000,
+        count: 3,
+        state,
+    }
+}
+
+#[test]
+fn alert_feed() {
+    let mut app = app();
+    app.screen = Screen::Alerts;
+    let (commands, _rx) = tokio::sync::mpsc::channel(4);
+    app.alert_commands = Some(commands);
+    app.alerts = vec![
+        alert(
+            "a1b2c3",
+            "build_out_of_memory",
+            AlertSeverity::High,
+            "FATAL ERROR: JavaScript heap out of memory",
+            90,
+            AlertState::Firing,
+        ),
+        alert(
+            "d4e5f6",
+            "deploy_failed",
+            AlertSeverity::Critical,
+            "Deployment dpl_7pLr2Z of checkout-web is ERROR",
+            400,
+            AlertState::Acknowledged {
+                by: "ana".to_owned(),
+                at: NOW - 60_000,
+                until: NOW + 3_600_000,
+                note: Some("rolling back".to_owned()),
+            },
+        ),
+        alert(
+            "0a9b8c",
+            "rate_limited",
+            AlertSeverity::Medium,
+            "Vercel API answered 429 (rate_limited)",
+            4_000,
+            AlertState::Resolved {
+                by: None,
+                at: NOW - 100_000,
+            },
+        ),
+    ];
+    app.selected_alert = Some("d4e5f6".to_owned());
+    snapshot_everywhere("alerts", &app);
+    let mut off = self::app();
+    off.screen = Screen::Alerts;
+    let terminal = draw(&off, &theme("dark"), 80, 24);
+    assert!(format!("{}", terminal.backend()).contains("alerting is off"));
 }
 
 #[test]

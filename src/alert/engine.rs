@@ -53,7 +53,7 @@ impl AlertEngine {
     /// Runs one entry through every rule.
     pub async fn evaluate(&self, entry: Arc<LogEntry>) -> Vec<AlertEvent> {
         let mut events = Vec::new();
-        if entry.event == super::notice::ALERT_FIRED {
+        if entry.event == super::runner::ALERT_FIRED {
             // An alert about an alert would never end.
             return events;
         }

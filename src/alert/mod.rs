@@ -1,10 +1,11 @@
 //! The alerting engine: rules, fingerprints and suppression windows. Delivery (queue and
 //! channels), alert state and acknowledgement come next (issue 4).
 
+pub mod book;
 pub mod engine;
 pub mod fingerprint;
-pub mod notice;
 pub mod rule;
+pub mod runner;
 pub mod suppression;
 
 pub use engine::{Alert, AlertEngine, AlertEvent};

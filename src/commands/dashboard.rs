@@ -50,19 +50,24 @@ pub async fn run(cli: &Cli) -> i32 {
     for warning in theme_warnings {
         app.warn(warning.to_string());
     }
-    let feeds = Feeds {
-        snapshots: team.engine.subscribe(),
-        entries,
-    };
     let shutdown = super::shutdown_on_signals();
     let (stop_engine, engine_shutdown) = tokio::sync::watch::channel(false);
-    let alerting = super::start_alerting(
+    let (alerting, desk) = match super::start_alerting(
         &settings,
         &team.store,
         &logger,
         alert_outlet,
         engine_shutdown.clone(),
-    );
+    ) {
+        Some((task, desk)) => (Some(task), Some(desk)),
+        None => (None, None),
+    };
+    let feeds = Feeds {
+        snapshots: team.engine.subscribe(),
+        entries,
+        alerts: desk.as_ref().map(|d| d.alerts.clone()),
+    };
+    app.alert_commands = desk.map(|d| d.commands);
     let engine = tokio::spawn(team.engine.run(engine_shutdown));
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;
     // Followers save where they were before the process ends.

@@ -73,7 +73,7 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
     let result = follower.follow(&args.deployment, shutdown).await;
     // The build's last lines may still raise an alert: let the engine finish them.
     let _ = stop_alerting.send(true);
-    if let Some(alerting) = alerting {
+    if let Some((alerting, _desk)) = alerting {
         let _ = alerting.await;
     }
     logger.flush().await;

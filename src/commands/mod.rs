@@ -94,14 +94,17 @@ pub fn with_alerts(builder: LoggerBuilder, enabled: bool) -> (LoggerBuilder, Ale
 }
 
 /// Starts the alerting engine over the outlet; stop it with `stop` and await the handle to
-/// have every alert of the entries written so far announced.
+/// have every alert of the entries written so far announced. The desk is the dashboard's end.
 pub fn start_alerting(
     settings: &Settings,
     store: &StateStore,
     logger: &Logger,
     outlet: AlertOutlet,
     stop: Shutdown,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Option<(
+    tokio::task::JoinHandle<()>,
+    shiplog::alert::runner::AlertDesk,
+)> {
     let entries = outlet?;
     let rules = shiplog::alert::RuleSet::with_overrides(settings.alert_rules.clone()).ok()?;
     let engine = shiplog::alert::AlertEngine::new(
@@ -109,12 +112,15 @@ pub fn start_alerting(
         shiplog::alert::Suppressor::shared(store.clone()),
         Arc::new(shiplog::metrics::Metrics::new()),
     );
-    Some(tokio::spawn(shiplog::alert::notice::run(
+    let (runner, desk) = shiplog::alert::runner::desk();
+    let task = tokio::spawn(runner.run(
         engine,
         entries,
         logger.clone(),
         stop,
-    )))
+        shiplog::alert::runner::current_user(),
+    ));
+    Some((task, desk))
 }
 
 /// The logger of a headless command: stdout (lossless), an optional NDJSON file, and the

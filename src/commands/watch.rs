@@ -33,7 +33,7 @@ pub async fn run(cli: &Cli) -> i32 {
     );
     let engine = team.engine;
     engine.run(shutdown).await;
-    if let Some(alerting) = alerting {
+    if let Some((alerting, _desk)) = alerting {
         let _ = alerting.await;
     }
     logger.flush().await;

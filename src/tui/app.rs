@@ -9,7 +9,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 use regex::Regex;
 
+use tokio::sync::mpsc;
+
 use super::buffer::{LogBuffer, LogLine};
+use crate::alert::book::{AlertRecord, AlertState};
+use crate::alert::runner::AlertCommand;
 use crate::log::entry::now_ms;
 use crate::log::{LogEntry, Severity, Tier};
 use crate::stream::engine::EngineSnapshot;
@@ -25,6 +29,15 @@ pub enum Source {
     Team(Option<String>),
 }
 
+/// The screens, one per engine so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Deployments and build logs (key `1`).
+    Deployments,
+    /// The alert feed (key `2`).
+    Alerts,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
     Deployments,
@@ -36,6 +49,8 @@ pub enum Pane {
 pub enum InputKind {
     Filter,
     Search,
+    /// The optional note of an acknowledgement.
+    AckNote,
 }
 
 /// The open input box: its text area and whether its text is a valid pattern.
@@ -131,6 +146,13 @@ pub struct Row<'a> {
 }
 
 pub struct App {
+    pub screen: Screen,
+    /// The alert book as the alerting engine last published it, newest first.
+    pub alerts: Vec<AlertRecord>,
+    /// The selected alert's fingerprint.
+    pub selected_alert: Option<String>,
+    /// Where acknowledgements and resolutions go; `None` when alerting is off.
+    pub alert_commands: Option<mpsc::Sender<AlertCommand>>,
     pub source: Source,
     pub backend: String,
     pub snapshot: EngineSnapshot,
@@ -163,6 +185,10 @@ pub struct App {
 impl App {
     pub fn new(source: Source, backend: impl Into<String>, buffer_capacity: usize) -> Self {
         App {
+            screen: Screen::Deployments,
+            alerts: Vec::new(),
+            selected_alert: None,
+            alert_commands: None,
             source,
             backend: backend.into(),
             snapshot: EngineSnapshot::default(),
@@ -338,6 +364,9 @@ impl App {
         match key.code {
             KeyCode::Char('q') => self.should_quit = true,
             KeyCode::Char('?') => self.help = true,
+            KeyCode::Char('1') => self.screen = Screen::Deployments,
+            KeyCode::Char('2') => self.screen = Screen::Alerts,
+            _ if self.screen == Screen::Alerts => return self.on_alerts_key(key),
             KeyCode::Tab | KeyCode::BackTab => {
                 self.focus = match self.focus {
                     Pane::Deployments => Pane::Log,
@@ -364,6 +393,85 @@ impl App {
             _ => return false,
         }
         true
+    }
+
+    /// Keys of the alert feed.
+    fn on_alerts_key(&mut self, key: KeyEvent) -> bool {
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.move_alert(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_alert(1),
+            KeyCode::Char('a') => match self.selected_alert_record() {
+                Some(record) if !matches!(record.state, AlertState::Resolved { .. }) => {
+                    self.open_input(InputKind::AckNote)
+                }
+                Some(_) => self.notice = Some("This alert is resolved".to_owned()),
+                None => {}
+            },
+            KeyCode::Char('r') => {
+                if let Some(fingerprint) = self.selected_alert.clone() {
+                    self.send_alert_command(AlertCommand::Resolve { fingerprint });
+                }
+            }
+            KeyCode::Enter => self.jump_to_alert_line(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// The selected alert (the newest when none was chosen).
+    pub fn selected_alert_record(&self) -> Option<&AlertRecord> {
+        match &self.selected_alert {
+            Some(fp) => self.alerts.iter().find(|a| &a.fingerprint == fp),
+            None => self.alerts.first(),
+        }
+    }
+
+    fn move_alert(&mut self, delta: isize) {
+        if self.alerts.is_empty() {
+            return;
+        }
+        let current = self
+            .selected_alert_record()
+            .and_then(|r| {
+                self.alerts
+                    .iter()
+                    .position(|a| a.fingerprint == r.fingerprint)
+            })
+            .unwrap_or(0) as isize;
+        let next = (current + delta).clamp(0, self.alerts.len() as isize - 1) as usize;
+        self.selected_alert = Some(self.alerts[next].fingerprint.clone());
+    }
+
+    fn send_alert_command(&mut self, command: AlertCommand) {
+        let sent = self
+            .alert_commands
+            .as_ref()
+            .is_some_and(|commands| commands.try_send(command).is_ok());
+        if !sent {
+            self.notice = Some("Alerting is not running here (see --alerts)".to_owned());
+        }
+    }
+
+    /// Shows the selected alert's deployment log at the line that fired it.
+    fn jump_to_alert_line(&mut self) {
+        let Some(record) = self.selected_alert_record().cloned() else {
+            return;
+        };
+        let Some(build) = record.build_id else {
+            self.notice = Some("This alert is not about a deployment".to_owned());
+            return;
+        };
+        self.screen = Screen::Deployments;
+        self.focus = Pane::Log;
+        self.selected = Some(build);
+        self.filter = None;
+        self.refresh_view();
+        let line = (0..self.view_len())
+            .find(|&i| self.view_line(i).is_some_and(|l| l.ts >= record.entry_ts));
+        match line {
+            Some(index) => self.scroll_to(index),
+            None => self.notice = Some("That line is no longer in the buffer".to_owned()),
+        }
     }
 
     fn page(&self) -> isize {
@@ -415,6 +523,7 @@ impl App {
         let current = match kind {
             InputKind::Filter => self.filter.as_ref().map(|f| f.source.clone()),
             InputKind::Search => self.search.as_ref().map(|f| f.source.clone()),
+            InputKind::AckNote => None,
         };
         let mut text = TextArea::new(vec![current.unwrap_or_default()]);
         text.move_cursor(ratatui_textarea::CursorMove::End);
@@ -431,6 +540,16 @@ impl App {
         };
         match key.code {
             KeyCode::Esc => self.input = None,
+            KeyCode::Enter if input.kind == InputKind::AckNote => {
+                let note = input.text.lines().first().cloned().unwrap_or_default();
+                self.input = None;
+                if let Some(fingerprint) =
+                    self.selected_alert_record().map(|r| r.fingerprint.clone())
+                {
+                    let note = Some(note).filter(|n| !n.trim().is_empty());
+                    self.send_alert_command(AlertCommand::Acknowledge { fingerprint, note });
+                }
+            }
             KeyCode::Enter => {
                 let text = input.text.lines().first().cloned().unwrap_or_default();
                 match LineFilter::parse(&text) {
@@ -439,6 +558,7 @@ impl App {
                         let kind = input.kind;
                         self.input = None;
                         match kind {
+                            InputKind::AckNote => {}
                             InputKind::Filter => {
                                 self.filter = parsed;
                                 self.scroll = Scroll::Follow;
@@ -456,8 +576,10 @@ impl App {
             KeyCode::Tab | KeyCode::BackTab => {}
             _ => {
                 input.text.input(key);
-                let text = input.text.lines().first().cloned().unwrap_or_default();
-                input.error = LineFilter::parse(&text).err();
+                if input.kind != InputKind::AckNote {
+                    let text = input.text.lines().first().cloned().unwrap_or_default();
+                    input.error = LineFilter::parse(&text).err();
+                }
             }
         }
     }
@@ -720,6 +842,68 @@ mod tests {
         assert!(!app.help && !app.should_quit);
         app.on_key(key(KeyCode::Char('q')));
         assert!(app.should_quit);
+    }
+
+    fn record(fp: &str, state: AlertState) -> AlertRecord {
+        AlertRecord {
+            fingerprint: fp.to_owned(),
+            rule: "deploy_failed".to_owned(),
+            severity: crate::alert::AlertSeverity::High,
+            channels: vec![],
+            summary: "Deployment is ERROR".to_owned(),
+            deployment_id: None,
+            build_id: Some("dpl_a".to_owned()),
+            entry_ts: 25,
+            first_seen: 1,
+            last_seen: 1,
+            count: 1,
+            state,
+        }
+    }
+
+    #[test]
+    fn the_alert_feed_acknowledges_resolves_and_jumps_to_the_line() {
+        let mut app = app_with_lines(40);
+        let (commands, mut sent) = mpsc::channel(8);
+        app.alert_commands = Some(commands);
+        app.alerts = vec![
+            record("new", AlertState::Firing),
+            record("old", AlertState::Firing),
+        ];
+        app.on_key(key(KeyCode::Char('2')));
+        assert_eq!(app.screen, Screen::Alerts);
+        app.on_key(key(KeyCode::Down));
+        assert_eq!(app.selected_alert.as_deref(), Some("old"));
+        app.on_key(key(KeyCode::Char('a')));
+        assert_eq!(app.input.as_ref().map(|i| i.kind), Some(InputKind::AckNote));
+        type_text(&mut app, "on it (rolling back)");
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!(
+            sent.try_recv().ok(),
+            Some(AlertCommand::Acknowledge {
+                fingerprint: "old".to_owned(),
+                note: Some("on it (rolling back)".to_owned())
+            }),
+            "a note is free text, not a pattern"
+        );
+        app.on_key(key(KeyCode::Char('r')));
+        assert_eq!(
+            sent.try_recv().ok(),
+            Some(AlertCommand::Resolve {
+                fingerprint: "old".to_owned()
+            })
+        );
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!((app.screen, app.focus), (Screen::Deployments, Pane::Log));
+        let top = app
+            .top_index()
+            .and_then(|i| app.view_line(i))
+            .map(|l| l.text.clone());
+        assert_eq!(
+            top.as_deref(),
+            Some("line 25"),
+            "the log opens at the line that fired it"
+        );
     }
 
     #[test]

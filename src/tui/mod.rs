@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::alert::book::AlertRecord;
 use crate::log::LogEntry;
 use crate::stream::engine::EngineSnapshot;
 use crate::stream::follower::{stopped, Shutdown};
@@ -32,6 +33,8 @@ const BATCH: usize = 4096;
 pub struct Feeds {
     pub snapshots: watch::Receiver<EngineSnapshot>,
     pub entries: mpsc::Receiver<Arc<LogEntry>>,
+    /// The alert book, when alerting runs.
+    pub alerts: Option<watch::Receiver<Vec<AlertRecord>>>,
 }
 
 /// Runs the dashboard until the user quits or `shutdown` fires.
@@ -83,6 +86,14 @@ pub async fn run(
                     dirty = true;
                 }
             }
+            changed = alerts_changed(&mut feeds.alerts) => {
+                if let (Ok(()), Some(alerts)) = (changed, feeds.alerts.as_mut()) {
+                    app.alerts = alerts.borrow_and_update().clone();
+                    dirty = true;
+                } else {
+                    feeds.alerts = None;
+                }
+            }
             received = feeds.entries.recv_many(&mut batch, BATCH), if entries_open => {
                 entries_open = received > 0;
                 app.ingest(&batch);
@@ -99,4 +110,14 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Waits for the alert book to change; never resolves when alerting does not run.
+async fn alerts_changed(
+    alerts: &mut Option<watch::Receiver<Vec<AlertRecord>>>,
+) -> Result<(), watch::error::RecvError> {
+    match alerts {
+        Some(alerts) => alerts.changed().await,
+        None => std::future::pending().await,
+    }
 }

@@ -5,10 +5,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
+use crate::tui::app::Screen;
 use crate::tui::theme::Theme;
 
-/// Key, what it does.
-pub const KEYS: [(&str, &str); 18] = [
+/// Key, what it does, on the deployments screen.
+pub const DEPLOYMENT_KEYS: [(&str, &str); 19] = [
+    ("1  2", "deployments / alerts screen"),
     ("↑ ↓  j k", "move in the list / scroll the log"),
     ("Tab", "switch between deployments and log"),
     ("Enter / Esc", "open the log / back to the list"),
@@ -29,16 +31,32 @@ pub const KEYS: [(&str, &str); 18] = [
     ("", "contain an upper-case letter."),
 ];
 
-pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
+/// Key, what it does, on the alerts screen.
+pub const ALERT_KEYS: [(&str, &str); 8] = [
+    ("1  2", "deployments / alerts screen"),
+    ("↑ ↓  j k", "choose an alert"),
+    ("a", "acknowledge (with an optional note)"),
+    ("r", "resolve"),
+    ("Enter", "the build log at the line that fired it"),
+    ("?", "this help (any key closes it)"),
+    ("q  Ctrl-C", "quit"),
+    ("", "Acknowledged alerts stay quiet for 4 hours."),
+];
+
+pub fn render(frame: &mut Frame, area: Rect, screen: Screen, theme: &Theme) {
+    let keys: &[(&str, &str)] = match screen {
+        Screen::Deployments => &DEPLOYMENT_KEYS,
+        Screen::Alerts => &ALERT_KEYS,
+    };
     let width = 60.min(area.width);
-    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let height = (keys.len() as u16 + 2).min(area.height);
     let [row] = Layout::vertical([Constraint::Length(height)])
         .flex(Flex::Center)
         .areas(area);
     let [popup] = Layout::horizontal([Constraint::Length(width)])
         .flex(Flex::Center)
         .areas(row);
-    let lines: Vec<Line> = KEYS
+    let lines: Vec<Line> = keys
         .iter()
         .map(|(key, what)| {
             Line::from(vec![

@@ -1,5 +1,6 @@
 //! Pure render functions: `(App, Theme) -> frame`. One module per part of the screen.
 
+mod alerts;
 mod deployments;
 mod help;
 mod log;
@@ -10,7 +11,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders};
 use ratatui::Frame;
 
-use super::app::{App, Pane};
+use super::app::{App, Pane, Screen};
 use super::theme::Theme;
 
 /// Below this width the deployments list sits above the log instead of beside it.
@@ -20,12 +21,17 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
     let area = frame.area();
     frame.render_widget(ratatui::widgets::Block::new().style(theme.base), area);
     let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
-    let (list, log) = split_main(main, app);
-    deployments::render(frame, list, app, theme);
-    log::render(frame, log, app, theme);
+    match app.screen {
+        Screen::Deployments => {
+            let (list, log) = split_main(main, app);
+            deployments::render(frame, list, app, theme);
+            log::render(frame, log, app, theme);
+        }
+        Screen::Alerts => alerts::render(frame, main, app, theme),
+    }
     status::render(frame, status, app, theme);
     if app.help {
-        help::render(frame, area, theme);
+        help::render(frame, area, app.screen, theme);
     }
 }
 

@@ -13,6 +13,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         let label = match input.kind {
             InputKind::Filter => " filter (!pattern hides): ",
             InputKind::Search => " search: ",
+            InputKind::AckNote => " acknowledge; note (optional): ",
         };
         let [label_area, text_area, error_area] = Layout::horizontal([
             Constraint::Length(label.chars().count() as u16),
@@ -54,6 +55,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         format!(" {} | {} live", app.backend, app.streams_live()),
         theme.status_bar,
     ));
+    let firing = app
+        .alerts
+        .iter()
+        .filter(|a| matches!(a.state, crate::alert::book::AlertState::Firing))
+        .count();
+    if firing > 0 {
+        left.push(Span::styled(
+            format!(" | {firing} firing (2) "),
+            theme.status_warning,
+        ));
+    }
     if let Some(lag) = app.lag_ms {
         left.push(Span::styled(format!(" | lag {lag} ms "), theme.status_bar));
     }

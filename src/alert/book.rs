@@ -1,0 +1,291 @@
+//! The lifecycle of alerts: each fingerprint is one alert, firing, acknowledged (who, when,
+//! optional note, until when) or resolved (by someone, or automatically after a quiet period).
+//! While acknowledged it notifies no more; an expired acknowledgement fires again; a resolved
+//! alert that matches again opens anew.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::engine::{Alert, AlertEvent};
+use super::rule::{AlertSeverity, Channel};
+
+/// How long an acknowledgement holds unless said otherwise (PagerDuty's default is 30 min to
+/// hours; an on-call shift needs a few hours).
+pub const DEFAULT_ACK: Duration = Duration::from_secs(4 * 60 * 60);
+/// An alert with no new match for this long resolves itself.
+pub const QUIET_PERIOD: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum AlertState {
+    Firing,
+    Acknowledged {
+        by: String,
+        at: i64,
+        until: i64,
+        note: Option<String>,
+    },
+    Resolved {
+        by: Option<String>,
+        at: i64,
+    },
+}
+
+impl AlertState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Acknowledged { .. } => "acked",
+            AlertState::Resolved { .. } => "resolved",
+        }
+    }
+}
+
+/// One alert as the feed shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub fingerprint: String,
+    pub rule: String,
+    pub severity: AlertSeverity,
+    pub channels: Vec<Channel>,
+    /// The first line of the message that fired it.
+    pub summary: String,
+    pub deployment_id: Option<String>,
+    /// Vercel's deployment id, to jump to its log.
+    pub build_id: Option<String>,
+    /// `ts` of the entry that fired it, to find the line.
+    pub entry_ts: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Matches in the current episode, the first included.
+    pub count: u64,
+    pub state: AlertState,
+}
+
+/// What a change means for notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Tell people (a new alert, a reopened one, or one whose acknowledgement ran out).
+    Notify,
+    /// Counted only.
+    Quiet,
+}
+
+/// Every alert of this run, by fingerprint.
+#[derive(Debug, Default, Clone)]
+pub struct AlertBook {
+    alerts: HashMap<String, AlertRecord>,
+}
+
+impl AlertBook {
+    /// Applies a decision of the engine at `now` (ms).
+    pub fn apply(&mut self, event: &AlertEvent, now: i64) -> Outcome {
+        match event {
+            AlertEvent::Fired(alert) => self.fired(alert, now),
+            AlertEvent::Repeated {
+                fingerprint, count, ..
+            } => {
+                if let Some(record) = self.alerts.get_mut(fingerprint.as_str()) {
+                    record.count = record.count.max(*count);
+                    record.last_seen = now;
+                }
+                Outcome::Quiet
+            }
+        }
+    }
+
+    fn fired(&mut self, alert: &Alert, now: i64) -> Outcome {
+        let key = alert.fingerprint.as_str().to_owned();
+        match self.alerts.get_mut(&key) {
+            Some(record) => {
+                record.last_seen = now;
+                match &record.state {
+                    AlertState::Acknowledged { until, .. } if now < *until => {
+                        record.count += 1;
+                        Outcome::Quiet
+                    }
+                    _ => {
+                        // Resolved, firing again after its window, or an expired ack: a new episode.
+                        if matches!(record.state, AlertState::Resolved { .. }) {
+                            record.first_seen = now;
+                        }
+                        record.count = 1;
+                        record.state = AlertState::Firing;
+                        record.summary = first_line(&alert.entry.message);
+                        record.entry_ts = alert.entry.ts;
+                        Outcome::Notify
+                    }
+                }
+            }
+            None => {
+                self.alerts.insert(
+                    key.clone(),
+                    AlertRecord {
+                        fingerprint: key,
+                        rule: alert.rule.clone(),
+                        severity: alert.severity,
+                        channels: alert.channels.clone(),
+                        summary: first_line(&alert.entry.message),
+                        deployment_id: alert.entry.deployment_id.as_deref().map(str::to_owned),
+                        build_id: alert.entry.build_id.as_deref().map(str::to_owned),
+                        entry_ts: alert.entry.ts,
+                        first_seen: now,
+                        last_seen: now,
+                        count: 1,
+                        state: AlertState::Firing,
+                    },
+                );
+                Outcome::Notify
+            }
+        }
+    }
+
+    /// Acknowledges an alert until `now + hold`; false if there is no such open alert.
+    pub fn acknowledge(
+        &mut self,
+        fingerprint: &str,
+        by: &str,
+        note: Option<String>,
+        now: i64,
+        hold: Duration,
+    ) -> bool {
+        match self.alerts.get_mut(fingerprint) {
+            Some(record) if !matches!(record.state, AlertState::Resolved { .. }) => {
+                record.state = AlertState::Acknowledged {
+                    by: by.to_owned(),
+                    at: now,
+                    until: now + hold.as_millis() as i64,
+                    note: note.filter(|n| !n.trim().is_empty()),
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn resolve(&mut self, fingerprint: &str, by: &str, now: i64) -> bool {
+        match self.alerts.get_mut(fingerprint) {
+            Some(record) if !matches!(record.state, AlertState::Resolved { .. }) => {
+                record.state = AlertState::Resolved {
+                    by: Some(by.to_owned()),
+                    at: now,
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Resolves alerts quiet for `quiet`; returns how many.
+    pub fn resolve_quiet(&mut self, now: i64, quiet: Duration) -> usize {
+        let mut resolved = 0;
+        for record in self.alerts.values_mut() {
+            let is_open = !matches!(record.state, AlertState::Resolved { .. });
+            if is_open && now - record.last_seen >= quiet.as_millis() as i64 {
+                record.state = AlertState::Resolved { by: None, at: now };
+                resolved += 1;
+            }
+        }
+        resolved
+    }
+
+    /// Every alert, newest first.
+    pub fn newest_first(&self) -> Vec<AlertRecord> {
+        let mut all: Vec<AlertRecord> = self.alerts.values().cloned().collect();
+        all.sort_by(|a, b| {
+            b.first_seen
+                .cmp(&a.first_seen)
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        all
+    }
+}
+
+fn first_line(text: &str) -> String {
+    crate::log::sinks::make_printable(text.lines().next().unwrap_or(""), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::alert::Fingerprint;
+    use crate::log::{LogEntry, Severity, Tier};
+
+    fn fired(message: &str) -> AlertEvent {
+        let entry = LogEntry::at(1, Tier::Deploy, Severity::Error, "failed", message)
+            .with_deployment("vercel-dpl_a-1");
+        AlertEvent::Fired(Alert {
+            fingerprint: Fingerprint::of("deploy_failed", &entry),
+            rule: "deploy_failed".to_owned(),
+            severity: AlertSeverity::High,
+            channels: vec![Channel::Slack],
+            entry: Arc::new(entry),
+        })
+    }
+
+    fn fp(event: &AlertEvent) -> String {
+        match event {
+            AlertEvent::Fired(a) => a.fingerprint.as_str().to_owned(),
+            AlertEvent::Repeated { fingerprint, .. } => fingerprint.as_str().to_owned(),
+        }
+    }
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn an_acknowledged_alert_stays_quiet_until_the_ack_expires() {
+        let mut book = AlertBook::default();
+        let event = fired("Deployment is ERROR");
+        assert_eq!(book.apply(&event, 0), Outcome::Notify);
+        assert!(book.acknowledge(
+            &fp(&event),
+            "ana",
+            Some("looking".into()),
+            MIN,
+            Duration::from_secs(30 * 60)
+        ));
+        assert_eq!(
+            book.apply(&event, 20 * MIN),
+            Outcome::Quiet,
+            "acknowledged: nothing more is sent"
+        );
+        let record = &book.newest_first()[0];
+        assert_eq!((record.count, record.state.label()), (2, "acked"));
+        assert_eq!(
+            book.apply(&event, 40 * MIN),
+            Outcome::Notify,
+            "the ack ran out: it fires again"
+        );
+        assert_eq!(book.newest_first()[0].state, AlertState::Firing);
+    }
+
+    #[test]
+    fn resolved_alerts_reopen_and_quiet_ones_resolve_themselves() {
+        let mut book = AlertBook::default();
+        let event = fired("Deployment is ERROR");
+        book.apply(&event, 0);
+        assert!(book.resolve(&fp(&event), "ana", MIN));
+        assert!(
+            !book.acknowledge(&fp(&event), "bo", None, MIN, DEFAULT_ACK),
+            "nothing to ack"
+        );
+        assert_eq!(
+            book.apply(&event, 2 * MIN),
+            Outcome::Notify,
+            "a resolved alert opens anew"
+        );
+        assert_eq!(book.newest_first()[0].first_seen, 2 * MIN);
+        assert_eq!(
+            book.resolve_quiet(2 * MIN + QUIET_PERIOD.as_millis() as i64, QUIET_PERIOD),
+            1
+        );
+        assert!(matches!(
+            book.newest_first()[0].state,
+            AlertState::Resolved { by: None, .. }
+        ));
+    }
+}

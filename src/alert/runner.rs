@@ -1,0 +1,154 @@
+//! Runs the alerting engine inside an app: entries in, decisions through the alert book
+//! (firing, acknowledged, resolved), snapshots out to the dashboard, commands (acknowledge,
+//! resolve) in from it.
+//!
+//! Until delivery channels exist, a notification is written back into the log as an `action`
+//! entry (`alert_fired`) next to the line that fired it: the dashboard shows it in that
+//! build's log and the headless commands print it. The demo's channel works the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::book::{AlertBook, AlertRecord, Outcome, DEFAULT_ACK, QUIET_PERIOD};
+use super::engine::{channel_name, Alert, AlertEngine, AlertEvent};
+use super::rule::AlertSeverity;
+use crate::log::entry::now_ms;
+use crate::log::{LogEntry, Logger, Severity, Tier};
+use crate::stream::follower::Shutdown;
+
+/// What a person asks of an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertCommand {
+    Acknowledge {
+        fingerprint: String,
+        note: Option<String>,
+    },
+    Resolve {
+        fingerprint: String,
+    },
+}
+
+/// The dashboard's end: the alerts as they stand, and a way to act on them.
+pub struct AlertDesk {
+    pub alerts: watch::Receiver<Vec<AlertRecord>>,
+    pub commands: mpsc::Sender<AlertCommand>,
+}
+
+/// The event of the entries this module writes; the engine never evaluates them.
+pub const ALERT_FIRED: &str = "alert_fired";
+
+/// The entry announcing a fired alert.
+pub fn notice_entry(alert: &Alert) -> LogEntry {
+    let severity = match alert.severity {
+        AlertSeverity::Critical => Severity::Critical,
+        AlertSeverity::High => Severity::Error,
+        AlertSeverity::Medium => Severity::Warn,
+        AlertSeverity::Low => Severity::Info,
+    };
+    let channels: Vec<&str> = alert.channels.iter().map(|c| channel_name(*c)).collect();
+    let message = format!(
+        "ALERT {} ({}) for {}: {}",
+        alert.rule,
+        alert.severity.as_str(),
+        if channels.is_empty() {
+            "no channel".to_owned()
+        } else {
+            channels.join(", ")
+        },
+        alert.entry.message.lines().next().unwrap_or("")
+    );
+    let mut entry = LogEntry::new(Tier::Action, severity, ALERT_FIRED, message)
+        .with_meta("fingerprint", alert.fingerprint.as_str())
+        .with_meta("rule", alert.rule.as_str());
+    entry.deployment_id = alert.entry.deployment_id.clone();
+    entry.build_id = alert.entry.build_id.clone();
+    entry.project_id = alert.entry.project_id.clone();
+    entry.metadata.project = alert.entry.metadata.project.clone();
+    entry
+}
+
+/// The runner's ends for the app that starts it.
+pub struct Runner {
+    alerts: watch::Sender<Vec<AlertRecord>>,
+    commands: mpsc::Receiver<AlertCommand>,
+}
+
+/// A runner and the desk that talks to it.
+pub fn desk() -> (Runner, AlertDesk) {
+    let (alerts, alerts_rx) = watch::channel(Vec::new());
+    let (commands_tx, commands) = mpsc::channel(64);
+    (
+        Runner { alerts, commands },
+        AlertDesk {
+            alerts: alerts_rx,
+            commands: commands_tx,
+        },
+    )
+}
+
+impl Runner {
+    /// Runs the engine over the logger's `alerts` outlet until `shutdown`, keeping the alert
+    /// book, announcing what needs announcing, and acting on the desk's commands as `user`.
+    pub async fn run(
+        mut self,
+        engine: AlertEngine,
+        entries: mpsc::Receiver<Arc<LogEntry>>,
+        logger: Logger,
+        shutdown: Shutdown,
+        user: String,
+    ) {
+        let (decisions, mut decided) = mpsc::channel(1024);
+        let engine = async move { engine.run(entries, decisions, shutdown).await };
+        let book = async move {
+            let mut book = AlertBook::default();
+            let mut sweep = tokio::time::interval(Duration::from_secs(60));
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    event = decided.recv() => {
+                        let Some(event) = event else { break };
+                        if book.apply(&event, now_ms()) == Outcome::Notify {
+                            if let AlertEvent::Fired(alert) = &event {
+                                logger.write(notice_entry(alert));
+                            }
+                        }
+                    }
+                    Some(command) = self.commands.recv() => {
+                        let (done, what) = match &command {
+                            AlertCommand::Acknowledge { fingerprint, note } => (
+                                book.acknowledge(fingerprint, &user, note.clone(), now_ms(), DEFAULT_ACK),
+                                "acknowledged",
+                            ),
+                            AlertCommand::Resolve { fingerprint } => {
+                                (book.resolve(fingerprint, &user, now_ms()), "resolved")
+                            }
+                        };
+                        if done {
+                            tracing::info!(?command, %user, "alert {what}");
+                        }
+                    }
+                    _ = sweep.tick() => {
+                        book.resolve_quiet(now_ms(), QUIET_PERIOD);
+                    }
+                }
+                let records = book.newest_first();
+                self.alerts.send_if_modified(|shown| {
+                    let changed = *shown != records;
+                    *shown = records;
+                    changed
+                });
+            }
+        };
+        tokio::join!(engine, book);
+    }
+}
+
+/// Who acts on alerts from this machine: `SHIPLOG_USER`, else the login name.
+pub fn current_user() -> String {
+    ["SHIPLOG_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}

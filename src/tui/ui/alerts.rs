@@ -1,0 +1,182 @@
+//! The alert feed: newest first, severity (colour and symbol), rule, summary, deployment,
+//! count, first and last seen, state, channels; the selected alert's details below.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+use super::short_duration;
+use crate::alert::book::{AlertRecord, AlertState};
+use crate::alert::engine::channel_name;
+use crate::alert::AlertSeverity;
+use crate::tui::app::{App, Pane};
+use crate::tui::theme::Theme;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let [list, details] = Layout::vertical([Constraint::Min(5), Constraint::Length(7)]).areas(area);
+    let title = if app.alert_commands.is_some() {
+        " Alerts "
+    } else {
+        " Alerts (alerting is off: --alerts true or LOG_ALERTS_ENABLED=true) "
+    };
+    let block = super::pane(
+        app,
+        Pane::Deployments,
+        Span::styled(title, theme.title),
+        theme,
+    );
+    if app.alerts.is_empty() {
+        let empty = Paragraph::new(Span::styled("No alerts. All quiet.", theme.muted)).block(block);
+        frame.render_widget(empty, list);
+        return;
+    }
+    let now = app.now();
+    let wide = area.width >= 110;
+    let rows: Vec<Row> = app
+        .alerts
+        .iter()
+        .map(|a| {
+            let (symbol, style) = severity_look(a.severity, theme);
+            let mut cells = vec![
+                Cell::from(Span::styled(
+                    format!("{symbol} {}", a.severity.as_str()),
+                    style,
+                )),
+                Cell::from(a.rule.clone()),
+                Cell::from(a.summary.clone()),
+                Cell::from(format!("x{}", a.count)),
+                Cell::from(short_duration(now - a.last_seen)).style(theme.muted),
+                Cell::from(Span::styled(a.state.label(), state_style(&a.state, theme))),
+            ];
+            if wide {
+                cells.insert(3, Cell::from(short_deployment(a)).style(theme.muted));
+                cells.insert(
+                    5,
+                    Cell::from(short_duration(now - a.first_seen)).style(theme.muted),
+                );
+            }
+            Row::new(cells)
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Length(10),
+        Constraint::Length(20),
+        Constraint::Min(20),
+    ];
+    let mut header = vec!["severity", "rule", "summary"];
+    if wide {
+        widths.push(Constraint::Length(14));
+        header.push("deployment");
+    }
+    widths.push(Constraint::Length(6));
+    header.push("count");
+    if wide {
+        widths.push(Constraint::Length(7));
+        header.push("first");
+    }
+    widths.extend([Constraint::Length(7), Constraint::Length(8)]);
+    header.extend(["last", "state"]);
+    let selected = app.selected_alert_record().and_then(|r| {
+        app.alerts
+            .iter()
+            .position(|a| a.fingerprint == r.fingerprint)
+    });
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.header))
+        .block(block)
+        .row_highlight_style(theme.selection)
+        .column_spacing(1);
+    frame.render_stateful_widget(
+        table,
+        list,
+        &mut TableState::default().with_selected(selected),
+    );
+    if let Some(record) = app.selected_alert_record() {
+        render_details(frame, details, app, record, theme);
+    }
+}
+
+fn render_details(frame: &mut Frame, area: Rect, app: &App, record: &AlertRecord, theme: &Theme) {
+    let state = match &record.state {
+        AlertState::Firing => "firing".to_owned(),
+        AlertState::Acknowledged { by, note, .. } => match note {
+            Some(note) => format!("acknowledged by {by}: {note}"),
+            None => format!("acknowledged by {by}"),
+        },
+        AlertState::Resolved { by: Some(by), .. } => format!("resolved by {by}"),
+        AlertState::Resolved { by: None, .. } => "resolved (quiet for an hour)".to_owned(),
+    };
+    let channels: Vec<&str> = record.channels.iter().map(|c| channel_name(*c)).collect();
+    let lines = vec![
+        Line::from(vec![Span::styled("state ", theme.muted), Span::raw(state)]),
+        Line::from(vec![
+            Span::styled("channels ", theme.muted),
+            Span::raw(if channels.is_empty() {
+                "none".to_owned()
+            } else {
+                channels.join(", ")
+            }),
+            Span::styled(
+                "  (shown here; delivery comes with the channels)",
+                theme.muted,
+            ),
+        ]),
+        Line::from(vec![
+            Span::styled("deployment ", theme.muted),
+            Span::raw(
+                record
+                    .deployment_id
+                    .clone()
+                    .unwrap_or_else(|| "-".to_owned()),
+            ),
+        ]),
+        Line::from(vec![
+            Span::styled("fingerprint ", theme.muted),
+            Span::raw(record.fingerprint.clone()),
+        ]),
+        Line::from(vec![
+            Span::styled("message ", theme.muted),
+            Span::raw(record.summary.clone()),
+        ]),
+    ];
+    let block = super::pane(
+        app,
+        Pane::Log,
+        Span::styled(" Details (a ack, r resolve, Enter log) ", theme.title),
+        theme,
+    );
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn short_deployment(record: &AlertRecord) -> String {
+    record
+        .build_id
+        .clone()
+        .or_else(|| record.deployment_id.clone())
+        .unwrap_or_default()
+}
+
+/// The symbol and style of a severity: never colour alone.
+fn severity_look(severity: AlertSeverity, theme: &Theme) -> (&'static str, Style) {
+    match severity {
+        AlertSeverity::Critical => ("✖", theme.severity_critical),
+        AlertSeverity::High => ("▲", theme.severity_error),
+        AlertSeverity::Medium => ("●", theme.severity_warn),
+        AlertSeverity::Low => ("·", theme.muted),
+    }
+}
+
+fn state_style(state: &AlertState, theme: &Theme) -> Style {
+    match state {
+        AlertState::Firing => theme.severity_error,
+        AlertState::Acknowledged { .. } => theme.status_warning,
+        AlertState::Resolved { .. } => theme.muted,
+    }
+}
