@@ -198,6 +198,7 @@ fn alert(
         last_seen: NOW - 30_000,
         count: 3,
         state,
+        deliveries: Default::default(),
     }
 }
 

@@ -3,11 +3,12 @@
 //! While acknowledged it notifies no more; an expired acknowledgement fires again; a resolved
 //! alert that matches again opens anew.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::delivery::DeliveryStatus;
 use super::engine::{Alert, AlertEvent};
 use super::rule::{AlertSeverity, Channel};
 
@@ -62,6 +63,9 @@ pub struct AlertRecord {
     /// Matches in the current episode, the first included.
     pub count: u64,
     pub state: AlertState,
+    /// How the latest notification went, per channel.
+    #[serde(default)]
+    pub deliveries: BTreeMap<Channel, DeliveryStatus>,
 }
 
 /// What a change means for notifications.
@@ -135,6 +139,7 @@ impl AlertBook {
                         last_seen: now,
                         count: 1,
                         state: AlertState::Firing,
+                        deliveries: BTreeMap::new(),
                     },
                 );
                 Outcome::Notify
@@ -189,6 +194,18 @@ impl AlertBook {
             }
         }
         resolved
+    }
+
+    /// Records how a notification to `channel` went.
+    pub fn set_delivery(&mut self, fingerprint: &str, channel: Channel, status: DeliveryStatus) {
+        if let Some(record) = self.alerts.get_mut(fingerprint) {
+            record.deliveries.insert(channel, status);
+        }
+    }
+
+    /// The alert with this fingerprint.
+    pub fn get(&self, fingerprint: &str) -> Option<&AlertRecord> {
+        self.alerts.get(fingerprint)
     }
 
     /// Every alert, newest first.

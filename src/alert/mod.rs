@@ -2,6 +2,8 @@
 //! channels), alert state and acknowledgement come next (issue 4).
 
 pub mod book;
+pub mod channels;
+pub mod delivery;
 pub mod engine;
 pub mod fingerprint;
 pub mod rule;

@@ -2,18 +2,24 @@
 //! (firing, acknowledged, resolved), snapshots out to the dashboard, commands (acknowledge,
 //! resolve) in from it.
 //!
-//! Until delivery channels exist, a notification is written back into the log as an `action`
-//! entry (`alert_fired`) next to the line that fired it: the dashboard shows it in that
-//! build's log and the headless commands print it. The demo's channel works the same way.
+//! A notification goes to the alert's channels (see `delivery`), and is also written back into
+//! the log as an `action` entry (`alert_fired`) next to the line that fired it: the dashboard
+//! shows it in that build's log and the headless commands print it (the demo's channel).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
 use super::book::{AlertBook, AlertRecord, Outcome, DEFAULT_ACK, QUIET_PERIOD};
+use super::channels::Notification;
+use super::delivery::{Deliverer, DeliveryStatus};
 use super::engine::{channel_name, Alert, AlertEngine, AlertEvent};
 use super::rule::AlertSeverity;
+use super::rule::Channel;
 use crate::log::entry::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::stream::follower::Shutdown;
@@ -69,10 +75,20 @@ pub fn notice_entry(alert: &Alert) -> LogEntry {
     entry
 }
 
+/// At most this many notifications are in flight at once (the plan's worker concurrency).
+const CONCURRENT_DELIVERIES: usize = 15;
+
 /// The runner's ends for the app that starts it.
 pub struct Runner {
     alerts: watch::Sender<Vec<AlertRecord>>,
     commands: mpsc::Receiver<AlertCommand>,
+}
+
+/// How a delivery went, reported back to the book.
+struct Delivered {
+    fingerprint: String,
+    channel: Channel,
+    status: DeliveryStatus,
 }
 
 /// A runner and the desk that talks to it.
@@ -94,12 +110,16 @@ impl Runner {
     pub async fn run(
         mut self,
         engine: AlertEngine,
+        deliverer: Arc<Deliverer>,
         entries: mpsc::Receiver<Arc<LogEntry>>,
         logger: Logger,
         shutdown: Shutdown,
         user: String,
     ) {
         let (decisions, mut decided) = mpsc::channel(1024);
+        let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(1024);
+        let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
+        let mut in_flight = JoinSet::new();
         let engine = async move { engine.run(entries, decisions, shutdown).await };
         let book = async move {
             let mut book = AlertBook::default();
@@ -112,6 +132,17 @@ impl Runner {
                         if book.apply(&event, now_ms()) == Outcome::Notify {
                             if let AlertEvent::Fired(alert) = &event {
                                 logger.write(notice_entry(alert));
+                                let count = book.get(alert.fingerprint.as_str()).map_or(1, |r| r.count);
+                                for &channel in &alert.channels {
+                                    in_flight.spawn(deliver(
+                                        deliverer.clone(),
+                                        slots.clone(),
+                                        alert.clone(),
+                                        count,
+                                        channel,
+                                        delivered_tx.clone(),
+                                    ));
+                                }
                             }
                         }
                     }
@@ -129,6 +160,10 @@ impl Runner {
                             tracing::info!(?command, %user, "alert {what}");
                         }
                     }
+                    Some(report) = delivered.recv() => {
+                        book.set_delivery(&report.fingerprint, report.channel, report.status);
+                    }
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                     _ = sweep.tick() => {
                         book.resolve_quiet(now_ms(), QUIET_PERIOD);
                     }
@@ -143,6 +178,45 @@ impl Runner {
         };
         tokio::join!(engine, book);
     }
+}
+
+/// Delivers one alert to one channel, reporting every change of its status.
+async fn deliver(
+    deliverer: Arc<Deliverer>,
+    slots: Arc<Semaphore>,
+    alert: Alert,
+    count: u64,
+    channel: Channel,
+    report: mpsc::Sender<Delivered>,
+) {
+    let Ok(_slot) = slots.acquire_owned().await else {
+        return;
+    };
+    let fingerprint = alert.fingerprint.as_str().to_owned();
+    let notification = Notification {
+        alert: &alert,
+        count,
+        state: "firing",
+        link: None,
+    };
+    let tell = |status: DeliveryStatus| {
+        let _ = report.try_send(Delivered {
+            fingerprint: fingerprint.clone(),
+            channel,
+            status,
+        });
+    };
+    let status = deliverer.deliver(channel, &notification, tell).await;
+    if let DeliveryStatus::Failed { reason } = &status {
+        tracing::warn!(rule = %alert.rule, channel = channel_name(channel), %reason, "notification failed");
+    }
+    let _ = report
+        .send(Delivered {
+            fingerprint: fingerprint.clone(),
+            channel,
+            status,
+        })
+        .await;
 }
 
 /// Who acts on alerts from this machine: `SHIPLOG_USER`, else the login name.

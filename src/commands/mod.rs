@@ -113,8 +113,12 @@ pub fn start_alerting(
         Arc::new(shiplog::metrics::Metrics::new()),
     );
     let (runner, desk) = shiplog::alert::runner::desk();
+    let deliverer = Arc::new(shiplog::alert::delivery::Deliverer::new(
+        shiplog::alert::delivery::ChannelSettings::from_env(),
+    ));
     let task = tokio::spawn(runner.run(
         engine,
+        deliverer,
         entries,
         logger.clone(),
         stop,

@@ -858,6 +858,7 @@ mod tests {
             last_seen: 1,
             count: 1,
             state,
+            deliveries: Default::default(),
         }
     }
 

@@ -108,7 +108,14 @@ fn render_details(frame: &mut Frame, area: Rect, app: &App, record: &AlertRecord
         AlertState::Resolved { by: Some(by), .. } => format!("resolved by {by}"),
         AlertState::Resolved { by: None, .. } => "resolved (quiet for an hour)".to_owned(),
     };
-    let channels: Vec<&str> = record.channels.iter().map(|c| channel_name(*c)).collect();
+    let channels: Vec<String> = record
+        .channels
+        .iter()
+        .map(|c| match record.deliveries.get(c) {
+            Some(status) => format!("{} {}", channel_name(*c), status.label()),
+            None => format!("{} pending", channel_name(*c)),
+        })
+        .collect();
     let lines = vec![
         Line::from(vec![Span::styled("state ", theme.muted), Span::raw(state)]),
         Line::from(vec![
@@ -116,12 +123,8 @@ fn render_details(frame: &mut Frame, area: Rect, app: &App, record: &AlertRecord
             Span::raw(if channels.is_empty() {
                 "none".to_owned()
             } else {
-                channels.join(", ")
+                channels.join(" | ")
             }),
-            Span::styled(
-                "  (shown here; delivery comes with the channels)",
-                theme.muted,
-            ),
         ]),
         Line::from(vec![
             Span::styled("deployment ", theme.muted),

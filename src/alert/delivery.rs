@@ -1,0 +1,360 @@
+//! Delivery of notifications to Slack, Discord, SMS (Twilio) and a generic JSON webhook over
+//! HTTP: retries for 5xx and network trouble with exponential backoff, a 429 pauses the whole
+//! channel until its `Retry-After`, a permanent 4xx fails with the service's reason. A channel
+//! switched off or without a destination says so. Destinations are secrets: they never reach a
+//! log line, the screen or an error message.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::channels::{self, Notification};
+use super::rule::Channel;
+use crate::secret::Secret;
+use crate::vercel::retry::{parse_retry_after, RetryPolicy};
+
+/// How a notification to one channel went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Sent {
+        at_ms: i64,
+    },
+    /// Being retried (attempt `attempt`), for `reason`.
+    Retrying {
+        attempt: u32,
+        reason: String,
+    },
+    Failed {
+        reason: String,
+    },
+    /// Not sent on purpose: switched off, or no destination; counted as suppressed.
+    Off {
+        why: String,
+    },
+}
+
+impl DeliveryStatus {
+    pub fn label(&self) -> String {
+        match self {
+            DeliveryStatus::Sent { .. } => "sent".to_owned(),
+            DeliveryStatus::Retrying { attempt, .. } => format!("retrying ({attempt})"),
+            DeliveryStatus::Failed { reason } => format!("failed: {reason}"),
+            DeliveryStatus::Off { why } => format!("off: {why}"),
+        }
+    }
+}
+
+/// Where each channel delivers, and whether it may.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelSettings {
+    pub slack_webhook: Option<Secret>,
+    pub discord_webhook: Option<Secret>,
+    pub webhook_url: Option<Secret>,
+    pub twilio: Option<Twilio>,
+    /// Kill switches: `SLACK_ALERTS_ENABLED`, ... (SMS is opt-in).
+    pub slack_on: bool,
+    pub discord_on: bool,
+    pub email_on: bool,
+    pub sms_on: bool,
+    pub webhook_on: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Twilio {
+    pub api_url: String,
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub from: String,
+    pub to: String,
+}
+
+impl ChannelSettings {
+    /// From the environment (`SLACK_WEBHOOK_URL`, `DISCORD_WEBHOOK_URL`, `ALERT_WEBHOOK_URL`,
+    /// `TWILIO_*`, `ALERT_SMS_TO`, and the `*_ALERTS_ENABLED` switches).
+    pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let secret = |name: &str| var(name).filter(|v| !v.trim().is_empty()).map(Secret::new);
+        let switch = |name: &str, default: bool| match var(name).as_deref().map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            _ => default,
+        };
+        let twilio = match (
+            var("TWILIO_ACCOUNT_SID"),
+            secret("TWILIO_AUTH_TOKEN"),
+            var("TWILIO_FROM"),
+            var("ALERT_SMS_TO"),
+        ) {
+            (Some(account_sid), Some(auth_token), Some(from), Some(to)) => Some(Twilio {
+                api_url: var("TWILIO_API_URL")
+                    .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
+                account_sid,
+                auth_token,
+                from,
+                to,
+            }),
+            _ => None,
+        };
+        ChannelSettings {
+            slack_webhook: secret("SLACK_WEBHOOK_URL"),
+            discord_webhook: secret("DISCORD_WEBHOOK_URL"),
+            webhook_url: secret("ALERT_WEBHOOK_URL"),
+            twilio,
+            slack_on: switch("SLACK_ALERTS_ENABLED", true),
+            discord_on: switch("DISCORD_ALERTS_ENABLED", true),
+            email_on: switch("EMAIL_ALERTS_ENABLED", true),
+            sms_on: switch("SMS_ALERTS_ENABLED", false),
+            webhook_on: true,
+        }
+    }
+}
+
+/// A prepared HTTP request to a channel.
+struct Request {
+    url: String,
+    body: Body,
+    basic_auth: Option<(String, Secret)>,
+}
+
+enum Body {
+    Json(serde_json::Value),
+    Form(String),
+}
+
+/// Sends notifications; shared by every alert of the process.
+pub struct Deliverer {
+    http: reqwest::Client,
+    settings: ChannelSettings,
+    retry: RetryPolicy,
+    /// Channels paused after a 429, until when.
+    paused: Mutex<HashMap<Channel, std::time::Instant>>,
+}
+
+impl Deliverer {
+    /// Three attempts with exponential backoff from 2 s (the plan's queue settings).
+    pub fn new(settings: ChannelSettings) -> Self {
+        Self::with_retry(
+            settings,
+            RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_secs(2),
+                max_delay: Duration::from_secs(30),
+            },
+        )
+    }
+
+    pub fn with_retry(settings: ChannelSettings, retry: RetryPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .user_agent(concat!("shiplog/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Deliverer {
+            http,
+            settings,
+            retry,
+            paused: Mutex::default(),
+        }
+    }
+
+    /// Why a channel will not send, if it will not.
+    pub fn off_reason(&self, channel: Channel) -> Option<String> {
+        let s = &self.settings;
+        let (on, has_destination, switch, destination) = match channel {
+            Channel::Slack => (
+                s.slack_on,
+                s.slack_webhook.is_some(),
+                "SLACK_ALERTS_ENABLED",
+                "SLACK_WEBHOOK_URL",
+            ),
+            Channel::Discord => (
+                s.discord_on,
+                s.discord_webhook.is_some(),
+                "DISCORD_ALERTS_ENABLED",
+                "DISCORD_WEBHOOK_URL",
+            ),
+            Channel::Sms => (
+                s.sms_on,
+                s.twilio.is_some(),
+                "SMS_ALERTS_ENABLED",
+                "TWILIO_* and ALERT_SMS_TO",
+            ),
+            Channel::Webhook => (
+                s.webhook_on,
+                s.webhook_url.is_some(),
+                "",
+                "ALERT_WEBHOOK_URL",
+            ),
+            Channel::Email => (
+                s.email_on,
+                false,
+                "EMAIL_ALERTS_ENABLED",
+                "SMTP_URL (e-mail delivery is not built yet)",
+            ),
+            Channel::Demo => return None,
+        };
+        if !on {
+            Some(format!("switched off ({switch})"))
+        } else if !has_destination {
+            Some(format!("no destination ({destination})"))
+        } else {
+            None
+        }
+    }
+
+    /// Delivers one notification to one channel, retrying as the policy says; `progress` hears
+    /// about each retry.
+    pub async fn deliver(
+        &self,
+        channel: Channel,
+        notification: &Notification<'_>,
+        mut progress: impl FnMut(DeliveryStatus),
+    ) -> DeliveryStatus {
+        if let Some(why) = self.off_reason(channel) {
+            return DeliveryStatus::Off { why };
+        }
+        let Some(request) = self.request(channel, notification) else {
+            return DeliveryStatus::Sent {
+                at_ms: crate::log::entry::now_ms(),
+            };
+        };
+        let mut attempt = 0;
+        loop {
+            self.wait_if_paused(channel).await;
+            attempt += 1;
+            let (reason, retry_after) = match self.send(&request).await {
+                Ok(()) => {
+                    return DeliveryStatus::Sent {
+                        at_ms: crate::log::entry::now_ms(),
+                    }
+                }
+                Err(Failure::Permanent(reason)) => return DeliveryStatus::Failed { reason },
+                Err(Failure::RateLimited(wait)) => {
+                    self.pause(channel, wait);
+                    // A rate limit is the service asking for time, not a failed attempt.
+                    attempt -= 1;
+                    ("rate limited".to_owned(), Some(wait))
+                }
+                Err(Failure::Temporary(reason)) => (reason, None),
+            };
+            if attempt >= self.retry.max_attempts {
+                return DeliveryStatus::Failed {
+                    reason: format!("{reason} (after {attempt} attempts)"),
+                };
+            }
+            progress(DeliveryStatus::Retrying { attempt, reason });
+            if retry_after.is_none() {
+                tokio::time::sleep(self.retry.delay(attempt - 1, None)).await;
+            }
+        }
+    }
+
+    fn request(&self, channel: Channel, n: &Notification<'_>) -> Option<Request> {
+        let s = &self.settings;
+        let json = |url: &Secret, body| Request {
+            url: url.expose().to_owned(),
+            body: Body::Json(body),
+            basic_auth: None,
+        };
+        match channel {
+            Channel::Slack => s
+                .slack_webhook
+                .as_ref()
+                .map(|url| json(url, channels::slack::payload(n))),
+            Channel::Discord => s.discord_webhook.as_ref().map(|url| Request {
+                url: channels::discord::url_with_wait(url.expose()),
+                body: Body::Json(channels::discord::payload(n)),
+                basic_auth: None,
+            }),
+            Channel::Webhook => s
+                .webhook_url
+                .as_ref()
+                .map(|url| json(url, channels::webhook::payload(n))),
+            Channel::Sms => s.twilio.as_ref().map(|t| Request {
+                url: channels::twilio::messages_url(&t.api_url, &t.account_sid),
+                body: Body::Form(channels::twilio::encode_form(&channels::twilio::form(
+                    n, &t.from, &t.to,
+                ))),
+                basic_auth: Some((t.account_sid.clone(), t.auth_token.clone())),
+            }),
+            Channel::Email | Channel::Demo => None,
+        }
+    }
+
+    async fn send(&self, request: &Request) -> Result<(), Failure> {
+        let mut builder = self.http.post(&request.url);
+        builder = match &request.body {
+            Body::Json(value) => builder.json(value),
+            Body::Form(text) => builder
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(text.clone()),
+        };
+        if let Some((user, password)) = &request.basic_auth {
+            builder = builder.basic_auth(user, Some(password.expose()));
+        }
+        let response = builder.send().await.map_err(|err| {
+            // Never the URL: for webhooks it is the secret.
+            Failure::Temporary(if err.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                "could not connect".to_owned()
+            })
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = response.text().await.unwrap_or_default();
+        let detail = crate::log::redact::global()
+            .redact(body.trim())
+            .chars()
+            .take(200)
+            .collect::<String>();
+        let reason = if detail.is_empty() {
+            format!("answered {}", status.as_u16())
+        } else {
+            format!("answered {}: {detail}", status.as_u16())
+        };
+        match status.as_u16() {
+            429 => Err(Failure::RateLimited(
+                retry_after.unwrap_or(Duration::from_secs(5)),
+            )),
+            500..=599 => Err(Failure::Temporary(reason)),
+            _ => Err(Failure::Permanent(reason)),
+        }
+    }
+
+    fn pause(&self, channel: Channel, wait: Duration) {
+        if let Ok(mut paused) = self.paused.lock() {
+            paused.insert(channel, std::time::Instant::now() + wait);
+        }
+    }
+
+    async fn wait_if_paused(&self, channel: Channel) {
+        let until = self
+            .paused
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&channel).copied());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+}
+
+enum Failure {
+    Temporary(String),
+    Permanent(String),
+    RateLimited(Duration),
+}
