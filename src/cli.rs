@@ -117,6 +117,11 @@ pub enum AlertsCommand {
         /// A file of one JSON entry per line.
         file: PathBuf,
     },
+    /// Send a test notification to one channel (slack, discord, sms, webhook) and say how it went.
+    Test {
+        /// slack, discord, sms or webhook.
+        channel: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -42,6 +42,9 @@ fn main() -> ExitCode {
             Some(Command::Alerts(cli::AlertsCommand::Check { file })) => {
                 commands::alerts::check(&cli, &file).await
             }
+            Some(Command::Alerts(cli::AlertsCommand::Test { channel })) => {
+                commands::alerts::test(&cli, &channel).await
+            }
             None => commands::dashboard::run(&cli).await,
         }
     });

@@ -479,3 +479,40 @@ async fn alerts_check_replays_recorded_entries_through_the_rules() {
     .await;
     assert_eq!(missing.code, 65);
 }
+
+#[tokio::test]
+async fn alerts_test_says_how_a_channel_is_doing() {
+    let state = tempfile::tempdir().expect("dir");
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.args(["alerts", "test", "slack"]);
+        c
+    })
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("slack: off: no destination (SLACK_WEBHOOK_URL)"),
+        "{}",
+        out.stderr
+    );
+
+    // A receiver that refuses: the reason is shown, the secret URL is not.
+    let sim = simulator(1.0, None).await;
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.args(["alerts", "test", "webhook"]).env(
+            "ALERT_WEBHOOK_URL",
+            format!("{}/hooks/t0psecret", sim.base_url()),
+        );
+        c
+    })
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("webhook: failed: answered 404"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("t0psecret"));
+}

@@ -5,11 +5,16 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
+use shiplog::alert::channels::Notification;
+use shiplog::alert::delivery::{ChannelSettings, Deliverer, DeliveryStatus};
 use shiplog::alert::engine::channel_name;
-use shiplog::alert::{AlertEngine, AlertEvent, RuleSet, Suppressor};
+use shiplog::alert::{
+    Alert, AlertEngine, AlertEvent, AlertSeverity, Channel, Fingerprint, RuleSet, Suppressor,
+};
 use shiplog::exit;
 use shiplog::log::entry::clock;
 use shiplog::log::LogEntry;
+use shiplog::log::{Severity, Tier};
 use shiplog::metrics::Metrics;
 
 use super::report;
@@ -101,4 +106,54 @@ pub async fn check(cli: &Cli, file: &Path) -> i32 {
         }
     }
     exit::OK
+}
+
+/// `shiplog alerts test <channel>`: one test notification, with the real settings.
+pub async fn test(cli: &Cli, channel: &str) -> i32 {
+    if let Err(code) = super::settings(cli) {
+        return code;
+    }
+    let channel = match channel.to_ascii_lowercase().as_str() {
+        "slack" => Channel::Slack,
+        "discord" => Channel::Discord,
+        "sms" => Channel::Sms,
+        "webhook" => Channel::Webhook,
+        other => {
+            report(
+                format!("there is no channel {other:?} to test"),
+                Some("use slack, discord, sms or webhook (e-mail delivery is not built yet)"),
+            );
+            return exit::USAGE;
+        }
+    };
+    let entry = LogEntry::new(
+        Tier::System,
+        Severity::Info,
+        "alert_test",
+        "This is a test notification from shiplog: the channel works.",
+    );
+    let alert = Alert {
+        fingerprint: Fingerprint::of("alert_test", &entry),
+        rule: "alert_test".to_owned(),
+        severity: AlertSeverity::Low,
+        channels: vec![channel],
+        entry: Arc::new(entry),
+    };
+    let deliverer = Deliverer::new(ChannelSettings::from_env());
+    let name = channel_name(channel);
+    let status = deliverer
+        .deliver(channel, &Notification::firing(&alert), |progress| {
+            eprintln!("shiplog: {name}: {}", progress.label());
+        })
+        .await;
+    match status {
+        DeliveryStatus::Sent { .. } => {
+            println!("{name}: sent");
+            exit::OK
+        }
+        other => {
+            report(format!("{name}: {}", other.label()), None);
+            exit::FOLLOW_FAILED
+        }
+    }
 }
