@@ -510,7 +510,7 @@ async fn alerts_test_says_how_a_channel_is_doing() {
     .await;
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains("webhook: failed: answered 404"),
+        out.stderr.contains("webhook: failed: answered 403"),
         "{}",
         out.stderr
     );
