@@ -23,6 +23,17 @@ pub struct Alert {
     pub entry: Arc<LogEntry>,
 }
 
+impl Alert {
+    /// "slack, discord", or "no channel".
+    pub fn channel_list(&self) -> String {
+        if self.channels.is_empty() {
+            return "no channel".to_owned();
+        }
+        let names: Vec<&str> = self.channels.iter().map(|c| channel_name(*c)).collect();
+        names.join(", ")
+    }
+}
+
 /// What the engine decided about one rule match.
 #[derive(Debug, Clone)]
 pub enum AlertEvent {

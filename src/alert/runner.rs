@@ -53,16 +53,11 @@ pub fn notice_entry(alert: &Alert) -> LogEntry {
         AlertSeverity::Medium => Severity::Warn,
         AlertSeverity::Low => Severity::Info,
     };
-    let channels: Vec<&str> = alert.channels.iter().map(|c| channel_name(*c)).collect();
     let message = format!(
         "ALERT {} ({}) for {}: {}",
         alert.rule,
         alert.severity.as_str(),
-        if channels.is_empty() {
-            "no channel".to_owned()
-        } else {
-            channels.join(", ")
-        },
+        alert.channel_list(),
         alert.entry.message.lines().next().unwrap_or("")
     );
     let mut entry = LogEntry::new(Tier::Action, severity, ALERT_FIRED, message)

@@ -66,19 +66,13 @@ pub async fn check(cli: &Cli, file: &Path) -> i32 {
             match event {
                 AlertEvent::Fired(alert) => {
                     tally.entry(alert.rule.clone()).or_default().0 += 1;
-                    let channels: Vec<&str> =
-                        alert.channels.iter().map(|c| channel_name(*c)).collect();
                     let message = alert.entry.message.lines().next().unwrap_or("");
                     println!(
                         "{} FIRE {} ({}) -> {}: {} [{}{}]",
                         clock(alert.entry.ts),
                         alert.rule,
                         alert.severity.as_str(),
-                        if channels.is_empty() {
-                            "no channel".to_owned()
-                        } else {
-                            channels.join(", ")
-                        },
+                        alert.channel_list(),
                         shiplog::log::sinks::make_printable(message, false),
                         alert
                             .entry
