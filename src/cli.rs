@@ -102,6 +102,13 @@ pub enum Command {
     Follow(FollowArgs),
     /// Print every deployment's build log to stdout as it happens (headless).
     Watch,
+    /// The always-on worker: follows every building deployment and runs the alert rules,
+    /// without a UI. Prints deployments' outcomes, shiplog's own warnings and fired alerts.
+    Serve {
+        /// One unified JSON entry per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Alert rules: try them on recorded entries.
     #[command(subcommand)]
     Alerts(AlertsCommand),

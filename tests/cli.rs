@@ -516,3 +516,41 @@ async fn alerts_test_says_how_a_channel_is_doing() {
     );
     assert!(!out.stderr.contains("t0psecret"));
 }
+
+#[tokio::test]
+async fn serve_follows_building_deployments_and_prints_outcomes_and_alerts_only() {
+    let sim = simulator(40.0, None).await;
+    let id = sim.add_deployment(scenario("failing-build"));
+    let state = tempfile::tempdir().expect("dir");
+    let mut child = shiplog(state.path(), &sim.base_url())
+        .arg("serve")
+        .spawn()
+        .expect("spawn");
+    let mut lines = collect_lines(&mut child);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        lines.wait_for(|l| l.iter().any(|line| line.contains("ALERT deploy_failed"))),
+    )
+    .await
+    .expect("an alert within 30 s")
+    .expect("reader alive");
+    let printed = lines.borrow().clone();
+    assert!(printed
+        .iter()
+        .any(|l| l.contains(&format!("Deployment {id}")) && l.contains("is ERROR")));
+    assert!(
+        !printed.iter().any(|l| l.contains("Running build in")),
+        "no build lines: {printed:?}"
+    );
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stops on SIGTERM")
+        .expect("status");
+    assert_eq!(status.code(), Some(0));
+}

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod dashboard;
 pub mod demo;
 pub mod follow;
+pub mod serve;
 pub mod team;
 pub mod watch;
 

@@ -134,6 +134,33 @@ pub fn make_printable(text: &str, keep_color: bool) -> String {
     out
 }
 
+/// Passes on only the entries `keep` accepts (a worker's stdout shows shiplog's own entries and
+/// alerts, not every build line).
+pub struct Only<S: Sink> {
+    inner: S,
+    keep: fn(&LogEntry) -> bool,
+}
+
+impl<S: Sink> Only<S> {
+    pub fn new(inner: S, keep: fn(&LogEntry) -> bool) -> Self {
+        Only { inner, keep }
+    }
+}
+
+impl<S: Sink> Sink for Only<S> {
+    fn write(&mut self, entry: &LogEntry) -> io::Result<()> {
+        if (self.keep)(entry) {
+            self.inner.write(entry)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Appends one JSON entry per line to a file.
 pub struct NdjsonFile {
     out: BufWriter<File>,
