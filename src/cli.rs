@@ -124,9 +124,9 @@ pub enum AlertsCommand {
         /// A file of one JSON entry per line.
         file: PathBuf,
     },
-    /// Send a test notification to one channel (slack, discord, sms, webhook) and say how it went.
+    /// Send a test notification to one channel and say how it went.
     Test {
-        /// slack, discord, sms or webhook.
+        /// slack, discord, email, sms or webhook.
         channel: String,
     },
 }

@@ -2,6 +2,8 @@
 //! webhook receiver: retries, 429 pauses, permanent failures, switched-off channels, and one
 //! notification for fifty matches end to end.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -329,4 +331,69 @@ async fn fifty_failures_reach_slack_once_and_the_feed_shows_it_sent() {
         .deliveries
         .get(&Channel::Discord)
         .is_some_and(|s| matches!(s, DeliveryStatus::Off { .. })));
+}
+
+#[tokio::test]
+async fn email_reaches_a_real_smtp_server_without_header_injection() {
+    let smtp = support::smtp::SmtpServer::start();
+    let deliverer = quick(ChannelSettings::from_vars(|name| match name {
+        "SMTP_URL" => Some(format!("smtp://127.0.0.1:{}", smtp.port)),
+        "ALERT_EMAIL_FROM" => Some("shiplog@example.com".to_owned()),
+        "ALERT_EMAIL_TO" => Some("oncall@example.com, lead@example.com".to_owned()),
+        _ => None,
+    }));
+    let entry = LogEntry::at(
+        1_795_684_800_000,
+        Tier::Deploy,
+        Severity::Error,
+        "failed",
+        "Deployment failed\r\nBcc: attacker@example.com",
+    )
+    .with_deployment("vercel-dpl_x-1");
+    let alert = Alert {
+        fingerprint: Fingerprint::of("deploy_failed", &entry),
+        rule: "deploy_failed".to_owned(),
+        severity: AlertSeverity::High,
+        channels: vec![Channel::Email],
+        entry: Arc::new(entry),
+    };
+    let status = deliverer
+        .deliver(Channel::Email, &Notification::firing(&alert), |_| {})
+        .await;
+    assert!(matches!(status, DeliveryStatus::Sent { .. }), "{status:?}");
+    smtp.wait_for("deploy_failed", Duration::from_secs(10))
+        .map_err(|e| panic!("{e}"))
+        .ok();
+    let received = smtp.received();
+    assert!(
+        received.contains("oncall@example.com") && received.contains("lead@example.com"),
+        "{received}"
+    );
+    assert!(
+        !received.lines().any(|l| l.starts_with("Bcc:")),
+        "no injected header: {received}"
+    );
+
+    // A server that is not there: temporary, retried, then failed with a reason.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let deliverer = quick(ChannelSettings::from_vars(|name| match name {
+        "SMTP_URL" => Some(format!("smtp://user:hunter2@127.0.0.1:{port}")),
+        "ALERT_EMAIL_FROM" => Some("shiplog@example.com".to_owned()),
+        "ALERT_EMAIL_TO" => Some("oncall@example.com".to_owned()),
+        _ => None,
+    }));
+    match deliverer
+        .deliver(Channel::Email, &Notification::firing(&alert), |_| {})
+        .await
+    {
+        DeliveryStatus::Failed { reason } => {
+            assert!(
+                reason.contains("after 3 attempts") && !reason.contains("hunter2"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
 }

@@ -1,6 +1,7 @@
 //! Delivery of notifications to Slack, Discord, SMS (Twilio) and a generic JSON webhook over
-//! HTTP: retries for 5xx and network trouble with exponential backoff, a 429 pauses the whole
-//! channel until its `Retry-After`, a permanent 4xx fails with the service's reason. A channel
+//! HTTP, and e-mail over SMTP: retries for 5xx (SMTP 4xx) and network trouble with exponential
+//! backoff, a 429 pauses the whole channel until its `Retry-After`, a permanent 4xx (SMTP 5xx)
+//! fails with the service's reason. A channel
 //! switched off or without a destination says so. Destinations are secrets: they never reach a
 //! log line, the screen or an error message.
 
@@ -54,12 +55,22 @@ pub struct ChannelSettings {
     pub discord_webhook: Option<Secret>,
     pub webhook_url: Option<Secret>,
     pub twilio: Option<Twilio>,
+    pub smtp: Option<Smtp>,
     /// Kill switches: `SLACK_ALERTS_ENABLED`, ... (SMS is opt-in).
     pub slack_on: bool,
     pub discord_on: bool,
     pub email_on: bool,
     pub sms_on: bool,
     pub webhook_on: bool,
+}
+
+/// E-mail over SMTP: `SMTP_URL` (`smtp://user:pass@host:port`; `smtps://` for TLS,
+/// `?tls=required` for STARTTLS), `ALERT_EMAIL_FROM`, `ALERT_EMAIL_TO` (comma-separated).
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub url: Secret,
+    pub from: String,
+    pub to: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,7 +112,25 @@ impl ChannelSettings {
             }),
             _ => None,
         };
+        let smtp = match (
+            secret("SMTP_URL"),
+            var("ALERT_EMAIL_FROM"),
+            var("ALERT_EMAIL_TO"),
+        ) {
+            (Some(url), Some(from), Some(to)) => Some(Smtp {
+                url,
+                from,
+                to: to
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            }),
+            _ => None,
+        };
         ChannelSettings {
+            smtp,
             slack_webhook: secret("SLACK_WEBHOOK_URL"),
             discord_webhook: secret("DISCORD_WEBHOOK_URL"),
             webhook_url: secret("ALERT_WEBHOOK_URL"),
@@ -111,6 +140,60 @@ impl ChannelSettings {
             email_on: switch("EMAIL_ALERTS_ENABLED", true),
             sms_on: switch("SMS_ALERTS_ENABLED", false),
             webhook_on: true,
+        }
+    }
+}
+
+/// A notification ready to go.
+enum Prepared {
+    Http(Request),
+    Email(Box<lettre::Message>, Secret),
+}
+
+/// The e-mail of a notification: plain text, subject without line breaks.
+fn email_message(smtp: &Smtp, n: &Notification<'_>) -> Result<lettre::Message, String> {
+    let mut builder = lettre::Message::builder()
+        .from(
+            smtp.from
+                .parse()
+                .map_err(|_| format!("ALERT_EMAIL_FROM {:?} is not an address", smtp.from))?,
+        )
+        .subject(channels::email::subject(n));
+    for to in &smtp.to {
+        builder = builder.to(to
+            .parse()
+            .map_err(|_| format!("ALERT_EMAIL_TO {to:?} is not an address"))?);
+    }
+    builder
+        .body(channels::email::body(n))
+        .map_err(|err| format!("could not build the e-mail: {err}"))
+}
+
+/// Sends over SMTP; 4xx replies and connection trouble are temporary, 5xx permanent.
+async fn send_email(message: &lettre::Message, url: &Secret) -> Result<(), Failure> {
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+        .map_err(|_| {
+            Failure::Permanent("SMTP_URL is not a usable smtp:// or smtps:// URL".to_owned())
+        })?
+        .timeout(Some(Duration::from_secs(15)))
+        .build();
+    match transport.send(message.clone()).await {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            // The server's words, never the URL (it holds the password).
+            let reason = crate::log::redact::global()
+                .redact(&err.to_string())
+                .chars()
+                .take(200)
+                .collect::<String>();
+            if err.is_permanent() {
+                Err(Failure::Permanent(format!(
+                    "the mail server refused: {reason}"
+                )))
+            } else {
+                Err(Failure::Temporary(format!("mail server: {reason}")))
+            }
         }
     }
 }
@@ -193,9 +276,9 @@ impl Deliverer {
             ),
             Channel::Email => (
                 s.email_on,
-                false,
+                s.smtp.is_some(),
                 "EMAIL_ALERTS_ENABLED",
-                "SMTP_URL (e-mail delivery is not built yet)",
+                "SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO",
             ),
             Channel::Demo => return None,
         };
@@ -219,16 +302,30 @@ impl Deliverer {
         if let Some(why) = self.off_reason(channel) {
             return DeliveryStatus::Off { why };
         }
-        let Some(request) = self.request(channel, notification) else {
-            return DeliveryStatus::Sent {
-                at_ms: crate::log::entry::now_ms(),
-            };
+        let prepared = match (channel, &self.settings.smtp) {
+            (Channel::Email, Some(smtp)) => match email_message(smtp, notification) {
+                Ok(message) => Prepared::Email(Box::new(message), smtp.url.clone()),
+                Err(reason) => return DeliveryStatus::Failed { reason },
+            },
+            _ => match self.request(channel, notification) {
+                Some(request) => Prepared::Http(request),
+                // The demo's channel: the notice in the log is its delivery.
+                None => {
+                    return DeliveryStatus::Sent {
+                        at_ms: crate::log::entry::now_ms(),
+                    }
+                }
+            },
         };
         let mut attempt = 0;
         loop {
             self.wait_if_paused(channel).await;
             attempt += 1;
-            let (reason, retry_after) = match self.send(&request).await {
+            let outcome = match &prepared {
+                Prepared::Http(request) => self.send(request).await,
+                Prepared::Email(message, url) => send_email(message, url).await,
+            };
+            let (reason, retry_after) = match outcome {
                 Ok(()) => {
                     return DeliveryStatus::Sent {
                         at_ms: crate::log::entry::now_ms(),

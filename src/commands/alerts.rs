@@ -111,11 +111,12 @@ pub async fn test(cli: &Cli, channel: &str) -> i32 {
         "slack" => Channel::Slack,
         "discord" => Channel::Discord,
         "sms" => Channel::Sms,
+        "email" => Channel::Email,
         "webhook" => Channel::Webhook,
         other => {
             report(
                 format!("there is no channel {other:?} to test"),
-                Some("use slack, discord, sms or webhook (e-mail delivery is not built yet)"),
+                Some("use slack, discord, email, sms or webhook"),
             );
             return exit::USAGE;
         }

@@ -3,3 +3,4 @@
 
 pub mod pty;
 pub mod redis;
+pub mod smtp;
