@@ -249,6 +249,12 @@ async fn switched_off_channels_and_channels_without_a_destination_say_so() {
             "{channel:?}"
         );
     }
+    // The demo has no destinations: its alerts go to the demo channel (the screen and the log).
+    let demo = quick(ChannelSettings { demo: true, ..on() });
+    let status = demo
+        .deliver(Channel::Slack, &Notification::firing(&alert), |_| {})
+        .await;
+    assert_eq!(status, DeliveryStatus::Demo);
     let debug = format!(
         "{:?}",
         ChannelSettings::from_vars(|n| (n == "SLACK_WEBHOOK_URL")

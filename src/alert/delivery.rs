@@ -35,6 +35,8 @@ pub enum DeliveryStatus {
     Off {
         why: String,
     },
+    /// The demo has no real destinations: the alert is shown in the log and on screen only.
+    Demo,
 }
 
 impl DeliveryStatus {
@@ -44,6 +46,7 @@ impl DeliveryStatus {
             DeliveryStatus::Retrying { attempt, .. } => format!("retrying ({attempt})"),
             DeliveryStatus::Failed { reason } => format!("failed: {reason}"),
             DeliveryStatus::Off { why } => format!("off: {why}"),
+            DeliveryStatus::Demo => "demo channel (shown here)".to_owned(),
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct ChannelSettings {
     pub email_on: bool,
     pub sms_on: bool,
     pub webhook_on: bool,
+    /// The demo: channels without a destination deliver to the built-in demo channel.
+    pub demo: bool,
 }
 
 /// E-mail over SMTP: `SMTP_URL` (`smtp://user:pass@host:port`; `smtps://` for TLS,
@@ -140,6 +145,7 @@ impl ChannelSettings {
             email_on: switch("EMAIL_ALERTS_ENABLED", true),
             sms_on: switch("SMS_ALERTS_ENABLED", false),
             webhook_on: true,
+            demo: false,
         }
     }
 }
@@ -300,6 +306,9 @@ impl Deliverer {
         mut progress: impl FnMut(DeliveryStatus),
     ) -> DeliveryStatus {
         if let Some(why) = self.off_reason(channel) {
+            if self.settings.demo && why.starts_with("no destination") {
+                return DeliveryStatus::Demo;
+            }
             return DeliveryStatus::Off { why };
         }
         let prepared = match (channel, &self.settings.smtp) {

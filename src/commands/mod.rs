@@ -114,9 +114,10 @@ pub fn start_alerting(
         Arc::new(shiplog::metrics::Metrics::new()),
     );
     let (runner, desk) = shiplog::alert::runner::desk();
-    let deliverer = Arc::new(shiplog::alert::delivery::Deliverer::new(
-        shiplog::alert::delivery::ChannelSettings::from_env(),
-    ));
+    let mut channels = shiplog::alert::delivery::ChannelSettings::from_env();
+    // Without a token the API is the demo simulator: deliver to the demo channel.
+    channels.demo = settings.token.is_none();
+    let deliverer = Arc::new(shiplog::alert::delivery::Deliverer::new(channels));
     let task = tokio::spawn(runner.run(
         engine,
         deliverer,
