@@ -403,3 +403,99 @@ async fn email_reaches_a_real_smtp_server_without_header_injection() {
         other => panic!("expected a failure, got {other:?}"),
     }
 }
+
+/// Like a real rate limiter: a 429 (`Retry-After: 1`) for the first request and for every
+/// request in the second after it, then 200.
+#[derive(Clone, Default)]
+struct Limiter {
+    limited_since: Arc<Mutex<Option<std::time::Instant>>>,
+    served_429: Arc<Mutex<u32>>,
+    served_200: Arc<Mutex<u32>>,
+}
+
+async fn limit(State(l): State<Limiter>) -> Response {
+    let mut since = l.limited_since.lock().expect("lock");
+    let now = std::time::Instant::now();
+    let limited = match *since {
+        None => {
+            *since = Some(now);
+            true
+        }
+        Some(start) => now.duration_since(start) < Duration::from_secs(1),
+    };
+    if limited {
+        *l.served_429.lock().expect("lock") += 1;
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "rate_limited",
+        )
+            .into_response()
+    } else {
+        *l.served_200.lock().expect("lock") += 1;
+        (StatusCode::OK, "ok").into_response()
+    }
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_channel_for_every_instance_sharing_the_state() {
+    use shiplog::store::StateStore;
+    let limiter = Limiter::default();
+    let app = Router::new()
+        .route("/{*path}", post(limit))
+        .with_state(limiter.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/services/T/B/x",
+        listener.local_addr().expect("addr")
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let instance = || {
+        let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
+        Arc::new(
+            quick(ChannelSettings {
+                slack_webhook: Some(Secret::new(url.clone())),
+                ..on()
+            })
+            .sharing_pauses(store),
+        )
+    };
+    let (a, b) = (instance(), instance());
+    let alert = Arc::new(alert());
+    let first = {
+        let (a, alert) = (a.clone(), alert.clone());
+        tokio::spawn(async move {
+            a.deliver(Channel::Slack, &Notification::firing(&alert), |_| {})
+                .await
+        })
+    };
+    // Instance B starts once A has been told to wait.
+    let observer = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while observer
+        .get_json::<i64>("alert_channel_pause:slack")
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "A never paused");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = b
+        .deliver(Channel::Slack, &Notification::firing(&alert), |_| {})
+        .await;
+    let first = first.await.expect("task");
+    assert!(matches!(first, DeliveryStatus::Sent { .. }), "{first:?}");
+    assert!(matches!(second, DeliveryStatus::Sent { .. }), "{second:?}");
+    assert_eq!(
+        *limiter.served_429.lock().expect("lock"),
+        1,
+        "B waited out A's pause instead of hitting the limit"
+    );
+    assert_eq!(*limiter.served_200.lock().expect("lock"), 2);
+}

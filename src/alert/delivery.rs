@@ -1,7 +1,7 @@
 //! Delivery of notifications to Slack, Discord, SMS (Twilio) and a generic JSON webhook over
 //! HTTP, and e-mail over SMTP: retries for 5xx (SMTP 4xx) and network trouble with exponential
-//! backoff, a 429 pauses the whole channel until its `Retry-After`, a permanent 4xx (SMTP 5xx)
-//! fails with the service's reason. A channel
+//! backoff, a 429 pauses the whole channel until its `Retry-After` (for every instance sharing
+//! the state store), a permanent 4xx (SMTP 5xx) fails with the service's reason. A channel
 //! switched off or without a destination says so. Destinations are secrets: they never reach a
 //! log line, the screen or an error message.
 
@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::channels::{self, Notification};
 use super::rule::Channel;
+use crate::log::entry::now_ms;
 use crate::secret::Secret;
+use crate::store::StateStore;
 use crate::vercel::retry::{parse_retry_after, RetryPolicy};
 
 /// How a notification to one channel went.
@@ -223,6 +225,8 @@ pub struct Deliverer {
     retry: RetryPolicy,
     /// Channels paused after a 429, until when.
     paused: Mutex<HashMap<Channel, std::time::Instant>>,
+    /// Where a pause is shared with every other instance (Redis), when set.
+    shared: Option<StateStore>,
 }
 
 impl Deliverer {
@@ -249,7 +253,14 @@ impl Deliverer {
             settings,
             retry,
             paused: Mutex::default(),
+            shared: None,
         }
+    }
+
+    /// Shares 429 pauses through the state store, so that every instance waits.
+    pub fn sharing_pauses(mut self, store: StateStore) -> Self {
+        self.shared = Some(store);
+        self
     }
 
     /// Why a channel will not send, if it will not.
@@ -342,7 +353,7 @@ impl Deliverer {
                 }
                 Err(Failure::Permanent(reason)) => return DeliveryStatus::Failed { reason },
                 Err(Failure::RateLimited(wait)) => {
-                    self.pause(channel, wait);
+                    self.pause(channel, wait).await;
                     // A rate limit is the service asking for time, not a failed attempt.
                     attempt -= 1;
                     ("rate limited".to_owned(), Some(wait))
@@ -441,22 +452,44 @@ impl Deliverer {
         }
     }
 
-    fn pause(&self, channel: Channel, wait: Duration) {
+    async fn pause(&self, channel: Channel, wait: Duration) {
         if let Ok(mut paused) = self.paused.lock() {
             paused.insert(channel, std::time::Instant::now() + wait);
+        }
+        if let Some(store) = &self.shared {
+            let until = now_ms() + wait.as_millis() as i64;
+            if let Err(err) = store.put_json(&pause_key(channel), &until, wait).await {
+                tracing::warn!(error = %err, "could not share a channel pause");
+            }
         }
     }
 
     async fn wait_if_paused(&self, channel: Channel) {
-        let until = self
+        let local = self
             .paused
             .lock()
             .ok()
             .and_then(|p| p.get(&channel).copied());
-        if let Some(until) = until {
+        if let Some(until) = local {
             tokio::time::sleep_until(until.into()).await;
         }
+        if let Some(store) = &self.shared {
+            if let Ok(Some(until_ms)) = store.get_json::<i64>(&pause_key(channel)).await {
+                let wait = until_ms - now_ms();
+                if wait > 0 {
+                    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                }
+            }
+        }
     }
+}
+
+/// `alert_channel_pause:{channel}`: until when (ms) a channel waits, for every instance.
+fn pause_key(channel: Channel) -> String {
+    format!(
+        "alert_channel_pause:{}",
+        super::engine::channel_name(channel)
+    )
 }
 
 enum Failure {

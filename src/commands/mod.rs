@@ -117,7 +117,8 @@ pub fn start_alerting(
     let mut channels = shiplog::alert::delivery::ChannelSettings::from_env();
     // Without a token the API is the demo simulator: deliver to the demo channel.
     channels.demo = settings.token.is_none();
-    let deliverer = Arc::new(shiplog::alert::delivery::Deliverer::new(channels));
+    let deliverer =
+        Arc::new(shiplog::alert::delivery::Deliverer::new(channels).sharing_pauses(store.clone()));
     let task = tokio::spawn(runner.run(
         engine,
         deliverer,
