@@ -42,6 +42,9 @@ pub struct FileConfig {
     pub buffer_lines: Option<usize>,
     /// Mouse wheel scrolling (then text selection needs Shift).
     pub mouse: Option<bool>,
+    /// Where alerts go; the environment variables of the same meaning win.
+    #[serde(default)]
+    pub alert_channels: AlertChannels,
     /// `[[alert_rules]]` tables; read with their line numbers into `rules`.
     #[serde(default, rename = "alert_rules")]
     _alert_rules: Option<toml::Value>,
@@ -74,6 +77,55 @@ impl FileConfig {
         let origin = format!("config file {}", path.display());
         config.rules = crate::alert::rule::rules_in(&text, &origin)?;
         Ok(config)
+    }
+}
+
+/// `[alert_channels]` in the config file. Webhook URLs and tokens are secrets: they print as
+/// `[REDACTED]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertChannels {
+    pub slack_webhook_url: Option<Secret>,
+    pub discord_webhook_url: Option<Secret>,
+    pub webhook_url: Option<Secret>,
+    pub smtp_url: Option<Secret>,
+    pub email_from: Option<String>,
+    /// Comma-separated.
+    pub email_to: Option<String>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<Secret>,
+    pub twilio_from: Option<String>,
+    pub twilio_api_url: Option<String>,
+    pub sms_to: Option<String>,
+    pub slack_enabled: Option<bool>,
+    pub discord_enabled: Option<bool>,
+    pub email_enabled: Option<bool>,
+    pub sms_enabled: Option<bool>,
+}
+
+impl AlertChannels {
+    /// The file's value for an environment variable's name (`SLACK_WEBHOOK_URL`, ...).
+    pub fn value_for(&self, env_name: &str) -> Option<String> {
+        let secret = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_owned());
+        let switch = |b: &Option<bool>| b.map(|b| b.to_string());
+        match env_name {
+            "SLACK_WEBHOOK_URL" => secret(&self.slack_webhook_url),
+            "DISCORD_WEBHOOK_URL" => secret(&self.discord_webhook_url),
+            "ALERT_WEBHOOK_URL" => secret(&self.webhook_url),
+            "SMTP_URL" => secret(&self.smtp_url),
+            "ALERT_EMAIL_FROM" => self.email_from.clone(),
+            "ALERT_EMAIL_TO" => self.email_to.clone(),
+            "TWILIO_ACCOUNT_SID" => self.twilio_account_sid.clone(),
+            "TWILIO_AUTH_TOKEN" => secret(&self.twilio_auth_token),
+            "TWILIO_FROM" => self.twilio_from.clone(),
+            "TWILIO_API_URL" => self.twilio_api_url.clone(),
+            "ALERT_SMS_TO" => self.sms_to.clone(),
+            "SLACK_ALERTS_ENABLED" => switch(&self.slack_enabled),
+            "DISCORD_ALERTS_ENABLED" => switch(&self.discord_enabled),
+            "EMAIL_ALERTS_ENABLED" => switch(&self.email_enabled),
+            "SMS_ALERTS_ENABLED" => switch(&self.sms_enabled),
+            _ => None,
+        }
     }
 }
 
@@ -171,6 +223,8 @@ pub struct Settings {
     /// Run the alerting engine: on in production and staging, off in development unless
     /// `LOG_ALERTS_ENABLED=true` (the demo turns it on).
     pub alerts_enabled: bool,
+    /// `[alert_channels]` from the config file (the environment overrides it).
+    pub alert_channels: AlertChannels,
 }
 
 impl Settings {
@@ -247,6 +301,7 @@ impl Settings {
             mouse: overrides.mouse || file.mouse.unwrap_or(false),
             alert_rules: file.rules,
             alerts_enabled,
+            alert_channels: file.alert_channels,
         })
     }
 }
@@ -283,6 +338,31 @@ mod tests {
         assert!(text.contains("config.toml"), "{text}");
         assert!(text.contains("line 2"), "{text}");
         assert!(text.contains("team_idd"), "{text}");
+    }
+
+    #[test]
+    fn channel_secrets_from_the_file_never_print() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[alert_channels]\nslack_webhook_url = \"https://hooks.slack.com/services/T/B/s3cr3t\"\nsms_enabled = true\n",
+        )
+        .expect("write");
+        let file = FileConfig::load(Some(&path)).expect("valid");
+        assert!(!format!("{file:?}").contains("s3cr3t"));
+        assert_eq!(
+            file.alert_channels
+                .value_for("SLACK_WEBHOOK_URL")
+                .as_deref(),
+            Some("https://hooks.slack.com/services/T/B/s3cr3t")
+        );
+        assert_eq!(
+            file.alert_channels
+                .value_for("SMS_ALERTS_ENABLED")
+                .as_deref(),
+            Some("true")
+        );
     }
 
     #[test]

@@ -515,6 +515,31 @@ async fn alerts_test_says_how_a_channel_is_doing() {
         out.stderr
     );
     assert!(!out.stderr.contains("t0psecret"));
+
+    // The same destination from the config file's [alert_channels].
+    let config = state.path().join("channels.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alert_channels]\nwebhook_url = \"{}/hooks/f1lesecret\"\n",
+            sim.base_url()
+        ),
+    )
+    .expect("write");
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.arg("--config")
+            .arg(&config)
+            .args(["alerts", "test", "webhook"]);
+        c
+    })
+    .await;
+    assert!(
+        out.stderr.contains("webhook: failed: answered 403"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("f1lesecret"));
 }
 
 #[tokio::test]

@@ -91,9 +91,15 @@ pub struct Twilio {
 
 impl ChannelSettings {
     /// From the environment (`SLACK_WEBHOOK_URL`, `DISCORD_WEBHOOK_URL`, `ALERT_WEBHOOK_URL`,
-    /// `TWILIO_*`, `ALERT_SMS_TO`, and the `*_ALERTS_ENABLED` switches).
-    pub fn from_env() -> Self {
-        Self::from_vars(|name| std::env::var(name).ok())
+    /// `SMTP_URL`, `ALERT_EMAIL_*`, `TWILIO_*`, `ALERT_SMS_TO`, the `*_ALERTS_ENABLED` switches),
+    /// then the config file's `[alert_channels]`.
+    pub fn from_env_and(file: &crate::config::AlertChannels) -> Self {
+        Self::from_vars(|name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| file.value_for(name))
+        })
     }
 
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {

@@ -104,9 +104,10 @@ pub async fn check(cli: &Cli, file: &Path) -> i32 {
 
 /// `shiplog alerts test <channel>`: one test notification, with the real settings.
 pub async fn test(cli: &Cli, channel: &str) -> i32 {
-    if let Err(code) = super::settings(cli) {
-        return code;
-    }
+    let settings = match super::settings(cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let channel = match channel.to_ascii_lowercase().as_str() {
         "slack" => Channel::Slack,
         "discord" => Channel::Discord,
@@ -134,7 +135,7 @@ pub async fn test(cli: &Cli, channel: &str) -> i32 {
         channels: vec![channel],
         entry: Arc::new(entry),
     };
-    let deliverer = Deliverer::new(ChannelSettings::from_env());
+    let deliverer = Deliverer::new(ChannelSettings::from_env_and(&settings.alert_channels));
     let name = channel_name(channel);
     let status = deliverer
         .deliver(channel, &Notification::firing(&alert), |progress| {

@@ -114,7 +114,8 @@ pub fn start_alerting(
         Arc::new(shiplog::metrics::Metrics::new()),
     );
     let (runner, desk) = shiplog::alert::runner::desk();
-    let mut channels = shiplog::alert::delivery::ChannelSettings::from_env();
+    let mut channels =
+        shiplog::alert::delivery::ChannelSettings::from_env_and(&settings.alert_channels);
     // Without a token the API is the demo simulator: deliver to the demo channel.
     channels.demo = settings.token.is_none();
     let deliverer =
