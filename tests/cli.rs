@@ -218,11 +218,24 @@ async fn a_failed_build_exits_1_and_an_unknown_one_2() {
     let id = sim.add_deployment(scenario("failing-build"));
     let out = run({
         let mut c = shiplog(state.path(), &sim.base_url());
-        c.arg("follow").arg(&id).env("LOG_ALERTS_ENABLED", "true");
+        c.arg("follow")
+            .arg(&id)
+            .env("LOG_ALERTS_ENABLED", "true")
+            .env(
+                "SLACK_WEBHOOK_URL",
+                format!("{}/hooks/slack-secret", sim.base_url()),
+            );
         c
     })
     .await;
     assert_eq!(out.code, 1, "{}", out.stderr);
+    // The notification left before shiplog exited (the simulator refuses it, but received it).
+    assert!(
+        sim.requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path == "/hooks/slack-secret"),
+        "the alert was delivered before exit"
+    );
     assert_eq!(
         out.stdout
             .matches("ALERT deploy_failed (high) for slack, discord, email")

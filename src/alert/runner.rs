@@ -72,6 +72,8 @@ pub fn notice_entry(alert: &Alert) -> LogEntry {
 
 /// At most this many notifications are in flight at once (the plan's worker concurrency).
 const CONCURRENT_DELIVERIES: usize = 15;
+/// How long a stopping runner waits for notifications in flight.
+const DRAIN_DELIVERIES: Duration = Duration::from_secs(30);
 
 /// The runner's ends for the app that starts it.
 pub struct Runner {
@@ -169,6 +171,15 @@ impl Runner {
                     *shown = records;
                     changed
                 });
+            }
+            // Notifications already on their way finish (a `follow` that ends on a failed
+            // build must still tell someone), within a bound.
+            let finishing = async { while in_flight.join_next().await.is_some() {} };
+            if tokio::time::timeout(DRAIN_DELIVERIES, finishing)
+                .await
+                .is_err()
+            {
+                tracing::warn!("gave up waiting for notifications still being delivered");
             }
         };
         tokio::join!(engine, book);
