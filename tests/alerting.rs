@@ -5,6 +5,9 @@ mod support;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use shiplog::alert::book::AlertState;
 use shiplog::alert::{AlertEngine, AlertEvent, RuleSet, Suppressor};
 use shiplog::log::{LogEntry, Severity, Tier};
 use shiplog::metrics::Metrics;
@@ -62,9 +65,9 @@ async fn fifty_failures_notify_once(store: StateStore) {
     }
     assert_eq!(fired(&events), 1, "one notification for one fingerprint");
     match events.last() {
-        Some(AlertEvent::Repeated { count, rule, .. }) => {
+        Some(AlertEvent::Repeated { count, alert }) => {
             assert_eq!(
-                (*count, rule.as_str()),
+                (*count, alert.rule.as_str()),
                 (50, "build_failed"),
                 "the repeats are counted"
             );
@@ -153,4 +156,84 @@ async fn a_replay_measures_windows_on_the_entries_clock() {
         );
     }
     assert_eq!(fired(&events), 2);
+}
+
+/// Polls a desk's alerts (woken by changes) until `test` holds, for at most 10 s.
+async fn wait_until(
+    desk: &shiplog::alert::runner::AlertDesk,
+    what: &str,
+    test: impl Fn(&[shiplog::alert::book::AlertRecord]) -> bool,
+) {
+    let mut alerts = desk.alerts.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if test(&alerts.borrow()) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {:?}",
+            alerts.borrow()
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(100), alerts.changed()).await;
+    }
+}
+
+/// Two dashboards on one Redis: the alert fires once between them, both show it, and an
+/// acknowledgement on one shows on the other with who acted.
+#[tokio::test]
+async fn an_ack_on_one_instance_shows_on_every_instance() {
+    use shiplog::alert::delivery::{ChannelSettings, Deliverer};
+    use shiplog::alert::runner::{desk, AlertCommand};
+    use shiplog::alert::sync::AlertSync;
+    use shiplog::log::{Delivery, Logger};
+
+    let redis = support::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let namespace = support::redis::fresh_namespace();
+    let mut desks = Vec::new();
+    let mut loggers = Vec::new();
+    let mut stops = Vec::new();
+    for user in ["ana", "bo"] {
+        let hook: DegradedHook = Arc::new(|_| {});
+        let store = StateStore::redis(&redis.url, &namespace, dir.path(), hook)
+            .await
+            .expect("store");
+        let (builder, outlet) = Logger::builder().channel("alerts", 64, Delivery::DropWhenFull);
+        let logger = builder.build();
+        let (runner, desk) = desk();
+        let sync = AlertSync::connect(&redis.url, &namespace)
+            .await
+            .expect("sync");
+        // Kept until the end of the test: a dropped sender would stop the runner.
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        stops.push(stop);
+        let outward = shiplog::alert::runner::Outward {
+            deliverer: Arc::new(Deliverer::new(ChannelSettings::default())),
+            user: user.to_owned(),
+            sync: Some(sync),
+        };
+        tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));
+        desks.push(desk);
+        loggers.push(logger);
+    }
+    for logger in &loggers {
+        logger.write((*failed_build("vercel-dpl_shared-1", 0)).clone());
+    }
+    for desk in &desks {
+        wait_until(desk, "both instances show the alert", |a| a.len() == 1).await;
+    }
+    let fingerprint = desks[0].alerts.borrow()[0].fingerprint.clone();
+    desks[0]
+        .commands
+        .send(AlertCommand::Acknowledge {
+            fingerprint,
+            note: Some("rolling back".to_owned()),
+        })
+        .await
+        .expect("command");
+    wait_until(&desks[1], "the ack reaches the other instance", |a| {
+        matches!(&a[0].state, AlertState::Acknowledged { by, note, .. } if by == "ana" && note.as_deref() == Some("rolling back"))
+    })
+    .await;
 }

@@ -287,14 +287,12 @@ async fn fifty_failures_reach_slack_once_and_the_feed_shows_it_sent() {
     );
     let (runner, mut desk) = desk();
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(runner.run(
-        engine,
+    let outward = shiplog::alert::runner::Outward {
         deliverer,
-        outlet,
-        logger.clone(),
-        shutdown,
-        "ana".to_owned(),
-    ));
+        user: "ana".to_owned(),
+        sync: None,
+    };
+    tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
     for i in 0..50 {
         logger.write(
             LogEntry::at(

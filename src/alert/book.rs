@@ -68,6 +68,26 @@ pub struct AlertRecord {
     pub deliveries: BTreeMap<Channel, DeliveryStatus>,
 }
 
+impl AlertRecord {
+    fn new(alert: &Alert, now: i64) -> Self {
+        AlertRecord {
+            fingerprint: alert.fingerprint.as_str().to_owned(),
+            rule: alert.rule.clone(),
+            severity: alert.severity,
+            channels: alert.channels.clone(),
+            summary: first_line(&alert.entry.message),
+            deployment_id: alert.entry.deployment_id.as_deref().map(str::to_owned),
+            build_id: alert.entry.build_id.as_deref().map(str::to_owned),
+            entry_ts: alert.entry.ts,
+            first_seen: now,
+            last_seen: now,
+            count: 1,
+            state: AlertState::Firing,
+            deliveries: BTreeMap::new(),
+        }
+    }
+}
+
 /// What a change means for notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -88,13 +108,14 @@ impl AlertBook {
     pub fn apply(&mut self, event: &AlertEvent, now: i64) -> Outcome {
         match event {
             AlertEvent::Fired(alert) => self.fired(alert, now),
-            AlertEvent::Repeated {
-                fingerprint, count, ..
-            } => {
-                if let Some(record) = self.alerts.get_mut(fingerprint.as_str()) {
-                    record.count = record.count.max(*count);
-                    record.last_seen = now;
-                }
+            AlertEvent::Repeated { alert, count } => {
+                let record = self
+                    .alerts
+                    .entry(alert.fingerprint.as_str().to_owned())
+                    // Fired by another instance sharing the state: shown here too.
+                    .or_insert_with(|| AlertRecord::new(alert, now));
+                record.count = record.count.max(*count);
+                record.last_seen = now;
                 Outcome::Quiet
             }
         }
@@ -124,24 +145,7 @@ impl AlertBook {
                 }
             }
             None => {
-                self.alerts.insert(
-                    key.clone(),
-                    AlertRecord {
-                        fingerprint: key,
-                        rule: alert.rule.clone(),
-                        severity: alert.severity,
-                        channels: alert.channels.clone(),
-                        summary: first_line(&alert.entry.message),
-                        deployment_id: alert.entry.deployment_id.as_deref().map(str::to_owned),
-                        build_id: alert.entry.build_id.as_deref().map(str::to_owned),
-                        entry_ts: alert.entry.ts,
-                        first_seen: now,
-                        last_seen: now,
-                        count: 1,
-                        state: AlertState::Firing,
-                        deliveries: BTreeMap::new(),
-                    },
-                );
+                self.alerts.insert(key, AlertRecord::new(alert, now));
                 Outcome::Notify
             }
         }
@@ -247,7 +251,7 @@ mod tests {
     fn fp(event: &AlertEvent) -> String {
         match event {
             AlertEvent::Fired(a) => a.fingerprint.as_str().to_owned(),
-            AlertEvent::Repeated { fingerprint, .. } => fingerprint.as_str().to_owned(),
+            AlertEvent::Repeated { alert, .. } => alert.fingerprint.as_str().to_owned(),
         }
     }
 

@@ -38,10 +38,9 @@ impl Alert {
 #[derive(Debug, Clone)]
 pub enum AlertEvent {
     Fired(Alert),
-    /// A repeat inside the window: counted, not sent.
+    /// A repeat inside the window: counted, not sent. (Another instance may have fired it.)
     Repeated {
-        fingerprint: Fingerprint,
-        rule: String,
+        alert: Alert,
         count: u64,
     },
 }
@@ -69,10 +68,16 @@ impl AlertEngine {
             return events;
         }
         for rule in self.rules.matching(&entry) {
-            let fingerprint = Fingerprint::of(&rule.key, &entry);
+            let alert = Alert {
+                fingerprint: Fingerprint::of(&rule.key, &entry),
+                rule: rule.key.clone(),
+                severity: rule.severity,
+                channels: rule.channels.clone(),
+                entry: entry.clone(),
+            };
             match self
                 .suppressor
-                .check(&fingerprint, rule.suppression, entry.ts)
+                .check(&alert.fingerprint, rule.suppression, entry.ts)
                 .await
             {
                 Decision::Fire => {
@@ -80,21 +85,11 @@ impl AlertEngine {
                         self.metrics
                             .alert_triggered(&rule.key, channel_name(*channel));
                     }
-                    events.push(AlertEvent::Fired(Alert {
-                        fingerprint,
-                        rule: rule.key.clone(),
-                        severity: rule.severity,
-                        channels: rule.channels.clone(),
-                        entry: entry.clone(),
-                    }));
+                    events.push(AlertEvent::Fired(alert));
                 }
                 Decision::Repeat { count } => {
                     self.metrics.alert_suppressed(&rule.key);
-                    events.push(AlertEvent::Repeated {
-                        fingerprint,
-                        rule: rule.key.clone(),
-                        count,
-                    });
+                    events.push(AlertEvent::Repeated { alert, count });
                 }
             }
         }

@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod rule;
 pub mod runner;
 pub mod suppression;
+pub mod sync;
 
 pub use engine::{Alert, AlertEngine, AlertEvent};
 pub use fingerprint::Fingerprint;

@@ -20,12 +20,14 @@ use super::delivery::{Deliverer, DeliveryStatus};
 use super::engine::{channel_name, Alert, AlertEngine, AlertEvent};
 use super::rule::AlertSeverity;
 use super::rule::Channel;
+use super::sync::{AlertSync, SharedAction};
 use crate::log::entry::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::stream::follower::Shutdown;
 
 /// What a person asks of an alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
 pub enum AlertCommand {
     Acknowledge {
         fingerprint: String,
@@ -88,6 +90,15 @@ struct Delivered {
     status: DeliveryStatus,
 }
 
+/// How a runner reaches people: the channels, who acts from here, and the other instances.
+pub struct Outward {
+    pub deliverer: Arc<Deliverer>,
+    /// Who acknowledges or resolves from this instance.
+    pub user: String,
+    /// Shares acknowledgements with every instance on the same Redis.
+    pub sync: Option<AlertSync>,
+}
+
 /// A runner and the desk that talks to it.
 pub fn desk() -> (Runner, AlertDesk) {
     let (alerts, alerts_rx) = watch::channel(Vec::new());
@@ -107,12 +118,27 @@ impl Runner {
     pub async fn run(
         mut self,
         engine: AlertEngine,
-        deliverer: Arc<Deliverer>,
         entries: mpsc::Receiver<Arc<LogEntry>>,
         logger: Logger,
         shutdown: Shutdown,
-        user: String,
+        outward: Outward,
     ) {
+        let Outward {
+            deliverer,
+            user,
+            sync,
+        } = outward;
+        // Other instances' acknowledgements and resolutions (Redis pub/sub), when shared.
+        let mut remote = match &sync {
+            Some(sync) => match sync.subscribe().await {
+                Ok(remote) => Some(remote),
+                Err(err) => {
+                    tracing::warn!(%err, "alert actions are not shared");
+                    None
+                }
+            },
+            None => None,
+        };
         let (decisions, mut decided) = mpsc::channel(1024);
         let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(1024);
         let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
@@ -144,18 +170,16 @@ impl Runner {
                         }
                     }
                     Some(command) = self.commands.recv() => {
-                        let (done, what) = match &command {
-                            AlertCommand::Acknowledge { fingerprint, note } => (
-                                book.acknowledge(fingerprint, &user, note.clone(), now_ms(), DEFAULT_ACK),
-                                "acknowledged",
-                            ),
-                            AlertCommand::Resolve { fingerprint } => {
-                                (book.resolve(fingerprint, &user, now_ms()), "resolved")
+                        let now = now_ms();
+                        if apply(&mut book, &command, &user, now) {
+                            tracing::info!(?command, %user, "alert action");
+                            if let Some(sync) = &sync {
+                                sync.publish(command, &user, now).await;
                             }
-                        };
-                        if done {
-                            tracing::info!(?command, %user, "alert {what}");
                         }
+                    }
+                    Some(action) = next_remote(&mut remote) => {
+                        apply(&mut book, &action.command, &action.by, action.at_ms);
                     }
                     Some(report) = delivered.recv() => {
                         book.set_delivery(&report.fingerprint, report.channel, report.status);
@@ -183,6 +207,24 @@ impl Runner {
             }
         };
         tokio::join!(engine, book);
+    }
+}
+
+/// Acknowledges or resolves in the book; false when there was nothing to act on.
+fn apply(book: &mut AlertBook, command: &AlertCommand, by: &str, at_ms: i64) -> bool {
+    match command {
+        AlertCommand::Acknowledge { fingerprint, note } => {
+            book.acknowledge(fingerprint, by, note.clone(), at_ms, DEFAULT_ACK)
+        }
+        AlertCommand::Resolve { fingerprint } => book.resolve(fingerprint, by, at_ms),
+    }
+}
+
+/// The next action from another instance; never resolves when actions are not shared.
+async fn next_remote(remote: &mut Option<mpsc::Receiver<SharedAction>>) -> Option<SharedAction> {
+    match remote {
+        Some(remote) => remote.recv().await,
+        None => std::future::pending().await,
     }
 }
 

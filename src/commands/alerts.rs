@@ -83,7 +83,7 @@ pub async fn check(cli: &Cli, file: &Path) -> i32 {
                         &alert.fingerprint.as_str()[..8],
                     );
                 }
-                AlertEvent::Repeated { rule, .. } => tally.entry(rule).or_default().1 += 1,
+                AlertEvent::Repeated { alert, .. } => tally.entry(alert.rule).or_default().1 += 1,
             }
         }
     }

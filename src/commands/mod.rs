@@ -114,20 +114,31 @@ pub fn start_alerting(
         Arc::new(shiplog::metrics::Metrics::new()),
     );
     let (runner, desk) = shiplog::alert::runner::desk();
+    let redis = settings.redis_url.clone();
+    let namespace = settings.namespace.clone();
     let mut channels =
         shiplog::alert::delivery::ChannelSettings::from_env_and(&settings.alert_channels);
     // Without a token the API is the demo simulator: deliver to the demo channel.
     channels.demo = settings.token.is_none();
     let deliverer =
         Arc::new(shiplog::alert::delivery::Deliverer::new(channels).sharing_pauses(store.clone()));
-    let task = tokio::spawn(runner.run(
-        engine,
-        deliverer,
-        entries,
-        logger.clone(),
-        stop,
-        shiplog::alert::runner::current_user(),
-    ));
+    let logger = logger.clone();
+    let task = tokio::spawn(async move {
+        // With Redis, acknowledgements reach every instance.
+        let sync = match redis {
+            Some(url) => shiplog::alert::sync::AlertSync::connect(url.expose(), &namespace)
+                .await
+                .map_err(|err| tracing::warn!(%err, "alert actions are not shared"))
+                .ok(),
+            None => None,
+        };
+        let outward = shiplog::alert::runner::Outward {
+            deliverer,
+            user: shiplog::alert::runner::current_user(),
+            sync,
+        };
+        runner.run(engine, entries, logger, stop, outward).await
+    });
     Some((task, desk))
 }
 
