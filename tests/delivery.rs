@@ -464,26 +464,24 @@ async fn a_429_pauses_the_channel_for_every_instance_sharing_the_state() {
     };
     let (a, b) = (instance(), instance());
     let alert = Arc::new(alert());
+    // Instance B starts once A has been told to wait (A reports the pause as it retries).
+    let (paused, is_paused) = tokio::sync::oneshot::channel();
     let first = {
         let (a, alert) = (a.clone(), alert.clone());
         tokio::spawn(async move {
-            a.deliver(Channel::Slack, &Notification::firing(&alert), |_| {})
-                .await
+            let mut paused = Some(paused);
+            a.deliver(Channel::Slack, &Notification::firing(&alert), |_| {
+                if let Some(paused) = paused.take() {
+                    let _ = paused.send(());
+                }
+            })
+            .await
         })
     };
-    // Instance B starts once A has been told to wait.
-    let observer = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while observer
-        .get_json::<i64>("alert_channel_pause:slack")
+    tokio::time::timeout(Duration::from_secs(10), is_paused)
         .await
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "A never paused");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        .expect("A was rate limited within 10 s")
+        .expect("A reported it");
     let second = b
         .deliver(Channel::Slack, &Notification::firing(&alert), |_| {})
         .await;

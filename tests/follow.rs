@@ -274,11 +274,8 @@ async fn a_stream_silent_for_the_idle_timeout_is_reopened_while_the_build_runs()
     assert_eq!(*run.result.as_ref().expect("follows"), ReadyState::Ready);
     assert_eq!(run.metrics.restarts(RestartReason::Stall), 1);
     assert_eq!(run.build_lines(), produced_ids(&sim, &id));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while sim.open_streams() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(sim.open_streams(), 0, "the stalled connection was closed");
+    let closed = tokio::time::timeout(Duration::from_secs(5), sim.streams_closed()).await;
+    assert!(closed.is_ok(), "the stalled connection was closed");
 }
 
 #[tokio::test]
@@ -369,11 +366,9 @@ async fn failed_and_canceled_builds_end_with_their_state() {
         let sim = sim.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while sim.produced_count(&id) < 20 && tokio::time::Instant::now() < deadline {
-                tokio::task::yield_now().await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            let produced =
+                tokio::time::timeout(Duration::from_secs(10), sim.wait_produced(&id, 20));
+            assert!(produced.await.is_ok(), "20 lines within 10 s");
             sim.cancel(&id)
         })
     };

@@ -741,7 +741,7 @@ async fn queued_then_building_then_outcome() {
         events: vec![SimEvent::stdout(0, "a"), SimEvent::stdout(600_000_000, "b")],
         ..DeploymentSpec::default()
     });
-    eventually("first event", || sim.produced_count(&building) == 1).await;
+    within("first event", sim.wait_produced(&building, 1)).await;
     assert_eq!(sim.ready_state(&building), Some(ReadyState::Building));
 }
 
@@ -796,7 +796,7 @@ async fn clean_end_before_ends_early_while_building_and_since_continues() {
     spec.events
         .push(SimEvent::stdout(600_000_000, "much later"));
     let id = sim.add_deployment(spec);
-    eventually("three events", || sim.produced_count(&id) == 3).await;
+    within("three events", sim.wait_produced(&id, 3)).await;
 
     let first = Body::read(get(&sim, &events_path(&id, "follow=1")).await).await;
     assert!(first.clean_end, "a valid chunked end");
@@ -827,10 +827,7 @@ async fn stall_before_sends_nothing_more() {
     assert_eq!(sim.open_streams(), 1);
     drop(resp);
     // the server notices the client went away
-    eventually("the stalled stream to be dropped", || {
-        sim.open_streams() == 0
-    })
-    .await;
+    within("the stalled stream to be dropped", sim.streams_closed()).await;
     assert!(sim.unfired_faults(&id).is_empty());
 
     let second = Body::read(get(&sim, &events_path(&id, "follow=1")).await).await;
@@ -953,7 +950,7 @@ async fn injected_fault_at_runtime_fires_on_a_live_stream() {
     spec.events
         .push(SimEvent::stdout(600_000_000, "much later"));
     let id = sim.add_deployment(spec);
-    eventually("two events", || sim.produced_count(&id) == 2).await;
+    within("two events", sim.wait_produced(&id, 2)).await;
     let mut resp = get(&sim, &events_path(&id, "follow=1")).await;
     let got = read_events_until(&mut resp, 2).await;
     assert_eq!(got, sim.produced_events(&id));

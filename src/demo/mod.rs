@@ -183,13 +183,23 @@ impl SimulatorHandle {
     /// Resolves when the deployment reached its outcome (READY, ERROR or CANCELED). Also resolves
     /// for an unknown id, and when the simulator shuts down (the build then never finishes).
     pub async fn wait_finished(&self, id: &str) {
+        self.wait_progress(id, |p| p.state.is_terminal()).await;
+    }
+
+    /// Resolves when the deployment has produced at least `count` events (or, like
+    /// [`SimulatorHandle::wait_finished`], for an unknown id or at shutdown).
+    pub async fn wait_produced(&self, id: &str, count: usize) {
+        self.wait_progress(id, |p| p.produced >= count).await;
+    }
+
+    async fn wait_progress(&self, id: &str, reached: impl FnMut(&state::Progress) -> bool) {
         let Some(dep) = self.shared().get(id) else {
             return;
         };
         let mut progress = dep.progress.subscribe();
         let mut shutdown = self.shared().shutdown.subscribe();
         tokio::select! {
-            _ = progress.wait_for(|p| p.state.is_terminal()) => {}
+            _ = progress.wait_for(reached) => {}
             _ = shutdown.wait_for(|s| *s) => {}
         }
     }
@@ -224,9 +234,13 @@ impl SimulatorHandle {
     /// with it: after it ended, was aborted, or its client went away. Tests use it to prove a
     /// client closed a stalled connection.
     pub fn open_streams(&self) -> usize {
-        self.shared()
-            .open_streams
-            .load(std::sync::atomic::Ordering::Relaxed)
+        *self.shared().open_streams.borrow()
+    }
+
+    /// Resolves once no events response is being served.
+    pub async fn streams_closed(&self) {
+        let mut open = self.shared().open_streams.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
     }
 
     /// Every request received so far, in arrival order.

@@ -1,7 +1,7 @@
 //! The simulator's shared state: deployments, their timelines' progress, faults, recorded requests.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -307,7 +307,7 @@ pub(crate) struct Shared {
     /// The runtime the simulator was started on (timelines are spawned there).
     pub runtime: tokio::runtime::Handle,
     /// NDJSON event responses currently being served.
-    pub open_streams: Arc<AtomicUsize>,
+    pub open_streams: Arc<watch::Sender<usize>>,
 }
 
 impl Shared {
@@ -323,7 +323,7 @@ impl Shared {
             last_created: Mutex::new(0),
             shutdown: watch::Sender::new(false),
             runtime,
-            open_streams: Arc::new(AtomicUsize::new(0)),
+            open_streams: Arc::new(watch::Sender::new(0)),
         }
     }
 

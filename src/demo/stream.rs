@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,12 +66,12 @@ pub(crate) struct Streamer {
     queue: VecDeque<Step>,
     done: bool,
     scratch: String,
-    open_streams: Arc<AtomicUsize>,
+    open_streams: Arc<watch::Sender<usize>>,
 }
 
 impl Drop for Streamer {
     fn drop(&mut self) {
-        self.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.open_streams.send_modify(|n| *n -= 1);
     }
 }
 
@@ -82,9 +81,9 @@ impl Streamer {
         shutdown: watch::Receiver<bool>,
         speed: f64,
         plan: Plan,
-        open_streams: Arc<AtomicUsize>,
+        open_streams: Arc<watch::Sender<usize>>,
     ) -> Streamer {
-        open_streams.fetch_add(1, Ordering::Relaxed);
+        open_streams.send_modify(|n| *n += 1);
         let progress = dep.progress.subscribe();
         let keepalive = KEEPALIVE_EVERY.div_f64(speed).max(MIN_KEEPALIVE);
         let cursor = if plan.backward { plan.end } else { plan.start };
