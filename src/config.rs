@@ -228,6 +228,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// No token: the built-in simulator stands in for Vercel.
+    pub fn is_demo(&self) -> bool {
+        self.token.is_none()
+    }
+
     pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<Self, ConfigError> {
         let env = Environment::parse(
             overrides

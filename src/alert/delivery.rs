@@ -328,20 +328,15 @@ impl Deliverer {
             }
             return DeliveryStatus::Off { why };
         }
-        let prepared = match (channel, &self.settings.smtp) {
-            (Channel::Email, Some(smtp)) => match email_message(smtp, notification) {
-                Ok(message) => Prepared::Email(Box::new(message), smtp.url.clone()),
-                Err(reason) => return DeliveryStatus::Failed { reason },
-            },
-            _ => match self.request(channel, notification) {
-                Some(request) => Prepared::Http(request),
-                // The demo's channel: the notice in the log is its delivery.
-                None => {
-                    return DeliveryStatus::Sent {
-                        at_ms: crate::log::entry::now_ms(),
-                    }
+        let prepared = match self.prepare(channel, notification) {
+            Ok(Some(prepared)) => prepared,
+            // The demo's channel: the notice in the log is its delivery.
+            Ok(None) => {
+                return DeliveryStatus::Sent {
+                    at_ms: crate::log::entry::now_ms(),
                 }
-            },
+            }
+            Err(reason) => return DeliveryStatus::Failed { reason },
         };
         let mut attempt = 0;
         loop {
@@ -378,14 +373,19 @@ impl Deliverer {
         }
     }
 
-    fn request(&self, channel: Channel, n: &Notification<'_>) -> Option<Request> {
+    /// What to send where; `Ok(None)` for the demo channel.
+    fn prepare(&self, channel: Channel, n: &Notification<'_>) -> Result<Option<Prepared>, String> {
         let s = &self.settings;
+        if let (Channel::Email, Some(smtp)) = (channel, &s.smtp) {
+            let message = email_message(smtp, n)?;
+            return Ok(Some(Prepared::Email(Box::new(message), smtp.url.clone())));
+        }
         let json = |url: &Secret, body| Request {
             url: url.expose().to_owned(),
             body: Body::Json(body),
             basic_auth: None,
         };
-        match channel {
+        let request = match channel {
             Channel::Slack => s
                 .slack_webhook
                 .as_ref()
@@ -407,7 +407,8 @@ impl Deliverer {
                 basic_auth: Some((t.account_sid.clone(), t.auth_token.clone())),
             }),
             Channel::Email | Channel::Demo => None,
-        }
+        };
+        Ok(request.map(Prepared::Http))
     }
 
     async fn send(&self, request: &Request) -> Result<(), Failure> {

@@ -18,10 +18,7 @@ pub struct Fingerprint(String);
 
 impl Fingerprint {
     pub fn of(rule_key: &str, entry: &LogEntry) -> Fingerprint {
-        let tier = serde_json::to_value(entry.tier)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let tier = entry.tier.as_str();
         let deployment = entry.deployment_id.as_deref().unwrap_or("");
         let message = if entry.message.trim().is_empty() {
             // The plan: without a message, the event and the metadata say what happened.

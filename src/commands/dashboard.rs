@@ -31,7 +31,7 @@ pub async fn run(cli: &Cli) -> i32 {
     shiplog::tui::terminal::install_panic_hook(settings.state_dir.join("shiplog.log"));
     let (builder, entries) = Logger::builder().channel("ui", UI_BUFFER, Delivery::DropWhenFull);
     // The demo shows alerting at work.
-    let alerts = settings.alerts_enabled || settings.token.is_none();
+    let alerts = settings.alerts_enabled || settings.is_demo();
     let (builder, alert_outlet) = super::with_alerts(builder, alerts);
     let logger = builder.build();
     let team = match Team::open(&mut settings, &logger, false).await {
@@ -56,6 +56,7 @@ pub async fn run(cli: &Cli) -> i32 {
         &settings,
         &team.store,
         &logger,
+        &team.metrics,
         alert_outlet,
         engine_shutdown.clone(),
     ) {

@@ -61,14 +61,16 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
         ..FollowOptions::default()
     };
     let (stop_alerting, alerting_stop) = tokio::sync::watch::channel(false);
-    let alerting = super::start_alerting(&settings, &store, &logger, alert_outlet, alerting_stop);
-    let follower = Follower::new(
-        client,
-        store,
-        logger.clone(),
-        Arc::new(Metrics::new()),
-        options,
+    let metrics = Arc::new(Metrics::new());
+    let alerting = super::start_alerting(
+        &settings,
+        &store,
+        &logger,
+        &metrics,
+        alert_outlet,
+        alerting_stop,
     );
+    let follower = Follower::new(client, store, logger.clone(), metrics, options);
     let shutdown = super::shutdown_on_signals();
     let result = follower.follow(&args.deployment, shutdown).await;
     // The build's last lines may still raise an alert: let the engine finish them.

@@ -100,6 +100,7 @@ pub fn start_alerting(
     settings: &Settings,
     store: &StateStore,
     logger: &Logger,
+    metrics: &Arc<shiplog::metrics::Metrics>,
     outlet: AlertOutlet,
     stop: Shutdown,
 ) -> Option<(
@@ -111,7 +112,7 @@ pub fn start_alerting(
     let engine = shiplog::alert::AlertEngine::new(
         rules,
         shiplog::alert::Suppressor::shared(store.clone()),
-        Arc::new(shiplog::metrics::Metrics::new()),
+        metrics.clone(),
     );
     let (runner, desk) = shiplog::alert::runner::desk();
     let redis = settings.redis_url.clone();
@@ -119,7 +120,7 @@ pub fn start_alerting(
     let mut channels =
         shiplog::alert::delivery::ChannelSettings::from_env_and(&settings.alert_channels);
     // Without a token the API is the demo simulator: deliver to the demo channel.
-    channels.demo = settings.token.is_none();
+    channels.demo = settings.is_demo();
     let deliverer =
         Arc::new(shiplog::alert::delivery::Deliverer::new(channels).sharing_pauses(store.clone()));
     let logger = logger.clone();

@@ -14,7 +14,8 @@ use shiplog::store::StateStore;
 use shiplog::stream::engine::{EngineOptions, StreamEngine};
 use shiplog::stream::FollowOptions;
 
-use super::report;
+use super::{report, report_drops, AlertOutlet};
+use crate::cli::Cli;
 
 /// The streaming engine over the team (or the demo), ready to run.
 pub struct Team {
@@ -22,6 +23,8 @@ pub struct Team {
     pub store: StateStore,
     /// The demo simulator, when there is no token.
     pub simulator: Option<SimulatorHandle>,
+    /// The process's one metrics registry, shared with the alerting engine.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Team {
@@ -67,17 +70,59 @@ impl Team {
                 ..FollowOptions::default()
             },
         };
+        let metrics = Arc::new(Metrics::new());
         let engine = StreamEngine::new(
             client,
             store.clone(),
             logger.clone(),
-            Arc::new(Metrics::new()),
+            metrics.clone(),
             options,
         );
         Ok(Team {
             engine,
             store,
             simulator,
+            metrics,
         })
     }
+}
+
+/// A headless command over the team (`watch`, `serve`): the streaming engine, and alerting
+/// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM.
+pub async fn run_headless(
+    cli: &Cli,
+    logger_for: impl FnOnce(&Settings) -> Result<(Logger, AlertOutlet), i32>,
+) -> i32 {
+    let mut settings = match super::settings(cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    super::init_diagnostics(&settings);
+    let shutdown = super::shutdown_on_signals();
+    let (logger, alert_outlet) = match logger_for(&settings) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let team = match Team::open(&mut settings, &logger, true).await {
+        Ok(team) => team,
+        Err(code) => return code,
+    };
+    let alerting = super::start_alerting(
+        &settings,
+        &team.store,
+        &logger,
+        &team.metrics,
+        alert_outlet,
+        shutdown.clone(),
+    );
+    team.engine.run(shutdown).await;
+    if let Some((alerting, _desk)) = alerting {
+        let _ = alerting.await;
+    }
+    logger.flush().await;
+    report_drops(&logger);
+    if let Some(handle) = &team.simulator {
+        handle.shutdown();
+    }
+    exit::OK
 }

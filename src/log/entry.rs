@@ -19,6 +19,18 @@ pub enum Tier {
     Lifecycle,
 }
 
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::System => "system",
+            Tier::Build => "build",
+            Tier::Deploy => "deploy",
+            Tier::Action => "action",
+            Tier::Lifecycle => "lifecycle",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -188,13 +200,18 @@ impl LogEntry {
 
     /// The timestamp as RFC 3339 UTC with milliseconds, e.g. `2026-11-26T09:20:31.123Z`.
     pub fn ts_rfc3339(&self) -> String {
-        rfc3339_ms::format(self.ts)
+        rfc3339(self.ts)
     }
+}
+
+/// `ms` as RFC 3339 UTC with milliseconds, e.g. `2026-11-26T09:20:31.123Z`.
+pub fn rfc3339(ms: i64) -> String {
+    rfc3339_ms::format(ms)
 }
 
 /// The time of day of `ms`, UTC, as `HH:MM:SS.mmm`.
 pub fn clock(ms: i64) -> String {
-    let ts = rfc3339_ms::format(ms);
+    let ts = rfc3339(ms);
     ts.get(11..23).unwrap_or(&ts).to_owned()
 }
 

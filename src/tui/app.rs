@@ -315,7 +315,7 @@ impl App {
     pub fn view_line(&self, index: usize) -> Option<&LogLine> {
         let buffer = self.selected_buffer()?;
         match &self.filter {
-            None => buffer.iter().nth(index),
+            None => buffer.line(index),
             Some(_) => buffer.get(*self.view.seqs.get(index)?),
         }
     }
@@ -622,9 +622,7 @@ impl App {
         let Some(id) = self.selected.clone() else {
             return;
         };
-        let stamp = LogEntry::at(now_ms(), Tier::System, Severity::Info, "", "")
-            .ts_rfc3339()
-            .replace([':', '.'], "-");
+        let stamp = crate::log::entry::rfc3339(now_ms()).replace([':', '.'], "-");
         let path = PathBuf::from(format!("shiplog-{id}-{stamp}.log"));
         let text: String = (0..self.view_len())
             .filter_map(|i| self.view_line(i))

@@ -104,14 +104,15 @@ impl LogBuffer {
         self.next_seq - self.lines.len() as u64
     }
 
+    /// The `index`-th line kept (0 is the oldest).
+    pub fn line(&self, index: usize) -> Option<&LogLine> {
+        self.lines.get(index)
+    }
+
     /// The line with this sequence number, if still kept.
     pub fn get(&self, seq: u64) -> Option<&LogLine> {
         let index = seq.checked_sub(self.first_seq())?;
         self.lines.get(usize::try_from(index).ok()?)
-    }
-
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &LogLine> + ExactSizeIterator {
-        self.lines.iter()
     }
 
     /// Lines from sequence number `seq` on.
@@ -139,7 +140,7 @@ mod tests {
         for i in 0..5 {
             buffer.push_entry(&entry(&format!("line {i}")));
         }
-        let texts: Vec<&str> = buffer.iter().map(|l| l.text.as_str()).collect();
+        let texts: Vec<&str> = buffer.since(0).map(|l| l.text.as_str()).collect();
         assert_eq!(texts, ["line 2", "line 3", "line 4"]);
         assert_eq!(buffer.dropped(), 2);
         assert_eq!(buffer.first_seq(), 2);
@@ -152,7 +153,7 @@ mod tests {
     fn multi_line_text_becomes_lines_and_escapes_are_stripped() {
         let mut buffer = LogBuffer::new(10);
         buffer.push_entry(&entry("\u{1b}[31mfirst\u{1b}[0m\nsecond\u{7}\n"));
-        let texts: Vec<&str> = buffer.iter().map(|l| l.text.as_str()).collect();
+        let texts: Vec<&str> = buffer.since(0).map(|l| l.text.as_str()).collect();
         assert_eq!(texts, ["first", "second"]);
     }
 }
