@@ -49,6 +49,10 @@ pub struct Metrics {
     alerts_triggered: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// `logs_alerts_suppressed_total{rule}`
     alerts_suppressed: Mutex<BTreeMap<String, u64>>,
+    /// `logs_alerts_enqueued_total`
+    alerts_enqueued: AtomicU64,
+    /// `logs_alert_queue_depth`
+    alert_queue_depth: AtomicU64,
 }
 
 impl Metrics {
@@ -100,6 +104,19 @@ impl Metrics {
         if let Ok(mut suppressed) = self.alerts_suppressed.lock() {
             *suppressed.entry(rule.to_owned()).or_default() += 1;
         }
+    }
+
+    /// A notification job was added to the queue.
+    pub fn alert_enqueued(&self) {
+        self.alerts_enqueued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn alerts_enqueued(&self) -> u64 {
+        self.alerts_enqueued.load(Ordering::Relaxed)
+    }
+
+    pub fn set_alert_queue_depth(&self, depth: u64) {
+        self.alert_queue_depth.store(depth, Ordering::Relaxed);
     }
 
     pub fn alerts_suppressed(&self, rule: &str) -> u64 {
@@ -194,6 +211,14 @@ impl Metrics {
                 let _ = writeln!(out, "logs_alerts_suppressed_total{{rule=\"{rule}\"}} {n}");
             }
         }
+        let _ = writeln!(out, "# TYPE logs_alerts_enqueued_total counter");
+        let _ = writeln!(out, "logs_alerts_enqueued_total {}", self.alerts_enqueued());
+        let _ = writeln!(out, "# TYPE logs_alert_queue_depth gauge");
+        let _ = writeln!(
+            out,
+            "logs_alert_queue_depth {}",
+            self.alert_queue_depth.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -210,6 +210,10 @@ async fn an_ack_on_one_instance_shows_on_every_instance() {
         stops.push(stop);
         let outward = shiplog::alert::runner::Outward {
             deliverer: Arc::new(Deliverer::new(ChannelSettings::default())),
+            queue: Arc::new(shiplog::alert::queue::DeliveryQueue::in_memory(
+                Default::default(),
+            )),
+            metrics: Arc::new(Metrics::new()),
             user: user.to_owned(),
             sync: Some(sync),
         };

@@ -289,6 +289,10 @@ async fn fifty_failures_reach_slack_once_and_the_feed_shows_it_sent() {
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let outward = shiplog::alert::runner::Outward {
         deliverer,
+        queue: Arc::new(shiplog::alert::queue::DeliveryQueue::in_memory(
+            Default::default(),
+        )),
+        metrics: Arc::new(Metrics::new()),
         user: "ana".to_owned(),
         sync: None,
     };

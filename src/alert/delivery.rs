@@ -22,6 +22,8 @@ use crate::vercel::retry::{parse_retry_after, RetryPolicy};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum DeliveryStatus {
+    /// In the delivery queue, not yet sent.
+    Queued,
     Sent {
         at_ms: i64,
     },
@@ -44,6 +46,7 @@ pub enum DeliveryStatus {
 impl DeliveryStatus {
     pub fn label(&self) -> String {
         match self {
+            DeliveryStatus::Queued => "queued".to_owned(),
             DeliveryStatus::Sent { .. } => "sent".to_owned(),
             DeliveryStatus::Retrying { attempt, .. } => format!("retrying ({attempt})"),
             DeliveryStatus::Failed { reason } => format!("failed: {reason}"),
@@ -314,52 +317,38 @@ impl Deliverer {
         }
     }
 
+    /// `Off` when `channel` will not send (switched off, or no destination outside the demo).
+    pub fn skipped(&self, channel: Channel) -> Option<DeliveryStatus> {
+        let why = self.off_reason(channel)?;
+        if self.settings.demo && why.starts_with("no destination") {
+            return None;
+        }
+        Some(DeliveryStatus::Off { why })
+    }
+
     /// Delivers one notification to one channel, retrying as the policy says; `progress` hears
-    /// about each retry.
+    /// about each retry. (`alerts test` sends this way; alerts go through the queue.)
     pub async fn deliver(
         &self,
         channel: Channel,
         notification: &Notification<'_>,
         mut progress: impl FnMut(DeliveryStatus),
     ) -> DeliveryStatus {
-        if let Some(why) = self.off_reason(channel) {
-            if self.settings.demo && why.starts_with("no destination") {
-                return DeliveryStatus::Demo;
-            }
-            return DeliveryStatus::Off { why };
-        }
-        let prepared = match self.prepare(channel, notification) {
-            Ok(Some(prepared)) => prepared,
-            // The demo's channel: the notice in the log is its delivery.
-            Ok(None) => {
-                return DeliveryStatus::Sent {
-                    at_ms: crate::log::entry::now_ms(),
-                }
-            }
-            Err(reason) => return DeliveryStatus::Failed { reason },
-        };
         let mut attempt = 0;
         loop {
-            self.wait_if_paused(channel).await;
+            if let Some(wait) = self.paused_for(channel).await {
+                tokio::time::sleep(wait).await;
+            }
             attempt += 1;
-            let outcome = match &prepared {
-                Prepared::Http(request) => self.send(request).await,
-                Prepared::Email(message, url) => send_email(message, url).await,
-            };
-            let (reason, retry_after) = match outcome {
-                Ok(()) => {
-                    return DeliveryStatus::Sent {
-                        at_ms: crate::log::entry::now_ms(),
-                    }
-                }
+            let (reason, rate_limited) = match self.attempt(channel, notification).await {
+                Ok(status) => return status,
                 Err(Failure::Permanent(reason)) => return DeliveryStatus::Failed { reason },
-                Err(Failure::RateLimited(wait)) => {
-                    self.pause(channel, wait).await;
+                Err(Failure::RateLimited(_)) => {
                     // A rate limit is the service asking for time, not a failed attempt.
                     attempt -= 1;
-                    ("rate limited".to_owned(), Some(wait))
+                    ("rate limited".to_owned(), true)
                 }
-                Err(Failure::Temporary(reason)) => (reason, None),
+                Err(Failure::Temporary(reason)) => (reason, false),
             };
             if attempt >= self.retry.max_attempts {
                 return DeliveryStatus::Failed {
@@ -367,9 +356,39 @@ impl Deliverer {
                 };
             }
             progress(DeliveryStatus::Retrying { attempt, reason });
-            if retry_after.is_none() {
+            if !rate_limited {
                 tokio::time::sleep(self.retry.delay(attempt - 1, None)).await;
             }
+        }
+    }
+
+    /// One try: `Ok` with how it ended (sent, switched off, the demo channel), or why not. A
+    /// 429 pauses the channel (for every instance) before it returns.
+    pub async fn attempt(
+        &self,
+        channel: Channel,
+        notification: &Notification<'_>,
+    ) -> Result<DeliveryStatus, Failure> {
+        if let Some(skipped) = self.skipped(channel) {
+            return Ok(skipped);
+        }
+        if self.settings.demo && self.off_reason(channel).is_some() {
+            return Ok(DeliveryStatus::Demo);
+        }
+        let outcome = match self.prepare(channel, notification) {
+            // The demo's channel: the notice in the log is its delivery.
+            Ok(None) => Ok(()),
+            Ok(Some(Prepared::Http(request))) => self.send(&request).await,
+            Ok(Some(Prepared::Email(message, url))) => send_email(&message, &url).await,
+            Err(reason) => Err(Failure::Permanent(reason)),
+        };
+        match outcome {
+            Ok(()) => Ok(DeliveryStatus::Sent { at_ms: now_ms() }),
+            Err(Failure::RateLimited(wait)) => {
+                self.pause(channel, wait).await;
+                Err(Failure::RateLimited(wait))
+            }
+            Err(failure) => Err(failure),
         }
     }
 
@@ -471,23 +490,22 @@ impl Deliverer {
         }
     }
 
-    async fn wait_if_paused(&self, channel: Channel) {
+    /// How long `channel` still waits after a 429 (here or on another instance), if it does.
+    pub async fn paused_for(&self, channel: Channel) -> Option<Duration> {
         let local = self
             .paused
             .lock()
             .ok()
-            .and_then(|p| p.get(&channel).copied());
-        if let Some(until) = local {
-            tokio::time::sleep_until(until.into()).await;
+            .and_then(|p| p.get(&channel).copied())
+            .map(|until| until.saturating_duration_since(std::time::Instant::now()))
+            .filter(|wait| !wait.is_zero());
+        if local.is_some() {
+            return local;
         }
-        if let Some(store) = &self.shared {
-            if let Ok(Some(until_ms)) = store.get_json::<i64>(&pause_key(channel)).await {
-                let wait = until_ms - now_ms();
-                if wait > 0 {
-                    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-                }
-            }
-        }
+        let store = self.shared.as_ref()?;
+        let until_ms = store.get_json::<i64>(&pause_key(channel)).await.ok()??;
+        let wait = until_ms - now_ms();
+        (wait > 0).then(|| Duration::from_millis(wait as u64))
     }
 }
 
@@ -499,8 +517,13 @@ fn pause_key(channel: Channel) -> String {
     )
 }
 
-enum Failure {
+/// Why one try did not deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth another try later (5xx, SMTP 4xx, the network).
     Temporary(String),
+    /// The service refused for good (4xx, SMTP 5xx, a bad address).
     Permanent(String),
+    /// 429: the channel pauses for this long.
     RateLimited(Duration),
 }

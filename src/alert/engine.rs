@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::stream::follower::{stopped, Shutdown};
 
 /// A notification-worthy match.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
     pub fingerprint: Fingerprint,
     pub rule: String,

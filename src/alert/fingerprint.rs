@@ -13,7 +13,10 @@ use crate::log::LogEntry;
 const MESSAGE_CHARS: usize = 100;
 
 /// SHA1 of `rule|tier|event|deploymentId|normalized message`, as lowercase hex.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Fingerprint(String);
 
 impl Fingerprint {

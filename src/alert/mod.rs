@@ -1,11 +1,12 @@
-//! The alerting engine: rules, fingerprints and suppression windows. Delivery (queue and
-//! channels), alert state and acknowledgement come next (issue 4).
+//! The alerting engine: rules, fingerprints, suppression windows, the alert book (firing,
+//! acknowledged, resolved), the delivery queue and the channels.
 
 pub mod book;
 pub mod channels;
 pub mod delivery;
 pub mod engine;
 pub mod fingerprint;
+pub mod queue;
 pub mod rule;
 pub mod runner;
 pub mod suppression;

@@ -42,6 +42,17 @@ pub enum Channel {
     Demo,
 }
 
+impl Channel {
+    /// The real channels (not the demo's).
+    pub const ALL: [Channel; 5] = [
+        Channel::Slack,
+        Channel::Discord,
+        Channel::Email,
+        Channel::Sms,
+        Channel::Webhook,
+    ];
+}
+
 /// A rule as written in the config file (`[[alert_rules]]`). A rule whose `key` is a built-in's
 /// replaces that built-in; `enabled = false` switches one off.
 #[derive(Debug, Clone, Default, Deserialize)]

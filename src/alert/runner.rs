@@ -2,7 +2,7 @@
 //! (firing, acknowledged, resolved), snapshots out to the dashboard, commands (acknowledge,
 //! resolve) in from it.
 //!
-//! A notification goes to the alert's channels (see `delivery`), and is also written back into
+//! A notification is queued for each of the alert's channels (see `queue`), and is also written back into
 //! the log as an `action` entry (`alert_fired`) next to the line that fired it: the dashboard
 //! shows it in that build's log and the headless commands print it (the demo's channel).
 
@@ -11,18 +11,16 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
 use super::book::{AlertBook, AlertRecord, Outcome, DEFAULT_ACK, QUIET_PERIOD};
-use super::channels::Notification;
 use super::delivery::{Deliverer, DeliveryStatus};
-use super::engine::{channel_name, Alert, AlertEngine, AlertEvent};
-use super::rule::AlertSeverity;
-use super::rule::Channel;
+use super::engine::{Alert, AlertEngine, AlertEvent};
+use super::queue::worker::{Delivered, QueueSnapshot, Worker};
+use super::queue::{DeliveryQueue, Enqueued, Job};
+use super::rule::{AlertSeverity, Channel};
 use super::sync::{AlertSync, SharedAction};
 use crate::log::entry::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
+use crate::metrics::Metrics;
 use crate::stream::follower::Shutdown;
 
 /// What a person asks of an alert.
@@ -42,6 +40,8 @@ pub enum AlertCommand {
 pub struct AlertDesk {
     pub alerts: watch::Receiver<Vec<AlertRecord>>,
     pub commands: mpsc::Sender<AlertCommand>,
+    /// The delivery queue as the queue screen shows it.
+    pub queue: watch::Receiver<QueueSnapshot>,
 }
 
 /// The event of the entries this module writes; the engine never evaluates them.
@@ -72,27 +72,19 @@ pub fn notice_entry(alert: &Alert) -> LogEntry {
     entry
 }
 
-/// At most this many notifications are in flight at once (the plan's worker concurrency).
-const CONCURRENT_DELIVERIES: usize = 15;
-/// How long a stopping runner waits for notifications in flight.
-const DRAIN_DELIVERIES: Duration = Duration::from_secs(30);
-
 /// The runner's ends for the app that starts it.
 pub struct Runner {
     alerts: watch::Sender<Vec<AlertRecord>>,
     commands: mpsc::Receiver<AlertCommand>,
+    queue: watch::Sender<QueueSnapshot>,
 }
 
-/// How a delivery went, reported back to the book.
-struct Delivered {
-    fingerprint: String,
-    channel: Channel,
-    status: DeliveryStatus,
-}
-
-/// How a runner reaches people: the channels, who acts from here, and the other instances.
+/// How a runner reaches people: the queue and its channels, who acts from here, and the other
+/// instances.
 pub struct Outward {
     pub deliverer: Arc<Deliverer>,
+    pub queue: Arc<DeliveryQueue>,
+    pub metrics: Arc<Metrics>,
     /// Who acknowledges or resolves from this instance.
     pub user: String,
     /// Shares acknowledgements with every instance on the same Redis.
@@ -103,18 +95,25 @@ pub struct Outward {
 pub fn desk() -> (Runner, AlertDesk) {
     let (alerts, alerts_rx) = watch::channel(Vec::new());
     let (commands_tx, commands) = mpsc::channel(64);
+    let (queue, queue_rx) = watch::channel(QueueSnapshot::default());
     (
-        Runner { alerts, commands },
+        Runner {
+            alerts,
+            commands,
+            queue,
+        },
         AlertDesk {
             alerts: alerts_rx,
             commands: commands_tx,
+            queue: queue_rx,
         },
     )
 }
 
 impl Runner {
     /// Runs the engine over the logger's `alerts` outlet until `shutdown`, keeping the alert
-    /// book, announcing what needs announcing, and acting on the desk's commands as `user`.
+    /// book, queueing what needs announcing, and acting on the desk's commands as `user`.
+    /// Returns when the queue worker has sent what this run queued (within a bound).
     pub async fn run(
         mut self,
         engine: AlertEngine,
@@ -125,6 +124,8 @@ impl Runner {
     ) {
         let Outward {
             deliverer,
+            queue,
+            metrics,
             user,
             sync,
         } = outward;
@@ -141,8 +142,15 @@ impl Runner {
         };
         let (decisions, mut decided) = mpsc::channel(1024);
         let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(1024);
-        let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
-        let mut in_flight = JoinSet::new();
+        let (closing_tx, closing) = watch::channel(false);
+        let worker = Worker::new(
+            queue.clone(),
+            deliverer.clone(),
+            delivered_tx,
+            metrics.clone(),
+            self.queue.clone(),
+        );
+        let working = tokio::spawn(worker.run(closing));
         let engine = async move { engine.run(entries, decisions, shutdown).await };
         let book = async move {
             let mut book = AlertBook::default();
@@ -157,14 +165,8 @@ impl Runner {
                                 logger.write(notice_entry(alert));
                                 let count = book.get(alert.fingerprint.as_str()).map_or(1, |r| r.count);
                                 for &channel in &alert.channels {
-                                    in_flight.spawn(deliver(
-                                        deliverer.clone(),
-                                        slots.clone(),
-                                        alert.clone(),
-                                        count,
-                                        channel,
-                                        delivered_tx.clone(),
-                                    ));
+                                    let status = enqueue(&queue, &deliverer, &metrics, alert, channel, count).await;
+                                    book.set_delivery(alert.fingerprint.as_str(), channel, status);
                                 }
                             }
                         }
@@ -184,7 +186,6 @@ impl Runner {
                     Some(report) = delivered.recv() => {
                         book.set_delivery(&report.fingerprint, report.channel, report.status);
                     }
-                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                     _ = sweep.tick() => {
                         book.resolve_quiet(now_ms(), QUIET_PERIOD);
                     }
@@ -196,18 +197,34 @@ impl Runner {
                     changed
                 });
             }
-            // Notifications already on their way finish (a `follow` that ends on a failed
-            // build must still tell someone), within a bound.
-            let finishing = async { while in_flight.join_next().await.is_some() {} };
-            if tokio::time::timeout(DRAIN_DELIVERIES, finishing)
-                .await
-                .is_err()
-            {
-                tracing::warn!("gave up waiting for notifications still being delivered");
-            }
         };
         tokio::join!(engine, book);
+        // Nothing more will be queued: what was (a `follow` that ends on a failed build must
+        // still tell someone) is sent before the runner returns.
+        let _ = closing_tx.send(true);
+        let _ = working.await;
     }
+}
+
+/// Queues one notification, unless its channel is off (then counted as suppressed); the
+/// status the feed shows until the worker reports.
+async fn enqueue(
+    queue: &DeliveryQueue,
+    deliverer: &Deliverer,
+    metrics: &Metrics,
+    alert: &Alert,
+    channel: Channel,
+    count: u64,
+) -> DeliveryStatus {
+    if let Some(off) = deliverer.skipped(channel) {
+        metrics.alert_suppressed(&alert.rule);
+        return off;
+    }
+    let job = Job::new(alert.clone(), channel, count, now_ms());
+    if queue.enqueue(job).await == Enqueued::Added {
+        metrics.alert_enqueued();
+    }
+    DeliveryStatus::Queued
 }
 
 /// Acknowledges or resolves in the book; false when there was nothing to act on.
@@ -226,45 +243,6 @@ async fn next_remote(remote: &mut Option<mpsc::Receiver<SharedAction>>) -> Optio
         Some(remote) => remote.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// Delivers one alert to one channel, reporting every change of its status.
-async fn deliver(
-    deliverer: Arc<Deliverer>,
-    slots: Arc<Semaphore>,
-    alert: Alert,
-    count: u64,
-    channel: Channel,
-    report: mpsc::Sender<Delivered>,
-) {
-    let Ok(_slot) = slots.acquire_owned().await else {
-        return;
-    };
-    let fingerprint = alert.fingerprint.as_str().to_owned();
-    let notification = Notification {
-        alert: &alert,
-        count,
-        state: "firing",
-        link: None,
-    };
-    let tell = |status: DeliveryStatus| {
-        let _ = report.try_send(Delivered {
-            fingerprint: fingerprint.clone(),
-            channel,
-            status,
-        });
-    };
-    let status = deliverer.deliver(channel, &notification, tell).await;
-    if let DeliveryStatus::Failed { reason } = &status {
-        tracing::warn!(rule = %alert.rule, channel = channel_name(channel), %reason, "notification failed");
-    }
-    let _ = report
-        .send(Delivered {
-            fingerprint: fingerprint.clone(),
-            channel,
-            status,
-        })
-        .await;
 }
 
 /// Who acts on alerts from this machine: `SHIPLOG_USER`, else the login name.

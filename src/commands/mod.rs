@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use shiplog::alert::queue::{DeliveryQueue, HealthHook, QueueHealthChange, QueueSettings};
 use shiplog::config::{FileConfig, Settings};
 use shiplog::exit;
 use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
-use shiplog::log::{Delivery, LogEntry, Logger, LoggerBuilder, Severity};
+use shiplog::log::{Delivery, LogEntry, Logger, LoggerBuilder, Severity, Tier};
 use shiplog::secret::Secret;
 use shiplog::store::{DegradedHook, StateStore};
 use shiplog::stream::follower::Shutdown;
@@ -124,7 +125,21 @@ pub fn start_alerting(
     let deliverer =
         Arc::new(shiplog::alert::delivery::Deliverer::new(channels).sharing_pauses(store.clone()));
     let logger = logger.clone();
+    let metrics = metrics.clone();
+    let env = settings.env.as_str();
+    let state_dir = settings.state_dir.join("state");
     let task = tokio::spawn(async move {
+        let queue = Arc::new(
+            DeliveryQueue::open(
+                redis.as_ref().map(Secret::expose),
+                &namespace,
+                env,
+                &state_dir,
+                QueueSettings::default(),
+                queue_health_entries(logger.clone()),
+            )
+            .await,
+        );
         // With Redis, acknowledgements reach every instance.
         let sync = match redis {
             Some(url) => shiplog::alert::sync::AlertSync::connect(url.expose(), &namespace)
@@ -135,12 +150,36 @@ pub fn start_alerting(
         };
         let outward = shiplog::alert::runner::Outward {
             deliverer,
+            queue,
+            metrics,
             user: shiplog::alert::runner::current_user(),
             sync,
         };
         runner.run(engine, entries, logger, stop, outward).await
     });
     Some((task, desk))
+}
+
+/// Writes the alert queue's losses of Redis (`alert_queue_failed`, which the built-in rule of
+/// that name alerts on) and its recoveries into the log.
+fn queue_health_entries(logger: Logger) -> HealthHook {
+    Arc::new(move |change| {
+        let entry = match change {
+            QueueHealthChange::Lost { reason } => LogEntry::new(
+                Tier::System,
+                Severity::Error,
+                "alert_queue_failed",
+                format!("The alert queue on Redis is unreachable ({reason}); notifications queue in this process until it returns"),
+            ),
+            QueueHealthChange::Recovered => LogEntry::new(
+                Tier::System,
+                Severity::Info,
+                "alert_queue_recovered",
+                "The alert queue is back on Redis",
+            ),
+        };
+        logger.write(entry);
+    })
 }
 
 /// The logger of a headless command: stdout (lossless), an optional NDJSON file, and the

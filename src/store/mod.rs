@@ -8,7 +8,7 @@ mod embedded;
 mod error;
 mod failover;
 mod redis_store;
-mod redis_url;
+pub(crate) mod redis_url;
 
 use std::fmt;
 use std::path::PathBuf;

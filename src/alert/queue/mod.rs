@@ -1,0 +1,342 @@
+//! The delivery queue `LOGQ:{env}`, with the plan's BullMQ-like semantics: idempotent enqueue
+//! (one live job per alert and channel), 3 attempts with exponential backoff from 2 s,
+//! stalled-job recovery (a job whose worker died is taken over after the stall interval, at
+//! most `max_stalled` times), a concurrency of 15 per worker, a global rate limit of 50
+//! notifications a second, bounded retention of completed and dead-lettered jobs.
+//!
+//! On Redis the queue is a stream with a consumer group (`shared`); without Redis, or while
+//! Redis is unreachable, the same semantics run in process (`local`), persisted to a file so a
+//! restart loses nothing. The worker (`worker`) takes from both.
+
+mod local;
+mod shared;
+pub mod worker;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::engine::{channel_name, Alert};
+use super::rule::Channel;
+pub use local::LocalQueue;
+pub use shared::SharedQueue;
+
+/// The queue's behaviour; the defaults are the plan's.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// Tries per notification before it is dead-lettered.
+    pub attempts: u32,
+    /// The first retry's delay; each later one doubles it.
+    pub backoff: Duration,
+    /// A job whose worker has not been heard of for this long is taken over.
+    pub stall_interval: Duration,
+    /// How often a job may be taken over before it is dead-lettered.
+    pub max_stalled: u32,
+    /// Notifications one worker sends at once.
+    pub concurrency: usize,
+    /// Notifications a second, across every worker of the queue.
+    pub rate_per_second: u32,
+    /// Completed jobs kept for inspection.
+    pub keep_completed: usize,
+    /// Dead-lettered jobs kept.
+    pub keep_dead: usize,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            attempts: 3,
+            backoff: Duration::from_secs(2),
+            stall_interval: Duration::from_secs(30),
+            max_stalled: 1,
+            concurrency: 15,
+            rate_per_second: 50,
+            keep_completed: 100,
+            keep_dead: 1000,
+        }
+    }
+}
+
+impl QueueSettings {
+    /// The delay before retry number `attempts_made` (1 after the first failure).
+    pub fn backoff_after(&self, attempts_made: u32) -> Duration {
+        self.backoff
+            .saturating_mul(1 << attempts_made.saturating_sub(1).min(16))
+    }
+}
+
+/// Why a job taken over too often is dead-lettered (BullMQ's words).
+pub const STALLED: &str = "stalled more than allowable limit";
+
+/// One notification of one alert to one channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// `{fingerprint}.{channel}`: while a job with this id is queued, another is not added.
+    pub id: String,
+    pub channel: Channel,
+    pub alert: Alert,
+    /// Matches so far ("x37") when it was enqueued.
+    pub count: u64,
+    /// Failed attempts so far; a rate limit does not count.
+    #[serde(default)]
+    pub attempts_made: u32,
+    pub enqueued_ms: i64,
+}
+
+impl Job {
+    pub fn new(alert: Alert, channel: Channel, count: u64, now_ms: i64) -> Job {
+        Job {
+            id: format!("{}.{}", alert.fingerprint.as_str(), channel_name(channel)),
+            channel,
+            alert,
+            count,
+            attempts_made: 0,
+            enqueued_ms: now_ms,
+        }
+    }
+}
+
+/// A job a worker holds, with what the backend needs to finish it.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub job: Job,
+    /// The stream entry id (Redis) or the local queue's ticket.
+    pub receipt: String,
+    /// How many times the job has been taken, this time included.
+    pub deliveries: u32,
+}
+
+/// A job that left the queue, as the queue screen lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishedJob {
+    pub id: String,
+    pub channel: Channel,
+    pub rule: String,
+    pub at_ms: i64,
+    pub attempts: u32,
+    /// Why it was dead-lettered; none for a completed job.
+    pub reason: Option<String>,
+}
+
+impl FinishedJob {
+    pub fn of(job: &Job, at_ms: i64, reason: Option<String>) -> FinishedJob {
+        FinishedJob {
+            id: job.id.clone(),
+            channel: job.channel,
+            rule: job.alert.rule.clone(),
+            at_ms,
+            attempts: job.attempts_made,
+            reason,
+        }
+    }
+}
+
+/// How many jobs are where.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Queued, not yet taken.
+    pub waiting: u64,
+    /// Taken by a worker, not yet finished.
+    pub in_flight: u64,
+    /// Waiting for their backoff (or a channel's pause) before another attempt.
+    pub retrying: u64,
+    pub dead_lettered: u64,
+    /// Notifications delivered since the queue was created.
+    pub completed: u64,
+}
+
+impl QueueCounts {
+    /// `logs_alert_queue_depth`: every job not yet finished.
+    pub fn depth(&self) -> u64 {
+        self.waiting + self.in_flight + self.retrying
+    }
+
+    fn add(self, other: QueueCounts) -> QueueCounts {
+        QueueCounts {
+            waiting: self.waiting + other.waiting,
+            in_flight: self.in_flight + other.in_flight,
+            retrying: self.retrying + other.retrying,
+            dead_lettered: self.dead_lettered + other.dead_lettered,
+            completed: self.completed + other.completed,
+        }
+    }
+}
+
+/// Whether an enqueue added a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Added,
+    /// A job with the same id is still queued; nothing was added.
+    Duplicate,
+}
+
+/// How the shared queue failed: Redis is unreachable (the local queue takes over), or said no.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the alert queue on Redis failed: {0}")]
+pub struct QueueError(pub String);
+
+/// Told when the shared queue is lost and when it is back.
+pub type HealthHook = Arc<dyn Fn(QueueHealthChange) + Send + Sync>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueHealthChange {
+    /// Redis is unreachable; notifications queue in this process until it returns.
+    Lost {
+        reason: String,
+    },
+    Recovered,
+}
+
+/// The queue of a process: on Redis when shared, in process otherwise or while Redis is away.
+pub struct DeliveryQueue {
+    shared: Option<SharedQueue>,
+    local: LocalQueue,
+    settings: QueueSettings,
+    degraded: AtomicBool,
+    on_health: HealthHook,
+    /// `LOGQ:{env}`
+    name: String,
+}
+
+impl DeliveryQueue {
+    /// `shared` is the Redis queue when there is one; `local` the in-process one.
+    pub fn new(
+        name: String,
+        shared: Option<SharedQueue>,
+        local: LocalQueue,
+        settings: QueueSettings,
+        on_health: HealthHook,
+    ) -> Self {
+        DeliveryQueue {
+            shared,
+            local,
+            settings,
+            degraded: AtomicBool::new(false),
+            on_health,
+            name,
+        }
+    }
+
+    /// The queue of an instance: on Redis (`redis`: URL) with the in-process queue persisted
+    /// under `state_dir` for when Redis is away, or only in process. A Redis that cannot be
+    /// reached now counts as lost (the hook hears it) and is tried again by the worker.
+    pub async fn open(
+        redis: Option<&str>,
+        namespace: &str,
+        env: &str,
+        state_dir: &Path,
+        settings: QueueSettings,
+        on_health: HealthHook,
+    ) -> DeliveryQueue {
+        let name = format!("LOGQ:{env}");
+        let file: String = format!("{namespace}{name}")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let local = LocalQueue::open(&state_dir.join(format!("{file}.json")), settings.clone());
+        let Some(url) = redis else {
+            return DeliveryQueue::new(name, None, local, settings, on_health);
+        };
+        match SharedQueue::open(url, namespace, env, settings.clone()).await {
+            Ok(shared) => DeliveryQueue::new(name, Some(shared), local, settings, on_health),
+            Err(err) => {
+                let queue = DeliveryQueue::new(name, None, local, settings, on_health);
+                queue.lost(&err);
+                queue
+            }
+        }
+    }
+
+    /// A queue in this process only, not persisted (tests, dry runs).
+    pub fn in_memory(settings: QueueSettings) -> DeliveryQueue {
+        let local = LocalQueue::in_memory(settings.clone());
+        DeliveryQueue::new(
+            "LOGQ:memory".to_owned(),
+            None,
+            local,
+            settings,
+            Arc::new(|_| {}),
+        )
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn settings(&self) -> &QueueSettings {
+        &self.settings
+    }
+
+    pub fn shared(&self) -> Option<&SharedQueue> {
+        self.shared.as_ref()
+    }
+
+    pub fn local(&self) -> &LocalQueue {
+        &self.local
+    }
+
+    /// True while Redis is configured but unreachable.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::SeqCst)
+    }
+
+    /// Adds a job unless one with its id is queued: on Redis when it answers, else locally.
+    pub async fn enqueue(&self, job: Job) -> Enqueued {
+        if let Some(shared) = self.shared.as_ref().filter(|_| !self.is_degraded()) {
+            match shared.enqueue(&job).await {
+                Ok(enqueued) => return enqueued,
+                Err(err) => self.lost(&err),
+            }
+        }
+        self.local.enqueue(job)
+    }
+
+    /// Redis failed: say so once per outage.
+    pub fn lost(&self, err: &QueueError) {
+        if !self.degraded.swap(true, Ordering::SeqCst) {
+            tracing::warn!(error = %err, "alert queue lost Redis; queueing in this process");
+            (self.on_health)(QueueHealthChange::Lost {
+                reason: err.0.clone(),
+            });
+        }
+    }
+
+    /// Redis answered again.
+    pub fn recovered(&self) {
+        if self.degraded.swap(false, Ordering::SeqCst) {
+            tracing::info!("alert queue back on Redis");
+            (self.on_health)(QueueHealthChange::Recovered);
+        }
+    }
+
+    /// Jobs everywhere: Redis (when it answers) and this process.
+    pub async fn counts(&self) -> QueueCounts {
+        let local = self.local.counts();
+        match self.shared.as_ref().filter(|_| !self.is_degraded()) {
+            Some(shared) => match shared.counts().await {
+                Ok(counts) => counts.add(local),
+                Err(err) => {
+                    self.lost(&err);
+                    local
+                }
+            },
+            None => local,
+        }
+    }
+
+    /// The latest dead-lettered jobs, newest first.
+    pub async fn recent_dead(&self, limit: usize) -> Vec<FinishedJob> {
+        let mut dead = self.local.recent_dead(limit);
+        if let Some(shared) = self.shared.as_ref().filter(|_| !self.is_degraded()) {
+            if let Ok(more) = shared.recent_dead(limit).await {
+                dead.extend(more);
+            }
+        }
+        dead.sort_by_key(|job| std::cmp::Reverse(job.at_ms));
+        dead.truncate(limit);
+        dead
+    }
+}

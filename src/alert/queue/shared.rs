@@ -1,0 +1,548 @@
+//! The queue on Redis: a stream with the consumer group `workers` holds waiting and taken jobs
+//! (its pending entries list says who holds what and for how long), a sorted set holds retries
+//! by due time, lists keep the latest completed and dead-lettered jobs. Every change of more
+//! than one key is one Lua script, so instances never see half of it.
+//!
+//! Keys, under the namespace: `LOGQ:{env}` (stream), `LOGQ:{env}:delayed`, `:dead`,
+//! `:completed`, `:completed_total`, `:job:{id}` (the idempotency mark of a queued job),
+//! `:rate:{second}` (the global rate limit's window).
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::streams::{StreamAutoClaimReply, StreamReadReply};
+use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
+use tokio::sync::Mutex;
+
+use super::{Enqueued, FinishedJob, Job, QueueCounts, QueueError, QueueSettings, Taken, STALLED};
+use crate::store::redis_url::RedisTarget;
+
+const GROUP: &str = "workers";
+/// How long one blocking read waits for a job.
+const BLOCK: Duration = Duration::from_secs(1);
+/// How long any other command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// The idempotency mark outlives a job only if the job is lost some other way.
+const MARK_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// KEYS: stream, mark. ARGV: job id, job, mark ttl.
+const ENQUEUE: &str = r"
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then
+  redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// KEYS: stream, mark, completed, completed_total. ARGV: entry id, group, record, keep.
+const COMPLETE: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+redis.call('INCR', KEYS[4])
+return 1
+";
+
+/// KEYS: stream, delayed. ARGV: entry id, group, job, due ms.
+const RETRY: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+return 1
+";
+
+/// KEYS: stream, mark, dead. ARGV: entry id, group, record, keep.
+const DEAD_LETTER: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+return 1
+";
+
+/// KEYS: delayed, stream. ARGV: now ms, limit.
+const PROMOTE: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, job in ipairs(due) do
+  redis.call('ZREM', KEYS[1], job)
+  redis.call('XADD', KEYS[2], '*', 'job', job)
+end
+return #due
+";
+
+/// KEYS: the window's counter. ARGV: the limit.
+const RATE: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], 2000) end
+return n
+";
+
+/// The queue `LOGQ:{env}` on one Redis, shared by every instance.
+pub struct SharedQueue {
+    client: Client,
+    target: RedisTarget,
+    commands: ConnectionManager,
+    /// The blocking reads' own connection (a blocking command would hold up every other
+    /// command multiplexed on the same connection).
+    reader: Mutex<Option<MultiplexedConnection>>,
+    key: String,
+    settings: QueueSettings,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    enqueue: Script,
+    complete: Script,
+    retry: Script,
+    dead_letter: Script,
+    promote: Script,
+    rate: Script,
+}
+
+impl SharedQueue {
+    /// Connects to the queue `{namespace}LOGQ:{env}` and creates its consumer group if needed.
+    pub async fn open(
+        url: &str,
+        namespace: &str,
+        env: &str,
+        settings: QueueSettings,
+    ) -> Result<Self, QueueError> {
+        let (client, target) = RedisTarget::open(url).map_err(|err| QueueError(err.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let commands = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| QueueError(format!("no answer from {}", target.address())))?
+        .map_err(|err| QueueError(target.describe(&err)))?;
+        let queue = SharedQueue {
+            client,
+            target,
+            commands,
+            reader: Mutex::new(None),
+            key: format!("{namespace}LOGQ:{env}"),
+            settings,
+            scripts: Scripts {
+                enqueue: Script::new(ENQUEUE),
+                complete: Script::new(COMPLETE),
+                retry: Script::new(RETRY),
+                dead_letter: Script::new(DEAD_LETTER),
+                promote: Script::new(PROMOTE),
+                rate: Script::new(RATE),
+            },
+        };
+        queue.create_group().await?;
+        Ok(queue)
+    }
+
+    /// The stream key, `{namespace}LOGQ:{env}`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn sub(&self, part: &str) -> String {
+        format!("{}:{part}", self.key)
+    }
+
+    fn mark(&self, job_id: &str) -> String {
+        self.sub(&format!("job:{job_id}"))
+    }
+
+    async fn create_group(&self) -> Result<(), QueueError> {
+        let created = self
+            .run(
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&self.key)
+                    .arg(GROUP)
+                    .arg("0")
+                    .arg("MKSTREAM"),
+            )
+            .await;
+        match created {
+            Err(err) if err.0.contains("BUSYGROUP") => Ok(()),
+            other => other.map(|_: Value| ()),
+        }
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, QueueError> {
+        self.retrying(|mut connection| async move { command.query_async(&mut connection).await })
+            .await
+    }
+
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, QueueError> {
+        let invocation = &invocation;
+        self.retrying(
+            |mut connection| async move { invocation.invoke_async(&mut connection).await },
+        )
+        .await
+    }
+
+    /// Runs a command on the shared connection, once more if the connection had dropped (the
+    /// connection manager reconnects in the background but fails the command that noticed).
+    async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, QueueError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let first = tokio::time::timeout(COMMAND_TIMEOUT, call(self.commands.clone())).await;
+        match first {
+            Ok(Err(err)) if err.is_connection_dropped() || err.is_io_error() => {
+                self.bounded(call(self.commands.clone())).await
+            }
+            Ok(result) => result.map_err(|err| QueueError(self.target.describe(&err))),
+            Err(_) => Err(self.no_answer()),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        command: impl std::future::Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, QueueError> {
+        match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(QueueError(self.target.describe(&err))),
+            Err(_) => Err(self.no_answer()),
+        }
+    }
+
+    fn no_answer(&self) -> QueueError {
+        QueueError(format!(
+            "no answer from {} within {} s",
+            self.target.address(),
+            COMMAND_TIMEOUT.as_secs()
+        ))
+    }
+
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        self.run::<Value>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    pub async fn enqueue(&self, job: &Job) -> Result<Enqueued, QueueError> {
+        let text = encode(job)?;
+        let mut invocation = self.scripts.enqueue.key(&self.key);
+        invocation
+            .key(self.mark(&job.id))
+            .arg(&job.id)
+            .arg(text)
+            .arg(MARK_TTL_MS);
+        let added: i64 = self.invoke(invocation).await?;
+        Ok(if added == 1 {
+            Enqueued::Added
+        } else {
+            Enqueued::Duplicate
+        })
+    }
+
+    /// The next job for `consumer`, waiting up to a second for one.
+    pub async fn take(&self, consumer: &str) -> Result<Option<Taken>, QueueError> {
+        match self.read_one(consumer).await {
+            // A connection made before Redis went away fails once; a new one may not.
+            Err(_) => self.read_one(consumer).await,
+            read => read,
+        }
+    }
+
+    async fn read_one(&self, consumer: &str) -> Result<Option<Taken>, QueueError> {
+        let mut reader = self.reader.lock().await;
+        if reader.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(COMMAND_TIMEOUT))
+                .set_response_timeout(Some(BLOCK + COMMAND_TIMEOUT));
+            let connection = self
+                .bounded(
+                    self.client
+                        .get_multiplexed_async_connection_with_config(&config),
+                )
+                .await?;
+            *reader = Some(connection);
+        }
+        let Some(connection) = reader.as_mut() else {
+            return Ok(None);
+        };
+        let read: Result<Option<StreamReadReply>, RedisError> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(">")
+            .query_async(connection)
+            .await;
+        let reply = match read {
+            Ok(reply) => reply,
+            Err(err) => {
+                *reader = None;
+                drop(reader);
+                let reason = self.target.describe(&err);
+                // Redis restarted empty, or someone deleted the stream: make it again.
+                if reason.contains("NOGROUP") {
+                    self.create_group().await?;
+                    return Ok(None);
+                }
+                return Err(QueueError(reason));
+            }
+        };
+        let Some(entry) = reply
+            .and_then(|reply| reply.keys.into_iter().next())
+            .and_then(|key| key.ids.into_iter().next())
+        else {
+            return Ok(None);
+        };
+        drop(reader);
+        match entry_job(&entry.map) {
+            Some(job) => Ok(Some(Taken {
+                job,
+                receipt: entry.id,
+                deliveries: 1,
+            })),
+            None => {
+                self.discard(&entry.id).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// An entry that is not a job (written by something else) is removed, not retried forever.
+    async fn discard(&self, entry_id: &str) {
+        tracing::warn!(entry_id, "removed an alert queue entry that is not a job");
+        let _ = self
+            .run::<Value>(redis::cmd("XACK").arg(&self.key).arg(GROUP).arg(entry_id))
+            .await;
+        let _ = self
+            .run::<Value>(redis::cmd("XDEL").arg(&self.key).arg(entry_id))
+            .await;
+    }
+
+    /// The worker holding `receipt` is alive: its entry's idle time starts again.
+    pub async fn heartbeat(&self, consumer: &str, receipt: &str) -> Result<(), QueueError> {
+        self.run::<Value>(
+            redis::cmd("XCLAIM")
+                .arg(&self.key)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(receipt)
+                .arg("JUSTID"),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn complete(&self, taken: &Taken, at_ms: i64) -> Result<(), QueueError> {
+        let record = encode(&FinishedJob::of(&taken.job, at_ms, None))?;
+        let mut invocation = self.scripts.complete.key(&self.key);
+        invocation
+            .key(self.mark(&taken.job.id))
+            .key(self.sub("completed"))
+            .key(self.sub("completed_total"))
+            .arg(&taken.receipt)
+            .arg(GROUP)
+            .arg(record)
+            .arg(self.settings.keep_completed);
+        self.invoke::<i64>(invocation).await.map(drop)
+    }
+
+    /// Back in the queue at `due_ms`, as `job` (its attempts counted).
+    pub async fn retry_at(&self, taken: &Taken, job: &Job, due_ms: i64) -> Result<(), QueueError> {
+        let mut invocation = self.scripts.retry.key(&self.key);
+        invocation
+            .key(self.sub("delayed"))
+            .arg(&taken.receipt)
+            .arg(GROUP)
+            .arg(encode(job)?)
+            .arg(due_ms);
+        self.invoke::<i64>(invocation).await.map(drop)
+    }
+
+    pub async fn dead_letter(
+        &self,
+        taken: &Taken,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<(), QueueError> {
+        let record = encode(&FinishedJob::of(&taken.job, at_ms, Some(reason.to_owned())))?;
+        let mut invocation = self.scripts.dead_letter.key(&self.key);
+        invocation
+            .key(self.mark(&taken.job.id))
+            .key(self.sub("dead"))
+            .arg(&taken.receipt)
+            .arg(GROUP)
+            .arg(record)
+            .arg(self.settings.keep_dead);
+        self.invoke::<i64>(invocation).await.map(drop)
+    }
+
+    /// Moves retries that are due back to the stream; how many.
+    pub async fn promote_due(&self, now_ms: i64) -> Result<usize, QueueError> {
+        let mut invocation = self.scripts.promote.key(self.sub("delayed"));
+        invocation.key(&self.key).arg(now_ms).arg(100);
+        self.invoke::<usize>(invocation).await
+    }
+
+    /// Takes over, for `consumer`, the jobs whose worker was not heard of for the stall
+    /// interval; a job taken over more than `max_stalled` times is dead-lettered instead.
+    pub async fn recover_stalled(
+        &self,
+        consumer: &str,
+        at_ms: i64,
+    ) -> Result<Vec<Taken>, QueueError> {
+        let claimed = self
+            .run::<StreamAutoClaimReply>(
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&self.key)
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg(self.settings.stall_interval.as_millis() as u64)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(100),
+            )
+            .await;
+        let reply = match claimed {
+            // Redis restarted empty: nothing was pending.
+            Err(err) if err.0.contains("NOGROUP") => {
+                return self.create_group().await.map(|()| Vec::new())
+            }
+            claimed => claimed?,
+        };
+        let mut recovered = Vec::new();
+        for entry in reply.claimed {
+            let Some(job) = entry_job(&entry.map) else {
+                self.discard(&entry.id).await;
+                continue;
+            };
+            let deliveries = self.deliveries(&entry.id).await?;
+            let taken = Taken {
+                job,
+                receipt: entry.id,
+                deliveries,
+            };
+            // The first delivery plus `max_stalled` takeovers.
+            if deliveries > self.settings.max_stalled + 1 {
+                tracing::warn!(job = %taken.job.id, "alert job stalled too often; dead-lettered");
+                self.dead_letter(&taken, STALLED, at_ms).await?;
+            } else {
+                tracing::info!(job = %taken.job.id, "took over a stalled alert job");
+                recovered.push(taken);
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// How many times the entry was delivered (XPENDING's extended form).
+    async fn deliveries(&self, entry_id: &str) -> Result<u32, QueueError> {
+        let pending: Vec<(String, String, u64, u64)> = self
+            .run(
+                redis::cmd("XPENDING")
+                    .arg(&self.key)
+                    .arg(GROUP)
+                    .arg(entry_id)
+                    .arg(entry_id)
+                    .arg(1),
+            )
+            .await?;
+        Ok(pending.first().map_or(1, |(_, _, _, count)| {
+            (*count).try_into().unwrap_or(u32::MAX)
+        }))
+    }
+
+    /// None when a notification may start now, else how long until it may: at most
+    /// `rate_per_second` start in one second across every instance.
+    pub async fn rate_slot(&self, now_ms: i64) -> Result<Option<Duration>, QueueError> {
+        let second = now_ms.div_euclid(1000);
+        let mut invocation = self.scripts.rate.key(self.sub(&format!("rate:{second}")));
+        invocation.arg(self.settings.rate_per_second);
+        let started: u64 = self.invoke(invocation).await?;
+        Ok((started > u64::from(self.settings.rate_per_second))
+            .then(|| Duration::from_millis((1000 - now_ms.rem_euclid(1000)) as u64)))
+    }
+
+    pub async fn counts(&self) -> Result<QueueCounts, QueueError> {
+        match self.count().await {
+            // Redis restarted empty: the group is made again, and nothing is pending.
+            Err(err) if err.0.contains("NOGROUP") => {
+                self.create_group().await?;
+                self.count().await
+            }
+            counted => counted,
+        }
+    }
+
+    async fn count(&self) -> Result<QueueCounts, QueueError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN")
+            .arg(&self.key)
+            .cmd("XPENDING")
+            .arg(&self.key)
+            .arg(GROUP)
+            .cmd("ZCARD")
+            .arg(self.sub("delayed"))
+            .cmd("LLEN")
+            .arg(self.sub("dead"))
+            .cmd("GET")
+            .arg(self.sub("completed_total"));
+        let pipe = &pipe;
+        let (length, pending, retrying, dead, completed): (u64, Value, u64, u64, Option<u64>) =
+            self.retrying(|mut connection| async move { pipe.query_async(&mut connection).await })
+                .await?;
+        // XPENDING's summary form starts with the number of pending entries.
+        let in_flight = match pending {
+            Value::Array(items) => match items.first() {
+                Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+                _ => 0,
+            },
+            _ => 0,
+        };
+        Ok(QueueCounts {
+            waiting: length.saturating_sub(in_flight),
+            in_flight,
+            retrying,
+            dead_lettered: dead,
+            completed: completed.unwrap_or(0),
+        })
+    }
+
+    pub async fn recent_dead(&self, limit: usize) -> Result<Vec<FinishedJob>, QueueError> {
+        let texts: Vec<String> = self
+            .run(
+                redis::cmd("LRANGE")
+                    .arg(self.sub("dead"))
+                    .arg(0)
+                    .arg(limit.saturating_sub(1)),
+            )
+            .await?;
+        Ok(texts
+            .iter()
+            .filter_map(|text| serde_json::from_str(text).ok())
+            .collect())
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, QueueError> {
+    serde_json::to_string(value).map_err(|err| QueueError(format!("could not encode a job: {err}")))
+}
+
+fn entry_job(fields: &std::collections::HashMap<String, Value>) -> Option<Job> {
+    match fields.get("job")? {
+        Value::BulkString(bytes) => serde_json::from_slice(bytes).ok(),
+        Value::SimpleString(text) => serde_json::from_str(text).ok(),
+        _ => None,
+    }
+}

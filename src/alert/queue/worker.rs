@@ -1,0 +1,461 @@
+//! The worker: takes jobs from the queue (Redis and this process), sends each within the
+//! concurrency and the global rate limit, and finishes it: completed, retried later with
+//! exponential backoff, or dead-lettered. A job is kept alive while it is being sent (a
+//! heartbeat), so only a job whose worker died is taken over. It also moves due retries back,
+//! recovers stalled jobs, watches for Redis to return, and publishes what the queue screen
+//! shows.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::{DeliveryQueue, QueueCounts, Taken};
+use crate::alert::channels::Notification;
+use crate::alert::delivery::{Deliverer, DeliveryStatus, Failure};
+use crate::alert::engine::channel_name;
+use crate::alert::rule::Channel;
+use crate::log::entry::now_ms;
+use crate::metrics::Metrics;
+use crate::stream::follower::{stopped, Shutdown};
+
+/// How a delivery went, for the alert book.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivered {
+    pub fingerprint: String,
+    pub channel: Channel,
+    pub status: DeliveryStatus,
+}
+
+/// One channel as the queue screen shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelHealth {
+    /// Why it does not send (switched off, no destination), if it does not.
+    pub off: Option<String>,
+    /// Paused after a 429 until then (ms).
+    pub paused_until_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_sent_ms: Option<i64>,
+}
+
+/// What the queue screen shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueSnapshot {
+    /// `LOGQ:{env}`
+    pub name: String,
+    /// "redis", "embedded", or "in process (Redis unreachable)".
+    pub backend: String,
+    pub degraded: bool,
+    pub counts: QueueCounts,
+    /// Depth once a second, oldest first.
+    pub depth_history: Vec<u64>,
+    /// Notifications completed in the last minute (every instance, on Redis).
+    pub sent_last_minute: u64,
+    pub concurrency: usize,
+    pub rate_per_second: u32,
+    pub channels: BTreeMap<Channel, ChannelHealth>,
+    /// The latest dead-lettered jobs, newest first.
+    pub dead: Vec<super::FinishedJob>,
+}
+
+/// Seconds of depth the sparkline keeps.
+const HISTORY: usize = 120;
+/// How long a stopping worker keeps sending what is queued.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Where a job came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Shared,
+    Local,
+}
+
+pub struct Worker {
+    queue: Arc<DeliveryQueue>,
+    deliverer: Arc<Deliverer>,
+    reports: mpsc::Sender<Delivered>,
+    metrics: Arc<Metrics>,
+    /// This worker's name in the consumer group.
+    consumer: String,
+    slots: Arc<Semaphore>,
+    health: Mutex<BTreeMap<Channel, ChannelHealth>>,
+    snapshot: watch::Sender<QueueSnapshot>,
+}
+
+impl Worker {
+    pub fn new(
+        queue: Arc<DeliveryQueue>,
+        deliverer: Arc<Deliverer>,
+        reports: mpsc::Sender<Delivered>,
+        metrics: Arc<Metrics>,
+        snapshot: watch::Sender<QueueSnapshot>,
+    ) -> Arc<Worker> {
+        Arc::new(Worker {
+            consumer: format!("{}-{}", std::process::id(), ulid::Ulid::new()),
+            slots: Arc::new(Semaphore::new(queue.settings().concurrency)),
+            queue,
+            deliverer,
+            reports,
+            metrics,
+            health: Mutex::default(),
+            snapshot,
+        })
+    }
+
+    /// Works until `closing` turns true, then sends what is still queued (up to 30 s) and
+    /// waits for the notifications in flight.
+    pub async fn run(self: Arc<Self>, closing: Shutdown) {
+        let mut loops = tokio::task::JoinSet::new();
+        loops.spawn(self.clone().take_loop(Source::Local, closing.clone()));
+        if self.queue.shared().is_some() {
+            loops.spawn(self.clone().take_loop(Source::Shared, closing.clone()));
+        }
+        loops.spawn(self.clone().upkeep(closing));
+        while loops.join_next().await.is_some() {}
+        let concurrency = self.queue.settings().concurrency as u32;
+        if tokio::time::timeout(DRAIN, self.slots.acquire_many(concurrency))
+            .await
+            .is_err()
+        {
+            tracing::warn!("gave up waiting for notifications still being sent");
+        }
+    }
+
+    /// Takes jobs one at a time as slots free up; after `closing`, until nothing is left.
+    async fn take_loop(self: Arc<Self>, source: Source, mut closing: Shutdown) {
+        let mut drain_until = None;
+        loop {
+            if drain_until.is_none() && *closing.borrow() {
+                drain_until = Some(tokio::time::Instant::now() + DRAIN);
+            }
+            if drain_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
+                return;
+            }
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                return;
+            };
+            let block = if drain_until.is_some() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_secs(1)
+            };
+            let taken = match source {
+                Source::Local => self.queue.local().take(block).await,
+                Source::Shared => self.take_shared(&mut closing).await,
+            };
+            match taken {
+                Some(taken) => {
+                    let worker = self.clone();
+                    tokio::spawn(async move {
+                        worker.process(source, taken).await;
+                        drop(slot);
+                    });
+                }
+                None if drain_until.is_some() && self.nothing_left(source).await => return,
+                None => {}
+            }
+        }
+    }
+
+    async fn take_shared(&self, closing: &mut Shutdown) -> Option<Taken> {
+        let shared = self.queue.shared()?;
+        if self.queue.is_degraded() {
+            // `upkeep` finds out when Redis is back.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopped(closing) => {}
+            }
+            return None;
+        }
+        match shared.take(&self.consumer).await {
+            Ok(taken) => taken,
+            Err(err) => {
+                self.queue.lost(&err);
+                None
+            }
+        }
+    }
+
+    /// Whether a draining worker is done with `source`.
+    async fn nothing_left(&self, source: Source) -> bool {
+        match source {
+            Source::Local => {
+                let counts = self.queue.local().counts();
+                counts.waiting + counts.retrying == 0
+            }
+            // Retries on Redis wait for whichever instance runs next; a stopping one only
+            // helps with what is waiting now.
+            Source::Shared => match self.queue.shared() {
+                Some(shared) if !self.queue.is_degraded() => shared
+                    .counts()
+                    .await
+                    .map_or(true, |counts| counts.waiting == 0),
+                _ => true,
+            },
+        }
+    }
+
+    /// Sends one job and finishes it.
+    async fn process(&self, source: Source, taken: Taken) {
+        let job = &taken.job;
+        let channel = job.channel;
+        // A channel paused by a 429 (anywhere): back in the queue until the pause ends,
+        // without counting an attempt.
+        if let Some(wait) = self.deliverer.paused_for(channel).await {
+            let due = now_ms() + wait.as_millis() as i64;
+            self.retry_at(source, &taken, job.clone(), due).await;
+            return;
+        }
+        self.wait_for_rate_slot(source).await;
+        let notification = Notification {
+            alert: &job.alert,
+            count: job.count,
+            state: "firing",
+            link: None,
+        };
+        let outcome = {
+            let attempt = self.deliverer.attempt(channel, &notification);
+            tokio::pin!(attempt);
+            let mut heartbeat = tokio::time::interval(self.queue.settings().stall_interval / 3);
+            heartbeat.tick().await;
+            loop {
+                tokio::select! {
+                    outcome = &mut attempt => break outcome,
+                    _ = heartbeat.tick() => self.heartbeat(source, &taken).await,
+                }
+            }
+        };
+        let now = now_ms();
+        let status = match outcome {
+            Ok(status) => {
+                self.finish(source, &taken, None, now).await;
+                if let DeliveryStatus::Sent { at_ms } = status {
+                    self.note(channel, |h| {
+                        h.last_sent_ms = Some(at_ms);
+                        h.last_error = None;
+                    });
+                }
+                status
+            }
+            Err(Failure::RateLimited(wait)) => {
+                self.retry_at(source, &taken, job.clone(), now + wait.as_millis() as i64)
+                    .await;
+                self.note(channel, |h| {
+                    h.last_error = Some("rate limited (429)".to_owned())
+                });
+                DeliveryStatus::Retrying {
+                    attempt: job.attempts_made + 1,
+                    reason: "rate limited".to_owned(),
+                }
+            }
+            Err(Failure::Temporary(reason)) => {
+                self.note(channel, |h| h.last_error = Some(reason.clone()));
+                let mut retried = job.clone();
+                retried.attempts_made += 1;
+                let attempts = retried.attempts_made;
+                if attempts >= self.queue.settings().attempts {
+                    let reason = format!("{reason} (after {attempts} attempts)");
+                    self.finish(source, &taken, Some(&reason), now).await;
+                    DeliveryStatus::Failed { reason }
+                } else {
+                    let due =
+                        now + self.queue.settings().backoff_after(attempts).as_millis() as i64;
+                    self.retry_at(source, &taken, retried, due).await;
+                    DeliveryStatus::Retrying {
+                        attempt: attempts,
+                        reason,
+                    }
+                }
+            }
+            Err(Failure::Permanent(reason)) => {
+                self.note(channel, |h| h.last_error = Some(reason.clone()));
+                self.finish(source, &taken, Some(&reason), now).await;
+                DeliveryStatus::Failed { reason }
+            }
+        };
+        if let DeliveryStatus::Failed { reason } = &status {
+            tracing::warn!(rule = %job.alert.rule, channel = channel_name(channel), %reason, "notification failed");
+        }
+        let _ = self
+            .reports
+            .send(Delivered {
+                fingerprint: job.alert.fingerprint.as_str().to_owned(),
+                channel,
+                status,
+            })
+            .await;
+    }
+
+    /// Waits until the global rate limit lets one more notification start.
+    async fn wait_for_rate_slot(&self, source: Source) {
+        loop {
+            let now = now_ms();
+            let wait = match (source, self.queue.shared()) {
+                (Source::Shared, Some(shared)) => shared.rate_slot(now).await.unwrap_or(None),
+                _ => self.queue.local().rate_slot(now),
+            };
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return,
+            }
+        }
+    }
+
+    async fn heartbeat(&self, source: Source, taken: &Taken) {
+        match (source, self.queue.shared()) {
+            (Source::Shared, Some(shared)) => {
+                if let Err(err) = shared.heartbeat(&self.consumer, &taken.receipt).await {
+                    tracing::warn!(error = %err, "could not keep an alert job alive");
+                }
+            }
+            _ => self.queue.local().heartbeat(&taken.receipt),
+        }
+    }
+
+    /// Completed (no reason) or dead-lettered (with the reason).
+    async fn finish(&self, source: Source, taken: &Taken, dead: Option<&str>, at_ms: i64) {
+        match (source, self.queue.shared()) {
+            (Source::Shared, Some(shared)) => {
+                let finished = match dead {
+                    None => shared.complete(taken, at_ms).await,
+                    Some(reason) => shared.dead_letter(taken, reason, at_ms).await,
+                };
+                if let Err(err) = finished {
+                    // Left pending: another worker takes it over after the stall interval.
+                    tracing::warn!(error = %err, job = %taken.job.id, "could not finish an alert job");
+                }
+            }
+            _ => match dead {
+                None => self.queue.local().complete(taken, at_ms),
+                Some(reason) => self.queue.local().dead_letter(taken, reason, at_ms),
+            },
+        }
+    }
+
+    async fn retry_at(&self, source: Source, taken: &Taken, job: super::Job, due_ms: i64) {
+        match (source, self.queue.shared()) {
+            (Source::Shared, Some(shared)) => {
+                if let Err(err) = shared.retry_at(taken, &job, due_ms).await {
+                    tracing::warn!(error = %err, job = %taken.job.id, "could not schedule a retry");
+                }
+            }
+            _ => self.queue.local().retry_at(taken, job, due_ms),
+        }
+    }
+
+    fn note(&self, channel: Channel, change: impl FnOnce(&mut ChannelHealth)) {
+        if let Ok(mut health) = self.health.lock() {
+            change(health.entry(channel).or_default());
+        }
+    }
+
+    /// Once a second: due retries back, stalled jobs taken over, Redis checked while away,
+    /// the snapshot and the depth gauge refreshed. Ends when `closing` turns true.
+    async fn upkeep(self: Arc<Self>, mut closing: Shutdown) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let stall_every = self.queue.settings().stall_interval / 2;
+        let mut last_stall_check = tokio::time::Instant::now();
+        let mut history = VecDeque::with_capacity(HISTORY);
+        let mut completed = VecDeque::with_capacity(61);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped(&mut closing) => return,
+            }
+            let now = now_ms();
+            self.queue.local().promote_due(now);
+            let check_stalls = last_stall_check.elapsed() >= stall_every;
+            if check_stalls {
+                last_stall_check = tokio::time::Instant::now();
+                self.queue.local().recover_stalled(now);
+            }
+            if let Some(shared) = self.queue.shared() {
+                if self.queue.is_degraded() {
+                    if shared.ping().await.is_ok() {
+                        self.queue.recovered();
+                    }
+                } else if let Err(err) = self.shared_upkeep(check_stalls, now).await {
+                    self.queue.lost(&err);
+                }
+            }
+            let counts = self.queue.counts().await;
+            self.metrics.set_alert_queue_depth(counts.depth());
+            if history.len() == HISTORY {
+                history.pop_front();
+            }
+            history.push_back(counts.depth());
+            if completed.len() == 61 {
+                completed.pop_front();
+            }
+            completed.push_back(counts.completed);
+            let snapshot = self.snapshot(counts, &history, &completed).await;
+            self.snapshot.send_if_modified(|shown| {
+                let changed = *shown != snapshot;
+                *shown = snapshot;
+                changed
+            });
+        }
+    }
+
+    async fn shared_upkeep(
+        self: &Arc<Self>,
+        check_stalls: bool,
+        now: i64,
+    ) -> Result<(), super::QueueError> {
+        let Some(shared) = self.queue.shared() else {
+            return Ok(());
+        };
+        shared.promote_due(now).await?;
+        if check_stalls {
+            for taken in shared.recover_stalled(&self.consumer, now).await? {
+                let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    worker.process(Source::Shared, taken).await;
+                    drop(slot);
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        counts: QueueCounts,
+        history: &VecDeque<u64>,
+        completed: &VecDeque<u64>,
+    ) -> QueueSnapshot {
+        let backend = match (self.queue.shared(), self.queue.is_degraded()) {
+            (Some(_), false) => "redis",
+            (Some(_), true) => "in process (Redis unreachable)",
+            (None, _) => "embedded",
+        };
+        let mut channels = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+        for channel in Channel::ALL {
+            let paused = self.deliverer.paused_for(channel).await;
+            let health = channels.entry(channel).or_default();
+            health.off = self.deliverer.off_reason(channel);
+            health.paused_until_ms = paused.map(|wait| now_ms() + wait.as_millis() as i64);
+        }
+        let settings = self.queue.settings();
+        QueueSnapshot {
+            name: self.queue.name().to_owned(),
+            backend: backend.to_owned(),
+            degraded: self.queue.is_degraded(),
+            counts,
+            depth_history: history.iter().copied().collect(),
+            sent_last_minute: completed
+                .back()
+                .zip(completed.front())
+                .map_or(0, |(last, first)| last.saturating_sub(*first)),
+            concurrency: settings.concurrency,
+            rate_per_second: settings.rate_per_second,
+            channels,
+            dead: self.queue.recent_dead(5).await,
+        }
+    }
+}
