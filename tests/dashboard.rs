@@ -176,7 +176,7 @@ fn ctrl_c_and_sigterm_restore_the_terminal() {
 }
 
 #[test]
-fn an_alert_appears_in_the_feed_and_is_acknowledged_on_screen() {
+fn an_alert_is_queued_retried_dead_lettered_and_acknowledged_on_screen() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let sim = runtime.block_on(async {
         shiplog::demo::SimulatorHandle::start(shiplog::demo::SimulatorOptions {
@@ -190,6 +190,24 @@ fn an_alert_appears_in_the_feed_and_is_acknowledged_on_screen() {
         let _inside = runtime.enter();
         sim.add_deployment(shiplog::demo::scenarios::by_name("failing-build").expect("scenario"))
     };
+    // Slack is down: every notification is answered 500.
+    let slack = runtime.block_on(async {
+        let app = axum::Router::new().route(
+            "/{*path}",
+            axum::routing::post(|| async {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/services/T0/B0/x",
+            listener.local_addr().expect("addr")
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    });
     let home = tempfile::tempdir().expect("home");
     let url = sim.base_url();
     let mut session = dashboard_with(
@@ -200,11 +218,20 @@ fn an_alert_appears_in_the_feed_and_is_acknowledged_on_screen() {
             ("VERCEL_TOKEN", "test"),
             ("LOG_ALERTS_ENABLED", "true"),
             ("SHIPLOG_USER", "ana"),
+            ("SLACK_WEBHOOK_URL", slack.as_str()),
         ],
         120,
         30,
     );
     session.wait_for_text(&id, WAIT).or_panic();
+    // The queue screen: Slack's failures are retried, then dead-lettered, and said so.
+    session.send_key(Key::Char('3'));
+    session
+        .wait_for_text("Delivery queue LOGQ:development on embedded", WAIT)
+        .or_panic();
+    session.wait_for_text("answered 500: boom", WAIT).or_panic();
+    session.wait_for_text("dead-lettered 1", WAIT).or_panic();
+    session.wait_for_text("(after 3 attempts)", WAIT).or_panic();
     session.send_key(Key::Char('2'));
     session.wait_for_text("deploy_failed", WAIT).or_panic();
     session.wait_for_text("firing", WAIT).or_panic();

@@ -134,13 +134,13 @@ fn work(queue: Arc<DeliveryQueue>, deliverer: Arc<Deliverer>) -> Running {
     let (reports_tx, reports) = mpsc::channel(1024);
     let (snapshot_tx, snapshot) = watch::channel(QueueSnapshot::default());
     let (closing, closed) = watch::channel(false);
-    let worker = Worker::new(
+    let worker = Arc::new(Worker::new(
         queue,
         deliverer,
         reports_tx,
         Arc::new(Metrics::new()),
         snapshot_tx,
-    );
+    ));
     let done = tokio::spawn(worker.run(closed));
     Running {
         reports,
@@ -515,4 +515,60 @@ async fn without_redis_notifications_queue_in_process_and_return_to_redis() {
     );
     let _ = running.closing.send(true);
     let _ = running.done.await;
+}
+
+/// A notification still queued when someone acknowledges its alert is not sent.
+#[tokio::test]
+async fn an_alert_acknowledged_while_its_notification_waits_is_not_sent() {
+    use shiplog::alert::book::{AlertRecord, AlertState};
+
+    let (url, hook) = webhook(Answer::Ok).await;
+    let queued = job("dpl_acked");
+    let record = AlertRecord {
+        fingerprint: queued.alert.fingerprint.as_str().to_owned(),
+        rule: "deploy_failed".to_owned(),
+        severity: AlertSeverity::High,
+        channels: vec![Channel::Webhook],
+        summary: "Deployment dpl_acked of storefront is ERROR".to_owned(),
+        deployment_id: None,
+        build_id: None,
+        entry_ts: 0,
+        first_seen: 0,
+        last_seen: 0,
+        count: 1,
+        state: AlertState::Acknowledged {
+            by: "ana".to_owned(),
+            at: 0,
+            until: i64::MAX,
+            note: None,
+        },
+        deliveries: Default::default(),
+    };
+    let (_book, book_rx) = watch::channel(vec![record]);
+    let queue = Arc::new(DeliveryQueue::in_memory(quick()));
+    let (reports_tx, mut reports) = mpsc::channel(16);
+    let (snapshot_tx, _snapshot) = watch::channel(QueueSnapshot::default());
+    let (_closing, closed) = watch::channel(false);
+    let worker = Worker::new(
+        queue.clone(),
+        deliverer(&url),
+        reports_tx,
+        Arc::new(Metrics::new()),
+        snapshot_tx,
+    )
+    .minding(book_rx);
+    tokio::spawn(Arc::new(worker).run(closed));
+    queue.enqueue(queued).await;
+    let report = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+        .await
+        .expect("a report")
+        .expect("running");
+    assert_eq!(
+        report.status,
+        DeliveryStatus::Off {
+            why: "not sent: acknowledged by ana first".to_owned()
+        }
+    );
+    assert_eq!(*hook.arrived.lock().expect("lock"), 0);
+    assert_eq!(queue.counts().await.depth(), 0);
 }

@@ -251,6 +251,92 @@ fn alert_feed() {
 }
 
 #[test]
+fn queue_screen() {
+    use shiplog::alert::queue::worker::{ChannelHealth, QueueSnapshot};
+    use shiplog::alert::queue::{FinishedJob, QueueCounts};
+
+    let mut app = app();
+    app.screen = Screen::Queue;
+    let (commands, _rx) = tokio::sync::mpsc::channel(4);
+    app.alert_commands = Some(commands);
+    let mut channels = std::collections::BTreeMap::new();
+    channels.insert(
+        Channel::Slack,
+        ChannelHealth {
+            paused_until_ms: Some(NOW + 42_000),
+            last_error: Some("rate limited (429)".to_owned()),
+            last_sent_ms: Some(NOW - 65_000),
+            ..Default::default()
+        },
+    );
+    channels.insert(
+        Channel::Discord,
+        ChannelHealth {
+            last_sent_ms: Some(NOW - 5_000),
+            ..Default::default()
+        },
+    );
+    channels.insert(
+        Channel::Email,
+        ChannelHealth {
+            last_error: Some("the mail server refused: 550 5.1.1 no such user".to_owned()),
+            ..Default::default()
+        },
+    );
+    channels.insert(
+        Channel::Sms,
+        ChannelHealth {
+            off: Some("switched off (SMS_ALERTS_ENABLED)".to_owned()),
+            ..Default::default()
+        },
+    );
+    channels.insert(
+        Channel::Webhook,
+        ChannelHealth {
+            off: Some("no destination (ALERT_WEBHOOK_URL)".to_owned()),
+            ..Default::default()
+        },
+    );
+    app.queue = QueueSnapshot {
+        name: "LOGQ:production".to_owned(),
+        backend: "redis".to_owned(),
+        degraded: false,
+        counts: QueueCounts {
+            waiting: 7,
+            in_flight: 3,
+            retrying: 2,
+            dead_lettered: 1,
+            completed: 412,
+        },
+        depth_history: (0..120u64).map(|i| (i * 7 % 23) / 2).collect(),
+        sent_last_minute: 38,
+        concurrency: 15,
+        rate_per_second: 50,
+        channels,
+        dead: vec![FinishedJob {
+            id: "0a9b.email".to_owned(),
+            channel: Channel::Email,
+            rule: "deploy_failed".to_owned(),
+            at_ms: NOW - 300_000,
+            attempts: 1,
+            reason: Some("the mail server refused: 550 5.1.1 no such user".to_owned()),
+        }],
+    };
+    snapshot_everywhere("queue", &app);
+    app.queue.degraded = true;
+    app.queue.backend = "in process (Redis unreachable)".to_owned();
+    let screen = format!("{}", draw(&app, &theme("dark"), 120, 40).backend());
+    assert!(
+        screen.contains("Redis unreachable: queueing in this process"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("alert queue: Redis unreachable"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn empty_dashboard_while_loading() {
     let mut app = App::new(Source::Team(Some("team_acme".into())), "redis", 10_000);
     app.frozen_now = Some(NOW);

@@ -143,12 +143,15 @@ impl Runner {
         let (decisions, mut decided) = mpsc::channel(1024);
         let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(1024);
         let (closing_tx, closing) = watch::channel(false);
-        let worker = Worker::new(
-            queue.clone(),
-            deliverer.clone(),
-            delivered_tx,
-            metrics.clone(),
-            self.queue.clone(),
+        let worker = Arc::new(
+            Worker::new(
+                queue.clone(),
+                deliverer.clone(),
+                delivered_tx,
+                metrics.clone(),
+                self.queue.clone(),
+            )
+            .minding(self.alerts.subscribe()),
         );
         let working = tokio::spawn(worker.run(closing));
         let engine = async move { engine.run(entries, decisions, shutdown).await };

@@ -67,6 +67,7 @@ pub async fn run(cli: &Cli) -> i32 {
         snapshots: team.engine.subscribe(),
         entries,
         alerts: desk.as_ref().map(|d| d.alerts.clone()),
+        queue: desk.as_ref().map(|d| d.queue.clone()),
     };
     app.alert_commands = desk.map(|d| d.commands);
     let engine = tokio::spawn(team.engine.run(engine_shutdown));

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::buffer::{LogBuffer, LogLine};
 use crate::alert::book::{AlertRecord, AlertState};
+use crate::alert::queue::worker::QueueSnapshot;
 use crate::alert::runner::AlertCommand;
 use crate::log::entry::now_ms;
 use crate::log::{LogEntry, Severity, Tier};
@@ -36,6 +37,8 @@ pub enum Screen {
     Deployments,
     /// The alert feed (key `2`).
     Alerts,
+    /// The delivery queue (key `3`).
+    Queue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +154,8 @@ pub struct App {
     pub alerts: Vec<AlertRecord>,
     /// The selected alert's fingerprint.
     pub selected_alert: Option<String>,
+    /// The delivery queue as its worker last published it.
+    pub queue: QueueSnapshot,
     /// Where acknowledgements and resolutions go; `None` when alerting is off.
     pub alert_commands: Option<mpsc::Sender<AlertCommand>>,
     pub source: Source,
@@ -188,6 +193,7 @@ impl App {
             screen: Screen::Deployments,
             alerts: Vec::new(),
             selected_alert: None,
+            queue: QueueSnapshot::default(),
             alert_commands: None,
             source,
             backend: backend.into(),
@@ -366,7 +372,10 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             KeyCode::Char('1') => self.screen = Screen::Deployments,
             KeyCode::Char('2') => self.screen = Screen::Alerts,
+            KeyCode::Char('3') => self.screen = Screen::Queue,
             _ if self.screen == Screen::Alerts => return self.on_alerts_key(key),
+            // The queue screen has nothing to move or open.
+            _ if self.screen == Screen::Queue => return false,
             KeyCode::Tab | KeyCode::BackTab => {
                 self.focus = match self.focus {
                     Pane::Deployments => Pane::Log,

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::alert::book::AlertRecord;
+use crate::alert::queue::worker::QueueSnapshot;
 use crate::log::LogEntry;
 use crate::stream::engine::EngineSnapshot;
 use crate::stream::follower::{stopped, Shutdown};
@@ -35,6 +36,8 @@ pub struct Feeds {
     pub entries: mpsc::Receiver<Arc<LogEntry>>,
     /// The alert book, when alerting runs.
     pub alerts: Option<watch::Receiver<Vec<AlertRecord>>>,
+    /// The delivery queue, when alerting runs.
+    pub queue: Option<watch::Receiver<QueueSnapshot>>,
 }
 
 /// Runs the dashboard until the user quits or `shutdown` fires.
@@ -86,14 +89,20 @@ pub async fn run(
                     dirty = true;
                 }
             }
-            changed = alerts_changed(&mut feeds.alerts) => {
-                if let (Ok(()), Some(alerts)) = (changed, feeds.alerts.as_mut()) {
-                    app.alerts = alerts.borrow_and_update().clone();
+            changed = watched(&mut feeds.alerts) => match changed {
+                Some(alerts) => {
+                    app.alerts = alerts;
                     dirty = true;
-                } else {
-                    feeds.alerts = None;
                 }
-            }
+                None => feeds.alerts = None,
+            },
+            changed = watched(&mut feeds.queue) => match changed {
+                Some(queue) => {
+                    app.queue = queue;
+                    dirty = true;
+                }
+                None => feeds.queue = None,
+            },
             received = feeds.entries.recv_many(&mut batch, BATCH), if entries_open => {
                 entries_open = received > 0;
                 app.ingest(&batch);
@@ -112,12 +121,14 @@ pub async fn run(
     Ok(())
 }
 
-/// Waits for the alert book to change; never resolves when alerting does not run.
-async fn alerts_changed(
-    alerts: &mut Option<watch::Receiver<Vec<AlertRecord>>>,
-) -> Result<(), watch::error::RecvError> {
-    match alerts {
-        Some(alerts) => alerts.changed().await,
+/// The next value of an engine's snapshot; `None` when the engine is gone. Never resolves when
+/// the engine does not run.
+async fn watched<T: Clone>(feed: &mut Option<watch::Receiver<T>>) -> Option<T> {
+    match feed {
+        Some(feed) => match feed.changed().await {
+            Ok(()) => Some(feed.borrow_and_update().clone()),
+            Err(_) => None,
+        },
         None => std::future::pending().await,
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::{DeliveryQueue, QueueCounts, Taken};
+use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::channels::Notification;
 use crate::alert::delivery::{Deliverer, DeliveryStatus, Failure};
 use crate::alert::engine::channel_name;
@@ -81,6 +82,9 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     health: Mutex<BTreeMap<Channel, ChannelHealth>>,
     snapshot: watch::Sender<QueueSnapshot>,
+    /// The alert book, to drop a notification whose alert was acknowledged or resolved
+    /// while it waited.
+    book: Option<watch::Receiver<Vec<AlertRecord>>>,
 }
 
 impl Worker {
@@ -90,8 +94,8 @@ impl Worker {
         reports: mpsc::Sender<Delivered>,
         metrics: Arc<Metrics>,
         snapshot: watch::Sender<QueueSnapshot>,
-    ) -> Arc<Worker> {
-        Arc::new(Worker {
+    ) -> Worker {
+        Worker {
             consumer: format!("{}-{}", std::process::id(), ulid::Ulid::new()),
             slots: Arc::new(Semaphore::new(queue.settings().concurrency)),
             queue,
@@ -100,7 +104,30 @@ impl Worker {
             metrics,
             health: Mutex::default(),
             snapshot,
-        })
+            book: None,
+        }
+    }
+
+    /// Checks the alert book before each send (see [`Worker::book`]).
+    pub fn minding(self, book: watch::Receiver<Vec<AlertRecord>>) -> Worker {
+        Worker {
+            book: Some(book),
+            ..self
+        }
+    }
+
+    /// Who settled the alert of `fingerprint` (acknowledged or resolved), if someone did.
+    fn settled(&self, fingerprint: &str) -> Option<String> {
+        let book = self.book.as_ref()?.borrow();
+        let record = book.iter().find(|r| r.fingerprint == fingerprint)?;
+        match &record.state {
+            AlertState::Firing => None,
+            AlertState::Acknowledged { by, .. } => Some(format!("acknowledged by {by}")),
+            AlertState::Resolved { by, .. } => Some(match by {
+                Some(by) => format!("resolved by {by}"),
+                None => "resolved".to_owned(),
+            }),
+        }
     }
 
     /// Works until `closing` turns true, then sends what is still queued (up to 30 s) and
@@ -207,6 +234,17 @@ impl Worker {
             self.retry_at(source, &taken, job.clone(), due).await;
             return;
         }
+        if let Some(why) = self.settled(job.alert.fingerprint.as_str()) {
+            self.finish(source, &taken, None, now_ms()).await;
+            self.report(
+                job,
+                DeliveryStatus::Off {
+                    why: format!("not sent: {why} first"),
+                },
+            )
+            .await;
+            return;
+        }
         self.wait_for_rate_slot(source).await;
         let notification = Notification {
             alert: &job.alert,
@@ -277,11 +315,15 @@ impl Worker {
         if let DeliveryStatus::Failed { reason } = &status {
             tracing::warn!(rule = %job.alert.rule, channel = channel_name(channel), %reason, "notification failed");
         }
+        self.report(job, status).await;
+    }
+
+    async fn report(&self, job: &super::Job, status: DeliveryStatus) {
         let _ = self
             .reports
             .send(Delivered {
                 fingerprint: job.alert.fingerprint.as_str().to_owned(),
-                channel,
+                channel: job.channel,
                 status,
             })
             .await;

@@ -10,7 +10,7 @@ use crate::tui::theme::Theme;
 
 /// Key, what it does, on the deployments screen.
 pub const DEPLOYMENT_KEYS: [(&str, &str); 19] = [
-    ("1  2", "deployments / alerts screen"),
+    ("1  2  3", "deployments / alerts / queue screen"),
     ("↑ ↓  j k", "move in the list / scroll the log"),
     ("Tab", "switch between deployments and log"),
     ("Enter / Esc", "open the log / back to the list"),
@@ -33,7 +33,7 @@ pub const DEPLOYMENT_KEYS: [(&str, &str); 19] = [
 
 /// Key, what it does, on the alerts screen.
 pub const ALERT_KEYS: [(&str, &str); 8] = [
-    ("1  2", "deployments / alerts screen"),
+    ("1  2  3", "deployments / alerts / queue screen"),
     ("↑ ↓  j k", "choose an alert"),
     ("a", "acknowledge (with an optional note)"),
     ("r", "resolve"),
@@ -43,10 +43,22 @@ pub const ALERT_KEYS: [(&str, &str); 8] = [
     ("", "Acknowledged alerts stay quiet for 4 hours."),
 ];
 
+/// Key, what it does, on the queue screen.
+pub const QUEUE_KEYS: [(&str, &str); 7] = [
+    ("1  2  3", "deployments / alerts / queue screen"),
+    ("?", "this help (any key closes it)"),
+    ("q  Ctrl-C", "quit"),
+    ("", "Failed sends retry 3 times (2 s, 4 s), then go"),
+    ("", "to the dead letters. A 429 pauses the channel"),
+    ("", "for every instance until its Retry-After. A"),
+    ("", "stalled job is taken over after 30 s."),
+];
+
 pub fn render(frame: &mut Frame, area: Rect, screen: Screen, theme: &Theme) {
     let keys: &[(&str, &str)] = match screen {
         Screen::Deployments => &DEPLOYMENT_KEYS,
         Screen::Alerts => &ALERT_KEYS,
+        Screen::Queue => &QUEUE_KEYS,
     };
     let width = 60.min(area.width);
     let height = (keys.len() as u16 + 2).min(area.height);

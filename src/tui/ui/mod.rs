@@ -4,6 +4,7 @@ mod alerts;
 mod deployments;
 mod help;
 mod log;
+mod queue;
 mod status;
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -28,6 +29,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
             log::render(frame, log, app, theme);
         }
         Screen::Alerts => alerts::render(frame, main, app, theme),
+        Screen::Queue => queue::render(frame, main, app, theme),
     }
     status::render(frame, status, app, theme);
     if app.help {

@@ -66,6 +66,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             theme.status_warning,
         ));
     }
+    let queue = &app.queue;
+    if queue.degraded {
+        left.push(Span::styled(
+            " | alert queue: Redis unreachable (3) ",
+            theme.status_warning,
+        ));
+    } else if queue.counts.depth() > 0 || queue.counts.dead_lettered > 0 {
+        let mut text = format!(" | queue {}", queue.counts.depth());
+        if queue.counts.dead_lettered > 0 {
+            text.push_str(&format!(", {} dead", queue.counts.dead_lettered));
+        }
+        left.push(Span::styled(text + " (3) ", theme.status_bar));
+    }
     if let Some(lag) = app.lag_ms {
         left.push(Span::styled(format!(" | lag {lag} ms "), theme.status_bar));
     }
