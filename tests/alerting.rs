@@ -216,6 +216,7 @@ async fn an_ack_on_one_instance_shows_on_every_instance() {
             metrics: Arc::new(Metrics::new()),
             user: user.to_owned(),
             sync: Some(sync),
+            store: None,
         };
         tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));
         desks.push(desk);
@@ -238,6 +239,62 @@ async fn an_ack_on_one_instance_shows_on_every_instance() {
         .expect("command");
     wait_until(&desks[1], "the ack reaches the other instance", |a| {
         matches!(&a[0].state, AlertState::Acknowledged { by, note, .. } if by == "ana" && note.as_deref() == Some("rolling back"))
+    })
+    .await;
+}
+
+/// The alert book outlives the process: a restarted instance shows the alert and who
+/// acknowledged it.
+#[tokio::test]
+async fn a_restarted_instance_shows_the_alerts_and_acks_it_had() {
+    use shiplog::alert::delivery::{ChannelSettings, Deliverer};
+    use shiplog::alert::runner::{desk, AlertCommand};
+    use shiplog::log::{Delivery, Logger};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let start = || {
+        let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
+        let (builder, outlet) = Logger::builder().channel("alerts", 64, Delivery::DropWhenFull);
+        let logger = builder.build();
+        let (runner, desk) = desk();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let outward = shiplog::alert::runner::Outward {
+            deliverer: Arc::new(Deliverer::new(ChannelSettings::default())),
+            queue: Arc::new(shiplog::alert::queue::DeliveryQueue::in_memory(
+                Default::default(),
+            )),
+            metrics: Arc::new(Metrics::new()),
+            user: "ana".to_owned(),
+            sync: None,
+            store: Some(store.clone()),
+        };
+        let running =
+            tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));
+        (logger, desk, stop, running)
+    };
+    let (logger, desk, stop, running) = start();
+    logger.write((*failed_build("vercel-dpl_kept-1", 0)).clone());
+    wait_until(&desk, "the alert fires", |a| a.len() == 1).await;
+    let fingerprint = desk.alerts.borrow()[0].fingerprint.clone();
+    desk.commands
+        .send(AlertCommand::Acknowledge {
+            fingerprint,
+            note: Some("on it".to_owned()),
+        })
+        .await
+        .expect("command");
+    wait_until(&desk, "acknowledged", |a| {
+        matches!(a[0].state, AlertState::Acknowledged { .. })
+    })
+    .await;
+    let _ = stop.send(true);
+    drop(logger);
+    running.await.expect("runner stops");
+
+    let (_logger, desk, _stop, _running) = start();
+    wait_until(&desk, "the restarted instance shows the acknowledged alert", |a| {
+        a.len() == 1
+            && matches!(&a[0].state, AlertState::Acknowledged { by, note, .. } if by == "ana" && note.as_deref() == Some("on it"))
     })
     .await;
 }

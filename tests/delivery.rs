@@ -295,6 +295,7 @@ async fn fifty_failures_reach_slack_once_and_the_feed_shows_it_sent() {
         metrics: Arc::new(Metrics::new()),
         user: "ana".to_owned(),
         sync: None,
+        store: None,
     };
     tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
     for i in 0..50 {

@@ -223,7 +223,12 @@ async fn two_instances_on_one_redis_deliver_each_alert_exactly_once() {
             queue: Arc::new(shared_queue(&redis.url, &namespace, quick()).await),
             metrics,
             user: "ops".to_owned(),
-            sync: None,
+            sync: Some(
+                shiplog::alert::sync::AlertSync::connect(&redis.url, &namespace)
+                    .await
+                    .expect("sync"),
+            ),
+            store: None,
         };
         tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
         loggers.push(logger);
@@ -255,6 +260,20 @@ async fn two_instances_on_one_redis_deliver_each_alert_exactly_once() {
     }
     assert_eq!(per_alert.len(), 10);
     assert!(per_alert.values().all(|n| *n == 1), "{per_alert:?}");
+    // Whichever instance sent it, both feeds say it was sent.
+    for desk in &desks {
+        eventually("both feeds show every alert sent", async || {
+            let alerts = desk.alerts.borrow();
+            alerts.len() == 10
+                && alerts.iter().all(|a| {
+                    matches!(
+                        a.deliveries.get(&Channel::Webhook),
+                        Some(DeliveryStatus::Sent { .. })
+                    )
+                })
+        })
+        .await;
+    }
 }
 
 #[test]

@@ -207,6 +207,19 @@ impl AlertBook {
         }
     }
 
+    /// Adds the alerts it does not know yet (stored by this or another instance); true if
+    /// there were any.
+    pub fn adopt(&mut self, records: impl IntoIterator<Item = AlertRecord>) -> bool {
+        let mut added = false;
+        for record in records {
+            if !self.alerts.contains_key(&record.fingerprint) {
+                self.alerts.insert(record.fingerprint.clone(), record);
+                added = true;
+            }
+        }
+        added
+    }
+
     /// The alert with this fingerprint.
     pub fn get(&self, fingerprint: &str) -> Option<&AlertRecord> {
         self.alerts.get(fingerprint)

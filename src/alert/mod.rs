@@ -2,6 +2,7 @@
 //! acknowledged, resolved), the delivery queue and the channels.
 
 pub mod book;
+pub mod book_store;
 pub mod channels;
 pub mod delivery;
 pub mod engine;

@@ -12,15 +12,17 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::book::{AlertBook, AlertRecord, Outcome, DEFAULT_ACK, QUIET_PERIOD};
+use super::book_store;
 use super::delivery::{Deliverer, DeliveryStatus};
 use super::engine::{Alert, AlertEngine, AlertEvent};
 use super::queue::worker::{Delivered, QueueSnapshot, Worker};
 use super::queue::{DeliveryQueue, Enqueued, Job};
 use super::rule::{AlertSeverity, Channel};
-use super::sync::{AlertSync, SharedAction};
+use super::sync::{AlertSync, Shared, SharedAction};
 use crate::log::entry::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::metrics::Metrics;
+use crate::store::StateStore;
 use crate::stream::follower::Shutdown;
 
 /// What a person asks of an alert.
@@ -72,6 +74,10 @@ pub fn notice_entry(alert: &Alert) -> LogEntry {
     entry
 }
 
+/// How often the alert book is written to the store (when it changed) and read back for
+/// what other instances added.
+const KEEP_BOOK_EVERY: Duration = Duration::from_secs(2);
+
 /// The runner's ends for the app that starts it.
 pub struct Runner {
     alerts: watch::Sender<Vec<AlertRecord>>,
@@ -89,6 +95,8 @@ pub struct Outward {
     pub user: String,
     /// Shares acknowledgements with every instance on the same Redis.
     pub sync: Option<AlertSync>,
+    /// Where the alert book is kept between runs and shared between instances.
+    pub store: Option<StateStore>,
 }
 
 /// A runner and the desk that talks to it.
@@ -128,6 +136,7 @@ impl Runner {
             metrics,
             user,
             sync,
+            store,
         } = outward;
         // Other instances' acknowledgements and resolutions (Redis pub/sub), when shared.
         let mut remote = match &sync {
@@ -157,8 +166,14 @@ impl Runner {
         let engine = async move { engine.run(entries, decisions, shutdown).await };
         let book = async move {
             let mut book = AlertBook::default();
+            if let Some(store) = &store {
+                book_store::adopt(store, &mut book).await;
+            }
             let mut sweep = tokio::time::interval(Duration::from_secs(60));
             sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut keep = tokio::time::interval(KEEP_BOOK_EVERY);
+            keep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut unsaved = false;
             loop {
                 tokio::select! {
                     event = decided.recv() => {
@@ -179,26 +194,47 @@ impl Runner {
                         if apply(&mut book, &command, &user, now) {
                             tracing::info!(?command, %user, "alert action");
                             if let Some(sync) = &sync {
-                                sync.publish(command, &user, now).await;
+                                let action = SharedAction { command, by: user.clone(), at_ms: now };
+                                sync.publish(Shared::Action(action)).await;
                             }
                         }
                     }
-                    Some(action) = next_remote(&mut remote) => {
-                        apply(&mut book, &action.command, &action.by, action.at_ms);
-                    }
+                    Some(message) = next_remote(&mut remote) => match message {
+                        Shared::Action(action) => {
+                            apply(&mut book, &action.command, &action.by, action.at_ms);
+                        }
+                        Shared::Delivery(report) => {
+                            book.set_delivery(&report.fingerprint, report.channel, report.status);
+                        }
+                    },
                     Some(report) = delivered.recv() => {
-                        book.set_delivery(&report.fingerprint, report.channel, report.status);
+                        book.set_delivery(&report.fingerprint, report.channel, report.status.clone());
+                        if let Some(sync) = &sync {
+                            sync.publish(Shared::Delivery(report)).await;
+                        }
                     }
                     _ = sweep.tick() => {
                         book.resolve_quiet(now_ms(), QUIET_PERIOD);
                     }
+                    _ = keep.tick(), if store.is_some() => {
+                        if let Some(store) = &store {
+                            book_store::adopt(store, &mut book).await;
+                            if unsaved {
+                                book_store::save(store, &book).await;
+                                unsaved = false;
+                            }
+                        }
+                    }
                 }
                 let records = book.newest_first();
-                self.alerts.send_if_modified(|shown| {
+                unsaved |= self.alerts.send_if_modified(|shown| {
                     let changed = *shown != records;
                     *shown = records;
                     changed
                 });
+            }
+            if let (Some(store), true) = (&store, unsaved) {
+                book_store::save(store, &book).await;
             }
         };
         tokio::join!(engine, book);
@@ -240,8 +276,8 @@ fn apply(book: &mut AlertBook, command: &AlertCommand, by: &str, at_ms: i64) -> 
     }
 }
 
-/// The next action from another instance; never resolves when actions are not shared.
-async fn next_remote(remote: &mut Option<mpsc::Receiver<SharedAction>>) -> Option<SharedAction> {
+/// The next message from another instance; never resolves when nothing is shared.
+async fn next_remote(remote: &mut Option<mpsc::Receiver<Shared>>) -> Option<Shared> {
     match remote {
         Some(remote) => remote.recv().await,
         None => std::future::pending().await,

@@ -1,11 +1,12 @@
-//! Acknowledgements and resolutions shared by every instance on one Redis (pub/sub on
-//! `{namespace}alert_actions`), so an ack on one screen shows on every screen within a second,
-//! with who acted.
+//! Acknowledgements, resolutions and delivery reports shared by every instance on one Redis
+//! (pub/sub on `{namespace}alert_actions`), so an ack on one screen shows on every screen within
+//! a second, with who acted, and every feed shows how a notification sent elsewhere went.
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::queue::worker::Delivered;
 use super::runner::AlertCommand;
 
 /// An action taken on one instance, as every other instance hears it.
@@ -14,8 +15,22 @@ pub struct SharedAction {
     pub command: AlertCommand,
     pub by: String,
     pub at_ms: i64,
-    /// The instance that acted; it ignores its own messages.
-    pub origin: String,
+}
+
+/// What instances tell each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Shared {
+    Action(SharedAction),
+    /// How a notification went, reported by the instance whose worker sent it.
+    Delivery(Delivered),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    /// The instance that sent it; it ignores its own messages.
+    origin: String,
+    message: Shared,
 }
 
 /// The pub/sub link of one instance.
@@ -49,14 +64,12 @@ impl AlertSync {
     }
 
     /// Tells every other instance.
-    pub async fn publish(&self, command: AlertCommand, by: &str, at_ms: i64) {
-        let action = SharedAction {
-            command,
-            by: by.to_owned(),
-            at_ms,
+    pub async fn publish(&self, message: Shared) {
+        let envelope = Envelope {
             origin: self.instance.clone(),
+            message,
         };
-        let Ok(text) = serde_json::to_string(&action) else {
+        let Ok(text) = serde_json::to_string(&envelope) else {
             return;
         };
         let mut connection = self.publisher.clone();
@@ -70,8 +83,8 @@ impl AlertSync {
         }
     }
 
-    /// Other instances' actions, as they happen.
-    pub async fn subscribe(&self) -> Result<mpsc::Receiver<SharedAction>, String> {
+    /// What other instances say, as they say it.
+    pub async fn subscribe(&self) -> Result<mpsc::Receiver<Shared>, String> {
         let mut pubsub = self
             .client
             .get_async_pubsub()
@@ -89,9 +102,9 @@ impl AlertSync {
                 let Ok(text) = message.get_payload::<String>() else {
                     continue;
                 };
-                match serde_json::from_str::<SharedAction>(&text) {
-                    Ok(action) if action.origin != instance => {
-                        if tx.send(action).await.is_err() {
+                match serde_json::from_str::<Envelope>(&text) {
+                    Ok(envelope) if envelope.origin != instance => {
+                        if tx.send(envelope.message).await.is_err() {
                             return;
                         }
                     }

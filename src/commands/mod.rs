@@ -126,6 +126,7 @@ pub fn start_alerting(
         Arc::new(shiplog::alert::delivery::Deliverer::new(channels).sharing_pauses(store.clone()));
     let logger = logger.clone();
     let metrics = metrics.clone();
+    let store = store.clone();
     let env = settings.env.as_str();
     let state_dir = settings.state_dir.join("state");
     let task = tokio::spawn(async move {
@@ -152,6 +153,7 @@ pub fn start_alerting(
             deliverer,
             queue,
             metrics,
+            store: Some(store),
             user: shiplog::alert::runner::current_user(),
             sync,
         };
