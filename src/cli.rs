@@ -73,6 +73,14 @@ pub struct GlobalArgs {
         value_name = "true|false"
     )]
     pub alerts_enabled: Option<String>,
+    /// How often the metrics are written to $STATE/metrics.prom (ms) [default: 300000].
+    #[arg(
+        long,
+        env = "LOG_METRICS_INTERVAL_MS",
+        global = true,
+        value_name = "MS"
+    )]
+    pub metrics_interval_ms: Option<u64>,
 }
 
 impl GlobalArgs {
@@ -91,6 +99,7 @@ impl GlobalArgs {
             buffer_lines: self.buffer_lines,
             mouse: self.mouse,
             alerts_enabled: self.alerts_enabled.clone(),
+            metrics_interval_ms: self.metrics_interval_ms,
         }
     }
 }

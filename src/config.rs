@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub buffer_lines: Option<usize>,
     /// Mouse wheel scrolling (then text selection needs Shift).
     pub mouse: Option<bool>,
+    /// How often the metrics are reported (ms).
+    pub metrics_interval_ms: Option<u64>,
     /// Where alerts go; the environment variables of the same meaning win.
     #[serde(default)]
     pub alert_channels: AlertChannels,
@@ -199,6 +201,8 @@ pub struct Overrides {
     pub mouse: bool,
     /// `LOG_ALERTS_ENABLED`: `true` or `false`.
     pub alerts_enabled: Option<String>,
+    /// `LOG_METRICS_INTERVAL_MS`
+    pub metrics_interval_ms: Option<u64>,
 }
 
 /// The resolved settings every command runs with.
@@ -225,6 +229,8 @@ pub struct Settings {
     pub alerts_enabled: bool,
     /// `[alert_channels]` from the config file (the environment overrides it).
     pub alert_channels: AlertChannels,
+    /// How often the metrics are reported (`LOG_METRICS_INTERVAL_MS`; the plan's 5 minutes).
+    pub metrics_interval: Duration,
 }
 
 impl Settings {
@@ -307,6 +313,13 @@ impl Settings {
             alert_rules: file.rules,
             alerts_enabled,
             alert_channels: file.alert_channels,
+            metrics_interval: Duration::from_millis(
+                overrides
+                    .metrics_interval_ms
+                    .or(file.metrics_interval_ms)
+                    .unwrap_or(300_000)
+                    .max(1_000),
+            ),
         })
     }
 }

@@ -115,6 +115,10 @@ impl Metrics {
         self.alerts_enqueued.load(Ordering::Relaxed)
     }
 
+    pub fn alert_queue_depth(&self) -> u64 {
+        self.alert_queue_depth.load(Ordering::Relaxed)
+    }
+
     pub fn set_alert_queue_depth(&self, depth: u64) {
         self.alert_queue_depth.store(depth, Ordering::Relaxed);
     }
@@ -214,12 +218,50 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE logs_alerts_enqueued_total counter");
         let _ = writeln!(out, "logs_alerts_enqueued_total {}", self.alerts_enqueued());
         let _ = writeln!(out, "# TYPE logs_alert_queue_depth gauge");
-        let _ = writeln!(
-            out,
-            "logs_alert_queue_depth {}",
-            self.alert_queue_depth.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "logs_alert_queue_depth {}", self.alert_queue_depth());
         out
+    }
+}
+
+/// Writes the exposition to `path` every `every`, after a random start delay of up to
+/// `start_jitter` (the plan's 0-30 s, so that instances started together do not report
+/// together), until `shutdown`. The file suits Prometheus' node exporter (textfile collector).
+pub async fn report_periodically(
+    metrics: std::sync::Arc<Metrics>,
+    path: std::path::PathBuf,
+    every: std::time::Duration,
+    start_jitter: std::time::Duration,
+    mut shutdown: crate::stream::follower::Shutdown,
+) {
+    let delay = start_jitter.mul_f64(rand::random::<f64>());
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = crate::stream::follower::stopped(&mut shutdown) => return,
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::stream::follower::stopped(&mut shutdown) => return,
+        }
+        let text = metrics.render_prometheus();
+        let temporary = path.with_extension("prom.tmp");
+        let written =
+            std::fs::write(&temporary, &text).and_then(|()| std::fs::rename(&temporary, &path));
+        match written {
+            Ok(()) => tracing::info!(
+                events = metrics.events_received(),
+                active_streams = metrics.active_streams(),
+                alerts_enqueued = metrics.alerts_enqueued(),
+                alert_queue_depth = metrics.alert_queue_depth(),
+                path = %path.display(),
+                "metrics report"
+            ),
+            Err(err) => {
+                tracing::warn!(%err, path = %path.display(), "could not write the metrics report")
+            }
+        }
     }
 }
 
@@ -242,5 +284,43 @@ mod tests {
         assert!(text.contains("logs_vercel_event_lag_ms_bucket{le=\"50\"} 0"));
         assert!(text.contains("logs_vercel_event_lag_ms_bucket{le=\"100\"} 1"));
         assert!(text.contains("logs_vercel_event_lag_ms_bucket{le=\"+Inf\"} 2"));
+    }
+}
+
+#[cfg(test)]
+mod reporting {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Nothing before the start jitter ends; then a report every interval.
+    #[tokio::test(start_paused = true)]
+    async fn reports_start_within_the_jitter_then_repeat() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("metrics.prom");
+        let metrics = Arc::new(Metrics::new());
+        metrics.alert_enqueued();
+        metrics.set_alert_queue_depth(4);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let reporting = tokio::spawn(report_periodically(
+            metrics.clone(),
+            path.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            shutdown,
+        ));
+        tokio::task::yield_now().await;
+        assert!(!path.exists(), "nothing before the jitter");
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let first = std::fs::read_to_string(&path).expect("a report within 30 s");
+        assert!(first.contains("logs_alerts_enqueued_total 1"), "{first}");
+        assert!(first.contains("logs_alert_queue_depth 4"), "{first}");
+        metrics.alert_enqueued();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let second = std::fs::read_to_string(&path).expect("report");
+        assert!(second.contains("logs_alerts_enqueued_total 2"), "{second}");
+        let _ = stop.send(true);
+        reporting.await.expect("stops");
     }
 }

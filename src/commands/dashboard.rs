@@ -70,6 +70,7 @@ pub async fn run(cli: &Cli) -> i32 {
         queue: desk.as_ref().map(|d| d.queue.clone()),
     };
     app.alert_commands = desk.map(|d| d.commands);
+    super::report_metrics(&settings, &team.metrics, engine_shutdown.clone());
     let engine = tokio::spawn(team.engine.run(engine_shutdown));
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;
     // Followers save where they were before the process ends.

@@ -62,6 +62,7 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
     };
     let (stop_alerting, alerting_stop) = tokio::sync::watch::channel(false);
     let metrics = Arc::new(Metrics::new());
+    super::report_metrics(&settings, &metrics, alerting_stop.clone());
     let alerting = super::start_alerting(
         &settings,
         &store,

@@ -184,6 +184,22 @@ fn queue_health_entries(logger: Logger) -> HealthHook {
     })
 }
 
+/// Reports the metrics to `$STATE/metrics.prom` every `LOG_METRICS_INTERVAL_MS`, starting
+/// 0-30 s in, until `shutdown`.
+pub fn report_metrics(
+    settings: &Settings,
+    metrics: &Arc<shiplog::metrics::Metrics>,
+    shutdown: Shutdown,
+) {
+    tokio::spawn(shiplog::metrics::report_periodically(
+        metrics.clone(),
+        settings.state_dir.join("metrics.prom"),
+        settings.metrics_interval,
+        std::time::Duration::from_secs(30),
+        shutdown,
+    ));
+}
+
 /// The logger of a headless command: stdout (lossless), an optional NDJSON file, and the
 /// alerting outlet when alerts are on. On error, explains and gives the exit code.
 pub fn stdout_logger(

@@ -115,6 +115,7 @@ pub async fn run_headless(
         alert_outlet,
         shutdown.clone(),
     );
+    super::report_metrics(&settings, &team.metrics, shutdown.clone());
     team.engine.run(shutdown).await;
     if let Some((alerting, _desk)) = alerting {
         let _ = alerting.await;
