@@ -81,12 +81,7 @@ async fn serve(answers: Vec<Answer>) -> (String, Script) {
     let app = Router::new()
         .route("/v13/deployments/{id}", get(deployment))
         .with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, script)
+    (support::http::serve(app).await, script)
 }
 
 fn client(url: &str, attempts: u32, shared: Option<StateStore>) -> VercelClient {

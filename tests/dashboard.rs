@@ -198,15 +198,7 @@ fn an_alert_is_queued_retried_dead_lettered_and_acknowledged_on_screen() {
                 (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!(
-            "http://{}/services/T0/B0/x",
-            listener.local_addr().expect("addr")
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+        format!("{}/services/T0/B0/x", support::http::serve(app).await)
     });
     let home = tempfile::tempdir().expect("home");
     let url = sim.base_url();

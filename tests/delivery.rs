@@ -75,12 +75,7 @@ async fn receiver(answers: Vec<Answer>) -> (String, Receiver) {
     let app = Router::new()
         .route("/{*path}", post(receive))
         .with_state(r.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, r)
+    (support::http::serve(app).await, r)
 }
 
 fn alert() -> Alert {
@@ -447,14 +442,7 @@ async fn a_429_pauses_the_channel_for_every_instance_sharing_the_state() {
     let app = Router::new()
         .route("/{*path}", post(limit))
         .with_state(limiter.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/services/T/B/x",
-        listener.local_addr().expect("addr")
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("{}/services/T/B/x", support::http::serve(app).await);
 
     let dir = tempfile::tempdir().expect("dir");
     let instance = || {

@@ -76,12 +76,7 @@ async fn webhook(answer: Answer) -> (String, Hook) {
     let app = Router::new()
         .route("/hook", post(receive))
         .with_state(hook.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, hook)
+    (format!("{}/hook", support::http::serve(app).await), hook)
 }
 
 fn deliverer(url: &str) -> Arc<Deliverer> {

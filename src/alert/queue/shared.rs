@@ -34,14 +34,15 @@ end
 return 0
 ";
 
-/// KEYS: stream, mark, completed, completed_total. ARGV: entry id, group, record, keep.
-const COMPLETE: &str = r"
+/// Completes or dead-letters a job. KEYS: stream, mark, the list it goes to, and for a
+/// completed job its counter. ARGV: entry id, group, record, how many the list keeps.
+const FINISH: &str = r"
 if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('LPUSH', KEYS[3], ARGV[3])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-redis.call('INCR', KEYS[4])
+if KEYS[4] then redis.call('INCR', KEYS[4]) end
 return 1
 ";
 
@@ -50,16 +51,6 @@ const RETRY: &str = r"
 if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-return 1
-";
-
-/// KEYS: stream, mark, dead. ARGV: entry id, group, record, keep.
-const DEAD_LETTER: &str = r"
-if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('LPUSH', KEYS[3], ARGV[3])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
 return 1
 ";
 
@@ -95,9 +86,8 @@ pub struct SharedQueue {
 
 struct Scripts {
     enqueue: Script,
-    complete: Script,
+    finish: Script,
     retry: Script,
-    dead_letter: Script,
     promote: Script,
     rate: Script,
 }
@@ -133,9 +123,8 @@ impl SharedQueue {
             settings,
             scripts: Scripts {
                 enqueue: Script::new(ENQUEUE),
-                complete: Script::new(COMPLETE),
+                finish: Script::new(FINISH),
                 retry: Script::new(RETRY),
-                dead_letter: Script::new(DEAD_LETTER),
                 promote: Script::new(PROMOTE),
                 rate: Script::new(RATE),
             },
@@ -346,16 +335,29 @@ impl SharedQueue {
     }
 
     pub async fn complete(&self, taken: &Taken, at_ms: i64) -> Result<(), QueueError> {
-        let record = encode(&FinishedJob::of(&taken.job, at_ms, None))?;
-        let mut invocation = self.scripts.complete.key(&self.key);
+        let record = FinishedJob::of(&taken.job, at_ms, None);
+        self.finish(taken, &record, "completed", self.settings.keep_completed)
+            .await
+    }
+
+    /// Takes the job out of the stream into the list `list` (`completed` or `dead`).
+    async fn finish(
+        &self,
+        taken: &Taken,
+        record: &FinishedJob,
+        list: &str,
+        keep: usize,
+    ) -> Result<(), QueueError> {
+        let mut invocation = self.scripts.finish.key(&self.key);
+        invocation.key(self.mark(&taken.job.id)).key(self.sub(list));
+        if list == "completed" {
+            invocation.key(self.sub("completed_total"));
+        }
         invocation
-            .key(self.mark(&taken.job.id))
-            .key(self.sub("completed"))
-            .key(self.sub("completed_total"))
             .arg(&taken.receipt)
             .arg(GROUP)
-            .arg(record)
-            .arg(self.settings.keep_completed);
+            .arg(encode(record)?)
+            .arg(keep);
         self.invoke::<i64>(invocation).await.map(drop)
     }
 
@@ -377,16 +379,9 @@ impl SharedQueue {
         reason: &str,
         at_ms: i64,
     ) -> Result<(), QueueError> {
-        let record = encode(&FinishedJob::of(&taken.job, at_ms, Some(reason.to_owned())))?;
-        let mut invocation = self.scripts.dead_letter.key(&self.key);
-        invocation
-            .key(self.mark(&taken.job.id))
-            .key(self.sub("dead"))
-            .arg(&taken.receipt)
-            .arg(GROUP)
-            .arg(record)
-            .arg(self.settings.keep_dead);
-        self.invoke::<i64>(invocation).await.map(drop)
+        let record = FinishedJob::of(&taken.job, at_ms, Some(reason.to_owned()));
+        self.finish(taken, &record, "dead", self.settings.keep_dead)
+            .await
     }
 
     /// Moves retries that are due back to the stream; how many.

@@ -38,6 +38,8 @@ pub struct ChannelHealth {
     pub paused_until_ms: Option<i64>,
     pub last_error: Option<String>,
     pub last_sent_ms: Option<i64>,
+    /// The demo: without a destination it delivers to the built-in demo channel.
+    pub demo: bool,
 }
 
 /// What the queue screen shows.
@@ -268,9 +270,9 @@ impl Worker {
         let status = match outcome {
             Ok(status) => {
                 self.finish(source, &taken, None, now).await;
-                if let DeliveryStatus::Sent { at_ms } = status {
+                if matches!(status, DeliveryStatus::Sent { .. } | DeliveryStatus::Demo) {
                     self.note(channel, |h| {
-                        h.last_sent_ms = Some(at_ms);
+                        h.last_sent_ms = Some(now);
                         h.last_error = None;
                     });
                 }
@@ -480,7 +482,11 @@ impl Worker {
         for channel in Channel::ALL {
             let paused = self.deliverer.paused_for(channel).await;
             let health = channels.entry(channel).or_default();
-            health.off = self.deliverer.off_reason(channel);
+            health.off = match self.deliverer.skipped(channel) {
+                Some(DeliveryStatus::Off { why }) => Some(why),
+                _ => None,
+            };
+            health.demo = health.off.is_none() && self.deliverer.off_reason(channel).is_some();
             health.paused_until_ms = paused.map(|wait| now_ms() + wait.as_millis() as i64);
         }
         let settings = self.queue.settings();

@@ -199,6 +199,12 @@ fn channel_state(
     if let Some(off) = &health.off {
         return (format!("○ {off}"), theme.muted);
     }
+    if health.demo {
+        return (
+            "◆ demo channel (shown in the log)".to_owned(),
+            theme.health_live,
+        );
+    }
     match health.paused_until_ms {
         Some(until) if until > now => (
             format!("‖ paused (429) for {}", short_duration(until - now)),
