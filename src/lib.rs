@@ -4,6 +4,7 @@
 //! library directly.
 
 pub mod alert;
+pub mod breakglass;
 pub mod config;
 pub mod demo;
 pub mod exit;

@@ -1,4 +1,4 @@
-//! A string that must never be printed: tokens, passwords, keys.
+//! A string that must never be printed: tokens, passwords, keys. Wiped from memory on drop.
 
 use std::fmt;
 
@@ -25,6 +25,12 @@ impl Secret {
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(Secret)
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

@@ -219,7 +219,29 @@ pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-mod rfc3339_ms {
+/// Optional times as RFC 3339 (null when absent).
+pub mod rfc3339_ms_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => s.serialize_str(&super::rfc3339_ms::format(*ms)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => super::rfc3339_ms::parse(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Times as RFC 3339 with milliseconds, UTC.
+pub mod rfc3339_ms {
     use super::*;
     use serde::{Deserializer, Serializer};
 
@@ -246,7 +268,11 @@ mod rfc3339_ms {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         let text = String::deserialize(d)?;
-        let t = OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub fn parse(text: &str) -> Result<i64, time::error::Parse> {
+        let t = OffsetDateTime::parse(text, &Rfc3339)?;
         Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
     }
 }

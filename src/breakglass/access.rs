@@ -1,0 +1,520 @@
+//! The breakglass service: creating an entry at login, and granting access
+//! (`getBreakglassCredentials(connection, admin, justification)` in the plan) only when all
+//! hold: the kill switch `VERCEL_BREAKGLASS_ENABLED=true`; an admin role; a justification of
+//! real content; an active, unexpired, unrestricted entry under its use limit (counted
+//! atomically). Every attempt is audited; a grant's record is written before anything is
+//! revealed, and an access that cannot be audited is denied.
+
+use std::time::Duration;
+
+use super::audit::{AuditRecord, Outcome};
+use super::connection::Connection;
+use super::entry::{BreakglassEntry, Storage};
+use super::keys::Keyring;
+use super::store::{BreakglassStore, StoreError};
+use super::vault::{self, Context};
+use super::VaultError;
+use crate::log::entry::now_ms;
+use crate::log::{LogEntry, Logger, Severity, Tier};
+use crate::secret::Secret;
+
+/// How long an entry allows access after the login that made it (the plan's 24 h).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Uses per entry (the plan's 10).
+pub const DEFAULT_MAX_USES: u32 = 10;
+/// The least a justification must say.
+pub const MIN_JUSTIFICATION: usize = 20;
+
+/// Who the operator is to shiplog (`SHIPLOG_ROLE`; on Redis the ACL is what enforces it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    SuperAdmin,
+    BreakglassAdmin,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Role> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "viewer" => Some(Role::Viewer),
+            "super_admin" => Some(Role::SuperAdmin),
+            "breakglass_admin" => Some(Role::BreakglassAdmin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::SuperAdmin => "super_admin",
+            Role::BreakglassAdmin => "breakglass_admin",
+        }
+    }
+
+    pub fn may_break_glass(self) -> bool {
+        matches!(self, Role::SuperAdmin | Role::BreakglassAdmin)
+    }
+}
+
+/// The person asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    pub user: String,
+    pub role: Role,
+}
+
+/// Why access was denied: exactly one reason, in words an admin can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("breakglass is switched off (VERCEL_BREAKGLASS_ENABLED is not true)")]
+    SwitchedOff,
+    #[error("the role {role} may not break glass; only super_admin and breakglass_admin may (SHIPLOG_ROLE)")]
+    Role { role: &'static str },
+    #[error("the justification {problem}")]
+    Justification { problem: String },
+    #[error("there is no breakglass entry for connection {connection}")]
+    NoEntry { connection: String },
+    #[error("the breakglass entry is inactive")]
+    Inactive,
+    #[error("the breakglass entry expired at {at}")]
+    Expired { at: String },
+    #[error("access is restricted until {until}")]
+    Restricted { until: String },
+    #[error("the access limit is reached ({max} of {max} uses)")]
+    LimitReached { max: u32 },
+    #[error("the audit trail cannot be written ({reason}), so nothing is revealed")]
+    AuditUnavailable { reason: String },
+    #[error("the breakglass store cannot be used: {reason}")]
+    StoreUnavailable { reason: String },
+    #[error("the emergency copy cannot be opened: {reason}")]
+    CopyUnavailable { reason: String },
+}
+
+/// What a grant reveals. `Debug` never shows the tokens.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub connection_id: String,
+    pub access_token: Secret,
+    pub refresh_token: Option<Secret>,
+    pub team_id: Option<String>,
+    pub expires_at: i64,
+    pub uses_left: u32,
+    pub warning: String,
+}
+
+/// Why an entry could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("no breakglass copy was made: BREAKGLASS_KEY is not set (or set BREAKGLASS_STORAGE=plaintext, which the screen warns about)")]
+    NoKey,
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Breakglass {
+    /// `VERCEL_BREAKGLASS_ENABLED=true`
+    pub enabled: bool,
+    pub storage: Storage,
+    keys: Option<Keyring>,
+    store: BreakglassStore,
+    /// Where the `VERCEL_BREAKGLASS_ACCESS` entry of a grant goes (and the alerting engine).
+    logger: Option<Logger>,
+    pub ttl: Duration,
+    pub max_uses: u32,
+}
+
+impl Breakglass {
+    pub fn new(
+        enabled: bool,
+        storage: Storage,
+        keys: Option<Keyring>,
+        store: BreakglassStore,
+        logger: Option<Logger>,
+    ) -> Self {
+        Breakglass {
+            enabled,
+            storage,
+            keys,
+            store,
+            logger,
+            ttl: DEFAULT_TTL,
+            max_uses: DEFAULT_MAX_USES,
+        }
+    }
+
+    pub fn store(&self) -> &BreakglassStore {
+        &self.store
+    }
+
+    /// The entry of a login (replacing the connection's previous one): the emergency copy of
+    /// `access` and `refresh`, sealed with the breakglass key.
+    pub async fn create_entry(
+        &self,
+        connection: &Connection,
+        access: &Secret,
+        refresh: Option<&Secret>,
+        reason: &str,
+        admin: Option<&str>,
+    ) -> Result<BreakglassEntry, EntryError> {
+        let id = &connection.connection_id;
+        let (access_copy, refresh_copy) = match (self.storage, &self.keys) {
+            (Storage::Plaintext, _) => (
+                access.expose().to_owned(),
+                refresh.map(|r| r.expose().to_owned()),
+            ),
+            (Storage::Sealed, Some(keys)) => (
+                vault::seal(keys, copy_context(id, "access_token"), access)?,
+                refresh
+                    .map(|r| vault::seal(keys, copy_context(id, "refresh_token"), r))
+                    .transpose()?,
+            ),
+            (Storage::Sealed, None) => return Err(EntryError::NoKey),
+        };
+        let now = now_ms();
+        let entry = BreakglassEntry {
+            id: format!("bg_{}", ulid::Ulid::new().to_string().to_lowercase()),
+            connection_id: id.clone(),
+            user_id: connection.user_id.clone(),
+            access_token: access_copy,
+            refresh_token: refresh_copy,
+            storage: self.storage,
+            team_id: connection.team_id.clone(),
+            team_name: connection.team_name.clone(),
+            vercel_project_id: connection.project_ids.first().cloned(),
+            created_by_admin_id: admin.map(str::to_owned),
+            reason: reason.to_owned(),
+            justification: None,
+            expires_at: now + self.ttl.as_millis() as i64,
+            accessed_at: None,
+            access_count: 0,
+            max_access_count: self.max_uses,
+            is_active: true,
+            access_restricted_until: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.put_entry(&entry, true).await?;
+        Ok(entry.public())
+    }
+
+    /// Every entry without its tokens, newest first; expired ones are made inactive first.
+    pub async fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
+        self.sweep(now_ms()).await?;
+        Ok(self
+            .store
+            .entries()
+            .await?
+            .iter()
+            .map(BreakglassEntry::public)
+            .collect())
+    }
+
+    /// Marks expired entries inactive; how many.
+    pub async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
+        let mut swept = 0;
+        for mut entry in self.store.entries().await? {
+            if entry.is_active && now >= entry.expires_at {
+                entry.is_active = false;
+                entry.updated_at = now;
+                self.store.put_entry(&entry, false).await?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The audit trail, newest first.
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.store.audit(limit).await
+    }
+
+    /// Recovers a connection's tokens, if every rule allows it. Audited either way.
+    pub async fn request_access(
+        &self,
+        connection_id: &str,
+        requester: &Requester,
+        justification: &str,
+    ) -> Result<Grant, Denial> {
+        let result = self
+            .try_access(connection_id, requester, justification)
+            .await;
+        if let Err(denial) = &result {
+            // A denial is recorded too; if even that fails the answer stays no.
+            let record = self.record(
+                connection_id,
+                requester,
+                justification,
+                Outcome::Denied,
+                denial.to_string(),
+            );
+            if let Err(err) = self.store.append_audit(&record).await {
+                tracing::warn!(error = %err, "could not audit a denied breakglass request");
+            }
+            tracing::warn!(connection_id, user = %requester.user, %denial, "breakglass denied");
+        }
+        result
+    }
+
+    async fn try_access(
+        &self,
+        connection_id: &str,
+        requester: &Requester,
+        justification: &str,
+    ) -> Result<Grant, Denial> {
+        if !self.enabled {
+            return Err(Denial::SwitchedOff);
+        }
+        if !requester.role.may_break_glass() {
+            return Err(Denial::Role {
+                role: requester.role.as_str(),
+            });
+        }
+        if let Some(problem) = justification_problem(justification) {
+            return Err(Denial::Justification { problem });
+        }
+        let store_denial = |err: StoreError| Denial::StoreUnavailable {
+            reason: err.to_string(),
+        };
+        let now = now_ms();
+        let mut entry = self
+            .store
+            .entry(connection_id)
+            .await
+            .map_err(store_denial)?
+            .ok_or_else(|| Denial::NoEntry {
+                connection: connection_id.to_owned(),
+            })?;
+        if entry.is_active && now >= entry.expires_at {
+            entry.is_active = false;
+            entry.updated_at = now;
+            let _ = self.store.put_entry(&entry, false).await;
+            return Err(Denial::Expired {
+                at: crate::log::entry::rfc3339(entry.expires_at),
+            });
+        }
+        if !entry.is_active {
+            return Err(if now >= entry.expires_at {
+                Denial::Expired {
+                    at: crate::log::entry::rfc3339(entry.expires_at),
+                }
+            } else {
+                Denial::Inactive
+            });
+        }
+        if let Some(until) = entry.access_restricted_until.filter(|until| now < *until) {
+            return Err(Denial::Restricted {
+                until: crate::log::entry::rfc3339(until),
+            });
+        }
+        let Some(used) = self
+            .store
+            .reserve_use(connection_id, entry.max_access_count, entry.expires_at)
+            .await
+            .map_err(store_denial)?
+        else {
+            return Err(Denial::LimitReached {
+                max: entry.max_access_count,
+            });
+        };
+        // Opened in memory only; revealed after the audit record is written.
+        let opened = self.open_copy(&entry);
+        let audited = match &opened {
+            Ok(_) => {
+                let record = self.record(
+                    connection_id,
+                    requester,
+                    justification,
+                    Outcome::Granted,
+                    format!("use {used} of {}", entry.max_access_count),
+                );
+                self.store
+                    .append_audit(&record)
+                    .await
+                    .map_err(|err| Denial::AuditUnavailable {
+                        reason: err.to_string(),
+                    })
+            }
+            Err(denial) => Err(denial.clone()),
+        };
+        let (access_token, refresh_token) = match (opened, audited) {
+            (Ok(tokens), Ok(())) => tokens,
+            (_, Err(denial)) | (Err(denial), _) => {
+                if let Err(err) = self.store.release_use(connection_id).await {
+                    tracing::warn!(error = %err, "could not give back an unused breakglass use");
+                }
+                return Err(denial);
+            }
+        };
+        self.announce(&entry, requester, justification);
+        Ok(Grant {
+            connection_id: connection_id.to_owned(),
+            access_token,
+            refresh_token,
+            team_id: entry.team_id.clone(),
+            expires_at: entry.expires_at,
+            uses_left: entry.max_access_count.saturating_sub(used),
+            warning: "Emergency credentials: use them to restore access, then log in again and revoke these tokens.".to_owned(),
+        })
+    }
+
+    fn open_copy(&self, entry: &BreakglassEntry) -> Result<(Secret, Option<Secret>), Denial> {
+        let id = &entry.connection_id;
+        match entry.storage {
+            Storage::Plaintext => Ok((
+                Secret::new(entry.access_token.clone()),
+                entry.refresh_token.clone().map(Secret::new),
+            )),
+            Storage::Sealed => {
+                let keys = self.keys.as_ref().ok_or(Denial::CopyUnavailable {
+                    reason: "BREAKGLASS_KEY is not set".to_owned(),
+                })?;
+                let unavailable = |err: VaultError| Denial::CopyUnavailable {
+                    reason: err.to_string(),
+                };
+                let access =
+                    vault::open(keys, copy_context(id, "access_token"), &entry.access_token)
+                        .map_err(unavailable)?;
+                let refresh = entry
+                    .refresh_token
+                    .as_deref()
+                    .map(|sealed| vault::open(keys, copy_context(id, "refresh_token"), sealed))
+                    .transpose()
+                    .map_err(unavailable)?;
+                Ok((access, refresh))
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        connection_id: &str,
+        requester: &Requester,
+        justification: &str,
+        outcome: Outcome,
+        reason: String,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: now_ms(),
+            admin_id: requester.user.clone(),
+            role: requester.role.as_str().to_owned(),
+            connection_id: connection_id.to_owned(),
+            justification: justification.trim().to_owned(),
+            outcome,
+            reason,
+        }
+    }
+
+    /// The plan's `VERCEL_BREAKGLASS_ACCESS` system entry, which the `breakglass_access`
+    /// rule turns into a critical alert.
+    fn announce(&self, entry: &BreakglassEntry, requester: &Requester, justification: &str) {
+        let Some(logger) = &self.logger else { return };
+        let mut notice = LogEntry::new(
+            Tier::System,
+            Severity::Critical,
+            "breakglass_access",
+            format!(
+                "VERCEL_BREAKGLASS_ACCESS: {} ({}) recovered the tokens of connection {}: {}",
+                requester.user,
+                requester.role.as_str(),
+                entry.connection_id,
+                justification.trim()
+            ),
+        )
+        .with_meta("connection_id", entry.connection_id.as_str())
+        .with_meta("admin_id", requester.user.as_str());
+        if let Some(team) = &entry.team_id {
+            notice = notice.with_meta("vercel_team_id", team.as_str());
+        }
+        logger.write(notice);
+    }
+}
+
+/// The vault's context for the emergency copy of a connection's field.
+fn copy_context<'a>(connection_id: &'a str, field: &'a str) -> Context<'a> {
+    Context {
+        purpose: "breakglass",
+        connection_id,
+        field,
+    }
+}
+
+/// What is wrong with a justification, if anything: too short, or a placeholder.
+pub fn justification_problem(text: &str) -> Option<String> {
+    let text = text.trim();
+    let length = text.chars().count();
+    if length < MIN_JUSTIFICATION {
+        return Some(format!(
+            "is too short: {length} characters, at least {MIN_JUSTIFICATION} are needed to say why"
+        ));
+    }
+    let lower = text.to_lowercase();
+    const PLACEHOLDERS: [&str; 10] = [
+        "test",
+        "testing",
+        "asdf",
+        "lorem ipsum",
+        "n/a",
+        "tbd",
+        "todo",
+        "xxx",
+        "placeholder",
+        "justification",
+    ];
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let distinct_letters = lower
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mostly_placeholder = words
+        .iter()
+        .filter(|w| {
+            PLACEHOLDERS
+                .iter()
+                .any(|p| p.split(' ').any(|part| part == **w))
+        })
+        .count()
+        * 2
+        >= words.len();
+    if words.len() < 3 || distinct_letters < 6 || mostly_placeholder {
+        return Some(
+            "looks like a placeholder: say what broke and why these tokens are needed".to_owned(),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn justifications_need_real_content() {
+        assert!(justification_problem("short").is_some_and(|p| p.contains("too short")));
+        for placeholder in [
+            "test test test test test",
+            "aaaaaaaaaaaaaaaaaaaaaaaaa",
+            "asdf asdf asdf asdf asdf",
+            "lorem ipsum lorem ipsum dolor",
+            "justification placeholder tbd",
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        ] {
+            assert!(
+                justification_problem(placeholder).is_some_and(|p| p.contains("placeholder")),
+                "{placeholder}"
+            );
+        }
+        assert_eq!(
+            justification_problem(
+                "TOKEN_ENCRYPTION_KEY was rotated wrongly; production deploys are blocked"
+            ),
+            None
+        );
+    }
+}

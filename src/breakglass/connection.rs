@@ -1,0 +1,152 @@
+//! Connections: who logged in to which Vercel team, with their tokens sealed by the vault.
+//! Kept in the ordinary state store (`connections:{id}`, and the index `connections`), which
+//! every dashboard may read: the tokens in it are useless without `TOKEN_ENCRYPTION_KEY`.
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::Keyring;
+use super::vault::{self, Context};
+use super::VaultError;
+use crate::log::entry::rfc3339_ms;
+use crate::secret::Secret;
+use crate::store::{StateStore, StoreError};
+
+/// The plan's connection record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub connection_id: String,
+    pub user_id: String,
+    pub team_id: Option<String>,
+    pub team_name: Option<String>,
+    #[serde(default)]
+    pub project_ids: Vec<String>,
+    /// Sealed (see `vault`).
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(with = "rfc3339_ms")]
+    pub created_at: i64,
+    #[serde(with = "rfc3339_ms")]
+    pub updated_at: i64,
+}
+
+/// The vault's context for a connection's field.
+pub fn token_context<'a>(connection_id: &'a str, field: &'a str) -> Context<'a> {
+    Context {
+        purpose: "token",
+        connection_id,
+        field,
+    }
+}
+
+impl Connection {
+    /// A new connection id: `conn_` and 12 random characters.
+    pub fn new_id() -> String {
+        let ulid = ulid::Ulid::new().to_string().to_lowercase();
+        format!("conn_{}", &ulid[ulid.len() - 12..])
+    }
+
+    /// The access token, opened with the token keys.
+    pub fn access_token(&self, keys: &Keyring) -> Result<Secret, VaultError> {
+        vault::open(
+            keys,
+            token_context(&self.connection_id, "access_token"),
+            &self.access_token,
+        )
+    }
+
+    pub fn refresh_token(&self, keys: &Keyring) -> Result<Option<Secret>, VaultError> {
+        self.refresh_token
+            .as_deref()
+            .map(|sealed| {
+                vault::open(
+                    keys,
+                    token_context(&self.connection_id, "refresh_token"),
+                    sealed,
+                )
+            })
+            .transpose()
+    }
+
+    /// Seals both tokens again with the newest key (`shiplog vault rotate`).
+    pub fn reseal(&mut self, keys: &Keyring, now: i64) -> Result<(), VaultError> {
+        let access = self.access_token(keys)?;
+        let refresh = self.refresh_token(keys)?;
+        self.access_token = vault::seal(
+            keys,
+            token_context(&self.connection_id, "access_token"),
+            &access,
+        )?;
+        self.refresh_token = refresh
+            .map(|token| {
+                vault::seal(
+                    keys,
+                    token_context(&self.connection_id, "refresh_token"),
+                    &token,
+                )
+            })
+            .transpose()?;
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+const INDEX: &str = "connections";
+
+/// The connections in the state store.
+#[derive(Clone)]
+pub struct Connections {
+    store: StateStore,
+}
+
+impl Connections {
+    pub fn new(store: StateStore) -> Self {
+        Connections { store }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Connection>, StoreError> {
+        self.store.get_json(&format!("connections:{id}")).await
+    }
+
+    /// Every connection, the most recently updated first.
+    pub async fn list(&self) -> Result<Vec<Connection>, StoreError> {
+        let ids: Vec<String> = self.store.get_json(INDEX).await?.unwrap_or_default();
+        let mut all = Vec::new();
+        for id in ids {
+            if let Some(connection) = self.get(&id).await? {
+                all.push(connection);
+            }
+        }
+        all.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
+        Ok(all)
+    }
+
+    /// The connection of this user and team, if there is one (a new login replaces it).
+    pub async fn find(
+        &self,
+        user_id: &str,
+        team_id: Option<&str>,
+    ) -> Result<Option<Connection>, StoreError> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .find(|c| c.user_id == user_id && c.team_id.as_deref() == team_id))
+    }
+
+    pub async fn save(&self, connection: &Connection) -> Result<(), StoreError> {
+        let key = format!("connections:{}", connection.connection_id);
+        self.store
+            .put_json(&key, connection, std::time::Duration::ZERO)
+            .await?;
+        let mut ids: Vec<String> = self.store.get_json(INDEX).await?.unwrap_or_default();
+        if !ids.contains(&connection.connection_id) {
+            ids.push(connection.connection_id.clone());
+            self.store
+                .put_json(INDEX, &ids, std::time::Duration::ZERO)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,550 @@
+//! Where breakglass entries, their use counters and the audit trail live: files under the
+//! state directory, or Redis. On Redis they sit outside the ordinary namespace
+//! (`breakglass:{env}:...` beside `shiplog:{env}:...`) so that an ACL can keep the ordinary
+//! dashboard's Redis user away from them entirely:
+//!
+//! - `breakglass:{env}:entry:{connection}`: the entry (JSON), expiring a week after the entry;
+//! - `breakglass:{env}:uses:{connection}`: `count:last_access_ms`, changed only by a script
+//!   that refuses to go past the limit, so concurrent requests never exceed it;
+//! - `breakglass:{env}:audit`: the audit stream, append-only for the engine (XADD).
+//!
+//! Unlike the ordinary state store there is no fallback to local files when Redis is away:
+//! an access that cannot be audited in the shared trail is denied.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use super::audit::AuditRecord;
+use super::entry::BreakglassEntry;
+use crate::log::entry::now_ms;
+
+/// How long an entry and its counter outlive its expiry, so lists show it as expired.
+const KEEP_AFTER_EXPIRY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the breakglass store is unavailable: {0}")]
+    Unavailable(String),
+    /// Redis said no (NOPERM: this Redis user may not touch breakglass keys).
+    #[error("the breakglass store refused: {0}")]
+    Refused(String),
+}
+
+/// KEYS: uses. ARGV: limit, now ms, ttl ms. The new count, or -1 at the limit.
+const RESERVE: &str = r"
+local current = redis.call('GET', KEYS[1])
+local n = 0
+if current then n = tonumber(string.match(current, '^(%d+)')) or 0 end
+if n >= tonumber(ARGV[1]) then return -1 end
+n = n + 1
+redis.call('SET', KEYS[1], n .. ':' .. ARGV[2], 'PX', ARGV[3])
+return n
+";
+
+/// KEYS: uses. Gives back one use (an access that was not completed).
+const RELEASE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local n, at = string.match(current, '^(%d+):(%d*)')
+n = math.max((tonumber(n) or 1) - 1, 0)
+redis.call('SET', KEYS[1], n .. ':' .. (at or ''), 'KEEPTTL')
+return n
+";
+
+pub enum BreakglassStore {
+    Files(Files),
+    Redis(Shared),
+}
+
+pub struct Files {
+    dir: PathBuf,
+}
+
+pub struct Shared {
+    connection: ConnectionManager,
+    prefix: String,
+    target: crate::store::redis_url::RedisTarget,
+}
+
+impl BreakglassStore {
+    /// Files under `dir` (created if missing).
+    pub fn files(dir: PathBuf) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&dir).map_err(|err| {
+            StoreError::Unavailable(format!("cannot create {}: {err}", dir.display()))
+        })?;
+        Ok(BreakglassStore::Files(Files { dir }))
+    }
+
+    /// Redis at `url` (its user decides what this process may do), keys under `prefix`.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let (client, target) = crate::store::redis_url::RedisTarget::open(url)
+            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1);
+        let connection = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("no answer from {}", target.address())))?
+        .map_err(|err| StoreError::Unavailable(target.describe(&err)))?;
+        Ok(BreakglassStore::Redis(Shared {
+            connection,
+            prefix: prefix.to_owned(),
+            target,
+        }))
+    }
+
+    pub async fn entry(&self, connection_id: &str) -> Result<Option<BreakglassEntry>, StoreError> {
+        match self {
+            BreakglassStore::Files(files) => {
+                let files = files.clone_dir();
+                let id = connection_id.to_owned();
+                blocking(move || files.entry(&id)).await
+            }
+            BreakglassStore::Redis(shared) => shared.entry(connection_id).await,
+        }
+    }
+
+    /// Every entry, newest first.
+    pub async fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
+        let mut entries = match self {
+            BreakglassStore::Files(files) => {
+                let files = files.clone_dir();
+                blocking(move || files.entries()).await?
+            }
+            BreakglassStore::Redis(shared) => shared.entries().await?,
+        };
+        entries.sort_by_key(|e| std::cmp::Reverse(e.created_at));
+        Ok(entries)
+    }
+
+    /// Stores `entry`; `fresh` starts its use count again (a new login's entry).
+    pub async fn put_entry(&self, entry: &BreakglassEntry, fresh: bool) -> Result<(), StoreError> {
+        match self {
+            BreakglassStore::Files(files) => {
+                let files = files.clone_dir();
+                let entry = entry.clone();
+                blocking(move || files.put_entry(&entry, fresh)).await
+            }
+            BreakglassStore::Redis(shared) => shared.put_entry(entry, fresh).await,
+        }
+    }
+
+    /// Takes one use if fewer than `limit` were taken: the new count, or `None` at the limit.
+    pub async fn reserve_use(
+        &self,
+        connection_id: &str,
+        limit: u32,
+        keep_until_ms: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        match self {
+            BreakglassStore::Files(files) => {
+                let files = files.clone_dir();
+                let id = connection_id.to_owned();
+                blocking(move || files.reserve_use(&id, limit)).await
+            }
+            BreakglassStore::Redis(shared) => {
+                shared
+                    .reserve_use(connection_id, limit, keep_until_ms)
+                    .await
+            }
+        }
+    }
+
+    /// Gives back a use taken for an access that did not complete.
+    pub async fn release_use(&self, connection_id: &str) -> Result<(), StoreError> {
+        match self {
+            BreakglassStore::Files(files) => {
+                let files = files.clone_dir();
+                let id = connection_id.to_owned();
+                blocking(move || files.release_use(&id)).await
+            }
+            BreakglassStore::Redis(shared) => shared.release_use(connection_id).await,
+        }
+    }
+
+    /// Appends to the audit trail; durable when this returns `Ok`.
+    pub async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let line = serde_json::to_string(record).map_err(|err| {
+            StoreError::Unavailable(format!("cannot encode the audit record: {err}"))
+        })?;
+        match self {
+            BreakglassStore::Files(files) => {
+                let files = files.clone_dir();
+                blocking(move || files.append_audit(&line)).await
+            }
+            BreakglassStore::Redis(shared) => shared.append_audit(&line).await,
+        }
+    }
+
+    /// The newest audit records first.
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        match self {
+            BreakglassStore::Files(files) => {
+                let files = files.clone_dir();
+                blocking(move || files.audit(limit)).await
+            }
+            BreakglassStore::Redis(shared) => shared.audit(limit).await,
+        }
+    }
+
+    /// Where it is, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            BreakglassStore::Files(files) => format!("files in {}", files.dir.display()),
+            BreakglassStore::Redis(shared) => format!("redis at {}", shared.target.address()),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|err| StoreError::Unavailable(err.to_string()))?
+}
+
+fn unavailable(what: &str, path: &std::path::Path, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("cannot {what} {}: {err}", path.display()))
+}
+
+impl Files {
+    fn clone_dir(&self) -> Files {
+        Files {
+            dir: self.dir.clone(),
+        }
+    }
+
+    fn entry_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("entry-{}.json", file_safe(id)))
+    }
+
+    fn uses_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("uses-{}", file_safe(id)))
+    }
+
+    /// Holds the store's lock (shared by processes) while `job` runs.
+    fn locked<T>(&self, job: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let path = self.dir.join("breakglass.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|err| unavailable("open", &path, err))?;
+        lock.lock().map_err(|err| unavailable("lock", &path, err))?;
+        let result = job();
+        let _ = lock.unlock();
+        result
+    }
+
+    fn entry(&self, id: &str) -> Result<Option<BreakglassEntry>, StoreError> {
+        let path = self.entry_path(id);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(unavailable("read", &path, err)),
+        };
+        let mut entry: BreakglassEntry =
+            serde_json::from_str(&text).map_err(|err| unavailable("understand", &path, err))?;
+        let (count, at) =
+            parse_uses(&std::fs::read_to_string(self.uses_path(id)).unwrap_or_default());
+        entry.access_count = count;
+        entry.accessed_at = at;
+        Ok(Some(entry))
+    }
+
+    fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
+        let listing =
+            std::fs::read_dir(&self.dir).map_err(|err| unavailable("list", &self.dir, err))?;
+        let mut entries = Vec::new();
+        for item in listing.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name
+                .strip_prefix("entry-")
+                .and_then(|n| n.strip_suffix(".json"))
+            {
+                if let Some(entry) = self.entry(id)? {
+                    entries.push(entry);
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn put_entry(&self, entry: &BreakglassEntry, fresh: bool) -> Result<(), StoreError> {
+        self.locked(|| {
+            let path = self.entry_path(&entry.connection_id);
+            let text = serde_json::to_string_pretty(entry)
+                .map_err(|err| unavailable("encode", &path, err))?;
+            write_atomically(&path, text.as_bytes())?;
+            if fresh {
+                let uses = self.uses_path(&entry.connection_id);
+                if let Err(err) = std::fs::remove_file(&uses) {
+                    if err.kind() != std::io::ErrorKind::NotFound {
+                        return Err(unavailable("reset", &uses, err));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn reserve_use(&self, id: &str, limit: u32) -> Result<Option<u32>, StoreError> {
+        self.locked(|| {
+            let path = self.uses_path(id);
+            let (count, _) = parse_uses(&std::fs::read_to_string(&path).unwrap_or_default());
+            if count >= limit {
+                return Ok(None);
+            }
+            write_atomically(&path, format!("{}:{}", count + 1, now_ms()).as_bytes())?;
+            Ok(Some(count + 1))
+        })
+    }
+
+    fn release_use(&self, id: &str) -> Result<(), StoreError> {
+        self.locked(|| {
+            let path = self.uses_path(id);
+            let (count, at) = parse_uses(&std::fs::read_to_string(&path).unwrap_or_default());
+            let at = at.map(|ms| ms.to_string()).unwrap_or_default();
+            write_atomically(
+                &path,
+                format!("{}:{at}", count.saturating_sub(1)).as_bytes(),
+            )
+        })
+    }
+
+    fn append_audit(&self, line: &str) -> Result<(), StoreError> {
+        let path = self.dir.join("audit.ndjson");
+        let mut file: File = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|err| unavailable("open the audit trail", &path, err))?;
+        file.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|err| unavailable("write the audit trail", &path, err))
+    }
+
+    fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let path = self.dir.join("audit.ndjson");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(unavailable("read the audit trail", &path, err)),
+        };
+        Ok(text
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .take(limit)
+            .collect())
+    }
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, bytes)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|err| unavailable("write", path, err))
+}
+
+/// `count:last_access_ms` (either part may be missing).
+fn parse_uses(text: &str) -> (u32, Option<i64>) {
+    let mut parts = text.trim().splitn(2, ':');
+    let count = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let at = parts.next().and_then(|ms| ms.parse().ok());
+    (count, at)
+}
+
+/// Connection ids are ours (`conn_...`), but a file name never takes a path from outside.
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Shared {
+    fn key(&self, part: &str) -> String {
+        format!("{}{part}", self.prefix)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        self.bounded(command.query_async(&mut connection)).await
+    }
+
+    async fn bounded<T>(
+        &self,
+        command: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(StoreError::Refused(format!(
+                "this Redis user may not touch breakglass keys ({})",
+                err.detail().unwrap_or("NOPERM")
+            ))),
+            Ok(Err(err)) => Err(StoreError::Unavailable(format!(
+                "Redis at {}: {}",
+                self.target.address(),
+                self.target.describe(&err)
+            ))),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer from Redis at {}",
+                self.target.address()
+            ))),
+        }
+    }
+
+    async fn entry(&self, id: &str) -> Result<Option<BreakglassEntry>, StoreError> {
+        let (text, uses): (Option<String>, Option<String>) = {
+            let mut pipe = redis::pipe();
+            pipe.cmd("GET")
+                .arg(self.key(&format!("entry:{id}")))
+                .cmd("GET")
+                .arg(self.key(&format!("uses:{id}")));
+            let mut connection = self.connection.clone();
+            self.bounded(pipe.query_async(&mut connection)).await?
+        };
+        let Some(text) = text else { return Ok(None) };
+        let mut entry: BreakglassEntry = serde_json::from_str(&text).map_err(|err| {
+            StoreError::Unavailable(format!("a stored entry is unreadable: {err}"))
+        })?;
+        let (count, at) = parse_uses(uses.as_deref().unwrap_or(""));
+        entry.access_count = count;
+        entry.accessed_at = at;
+        Ok(Some(entry))
+    }
+
+    async fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
+        let pattern = self.key("entry:*");
+        let mut cursor: u64 = 0;
+        let mut ids = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(200),
+                )
+                .await?;
+            let prefix = self.key("entry:");
+            ids.extend(
+                keys.iter()
+                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)),
+            );
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut entries = Vec::new();
+        for id in ids {
+            if let Some(entry) = self.entry(&id).await? {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn put_entry(&self, entry: &BreakglassEntry, fresh: bool) -> Result<(), StoreError> {
+        let text = serde_json::to_string(entry)
+            .map_err(|err| StoreError::Unavailable(format!("cannot encode the entry: {err}")))?;
+        let keep = keep_ms(entry.expires_at);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(self.key(&format!("entry:{}", entry.connection_id)))
+            .arg(text)
+            .arg("PX")
+            .arg(keep);
+        if fresh {
+            pipe.cmd("DEL")
+                .arg(self.key(&format!("uses:{}", entry.connection_id)));
+        }
+        let mut connection = self.connection.clone();
+        self.bounded(pipe.query_async::<redis::Value>(&mut connection))
+            .await
+            .map(drop)
+    }
+
+    async fn reserve_use(
+        &self,
+        id: &str,
+        limit: u32,
+        expires_at: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        let script = Script::new(RESERVE);
+        let mut invocation = script.key(self.key(&format!("uses:{id}")));
+        invocation.arg(limit).arg(now_ms()).arg(keep_ms(expires_at));
+        let mut connection = self.connection.clone();
+        let count: i64 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(u32::try_from(count).ok())
+    }
+
+    async fn release_use(&self, id: &str) -> Result<(), StoreError> {
+        let script = Script::new(RELEASE);
+        let invocation = script.key(self.key(&format!("uses:{id}")));
+        let mut connection = self.connection.clone();
+        self.bounded(invocation.invoke_async::<i64>(&mut connection))
+            .await
+            .map(drop)
+    }
+
+    async fn append_audit(&self, line: &str) -> Result<(), StoreError> {
+        self.run::<String>(
+            redis::cmd("XADD")
+                .arg(self.key("audit"))
+                .arg("*")
+                .arg("record")
+                .arg(line),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let entries: Vec<(String, Vec<(String, String)>)> = self
+            .run(
+                redis::cmd("XREVRANGE")
+                    .arg(self.key("audit"))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(limit),
+            )
+            .await?;
+        Ok(entries
+            .iter()
+            .flat_map(|(_, fields)| fields.iter())
+            .filter(|(name, _)| name == "record")
+            .filter_map(|(_, text)| serde_json::from_str(text).ok())
+            .collect())
+    }
+}
+
+/// Milliseconds from now until a week after `expires_at` (at least a minute).
+fn keep_ms(expires_at: i64) -> i64 {
+    (expires_at - now_ms() + KEEP_AFTER_EXPIRY.as_millis() as i64).max(60_000)
+}
