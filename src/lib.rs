@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod exit;
 pub mod log;
+pub mod login;
 pub mod metrics;
 pub mod secret;
 pub mod store;

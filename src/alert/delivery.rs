@@ -470,8 +470,11 @@ impl Deliverer {
             format!("answered {}: {detail}", status.as_u16())
         };
         match status.as_u16() {
+            // A service asking for more than an hour is not taken at its word.
             429 => Err(Failure::RateLimited(
-                retry_after.unwrap_or(Duration::from_secs(5)),
+                retry_after
+                    .unwrap_or(Duration::from_secs(5))
+                    .min(Duration::from_secs(60 * 60)),
             )),
             500..=599 => Err(Failure::Temporary(reason)),
             _ => Err(Failure::Permanent(reason)),

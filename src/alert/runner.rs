@@ -163,6 +163,7 @@ impl Runner {
             .minding(self.alerts.subscribe()),
         );
         let working = tokio::spawn(worker.run(closing));
+        let alerts = self.alerts.clone();
         let engine = async move { engine.run(entries, decisions, shutdown).await };
         let book = async move {
             let mut book = AlertBook::default();
@@ -233,15 +234,22 @@ impl Runner {
                     changed
                 });
             }
-            if let (Some(store), true) = (&store, unsaved) {
-                book_store::save(store, &book).await;
-            }
+            (book, delivered, store, unsaved)
         };
-        tokio::join!(engine, book);
+        let ((), (mut book, mut delivered, store, unsaved)) = tokio::join!(engine, book);
         // Nothing more will be queued: what was (a `follow` that ends on a failed build must
-        // still tell someone) is sent before the runner returns.
+        // still tell someone) is sent before the runner returns, and the book says how it went.
         let _ = closing_tx.send(true);
         let _ = working.await;
+        let mut changed = unsaved;
+        while let Ok(report) = delivered.try_recv() {
+            book.set_delivery(&report.fingerprint, report.channel, report.status);
+            changed = true;
+        }
+        alerts.send_replace(book.newest_first());
+        if let (Some(store), true) = (&store, changed) {
+            book_store::save(store, &book).await;
+        }
     }
 }
 

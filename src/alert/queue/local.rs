@@ -35,6 +35,20 @@ struct Saved {
     next_ticket: u64,
 }
 
+impl Saved {
+    /// Every change moves one of these: enough to tell whether there is anything to save.
+    fn shape(&self) -> [u64; 6] {
+        [
+            self.waiting.len() as u64,
+            self.active.len() as u64,
+            self.delayed.len() as u64,
+            self.dead.len() as u64,
+            self.completed_total,
+            self.next_ticket,
+        ]
+    }
+}
+
 struct State {
     saved: Saved,
     /// Ids of the jobs queued anywhere (waiting, active, delayed).
@@ -82,7 +96,10 @@ impl LocalQueue {
         };
         let saved = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
-                tracing::warn!(path = %path.display(), %err, "ignoring an unreadable alert queue file");
+                // Kept for a person to look at, not overwritten.
+                let aside = path.with_extension("unreadable");
+                let _ = std::fs::rename(path, &aside);
+                tracing::warn!(path = %aside.display(), %err, "set an unreadable alert queue file aside");
                 Saved::default()
             }),
             Err(_) => Saved::default(),
@@ -317,11 +334,14 @@ impl LocalQueue {
             .unwrap_or_default()
     }
 
-    /// Applies a change and persists it.
+    /// Applies a change, and persists it if it changed anything.
     fn change<T>(&self, change: impl FnOnce(&mut State) -> T) -> Option<T> {
         let mut state = self.state.lock().ok()?;
+        let before = state.saved.shape();
         let result = change(&mut state);
-        self.persist(&state);
+        if state.saved.shape() != before {
+            self.persist(&state);
+        }
         Some(result)
     }
 

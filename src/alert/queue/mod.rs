@@ -192,7 +192,9 @@ pub enum QueueHealthChange {
 
 /// The queue of a process: on Redis when shared, in process otherwise or while Redis is away.
 pub struct DeliveryQueue {
-    shared: Option<SharedQueue>,
+    shared: tokio::sync::OnceCell<SharedQueue>,
+    /// Where the shared queue is, while it could not be opened yet: URL, namespace, env.
+    pending: Option<(crate::secret::Secret, String, String)>,
     local: LocalQueue,
     settings: QueueSettings,
     degraded: AtomicBool,
@@ -211,7 +213,8 @@ impl DeliveryQueue {
         on_health: HealthHook,
     ) -> Self {
         DeliveryQueue {
-            shared,
+            shared: tokio::sync::OnceCell::new_with(shared),
+            pending: None,
             local,
             settings,
             degraded: AtomicBool::new(false),
@@ -243,7 +246,13 @@ impl DeliveryQueue {
         match SharedQueue::open(url, namespace, env, settings.clone()).await {
             Ok(shared) => DeliveryQueue::new(name, Some(shared), local, settings, on_health),
             Err(err) => {
-                let queue = DeliveryQueue::new(name, None, local, settings, on_health);
+                // Queued here until the worker reaches Redis (see `reconnect`).
+                let mut queue = DeliveryQueue::new(name, None, local, settings, on_health);
+                queue.pending = Some((
+                    crate::secret::Secret::new(url),
+                    namespace.to_owned(),
+                    env.to_owned(),
+                ));
                 queue.lost(&err);
                 queue
             }
@@ -271,7 +280,28 @@ impl DeliveryQueue {
     }
 
     pub fn shared(&self) -> Option<&SharedQueue> {
-        self.shared.as_ref()
+        self.shared.get()
+    }
+
+    /// Whether this queue belongs on Redis (reached or not).
+    pub fn uses_redis(&self) -> bool {
+        self.shared.initialized() || self.pending.is_some()
+    }
+
+    /// Opens the shared queue if Redis could not be reached when this queue was made.
+    pub async fn reconnect(&self) {
+        let Some((url, namespace, env)) = &self.pending else {
+            return;
+        };
+        if self.shared.initialized() {
+            return;
+        }
+        let opened = SharedQueue::open(url.expose(), namespace, env, self.settings.clone()).await;
+        if let Ok(shared) = opened {
+            if self.shared.set(shared).is_ok() {
+                self.recovered();
+            }
+        }
     }
 
     pub fn local(&self) -> &LocalQueue {
@@ -285,7 +315,7 @@ impl DeliveryQueue {
 
     /// Adds a job unless one with its id is queued: on Redis when it answers, else locally.
     pub async fn enqueue(&self, job: Job) -> Enqueued {
-        if let Some(shared) = self.shared.as_ref().filter(|_| !self.is_degraded()) {
+        if let Some(shared) = self.shared().filter(|_| !self.is_degraded()) {
             match shared.enqueue(&job).await {
                 Ok(enqueued) => return enqueued,
                 Err(err) => self.lost(&err),
@@ -315,7 +345,7 @@ impl DeliveryQueue {
     /// Jobs everywhere: Redis (when it answers) and this process.
     pub async fn counts(&self) -> QueueCounts {
         let local = self.local.counts();
-        match self.shared.as_ref().filter(|_| !self.is_degraded()) {
+        match self.shared().filter(|_| !self.is_degraded()) {
             Some(shared) => match shared.counts().await {
                 Ok(counts) => counts.add(local),
                 Err(err) => {
@@ -330,7 +360,7 @@ impl DeliveryQueue {
     /// The latest dead-lettered jobs, newest first.
     pub async fn recent_dead(&self, limit: usize) -> Vec<FinishedJob> {
         let mut dead = self.local.recent_dead(limit);
-        if let Some(shared) = self.shared.as_ref().filter(|_| !self.is_degraded()) {
+        if let Some(shared) = self.shared().filter(|_| !self.is_degraded()) {
             if let Ok(more) = shared.recent_dead(limit).await {
                 dead.extend(more);
             }

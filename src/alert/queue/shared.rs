@@ -34,23 +34,37 @@ end
 return 0
 ";
 
+/// The start of every script that acts on a taken job: only its holder may (a worker whose
+/// job was taken over must not finish it, retry it or take it back). ARGV[1] entry id,
+/// ARGV[2] group, ARGV[3] consumer.
+const IF_HOLDER: &str = r"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[2], ARGV[1], ARGV[1], 1)
+if #pending == 0 or pending[1][2] ~= ARGV[3] then return 0 end
+";
+
+/// Keeps a taken job alive: its idle time starts again. KEYS: stream.
+const HEARTBEAT: &str = r"
+redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, ARGV[1], 'JUSTID')
+return 1
+";
+
 /// Completes or dead-letters a job. KEYS: stream, mark, the list it goes to, and for a
-/// completed job its counter. ARGV: entry id, group, record, how many the list keeps.
+/// completed job its counter. ARGV[4] record, ARGV[5] how many the list keeps.
 const FINISH: &str = r"
-if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
+redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
-redis.call('LPUSH', KEYS[3], ARGV[3])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+redis.call('LPUSH', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[3], 0, math.max(tonumber(ARGV[5]), 1) - 1)
 if KEYS[4] then redis.call('INCR', KEYS[4]) end
 return 1
 ";
 
-/// KEYS: stream, delayed. ARGV: entry id, group, job, due ms.
+/// Puts a job back for later. KEYS: stream, delayed. ARGV[4] job, ARGV[5] due ms.
 const RETRY: &str = r"
-if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
+redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 return 1
 ";
 
@@ -64,7 +78,7 @@ end
 return #due
 ";
 
-/// KEYS: the window's counter. ARGV: the limit.
+/// KEYS: the window's counter. The notifications started in it, this one included.
 const RATE: &str = r"
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], 2000) end
@@ -86,6 +100,7 @@ pub struct SharedQueue {
 
 struct Scripts {
     enqueue: Script,
+    heartbeat: Script,
     finish: Script,
     retry: Script,
     promote: Script,
@@ -123,8 +138,9 @@ impl SharedQueue {
             settings,
             scripts: Scripts {
                 enqueue: Script::new(ENQUEUE),
-                finish: Script::new(FINISH),
-                retry: Script::new(RETRY),
+                heartbeat: Script::new(&format!("{IF_HOLDER}{HEARTBEAT}")),
+                finish: Script::new(&format!("{IF_HOLDER}{FINISH}")),
+                retry: Script::new(&format!("{IF_HOLDER}{RETRY}")),
                 promote: Script::new(PROMOTE),
                 rate: Script::new(RATE),
             },
@@ -319,35 +335,41 @@ impl SharedQueue {
             .await;
     }
 
-    /// The worker holding `receipt` is alive: its entry's idle time starts again.
-    pub async fn heartbeat(&self, consumer: &str, receipt: &str) -> Result<(), QueueError> {
-        self.run::<Value>(
-            redis::cmd("XCLAIM")
-                .arg(&self.key)
-                .arg(GROUP)
-                .arg(consumer)
-                .arg(0)
-                .arg(receipt)
-                .arg("JUSTID"),
+    /// The worker holding `receipt` is alive: its entry's idle time starts again. False when
+    /// the job is no longer `consumer`'s (it was taken over, or finished).
+    pub async fn heartbeat(&self, consumer: &str, receipt: &str) -> Result<bool, QueueError> {
+        let mut invocation = self.scripts.heartbeat.key(&self.key);
+        invocation.arg(receipt).arg(GROUP).arg(consumer);
+        self.invoke::<i64>(invocation).await.map(|held| held == 1)
+    }
+
+    pub async fn complete(
+        &self,
+        consumer: &str,
+        taken: &Taken,
+        at_ms: i64,
+    ) -> Result<bool, QueueError> {
+        let record = FinishedJob::of(&taken.job, at_ms, None);
+        self.finish(
+            consumer,
+            taken,
+            &record,
+            "completed",
+            self.settings.keep_completed,
         )
         .await
-        .map(drop)
     }
 
-    pub async fn complete(&self, taken: &Taken, at_ms: i64) -> Result<(), QueueError> {
-        let record = FinishedJob::of(&taken.job, at_ms, None);
-        self.finish(taken, &record, "completed", self.settings.keep_completed)
-            .await
-    }
-
-    /// Takes the job out of the stream into the list `list` (`completed` or `dead`).
+    /// Takes the job out of the stream into the list `list` (`completed` or `dead`); false
+    /// when `consumer` no longer holds it.
     async fn finish(
         &self,
+        consumer: &str,
         taken: &Taken,
         record: &FinishedJob,
         list: &str,
         keep: usize,
-    ) -> Result<(), QueueError> {
+    ) -> Result<bool, QueueError> {
         let mut invocation = self.scripts.finish.key(&self.key);
         invocation.key(self.mark(&taken.job.id)).key(self.sub(list));
         if list == "completed" {
@@ -356,31 +378,41 @@ impl SharedQueue {
         invocation
             .arg(&taken.receipt)
             .arg(GROUP)
+            .arg(consumer)
             .arg(encode(record)?)
             .arg(keep);
-        self.invoke::<i64>(invocation).await.map(drop)
+        self.invoke::<i64>(invocation).await.map(|held| held == 1)
     }
 
-    /// Back in the queue at `due_ms`, as `job` (its attempts counted).
-    pub async fn retry_at(&self, taken: &Taken, job: &Job, due_ms: i64) -> Result<(), QueueError> {
+    /// Back in the queue at `due_ms`, as `job` (its attempts counted); false when `consumer`
+    /// no longer holds it.
+    pub async fn retry_at(
+        &self,
+        consumer: &str,
+        taken: &Taken,
+        job: &Job,
+        due_ms: i64,
+    ) -> Result<bool, QueueError> {
         let mut invocation = self.scripts.retry.key(&self.key);
         invocation
             .key(self.sub("delayed"))
             .arg(&taken.receipt)
             .arg(GROUP)
+            .arg(consumer)
             .arg(encode(job)?)
             .arg(due_ms);
-        self.invoke::<i64>(invocation).await.map(drop)
+        self.invoke::<i64>(invocation).await.map(|held| held == 1)
     }
 
     pub async fn dead_letter(
         &self,
+        consumer: &str,
         taken: &Taken,
         reason: &str,
         at_ms: i64,
-    ) -> Result<(), QueueError> {
+    ) -> Result<bool, QueueError> {
         let record = FinishedJob::of(&taken.job, at_ms, Some(reason.to_owned()));
-        self.finish(taken, &record, "dead", self.settings.keep_dead)
+        self.finish(consumer, taken, &record, "dead", self.settings.keep_dead)
             .await
     }
 
@@ -391,13 +423,17 @@ impl SharedQueue {
         self.invoke::<usize>(invocation).await
     }
 
-    /// Takes over, for `consumer`, the jobs whose worker was not heard of for the stall
-    /// interval; a job taken over more than `max_stalled` times is dead-lettered instead.
+    /// Takes over, for `consumer`, up to `room` jobs whose worker was not heard of for the
+    /// stall interval; a job taken over more than `max_stalled` times is dead-lettered instead.
     pub async fn recover_stalled(
         &self,
         consumer: &str,
+        room: usize,
         at_ms: i64,
     ) -> Result<Vec<Taken>, QueueError> {
+        if room == 0 {
+            return Ok(Vec::new());
+        }
         let claimed = self
             .run::<StreamAutoClaimReply>(
                 redis::cmd("XAUTOCLAIM")
@@ -407,7 +443,7 @@ impl SharedQueue {
                     .arg(self.settings.stall_interval.as_millis() as u64)
                     .arg("0-0")
                     .arg("COUNT")
-                    .arg(100),
+                    .arg(room),
             )
             .await;
         let reply = match claimed {
@@ -423,7 +459,15 @@ impl SharedQueue {
                 self.discard(&entry.id).await;
                 continue;
             };
-            let deliveries = self.deliveries(&entry.id).await?;
+            let deliveries = match self.deliveries(&entry.id).await {
+                Ok(Some(deliveries)) => deliveries,
+                // Finished meanwhile by its holder: nothing to take over.
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not check a stalled alert job");
+                    continue;
+                }
+            };
             let taken = Taken {
                 job,
                 receipt: entry.id,
@@ -432,7 +476,9 @@ impl SharedQueue {
             // The first delivery plus `max_stalled` takeovers.
             if deliveries > self.settings.max_stalled + 1 {
                 tracing::warn!(job = %taken.job.id, "alert job stalled too often; dead-lettered");
-                self.dead_letter(&taken, STALLED, at_ms).await?;
+                if let Err(err) = self.dead_letter(consumer, &taken, STALLED, at_ms).await {
+                    tracing::warn!(error = %err, "could not dead-letter a stalled alert job");
+                }
             } else {
                 tracing::info!(job = %taken.job.id, "took over a stalled alert job");
                 recovered.push(taken);
@@ -441,8 +487,9 @@ impl SharedQueue {
         Ok(recovered)
     }
 
-    /// How many times the entry was delivered (XPENDING's extended form).
-    async fn deliveries(&self, entry_id: &str) -> Result<u32, QueueError> {
+    /// How many times the entry was delivered (XPENDING's extended form); none when it is no
+    /// longer pending.
+    async fn deliveries(&self, entry_id: &str) -> Result<Option<u32>, QueueError> {
         let pending: Vec<(String, String, u64, u64)> = self
             .run(
                 redis::cmd("XPENDING")
@@ -453,17 +500,16 @@ impl SharedQueue {
                     .arg(1),
             )
             .await?;
-        Ok(pending.first().map_or(1, |(_, _, _, count)| {
-            (*count).try_into().unwrap_or(u32::MAX)
-        }))
+        Ok(pending
+            .first()
+            .map(|(_, _, _, count)| (*count).try_into().unwrap_or(u32::MAX)))
     }
 
     /// None when a notification may start now, else how long until it may: at most
     /// `rate_per_second` start in one second across every instance.
     pub async fn rate_slot(&self, now_ms: i64) -> Result<Option<Duration>, QueueError> {
         let second = now_ms.div_euclid(1000);
-        let mut invocation = self.scripts.rate.key(self.sub(&format!("rate:{second}")));
-        invocation.arg(self.settings.rate_per_second);
+        let invocation = self.scripts.rate.key(self.sub(&format!("rate:{second}")));
         let started: u64 = self.invoke(invocation).await?;
         Ok((started > u64::from(self.settings.rate_per_second))
             .then(|| Duration::from_millis((1000 - now_ms.rem_euclid(1000)) as u64)))

@@ -137,7 +137,7 @@ impl Worker {
     pub async fn run(self: Arc<Self>, closing: Shutdown) {
         let mut loops = tokio::task::JoinSet::new();
         loops.spawn(self.clone().take_loop(Source::Local, closing.clone()));
-        if self.queue.shared().is_some() {
+        if self.queue.uses_redis() {
             loops.spawn(self.clone().take_loop(Source::Shared, closing.clone()));
         }
         loops.spawn(self.clone().upkeep(closing));
@@ -151,17 +151,28 @@ impl Worker {
         }
     }
 
-    /// Takes jobs one at a time as slots free up; after `closing`, until nothing is left.
+    /// Takes jobs one at a time as slots free up; after `closing`, until nothing is left or
+    /// the drain's time is up.
     async fn take_loop(self: Arc<Self>, source: Source, mut closing: Shutdown) {
         let mut drain_until = None;
         loop {
             if drain_until.is_none() && *closing.borrow() {
                 drain_until = Some(tokio::time::Instant::now() + DRAIN);
             }
-            if drain_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
-                return;
-            }
-            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+            let slot = match drain_until {
+                Some(until) => {
+                    if source == Source::Local {
+                        // `upkeep` has stopped: retries that fall due while draining go now.
+                        self.queue.local().promote_due(now_ms());
+                    }
+                    match tokio::time::timeout_at(until, self.slots.clone().acquire_owned()).await {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    }
+                }
+                None => self.slots.clone().acquire_owned().await,
+            };
+            let Ok(slot) = slot else {
                 return;
             };
             let block = if drain_until.is_some() {
@@ -188,15 +199,15 @@ impl Worker {
     }
 
     async fn take_shared(&self, closing: &mut Shutdown) -> Option<Taken> {
-        let shared = self.queue.shared()?;
-        if self.queue.is_degraded() {
+        let shared = self.queue.shared().filter(|_| !self.queue.is_degraded());
+        let Some(shared) = shared else {
             // `upkeep` finds out when Redis is back.
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = stopped(closing) => {}
             }
             return None;
-        }
+        };
         match shared.take(&self.consumer).await {
             Ok(taken) => taken,
             Err(err) => {
@@ -349,8 +360,12 @@ impl Worker {
     async fn heartbeat(&self, source: Source, taken: &Taken) {
         match (source, self.queue.shared()) {
             (Source::Shared, Some(shared)) => {
-                if let Err(err) = shared.heartbeat(&self.consumer, &taken.receipt).await {
-                    tracing::warn!(error = %err, "could not keep an alert job alive");
+                match shared.heartbeat(&self.consumer, &taken.receipt).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job = %taken.job.id, "an alert job being sent here was taken over by another worker")
+                    }
+                    Err(err) => tracing::warn!(error = %err, "could not keep an alert job alive"),
                 }
             }
             _ => self.queue.local().heartbeat(&taken.receipt),
@@ -362,12 +377,23 @@ impl Worker {
         match (source, self.queue.shared()) {
             (Source::Shared, Some(shared)) => {
                 let finished = match dead {
-                    None => shared.complete(taken, at_ms).await,
-                    Some(reason) => shared.dead_letter(taken, reason, at_ms).await,
+                    None => shared.complete(&self.consumer, taken, at_ms).await,
+                    Some(reason) => {
+                        shared
+                            .dead_letter(&self.consumer, taken, reason, at_ms)
+                            .await
+                    }
                 };
-                if let Err(err) = finished {
-                    // Left pending: another worker takes it over after the stall interval.
-                    tracing::warn!(error = %err, job = %taken.job.id, "could not finish an alert job");
+                match finished {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job = %taken.job.id, "an alert job finished here had been taken over by another worker")
+                    }
+                    // Left pending, so another worker takes it over after the stall interval
+                    // and sends it again: at least once, never lost.
+                    Err(err) => {
+                        tracing::warn!(error = %err, job = %taken.job.id, "could not finish an alert job")
+                    }
                 }
             }
             _ => match dead {
@@ -380,8 +406,14 @@ impl Worker {
     async fn retry_at(&self, source: Source, taken: &Taken, job: super::Job, due_ms: i64) {
         match (source, self.queue.shared()) {
             (Source::Shared, Some(shared)) => {
-                if let Err(err) = shared.retry_at(taken, &job, due_ms).await {
-                    tracing::warn!(error = %err, job = %taken.job.id, "could not schedule a retry");
+                match shared.retry_at(&self.consumer, taken, &job, due_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job = %taken.job.id, "an alert job retried here had been taken over by another worker")
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, job = %taken.job.id, "could not schedule a retry")
+                    }
                 }
             }
             _ => self.queue.local().retry_at(taken, job, due_ms),
@@ -415,6 +447,7 @@ impl Worker {
                 last_stall_check = tokio::time::Instant::now();
                 self.queue.local().recover_stalled(now);
             }
+            self.queue.reconnect().await;
             if let Some(shared) = self.queue.shared() {
                 if self.queue.is_degraded() {
                     if shared.ping().await.is_ok() {
@@ -453,9 +486,12 @@ impl Worker {
         };
         shared.promote_due(now).await?;
         if check_stalls {
-            for taken in shared.recover_stalled(&self.consumer, now).await? {
-                let Ok(slot) = self.slots.clone().acquire_owned().await else {
-                    break;
+            // Only as many as can be sent now: a job taken over must not wait unheard.
+            let room = self.slots.available_permits();
+            for taken in shared.recover_stalled(&self.consumer, room, now).await? {
+                let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                    tracing::warn!(job = %taken.job.id, "no room for a job taken over; it will stall again");
+                    continue;
                 };
                 let worker = self.clone();
                 tokio::spawn(async move {
