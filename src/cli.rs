@@ -73,6 +73,23 @@ pub struct GlobalArgs {
         value_name = "true|false"
     )]
     pub alerts_enabled: Option<String>,
+    /// Who acts from here (acknowledgements, breakglass) [default: the login name].
+    #[arg(long, env = "SHIPLOG_USER", global = true)]
+    pub user: Option<String>,
+    /// viewer, super_admin or breakglass_admin [default: viewer].
+    #[arg(long, env = "SHIPLOG_ROLE", global = true)]
+    pub role: Option<String>,
+    /// The breakglass kill switch: true lets admins recover tokens [default: off].
+    #[arg(
+        long,
+        env = "VERCEL_BREAKGLASS_ENABLED",
+        global = true,
+        value_name = "true|false"
+    )]
+    pub breakglass_enabled: Option<String>,
+    /// How the emergency copy is kept: sealed (with BREAKGLASS_KEY) or plaintext [default: sealed].
+    #[arg(long, env = "BREAKGLASS_STORAGE", global = true)]
+    pub breakglass_storage: Option<String>,
     /// How often the metrics are written to $STATE/metrics.prom (ms) [default: 300000].
     #[arg(
         long,
@@ -100,6 +117,10 @@ impl GlobalArgs {
             mouse: self.mouse,
             alerts_enabled: self.alerts_enabled.clone(),
             metrics_interval_ms: self.metrics_interval_ms,
+            user: self.user.clone(),
+            role: self.role.clone(),
+            breakglass_enabled: self.breakglass_enabled.clone(),
+            breakglass_storage: self.breakglass_storage.clone(),
         }
     }
 }
@@ -123,6 +144,70 @@ pub enum Command {
     Alerts(AlertsCommand),
     /// Run the built-in Vercel simulator.
     Demo(DemoArgs),
+    /// Log in to Vercel and keep the token sealed with TOKEN_ENCRYPTION_KEY (its emergency copy
+    /// sealed with BREAKGLASS_KEY). With --token (or VERCEL_TOKEN) stores that token (`-` reads
+    /// it from stdin); without, signs in with Vercel in the browser (OAuth with PKCE).
+    Login(LoginArgs),
+    /// The token vault.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Emergency access to stored tokens: guarded, justified, limited, audited.
+    #[command(subcommand)]
+    Breakglass(BreakglassCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// The OAuth client id of your "Sign in with Vercel" app.
+    #[arg(long, env = "VERCEL_OAUTH_CLIENT_ID")]
+    pub client_id: Option<String>,
+    #[arg(
+        long,
+        env = "VERCEL_OAUTH_AUTHORIZE_URL",
+        default_value = "https://vercel.com/oauth/authorize"
+    )]
+    pub authorize_url: String,
+    #[arg(
+        long,
+        env = "VERCEL_OAUTH_TOKEN_URL",
+        default_value = "https://api.vercel.com/login/oauth/token"
+    )]
+    pub token_url: String,
+    /// Print the sign-in URL instead of opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum VaultCommand {
+    /// Seal every stored token again with the newest key (TOKEN_ENCRYPTION_KEY; the keys it
+    /// replaces go in TOKEN_ENCRYPTION_OLD_KEYS), and every emergency copy with BREAKGLASS_KEY.
+    Rotate,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BreakglassCommand {
+    /// The breakglass entries: time and uses left, and whether each is active.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recover a connection's token. Prints it to stdout; a denial's reason goes to stderr.
+    Access {
+        /// The connection id (conn_...), as `breakglass list` shows it.
+        connection: String,
+        /// Why, in words (at least 20 characters); it goes to the audit trail.
+        #[arg(long)]
+        justification: String,
+    },
+    /// The audit trail, newest first.
+    Audit {
+        #[arg(long)]
+        json: bool,
+        /// How many records.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -44,6 +44,12 @@ pub struct FileConfig {
     pub mouse: Option<bool>,
     /// How often the metrics are reported (ms).
     pub metrics_interval_ms: Option<u64>,
+    /// Who acts from this machine (acknowledgements, breakglass).
+    pub user: Option<String>,
+    /// viewer, super_admin or breakglass_admin.
+    pub role: Option<String>,
+    /// How breakglass keeps its emergency copy: sealed (default) or plaintext.
+    pub breakglass_storage: Option<String>,
     /// Where alerts go; the environment variables of the same meaning win.
     #[serde(default)]
     pub alert_channels: AlertChannels,
@@ -203,6 +209,14 @@ pub struct Overrides {
     pub alerts_enabled: Option<String>,
     /// `LOG_METRICS_INTERVAL_MS`
     pub metrics_interval_ms: Option<u64>,
+    /// `SHIPLOG_USER`: who acts (acknowledgements, breakglass).
+    pub user: Option<String>,
+    /// `SHIPLOG_ROLE`: viewer, super_admin or breakglass_admin.
+    pub role: Option<String>,
+    /// `VERCEL_BREAKGLASS_ENABLED`: `true` switches breakglass on.
+    pub breakglass_enabled: Option<String>,
+    /// `BREAKGLASS_STORAGE`: sealed (default) or plaintext.
+    pub breakglass_storage: Option<String>,
 }
 
 /// The resolved settings every command runs with.
@@ -231,6 +245,12 @@ pub struct Settings {
     pub alert_channels: AlertChannels,
     /// How often the metrics are reported (`LOG_METRICS_INTERVAL_MS`; the plan's 5 minutes).
     pub metrics_interval: Duration,
+    /// Who acts from this machine: `SHIPLOG_USER`, `user` in the file, else the login name.
+    pub user: String,
+    pub role: crate::breakglass::Role,
+    /// The breakglass kill switch (`VERCEL_BREAKGLASS_ENABLED=true`); off by default.
+    pub breakglass_enabled: bool,
+    pub breakglass_storage: crate::breakglass::entry::Storage,
 }
 
 impl Settings {
@@ -283,6 +303,36 @@ impl Settings {
                 )))
             }
         };
+        let role_text = overrides
+            .role
+            .or(file.role)
+            .unwrap_or_else(|| "viewer".to_owned());
+        let role = crate::breakglass::Role::parse(&role_text).ok_or_else(|| {
+            ConfigError::Value(format!(
+                "SHIPLOG_ROLE must be viewer, super_admin or breakglass_admin, not {role_text:?}"
+            ))
+        })?;
+        let breakglass_storage = match overrides
+            .breakglass_storage
+            .or(file.breakglass_storage)
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") | Some("sealed") => crate::breakglass::entry::Storage::Sealed,
+            Some("plaintext") => crate::breakglass::entry::Storage::Plaintext,
+            Some(other) => {
+                return Err(ConfigError::Value(format!(
+                    "BREAKGLASS_STORAGE must be sealed or plaintext, not {other:?}"
+                )))
+            }
+        };
+        let user = overrides
+            .user
+            .or(file.user)
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned());
         // A bad alert rule stops every command, naming the file, line and rule.
         crate::alert::RuleSet::with_overrides(file.rules.clone())?;
         let namespace = file
@@ -320,6 +370,12 @@ impl Settings {
                     .unwrap_or(300_000)
                     .max(1_000),
             ),
+            user,
+            role,
+            breakglass_enabled: overrides
+                .breakglass_enabled
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            breakglass_storage,
         })
     }
 }

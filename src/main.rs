@@ -46,6 +46,9 @@ fn main() -> ExitCode {
             Some(Command::Alerts(cli::AlertsCommand::Test { channel })) => {
                 commands::alerts::test(&cli, &channel).await
             }
+            Some(Command::Breakglass(command)) => commands::breakglass::run(&cli, command).await,
+            Some(Command::Login(args)) => commands::login::run(&cli, args).await,
+            Some(Command::Vault(cli::VaultCommand::Rotate)) => commands::vault::rotate(&cli).await,
             None => commands::dashboard::run(&cli).await,
         }
     });

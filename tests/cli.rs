@@ -1,49 +1,14 @@
 //! The real `shiplog` binary, as a user runs it, against the built-in simulator.
 
-use std::path::Path;
-use std::process::Stdio;
+mod support;
+
 use std::time::Duration;
 
 use shiplog::demo::{scenarios, DeploymentSpec, SimEvent, SimulatorHandle, SimulatorOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-const BIN: &str = env!("CARGO_BIN_EXE_shiplog");
-
-/// `shiplog` with a clean environment: no token, no team, private state and config.
-fn shiplog(state: &Path, api_url: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", state)
-        .env("XDG_CONFIG_HOME", state.join("config"))
-        .env("SHIPLOG_STATE_DIR", state.join("state"))
-        .env("VERCEL_API_URL", api_url)
-        .env("VERCEL_TOKEN", "test-token")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn run(mut cmd: Command) -> Output {
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("shiplog finished within 60 s")
-        .expect("shiplog runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use support::bin::{run, shiplog};
 
 async fn simulator(speed: f64, token: Option<&str>) -> SimulatorHandle {
     SimulatorHandle::start(SimulatorOptions {

@@ -291,11 +291,3 @@ async fn next_remote(remote: &mut Option<mpsc::Receiver<Shared>>) -> Option<Shar
         None => std::future::pending().await,
     }
 }
-
-/// Who acts on alerts from this machine: `SHIPLOG_USER`, else the login name.
-pub fn current_user() -> String {
-    ["SHIPLOG_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
-}

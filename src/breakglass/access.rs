@@ -212,6 +212,43 @@ impl Breakglass {
             .collect())
     }
 
+    /// Seals every emergency copy again with the newest breakglass key: how many, and the
+    /// connections whose copy could not be opened.
+    pub async fn reseal_copies(&self) -> Result<(usize, Vec<(String, String)>), EntryError> {
+        let Some(keys) = &self.keys else {
+            return Err(EntryError::NoKey);
+        };
+        let mut resealed = 0;
+        let mut problems = Vec::new();
+        for mut entry in self.store.entries().await? {
+            if entry.storage != Storage::Sealed {
+                continue;
+            }
+            let id = entry.connection_id.clone();
+            let copy = self.open_copy(&entry).map_err(|denial| denial.to_string());
+            let sealed = copy.and_then(|(access, refresh)| {
+                let access = vault::seal(keys, copy_context(&id, "access_token"), &access)
+                    .map_err(|e| e.to_string())?;
+                let refresh = refresh
+                    .map(|r| vault::seal(keys, copy_context(&id, "refresh_token"), &r))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+                Ok((access, refresh))
+            });
+            match sealed {
+                Ok((access, refresh)) => {
+                    entry.access_token = access;
+                    entry.refresh_token = refresh;
+                    entry.updated_at = now_ms();
+                    self.store.put_entry(&entry, false).await?;
+                    resealed += 1;
+                }
+                Err(problem) => problems.push((id, problem)),
+            }
+        }
+        Ok((resealed, problems))
+    }
+
     /// Marks expired entries inactive; how many.
     pub async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         let mut swept = 0;

@@ -57,6 +57,15 @@ redis.call('SET', KEYS[1], n .. ':' .. (at or ''), 'KEEPTTL')
 return n
 ";
 
+/// The Redis key prefix of breakglass for the ordinary namespace `namespace`:
+/// `shiplog:{env}:` gives `breakglass:{env}:` (outside the ordinary keys, for the ACL).
+pub fn prefix_for(namespace: &str) -> String {
+    format!(
+        "breakglass:{}",
+        namespace.strip_prefix("shiplog:").unwrap_or(namespace)
+    )
+}
+
 pub enum BreakglassStore {
     Files(Files),
     Redis(Shared),

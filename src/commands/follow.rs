@@ -15,15 +15,21 @@ use super::{report, report_drops};
 use crate::cli::{Cli, FollowArgs};
 
 pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
-    let settings = match super::settings(cli) {
+    let mut settings = match super::settings(cli) {
         Ok(s) => s,
         Err(code) => return code,
     };
     super::init_diagnostics(&settings);
+    if settings.token.is_none() {
+        settings.token = match super::login::stored_token(&mut settings).await {
+            Ok(token) => token,
+            Err(code) => return code,
+        };
+    }
     let Some(token) = settings.token.clone() else {
         report(
             "no Vercel token",
-            Some("set VERCEL_TOKEN or pass --token (create one at vercel.com/account/tokens)"),
+            Some("set VERCEL_TOKEN, pass --token, or `shiplog login` (create a token at vercel.com/account/tokens)"),
         );
         return exit::CONFIG;
     };

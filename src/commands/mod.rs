@@ -1,11 +1,14 @@
 //! The commands, and what they share: settings, diagnostics, the state store, signals.
 
 pub mod alerts;
+pub mod breakglass;
 pub mod dashboard;
 pub mod demo;
 pub mod follow;
+pub mod login;
 pub mod serve;
 pub mod team;
+pub mod vault;
 pub mod watch;
 
 use std::io::IsTerminal;
@@ -127,6 +130,7 @@ pub fn start_alerting(
     let logger = logger.clone();
     let metrics = metrics.clone();
     let store = store.clone();
+    let user = settings.user.clone();
     let env = settings.env.as_str();
     let state_dir = settings.state_dir.join("state");
     let task = tokio::spawn(async move {
@@ -154,7 +158,7 @@ pub fn start_alerting(
             queue,
             metrics,
             store: Some(store),
-            user: shiplog::alert::runner::current_user(),
+            user,
             sync,
         };
         runner.run(engine, entries, logger, stop, outward).await
@@ -227,6 +231,40 @@ pub fn stdout_logger(
     Ok((builder.build(), outlet))
 }
 
+/// The logger of a command whose stdout is its answer (a token): entries go to stderr, and
+/// to the alert rules when alerting is on.
+pub fn stderr_logger(alerts: bool) -> Result<(Logger, AlertOutlet), i32> {
+    let builder = Logger::builder().sink(
+        "stderr",
+        Box::new(Printer::new(std::io::stderr(), text_format(false))),
+        256,
+        Delivery::WaitWhenFull,
+    );
+    let (builder, outlet) = with_alerts(builder, alerts);
+    Ok((builder.build(), outlet))
+}
+
+/// Runs the alert rules over what `logger` has written and waits until what they fired is
+/// delivered (a short-lived command's alerts must not die with it).
+pub async fn alert_on(settings: &Settings, logger: &Logger, outlet: AlertOutlet) {
+    if outlet.is_none() {
+        logger.flush().await;
+        return;
+    }
+    let Ok(store) = open_store(settings, logger).await else {
+        return;
+    };
+    let metrics = Arc::new(shiplog::metrics::Metrics::new());
+    let (stop, stopped) = tokio::sync::watch::channel(true);
+    if let Some((alerting, _desk)) =
+        start_alerting(settings, &store, logger, &metrics, outlet, stopped)
+    {
+        let _ = alerting.await;
+    }
+    drop(stop);
+    logger.flush().await;
+}
+
 /// The state store and the Vercel client every following command needs.
 /// On error, explains and gives the exit code.
 pub async fn open_session(
@@ -249,7 +287,7 @@ pub async fn open_session(
 }
 
 /// Embedded files, or Redis when `REDIS_URL` is set (falling back to files while it is away).
-async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateStore, String> {
+pub async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateStore, String> {
     let dir = settings.state_dir.join("state");
     match &settings.redis_url {
         None => StateStore::embedded(&dir, &settings.namespace).map_err(|e| e.to_string()),

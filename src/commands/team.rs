@@ -35,6 +35,9 @@ impl Team {
         announce: bool,
     ) -> Result<Team, i32> {
         let mut simulator = None;
+        if settings.token.is_none() {
+            settings.token = super::login::stored_token(settings).await?;
+        }
         let token = match settings.token.clone() {
             Some(token) => token,
             None => {

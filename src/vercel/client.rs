@@ -116,6 +116,19 @@ impl VercelClient {
         &self.base
     }
 
+    /// `GET /v2/user`: the token's owner.
+    pub async fn get_user(&self) -> Result<super::types::User, VercelError> {
+        let response: super::types::UserResponse =
+            self.call_json(Method::GET, "/v2/user", &[]).await?;
+        Ok(response.user)
+    }
+
+    /// `GET /v2/teams/{id}`.
+    pub async fn get_team(&self, id: &str) -> Result<super::types::Team, VercelError> {
+        let path = format!("/v2/teams/{}", encode_segment(id));
+        self.call_json(Method::GET, &path, &[]).await
+    }
+
     /// `GET /v13/deployments/{idOrUrl}`.
     pub async fn get_deployment(&self, id_or_url: &str) -> Result<Deployment, VercelError> {
         let path = format!("/v13/deployments/{}", encode_segment(id_or_url));

@@ -139,3 +139,31 @@ mod tests {
         assert!(ReadyState::Canceled.is_terminal());
     }
 }
+
+/// `GET /v2/user`: who the token belongs to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserResponse {
+    pub user: User,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub default_team_id: Option<String>,
+}
+
+/// `GET /v2/teams/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Team {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub slug: Option<String>,
+}

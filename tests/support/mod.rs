@@ -1,6 +1,7 @@
 // Each test binary uses a different part of the support code.
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod http;
 pub mod oauth_server;
 pub mod pty;

@@ -1,0 +1,249 @@
+//! `shiplog breakglass list | access | audit`, and the breakglass service every command that
+//! needs it opens: Redis at `BREAKGLASS_REDIS_URL` (else `REDIS_URL`), whose user decides what
+//! this process may do, or files under the state directory; the emergency copies sealed with
+//! `BREAKGLASS_KEY` (older keys in `BREAKGLASS_OLD_KEYS`).
+
+use std::io::Write as _;
+
+use shiplog::breakglass::access::Requester;
+use shiplog::breakglass::store::{prefix_for, BreakglassStore};
+use shiplog::breakglass::{Breakglass, Keyring};
+use shiplog::config::Settings;
+use shiplog::exit;
+use shiplog::log::entry::rfc3339;
+use shiplog::log::Logger;
+
+use super::report;
+use crate::cli::{BreakglassCommand, Cli};
+
+/// The Redis URL for breakglass: `BREAKGLASS_REDIS_URL`, else `REDIS_URL`.
+fn redis_url(settings: &Settings, var: &str) -> Option<String> {
+    std::env::var(var)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .or_else(|| {
+            settings
+                .redis_url
+                .as_ref()
+                .map(|url| url.expose().to_owned())
+        })
+}
+
+/// The keys of the emergency copies, if set; a malformed key is a configuration error.
+pub fn breakglass_keys() -> Result<Option<Keyring>, i32> {
+    Keyring::from_env("BREAKGLASS_KEY", "BREAKGLASS_OLD_KEYS").map_err(|err| {
+        report(err, None);
+        exit::CONFIG
+    })
+}
+
+/// The token keys (`TOKEN_ENCRYPTION_KEY`, older ones in `TOKEN_ENCRYPTION_OLD_KEYS`).
+pub fn token_keys() -> Result<Option<Keyring>, i32> {
+    Keyring::from_env("TOKEN_ENCRYPTION_KEY", "TOKEN_ENCRYPTION_OLD_KEYS").map_err(|err| {
+        report(err, None);
+        exit::CONFIG
+    })
+}
+
+/// The breakglass service; `audit_var` names the Redis URL to read the audit trail with.
+pub async fn open(
+    settings: &Settings,
+    logger: Option<Logger>,
+    url_var: &str,
+) -> Result<Breakglass, i32> {
+    let store = match redis_url(settings, url_var) {
+        Some(url) => BreakglassStore::redis(&url, &prefix_for(&settings.namespace)).await,
+        None => BreakglassStore::files(settings.state_dir.join("breakglass")),
+    };
+    let store = store.map_err(|err| {
+        report(
+            err,
+            Some("check BREAKGLASS_REDIS_URL (or REDIS_URL), or unset them to keep breakglass in local files"),
+        );
+        exit::CONFIG
+    })?;
+    Ok(Breakglass::new(
+        settings.breakglass_enabled,
+        settings.breakglass_storage,
+        breakglass_keys()?,
+        store,
+        logger,
+    ))
+}
+
+pub async fn run(cli: &Cli, command: BreakglassCommand) -> i32 {
+    let settings = match super::settings(cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    super::init_diagnostics(&settings);
+    match command {
+        BreakglassCommand::List { json } => list(&settings, json).await,
+        BreakglassCommand::Access {
+            connection,
+            justification,
+        } => access(&settings, &connection, &justification).await,
+        BreakglassCommand::Audit { json, limit } => audit(&settings, json, limit).await,
+    }
+}
+
+async fn list(settings: &Settings, json: bool) -> i32 {
+    let breakglass = match open(settings, None, "BREAKGLASS_REDIS_URL").await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let entries = match breakglass.entries().await {
+        Ok(entries) => entries,
+        Err(err) => {
+            report(err, None);
+            return exit::FOLLOW_FAILED;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        );
+        return exit::OK;
+    }
+    let _ = writeln!(
+        out,
+        "breakglass: {}; you are {} ({}); storage {}",
+        if breakglass.enabled {
+            "ENABLED"
+        } else {
+            "off (VERCEL_BREAKGLASS_ENABLED)"
+        },
+        settings.user,
+        settings.role.as_str(),
+        match settings.breakglass_storage {
+            shiplog::breakglass::entry::Storage::Sealed => "sealed",
+            shiplog::breakglass::entry::Storage::Plaintext =>
+                "PLAINTEXT (readable by anyone who reads the store)",
+        }
+    );
+    if entries.is_empty() {
+        let _ = writeln!(
+            out,
+            "No breakglass entries. `shiplog login` makes one per connection."
+        );
+        return exit::OK;
+    }
+    let now = shiplog::log::entry::now_ms();
+    for entry in entries {
+        let state = if !entry.is_active {
+            "inactive".to_owned()
+        } else if now >= entry.expires_at {
+            "expired".to_owned()
+        } else {
+            format!("{} left", human(entry.expires_at - now))
+        };
+        let _ = writeln!(
+            out,
+            "{}  team {}  {}  uses left {}/{}  ({})",
+            entry.connection_id,
+            entry
+                .team_name
+                .as_deref()
+                .or(entry.team_id.as_deref())
+                .unwrap_or("personal"),
+            state,
+            entry.uses_left(),
+            entry.max_access_count,
+            entry.reason
+        );
+    }
+    exit::OK
+}
+
+async fn access(settings: &Settings, connection: &str, justification: &str) -> i32 {
+    // The grant's VERCEL_BREAKGLASS_ACCESS entry goes to stderr and, when alerting is on, to
+    // the alert rules (a critical alert), which are given time to deliver before exiting.
+    let (logger, outlet) = match super::stderr_logger(settings.alerts_enabled) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let breakglass = match open(settings, Some(logger.clone()), "BREAKGLASS_REDIS_URL").await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let requester = Requester {
+        user: settings.user.clone(),
+        role: settings.role,
+    };
+    let result = breakglass
+        .request_access(connection, &requester, justification)
+        .await;
+    super::alert_on(settings, &logger, outlet).await;
+    match result {
+        Ok(grant) => {
+            println!("{}", grant.access_token.expose());
+            eprintln!(
+                "shiplog: breakglass access granted and audited: {} uses left, the entry expires {}.\n  {}",
+                grant.uses_left,
+                rfc3339(grant.expires_at),
+                grant.warning
+            );
+            exit::OK
+        }
+        Err(denial) => {
+            report(format!("breakglass access denied: {denial}"), None);
+            exit::DENIED
+        }
+    }
+}
+
+async fn audit(settings: &Settings, json: bool, limit: usize) -> i32 {
+    let breakglass = match open(settings, None, "BREAKGLASS_AUDIT_REDIS_URL").await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let records = match breakglass.audit(limit).await {
+        Ok(records) => records,
+        Err(err) => {
+            report(
+                err,
+                Some("on Redis the audit trail is read with the auditor's user: BREAKGLASS_AUDIT_REDIS_URL"),
+            );
+            return exit::FOLLOW_FAILED;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&records).unwrap_or_default()
+        );
+        return exit::OK;
+    }
+    if records.is_empty() {
+        let _ = writeln!(out, "The audit trail is empty.");
+    }
+    for record in records {
+        let _ = writeln!(
+            out,
+            "{}  {:<7}  {} ({})  {}  {}  \"{}\"",
+            rfc3339(record.at),
+            format!("{:?}", record.outcome).to_lowercase(),
+            record.admin_id,
+            record.role,
+            record.connection_id,
+            record.reason,
+            record.justification
+        );
+    }
+    exit::OK
+}
+
+/// "3h12m", "45m", "20s".
+pub fn human(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -1,0 +1,310 @@
+//! `shiplog login`, and the stored login other commands fall back to when no token is given.
+//!
+//! A login stores a connection (the token sealed with `TOKEN_ENCRYPTION_KEY`) and makes its
+//! breakglass entry (the emergency copy sealed with `BREAKGLASS_KEY`). When the stored token
+//! cannot be opened (the key was lost or replaced), the emergency copy is used only for an
+//! admin with breakglass switched on, and audited like any access; anyone else is told what
+//! happened and what to do.
+
+use std::io::BufRead as _;
+use std::time::Duration;
+
+use shiplog::breakglass::access::{EntryError, Requester};
+use shiplog::breakglass::connection::{token_context, Connections};
+use shiplog::breakglass::{vault, Connection, VaultError};
+use shiplog::config::Settings;
+use shiplog::exit;
+use shiplog::log::entry::now_ms;
+use shiplog::log::Logger;
+use shiplog::login::oauth::{self, OAuthConfig};
+use shiplog::secret::Secret;
+
+use super::report;
+use crate::cli::{Cli, LoginArgs};
+
+/// How long the browser sign-in may take.
+const SIGN_IN_WAIT: Duration = Duration::from_secs(300);
+
+/// What a login brought.
+struct Tokens {
+    access: Secret,
+    refresh: Option<Secret>,
+    scopes: Vec<String>,
+    team_id: Option<String>,
+    /// The breakglass entry's reason.
+    reason: &'static str,
+}
+
+pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
+    let settings = match super::settings(cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    super::init_diagnostics(&settings);
+    let keys = match super::breakglass::token_keys() {
+        Ok(Some(keys)) => keys,
+        Ok(None) => {
+            report(
+                VaultError::KeyMissing {
+                    var: "TOKEN_ENCRYPTION_KEY",
+                },
+                Some("shiplog keeps tokens only sealed; set the key, and keep it safe"),
+            );
+            return exit::CONFIG;
+        }
+        Err(code) => return code,
+    };
+    let tokens = match settings.token.clone() {
+        Some(token) => match personal_token(token) {
+            Ok(tokens) => tokens,
+            Err(code) => return code,
+        },
+        None => match sign_in(&args).await {
+            Ok(tokens) => tokens,
+            Err(code) => return code,
+        },
+    };
+    let logger = Logger::builder().build();
+    let (store, client) = match super::open_session(&settings, tokens.access.clone(), &logger).await
+    {
+        Ok(session) => session,
+        Err(code) => return code,
+    };
+    let user = match client.get_user().await {
+        Ok(user) => user,
+        Err(err) => {
+            report(format!("Vercel did not accept the token: {err}"), None);
+            return exit::FOLLOW_FAILED;
+        }
+    };
+    let team_id = settings.team_id.clone().or(tokens.team_id.clone());
+    let team_name = match &team_id {
+        Some(id) => client
+            .get_team(id)
+            .await
+            .ok()
+            .and_then(|t| t.name.or(t.slug)),
+        None => None,
+    };
+    let connections = Connections::new(store);
+    let previous = connections
+        .find(&user.id, team_id.as_deref())
+        .await
+        .ok()
+        .flatten();
+    let now = now_ms();
+    let id = previous
+        .as_ref()
+        .map_or_else(Connection::new_id, |c| c.connection_id.clone());
+    let sealed = (|| {
+        Ok::<_, VaultError>((
+            vault::seal(&keys, token_context(&id, "access_token"), &tokens.access)?,
+            tokens
+                .refresh
+                .as_ref()
+                .map(|r| vault::seal(&keys, token_context(&id, "refresh_token"), r))
+                .transpose()?,
+        ))
+    })();
+    let (access_token, refresh_token) = match sealed {
+        Ok(sealed) => sealed,
+        Err(err) => {
+            report(err, None);
+            return exit::CONFIG;
+        }
+    };
+    let connection = Connection {
+        connection_id: id.clone(),
+        user_id: user.id.clone(),
+        team_id,
+        team_name,
+        project_ids: settings.project.iter().cloned().collect(),
+        access_token,
+        refresh_token,
+        scopes: tokens.scopes.clone(),
+        created_at: previous.as_ref().map_or(now, |c| c.created_at),
+        updated_at: now,
+    };
+    if let Err(err) = connections.save(&connection).await {
+        report(format!("could not store the login: {err}"), None);
+        return exit::FOLLOW_FAILED;
+    }
+    let who = user.username.clone().unwrap_or_else(|| user.id.clone());
+    let scope = connection
+        .team_name
+        .clone()
+        .or(connection.team_id.clone())
+        .unwrap_or_else(|| "personal account".to_owned());
+    println!("Logged in as {who} ({scope}); connection {id}; the token is sealed with TOKEN_ENCRYPTION_KEY.");
+    let breakglass = match super::breakglass::open(&settings, None, "BREAKGLASS_REDIS_URL").await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    match breakglass
+        .create_entry(
+            &connection,
+            &tokens.access,
+            tokens.refresh.as_ref(),
+            tokens.reason,
+            None,
+        )
+        .await
+    {
+        Ok(entry) => println!(
+            "Breakglass entry made ({}): {} uses within {}.",
+            tokens.reason,
+            entry.max_access_count,
+            super::breakglass::human(entry.expires_at - now_ms())
+        ),
+        Err(err @ EntryError::NoKey) => eprintln!("shiplog: {err}"),
+        Err(err) => {
+            report(
+                format!("the login is stored, but its breakglass entry is not: {err}"),
+                None,
+            );
+            return exit::FOLLOW_FAILED;
+        }
+    }
+    exit::OK
+}
+
+/// `--token` (or `VERCEL_TOKEN`); `-` reads the token from stdin.
+fn personal_token(token: Secret) -> Result<Tokens, i32> {
+    let access = if token.expose() == "-" {
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim().is_empty() {
+            report(
+                "no token on stdin",
+                Some("pipe the token in: `shiplog login --token - < file`"),
+            );
+            return Err(exit::USAGE);
+        }
+        Secret::new(line.trim())
+    } else {
+        token
+    };
+    Ok(Tokens {
+        access,
+        refresh: None,
+        scopes: Vec::new(),
+        team_id: None,
+        reason: "automatic_on_token_login",
+    })
+}
+
+/// Sign in with Vercel in the browser: authorization code with PKCE through a loopback
+/// redirect on 127.0.0.1.
+async fn sign_in(args: &LoginArgs) -> Result<Tokens, i32> {
+    let Some(client_id) = args.client_id.clone().filter(|c| !c.trim().is_empty()) else {
+        report(
+            "signing in with Vercel needs your app's OAuth client id (VERCEL_OAUTH_CLIENT_ID or --client-id)",
+            Some("or store a personal token: `shiplog login --token -` (create one at vercel.com/account/tokens)"),
+        );
+        return Err(exit::CONFIG);
+    };
+    let config = OAuthConfig {
+        authorize_url: args.authorize_url.clone(),
+        token_url: args.token_url.clone(),
+        ..OAuthConfig::vercel(client_id)
+    };
+    let no_browser = args.no_browser;
+    let open = move |url: &str| {
+        eprintln!("shiplog: sign in with Vercel at:\n  {url}");
+        if no_browser {
+            return Ok(());
+        }
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        std::process::Command::new(opener)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(drop)
+            .map_err(|err| format!("could not start {opener}: {err}"))
+    };
+    match oauth::login(&config, open, SIGN_IN_WAIT).await {
+        Ok(response) => Ok(Tokens {
+            access: response.access_token,
+            refresh: response.refresh_token,
+            scopes: response.scopes,
+            team_id: response.team_id,
+            reason: "automatic_on_oauth_success",
+        }),
+        Err(err) => {
+            report(format!("signing in failed: {err}"), None);
+            Err(exit::FOLLOW_FAILED)
+        }
+    }
+}
+
+/// The token of the most recent stored login, when no token was given (its team too, unless
+/// one was given); `None` when there is no stored login.
+pub async fn stored_token(settings: &mut Settings) -> Result<Option<Secret>, i32> {
+    let logger = Logger::builder().build();
+    let Ok(store) = super::open_store(settings, &logger).await else {
+        return Ok(None);
+    };
+    let Some(connection) = Connections::new(store)
+        .list()
+        .await
+        .ok()
+        .and_then(|all| all.into_iter().next())
+    else {
+        return Ok(None);
+    };
+    let opened = match super::breakglass::token_keys()? {
+        Some(keys) => connection.access_token(&keys),
+        None => Err(VaultError::KeyMissing {
+            var: "TOKEN_ENCRYPTION_KEY",
+        }),
+    };
+    let err = match opened {
+        Ok(token) => return Ok(Some(with_team(settings, &connection, token))),
+        Err(err) => err,
+    };
+    // The plan's fallback: the emergency copy, for an admin only, audited.
+    if settings.role.may_break_glass() && settings.breakglass_enabled {
+        let breakglass = super::breakglass::open(settings, None, "BREAKGLASS_REDIS_URL").await?;
+        let requester = Requester {
+            user: settings.user.clone(),
+            role: settings.role,
+        };
+        let why = format!("Automatic fallback: the stored token could not be opened ({err})");
+        match breakglass
+            .request_access(&connection.connection_id, &requester, &why)
+            .await
+        {
+            Ok(grant) => {
+                eprintln!(
+                    "shiplog: BREAKGLASS: the stored token could not be opened ({err}); using the emergency copy (audited, {} uses left). Log in again soon.",
+                    grant.uses_left
+                );
+                return Ok(Some(with_team(settings, &connection, grant.access_token)));
+            }
+            Err(denial) => {
+                report(
+                    format!("the stored token cannot be opened ({err}), and breakglass was denied: {denial}"),
+                    Some("log in again with `shiplog login`, or set the TOKEN_ENCRYPTION_KEY it was sealed with"),
+                );
+                return Err(exit::CONFIG);
+            }
+        }
+    }
+    report(
+        format!("the stored login's token cannot be opened: {err}"),
+        Some("log in again with `shiplog login`, or set the TOKEN_ENCRYPTION_KEY it was sealed with (an admin may use breakglass)"),
+    );
+    Err(exit::CONFIG)
+}
+
+/// The stored login's team, unless one was given.
+fn with_team(settings: &mut Settings, connection: &Connection, token: Secret) -> Secret {
+    if settings.team_id.is_none() {
+        settings.team_id = connection.team_id.clone();
+    }
+    token
+}

@@ -1,0 +1,92 @@
+//! `shiplog vault rotate`: every stored token sealed again with the newest key
+//! (`TOKEN_ENCRYPTION_KEY`; the keys it replaces are listed in `TOKEN_ENCRYPTION_OLD_KEYS` so
+//! they can still be opened), and every emergency copy with the newest `BREAKGLASS_KEY`.
+
+use shiplog::breakglass::connection::Connections;
+use shiplog::breakglass::VaultError;
+use shiplog::exit;
+use shiplog::log::entry::now_ms;
+use shiplog::log::Logger;
+
+use super::report;
+use crate::cli::Cli;
+
+pub async fn rotate(cli: &Cli) -> i32 {
+    let settings = match super::settings(cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    super::init_diagnostics(&settings);
+    let keys = match super::breakglass::token_keys() {
+        Ok(Some(keys)) => keys,
+        Ok(None) => {
+            report(
+                VaultError::KeyMissing {
+                    var: "TOKEN_ENCRYPTION_KEY",
+                },
+                Some("set the new key in TOKEN_ENCRYPTION_KEY and the old ones in TOKEN_ENCRYPTION_OLD_KEYS"),
+            );
+            return exit::CONFIG;
+        }
+        Err(code) => return code,
+    };
+    let logger = Logger::builder().build();
+    let store = match super::open_store(&settings, &logger).await {
+        Ok(store) => store,
+        Err(message) => {
+            report(message, None);
+            return exit::CONFIG;
+        }
+    };
+    let connections = Connections::new(store);
+    let all = match connections.list().await {
+        Ok(all) => all,
+        Err(err) => {
+            report(err, None);
+            return exit::FOLLOW_FAILED;
+        }
+    };
+    let mut failed = 0;
+    for mut connection in all.clone() {
+        let resealed = connection.reseal(&keys, now_ms());
+        let saved = match resealed {
+            Ok(()) => connections
+                .save(&connection)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(err) = saved {
+            failed += 1;
+            eprintln!(
+                "shiplog: connection {} was not resealed: {err}",
+                connection.connection_id
+            );
+        }
+    }
+    println!(
+        "Resealed {} of {} stored tokens with key {}.",
+        all.len() - failed,
+        all.len(),
+        shiplog::breakglass::keys::key_id_text(keys.newest().id)
+    );
+    let breakglass = match super::breakglass::open(&settings, None, "BREAKGLASS_REDIS_URL").await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    match breakglass.reseal_copies().await {
+        Ok((resealed, problems)) => {
+            for (connection, err) in &problems {
+                eprintln!("shiplog: the emergency copy of {connection} was not resealed: {err}");
+            }
+            failed += problems.len();
+            println!("Resealed {resealed} emergency copies.");
+        }
+        Err(err) => eprintln!("shiplog: emergency copies not resealed: {err}"),
+    }
+    if failed > 0 {
+        exit::CONFIG
+    } else {
+        exit::OK
+    }
+}

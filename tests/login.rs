@@ -1,0 +1,194 @@
+//! `shiplog login`, `breakglass` and `vault` as a user runs them, against the simulator: the
+//! stored login is used when no token is given; when its key is lost, only an admin with
+//! breakglass on gets through (audited); rotation reseals with the new key.
+
+mod support;
+
+use std::path::Path;
+
+use shiplog::demo::{scenarios, SimulatorHandle, SimulatorOptions};
+use support::bin::{run, shiplog};
+use tokio::process::Command;
+
+const TOKEN_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+const NEW_TOKEN_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const BREAKGLASS_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+const TOKEN: &str = "vcp_demo_personal_token_1234567890";
+const WHY: &str = "TOKEN_ENCRYPTION_KEY was lost in the migration; deploys are blocked";
+
+/// `shiplog` with the keys set and no token (the stored login is used).
+fn with_keys(state: &Path, api: &str, token_key: &str) -> Command {
+    let mut cmd = shiplog(state, api);
+    cmd.env_remove("VERCEL_TOKEN")
+        .env("TOKEN_ENCRYPTION_KEY", token_key)
+        .env("BREAKGLASS_KEY", BREAKGLASS_KEY);
+    cmd
+}
+
+fn admin(mut cmd: Command) -> Command {
+    cmd.env("SHIPLOG_ROLE", "breakglass_admin")
+        .env("SHIPLOG_USER", "ana")
+        .env("VERCEL_BREAKGLASS_ENABLED", "true");
+    cmd
+}
+
+#[tokio::test]
+async fn a_stored_login_is_used_and_recovered_through_breakglass_when_its_key_is_lost() {
+    let sim = SimulatorHandle::start(SimulatorOptions {
+        speed: 50.0,
+        token: Some(TOKEN.to_owned()),
+        ..SimulatorOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let id = sim.add_deployment(scenarios::by_name("nextjs-success").expect("scenario"));
+    sim.wait_finished(&id).await;
+    let api = sim.base_url();
+    let state = tempfile::tempdir().expect("dir");
+    let state = state.path();
+
+    // Login without a key is refused with a clear sentence.
+    let mut cmd = shiplog(state, &api);
+    cmd.env("VERCEL_TOKEN", TOKEN).arg("login");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("TOKEN_ENCRYPTION_KEY is not set"),
+        "{}",
+        out.stderr
+    );
+
+    let mut cmd = with_keys(state, &api, TOKEN_KEY);
+    cmd.env("VERCEL_TOKEN", TOKEN).arg("login");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("Logged in as"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("Breakglass entry made (automatic_on_token_login)"),
+        "{}",
+        out.stdout
+    );
+    let stored = walk(state);
+    assert!(
+        !stored.contains(TOKEN),
+        "the token is never stored in the clear"
+    );
+
+    // No token given: the stored login follows the build.
+    let mut cmd = with_keys(state, &api, TOKEN_KEY);
+    cmd.arg("follow").arg(&id);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("Build Completed"), "{}", out.stdout);
+
+    // The list, as JSON with the plan's names and without any token.
+    let mut cmd = with_keys(state, &api, TOKEN_KEY);
+    cmd.args(["breakglass", "list", "--json"]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let entries: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let entry = &entries[0];
+    for field in [
+        "connection_id",
+        "expires_at",
+        "access_count",
+        "max_access_count",
+        "is_active",
+        "reason",
+    ] {
+        assert!(entry.get(field).is_some(), "{field} in {entry}");
+    }
+    assert_eq!(entry["access_count"], 0);
+    assert!(!out.stdout.contains(TOKEN));
+    let connection = entry["connection_id"].as_str().expect("id").to_owned();
+
+    // The token key is replaced: a viewer is told what happened and what to do.
+    let mut cmd = with_keys(state, &api, NEW_TOKEN_KEY);
+    cmd.arg("follow").arg(&id);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be opened"), "{}", out.stderr);
+    assert!(out.stderr.contains("shiplog login"), "{}", out.stderr);
+    assert!(!out.stderr.contains(TOKEN));
+
+    // An admin with breakglass on gets through, audited.
+    let mut cmd = admin(with_keys(state, &api, NEW_TOKEN_KEY));
+    // From the start again: the first run left its place saved.
+    cmd.arg("follow").arg(&id).args(["--since", "0"]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("BREAKGLASS"), "{}", out.stderr);
+    assert!(out.stdout.contains("Build Completed"));
+
+    // Explicit access: denied for a viewer, granted for the admin (the token on stdout).
+    let mut cmd = with_keys(state, &api, NEW_TOKEN_KEY);
+    cmd.args(["breakglass", "access", &connection, "--justification", WHY]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 77);
+    assert!(out.stderr.contains("switched off"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    let mut cmd = admin(with_keys(state, &api, NEW_TOKEN_KEY));
+    cmd.args(["breakglass", "access", &connection, "--justification", WHY]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), TOKEN);
+    assert!(out.stderr.contains("8 uses left"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("VERCEL_BREAKGLASS_ACCESS"),
+        "{}",
+        out.stderr
+    );
+
+    // The audit trail: every attempt, newest first.
+    let mut cmd = with_keys(state, &api, NEW_TOKEN_KEY);
+    cmd.args(["breakglass", "audit", "--json"]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let trail: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let outcomes: Vec<&str> = trail
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(outcomes, ["granted", "denied", "granted"]);
+    assert_eq!(trail[0]["admin_id"], "ana");
+    assert_eq!(trail[0]["justification"], WHY);
+
+    // Rotation: the lost key is found again and listed as old; everything is resealed.
+    let mut cmd = with_keys(state, &api, NEW_TOKEN_KEY);
+    cmd.env("TOKEN_ENCRYPTION_OLD_KEYS", TOKEN_KEY)
+        .args(["vault", "rotate"]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("Resealed 1 of 1 stored tokens"),
+        "{}",
+        out.stdout
+    );
+    let mut cmd = with_keys(state, &api, NEW_TOKEN_KEY);
+    cmd.arg("follow").arg(&id);
+    let out = run(cmd).await;
+    assert_eq!(
+        out.code, 0,
+        "the new key alone opens it now: {}",
+        out.stderr
+    );
+}
+
+/// Every file under `dir`, concatenated (to look for secrets at rest).
+fn walk(dir: &Path) -> String {
+    let mut all = String::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                all.push_str(&walk(&path));
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                all.push_str(&text);
+            }
+        }
+    }
+    all
+}
