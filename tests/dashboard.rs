@@ -238,3 +238,66 @@ fn an_alert_is_queued_retried_dead_lettered_and_acknowledged_on_screen() {
     session.send_key(Key::Char('q'));
     assert_eq!(session.wait_exit(WAIT), Some(0));
 }
+
+/// The demo's breakglass screen: a placeholder justification is denied, a real one granted;
+/// the token is masked until revealed, and it reaches no file.
+#[test]
+fn breakglass_in_the_demo_denies_then_grants_and_writes_the_token_nowhere() {
+    let home = tempfile::tempdir().expect("home");
+    let mut session = dashboard_with(
+        home.path(),
+        &[],
+        &[
+            ("SHIPLOG_ROLE", "breakglass_admin"),
+            ("SHIPLOG_USER", "ana"),
+            ("VERCEL_BREAKGLASS_ENABLED", "true"),
+        ],
+        120,
+        34,
+    );
+    session.wait_for_text("Deployments", WAIT).or_panic();
+    session.send_key(Key::Char('4'));
+    session
+        .wait_for_text("BREAKGLASS: emergency access", WAIT)
+        .or_panic();
+    session.wait_for_text("kill switch: ON", WAIT).or_panic();
+    session
+        .wait_for_text("ana (breakglass_admin)", WAIT)
+        .or_panic();
+    session.wait_for_text("conn_demo", WAIT).or_panic();
+
+    let request = |session: &mut PtySession, justification: &str| {
+        session.send_key(Key::Enter);
+        session
+            .wait_for_text("BREAKGLASS justification", WAIT)
+            .or_panic();
+        session.send(justification.as_bytes());
+        session.send_key(Key::Enter);
+        session
+            .wait_for_text("type the connection id to confirm", WAIT)
+            .or_panic();
+        session.send(b"conn_demo");
+        session.send_key(Key::Enter);
+    };
+    request(&mut session, "test test test test test");
+    session
+        .wait_for_text("Denied: the justification looks like a placeholder", WAIT)
+        .or_panic();
+    request(
+        &mut session,
+        "The demo's token key was lost; checking that recovery works",
+    );
+    session
+        .wait_for_text("granted and audited", WAIT)
+        .or_panic();
+    session.wait_for_text("vcp_••••", WAIT).or_panic();
+    assert!(!screen_has(&session, "vcp_demo_"), "masked until revealed");
+    session.send_key(Key::Char('v'));
+    session.wait_for_text("vcp_demo_", WAIT).or_panic();
+    session.wait_for_text("use 1 of 10", WAIT).or_panic();
+    session.send_key(Key::Char('q'));
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+    let written = support::files::all_text(home.path());
+    assert!(written.contains("VERCEL_BREAKGLASS_ACCESS") || written.contains("granted"));
+    assert!(!written.contains("vcp_demo_"), "the token is in no file");
+}

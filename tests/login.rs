@@ -69,7 +69,7 @@ async fn a_stored_login_is_used_and_recovered_through_breakglass_when_its_key_is
         "{}",
         out.stdout
     );
-    let stored = walk(state);
+    let stored = support::files::all_text(state);
     assert!(
         !stored.contains(TOKEN),
         "the token is never stored in the clear"
@@ -175,20 +175,4 @@ async fn a_stored_login_is_used_and_recovered_through_breakglass_when_its_key_is
         "the new key alone opens it now: {}",
         out.stderr
     );
-}
-
-/// Every file under `dir`, concatenated (to look for secrets at rest).
-fn walk(dir: &Path) -> String {
-    let mut all = String::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                all.push_str(&walk(&path));
-            } else if let Ok(text) = std::fs::read_to_string(&path) {
-                all.push_str(&text);
-            }
-        }
-    }
-    all
 }

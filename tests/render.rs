@@ -336,6 +336,149 @@ fn queue_screen() {
     );
 }
 
+fn breakglass_app() -> App {
+    use shiplog::breakglass::audit::{AuditRecord, Outcome};
+    use shiplog::breakglass::desk::BreakglassView;
+    use shiplog::breakglass::entry::{BreakglassEntry, Storage};
+
+    let entry = |id: &str, team: &str, left_ms: i64, used: u32, active: bool| BreakglassEntry {
+        id: format!("bg_{id}"),
+        connection_id: id.to_owned(),
+        user_id: "user_ana".to_owned(),
+        access_token: String::new(),
+        refresh_token: None,
+        storage: Storage::Sealed,
+        team_id: Some(format!("team_{team}")),
+        team_name: Some(team.to_owned()),
+        vercel_project_id: None,
+        created_by_admin_id: None,
+        reason: "automatic_on_oauth_success".to_owned(),
+        justification: None,
+        expires_at: NOW + left_ms,
+        accessed_at: None,
+        access_count: used,
+        max_access_count: 10,
+        is_active: active,
+        access_restricted_until: None,
+        created_at: NOW - 3_600_000,
+        updated_at: NOW - 3_600_000,
+    };
+    let record = |ago: i64, outcome: Outcome, reason: &str, why: &str| AuditRecord {
+        at: NOW - ago,
+        admin_id: "ana".to_owned(),
+        role: "breakglass_admin".to_owned(),
+        connection_id: "conn_7hq2m9x4k1pz".to_owned(),
+        justification: why.to_owned(),
+        outcome,
+        reason: reason.to_owned(),
+    };
+    let mut app = app();
+    app.screen = Screen::Breakglass;
+    app.breakglass.apply_view(BreakglassView {
+        enabled: true,
+        user: "ana".to_owned(),
+        role: "breakglass_admin",
+        may_break_glass: true,
+        storage: Storage::Sealed,
+        entries: vec![
+            entry("conn_7hq2m9x4k1pz", "Acme", 20 * 3_600_000, 3, true),
+            entry("conn_b4c1d8e2f0aa", "Acme Labs", -60_000, 0, false),
+        ],
+        audit: vec![
+            record(
+                60_000,
+                Outcome::Granted,
+                "use 3 of 10",
+                "TOKEN_ENCRYPTION_KEY was rotated wrongly; deploys blocked",
+            ),
+            record(
+                120_000,
+                Outcome::Denied,
+                "the justification is too short: 7 characters, at least 20 are needed to say why",
+                "need it",
+            ),
+        ],
+        audit_error: None,
+        error: None,
+    });
+    app
+}
+
+#[test]
+fn breakglass_screen() {
+    use shiplog::breakglass::access::{Denial, Grant};
+    use shiplog::secret::Secret;
+
+    let mut app = breakglass_app();
+    app.breakglass.on_result(Ok(Grant {
+        connection_id: "conn_7hq2m9x4k1pz".to_owned(),
+        access_token: Secret::new("vcp_live_9f8e7d6c5b4a39281706f3a1"),
+        refresh_token: None,
+        team_id: Some("team_Acme".to_owned()),
+        expires_at: NOW + 20 * 3_600_000,
+        uses_left: 6,
+        warning: "Emergency credentials: use them to restore access, then log in again and revoke these tokens.".to_owned(),
+    }));
+    snapshot_everywhere("breakglass_granted", &app);
+    let masked = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    assert!(masked.contains("vcp_••••••••••••f3a1"), "{masked}");
+    assert!(!masked.contains("9f8e7d6c"), "masked until revealed");
+    press(&mut app, KeyCode::Char('v'));
+    let shown = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    assert!(
+        shown.contains("vcp_live_9f8e7d6c5b4a39281706f3a1"),
+        "{shown}"
+    );
+    assert!(shown.contains("hides in 30s"), "{shown}");
+    // 30 s later it is hidden again.
+    app.frozen_now = Some(NOW + 30_000);
+    assert!(app.breakglass.tick(app.now()));
+    let hidden = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    assert!(!hidden.contains("9f8e7d6c"), "{hidden}");
+
+    let mut denied = breakglass_app();
+    denied
+        .breakglass
+        .on_result(Err(Denial::LimitReached { max: 10 }));
+    snapshot_everywhere("breakglass_denied", &denied);
+}
+
+#[test]
+fn breakglass_requests_need_a_justification_then_the_connection_id() {
+    let mut app = breakglass_app();
+    let (requests, mut sent) = tokio::sync::mpsc::channel(4);
+    app.breakglass.connect(requests);
+    press(&mut app, KeyCode::Enter);
+    let screen = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    assert!(screen.contains("BREAKGLASS justification"), "{screen}");
+    type_text(&mut app, "TOKEN_ENCRYPTION_KEY lost in the migration");
+    press(&mut app, KeyCode::Enter);
+    let screen = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    assert!(
+        screen.contains("type the connection id to confirm"),
+        "{screen}"
+    );
+    type_text(&mut app, "conn_wrong");
+    press(&mut app, KeyCode::Enter);
+    let screen = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    assert!(
+        screen.contains("Not sent: the confirmation must be the connection id conn_7hq2m9x4k1pz"),
+        "{screen}"
+    );
+    assert!(sent.try_recv().is_err());
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "TOKEN_ENCRYPTION_KEY lost in the migration");
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "conn_7hq2m9x4k1pz");
+    press(&mut app, KeyCode::Enter);
+    let request = sent.try_recv().expect("a request");
+    assert_eq!(request.connection_id, "conn_7hq2m9x4k1pz");
+    assert_eq!(
+        request.justification,
+        "TOKEN_ENCRYPTION_KEY lost in the migration"
+    );
+}
+
 #[test]
 fn empty_dashboard_while_loading() {
     let mut app = App::new(Source::Team(Some("team_acme".into())), "redis", 10_000);

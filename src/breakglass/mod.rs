@@ -6,6 +6,7 @@
 pub mod access;
 pub mod audit;
 pub mod connection;
+pub mod desk;
 pub mod entry;
 pub mod keys;
 pub mod store;

@@ -71,6 +71,69 @@ pub async fn open(
     ))
 }
 
+/// The breakglass service of the dashboard, or `None` (said in the diagnostics) when it
+/// cannot open. The demo gets its own, with one entry (`conn_demo`) for a made-up token.
+pub async fn for_dashboard(
+    settings: &Settings,
+    logger: &Logger,
+    demo: bool,
+) -> Option<std::sync::Arc<Breakglass>> {
+    if !demo {
+        return open(settings, Some(logger.clone()), "BREAKGLASS_REDIS_URL")
+            .await
+            .map(std::sync::Arc::new)
+            .map_err(|_| tracing::warn!("breakglass is not available on this dashboard"))
+            .ok();
+    }
+    let store = BreakglassStore::files(settings.state_dir.join("breakglass-demo")).ok()?;
+    // The demo's copies are sealed with BREAKGLASS_KEY when set, else a key of this run only.
+    let keys = match breakglass_keys().ok().flatten() {
+        Some(keys) => keys,
+        None => {
+            use base64::Engine as _;
+            let key: [u8; 32] = rand::random();
+            let text = base64::engine::general_purpose::STANDARD.encode(key);
+            Keyring::parse(&text, None, "BREAKGLASS_KEY", "BREAKGLASS_OLD_KEYS").ok()?
+        }
+    };
+    let breakglass = Breakglass::new(
+        settings.breakglass_enabled,
+        settings.breakglass_storage,
+        Some(keys),
+        store,
+        Some(logger.clone()),
+    );
+    let now = shiplog::log::entry::now_ms();
+    let connection = shiplog::breakglass::Connection {
+        connection_id: "conn_demo".to_owned(),
+        user_id: "user_demo".to_owned(),
+        team_id: Some("team_demo".to_owned()),
+        team_name: Some("Demo Team".to_owned()),
+        project_ids: Vec::new(),
+        access_token: String::new(),
+        refresh_token: None,
+        scopes: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    let token: String = (0..24)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)]))
+        .collect();
+    let token = shiplog::secret::Secret::new(format!("vcp_demo_{token}"));
+    breakglass
+        .create_entry(
+            &connection,
+            &token,
+            None,
+            "automatic_on_oauth_success",
+            None,
+        )
+        .await
+        .map_err(|err| tracing::warn!(%err, "the demo breakglass entry was not made"))
+        .ok()?;
+    Some(std::sync::Arc::new(breakglass))
+}
+
 pub async fn run(cli: &Cli, command: BreakglassCommand) -> i32 {
     let settings = match super::settings(cli) {
         Ok(s) => s,

@@ -63,7 +63,25 @@ pub async fn run(cli: &Cli) -> i32 {
         Some((task, desk)) => (Some(task), Some(desk)),
         None => (None, None),
     };
+    let breakglass = super::breakglass::for_dashboard(&settings, &logger, team.simulator.is_some())
+        .await
+        .map(|service| {
+            let requester = shiplog::breakglass::Requester {
+                user: settings.user.clone(),
+                role: settings.role,
+            };
+            shiplog::breakglass::desk::start(service, requester, engine_shutdown.clone())
+        });
+    let (breakglass_view, breakglass_results, breakglass_requests) = match breakglass {
+        Some(desk) => (Some(desk.view), Some(desk.results), Some(desk.requests)),
+        None => (None, None, None),
+    };
+    if let Some(requests) = breakglass_requests {
+        app.breakglass.connect(requests);
+    }
     let feeds = Feeds {
+        breakglass: breakglass_view,
+        breakglass_results,
         snapshots: team.engine.subscribe(),
         entries,
         alerts: desk.as_ref().map(|d| d.alerts.clone()),

@@ -11,6 +11,7 @@ use regex::Regex;
 
 use tokio::sync::mpsc;
 
+use super::breakglass::{Ask, BreakglassScreen};
 use super::buffer::{LogBuffer, LogLine};
 use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::queue::worker::QueueSnapshot;
@@ -39,6 +40,8 @@ pub enum Screen {
     Alerts,
     /// The delivery queue (key `3`).
     Queue,
+    /// Breakglass: emergency access to stored tokens (key `4`).
+    Breakglass,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,10 @@ pub enum InputKind {
     Search,
     /// The optional note of an acknowledgement.
     AckNote,
+    /// Why breakglass access is needed.
+    Justification,
+    /// The connection id typed again, to confirm a breakglass request.
+    Confirmation,
 }
 
 /// The open input box: its text area and whether its text is a valid pattern.
@@ -156,6 +163,7 @@ pub struct App {
     pub selected_alert: Option<String>,
     /// The delivery queue as its worker last published it.
     pub queue: QueueSnapshot,
+    pub breakglass: BreakglassScreen,
     /// Where acknowledgements and resolutions go; `None` when alerting is off.
     pub alert_commands: Option<mpsc::Sender<AlertCommand>>,
     pub source: Source,
@@ -194,6 +202,7 @@ impl App {
             alerts: Vec::new(),
             selected_alert: None,
             queue: QueueSnapshot::default(),
+            breakglass: BreakglassScreen::default(),
             alert_commands: None,
             source,
             backend: backend.into(),
@@ -373,6 +382,8 @@ impl App {
             KeyCode::Char('1') => self.screen = Screen::Deployments,
             KeyCode::Char('2') => self.screen = Screen::Alerts,
             KeyCode::Char('3') => self.screen = Screen::Queue,
+            KeyCode::Char('4') => self.screen = Screen::Breakglass,
+            _ if self.screen == Screen::Breakglass => return self.on_breakglass_key(key),
             _ if self.screen == Screen::Alerts => return self.on_alerts_key(key),
             // The queue screen has nothing to move or open.
             _ if self.screen == Screen::Queue => return false,
@@ -423,6 +434,16 @@ impl App {
             }
             KeyCode::Enter => self.jump_to_alert_line(),
             _ => return false,
+        }
+        true
+    }
+
+    fn on_breakglass_key(&mut self, key: KeyEvent) -> bool {
+        match self.breakglass.on_key(key, self.now()) {
+            Some(Ask::Justification) => self.open_input(InputKind::Justification),
+            Some(Ask::Confirmation) => self.open_input(InputKind::Confirmation),
+            Some(Ask::Nothing) => {}
+            None => return false,
         }
         true
     }
@@ -532,7 +553,7 @@ impl App {
         let current = match kind {
             InputKind::Filter => self.filter.as_ref().map(|f| f.source.clone()),
             InputKind::Search => self.search.as_ref().map(|f| f.source.clone()),
-            InputKind::AckNote => None,
+            InputKind::AckNote | InputKind::Justification | InputKind::Confirmation => None,
         };
         let mut text = TextArea::new(vec![current.unwrap_or_default()]);
         text.move_cursor(ratatui_textarea::CursorMove::End);
@@ -549,6 +570,18 @@ impl App {
         };
         match key.code {
             KeyCode::Esc => self.input = None,
+            KeyCode::Enter if input.kind == InputKind::Justification => {
+                let text = input.text.lines().first().cloned().unwrap_or_default();
+                self.input = None;
+                if self.breakglass.justified(&text) == Ask::Confirmation {
+                    self.open_input(InputKind::Confirmation);
+                }
+            }
+            KeyCode::Enter if input.kind == InputKind::Confirmation => {
+                let text = input.text.lines().first().cloned().unwrap_or_default();
+                self.input = None;
+                self.breakglass.confirmed(&text);
+            }
             KeyCode::Enter if input.kind == InputKind::AckNote => {
                 let note = input.text.lines().first().cloned().unwrap_or_default();
                 self.input = None;
@@ -567,7 +600,9 @@ impl App {
                         let kind = input.kind;
                         self.input = None;
                         match kind {
-                            InputKind::AckNote => {}
+                            InputKind::AckNote
+                            | InputKind::Justification
+                            | InputKind::Confirmation => {}
                             InputKind::Filter => {
                                 self.filter = parsed;
                                 self.scroll = Scroll::Follow;

@@ -2,6 +2,7 @@
 //! ties the terminal to the engines.
 
 pub mod app;
+pub mod breakglass;
 pub mod buffer;
 pub mod terminal;
 pub mod theme;
@@ -38,6 +39,9 @@ pub struct Feeds {
     pub alerts: Option<watch::Receiver<Vec<AlertRecord>>>,
     /// The delivery queue, when alerting runs.
     pub queue: Option<watch::Receiver<QueueSnapshot>>,
+    /// The breakglass engine's view, and its answers to requests.
+    pub breakglass: Option<watch::Receiver<crate::breakglass::desk::BreakglassView>>,
+    pub breakglass_results: Option<mpsc::Receiver<crate::breakglass::desk::AccessResult>>,
 }
 
 /// Runs the dashboard until the user quits or `shutdown` fires.
@@ -103,13 +107,29 @@ pub async fn run(
                 }
                 None => feeds.queue = None,
             },
+            changed = watched(&mut feeds.breakglass) => match changed {
+                Some(view) => {
+                    app.breakglass.apply_view(view);
+                    dirty = true;
+                }
+                None => feeds.breakglass = None,
+            },
+            result = next_result(&mut feeds.breakglass_results) => match result {
+                Some(result) => {
+                    app.breakglass.on_result(result);
+                    dirty = true;
+                }
+                None => feeds.breakglass_results = None,
+            },
             received = feeds.entries.recv_many(&mut batch, BATCH), if entries_open => {
                 entries_open = received > 0;
                 app.ingest(&batch);
                 batch.clear();
                 dirty = true;
             }
-            _ = clock.tick() => dirty |= app.something_runs(),
+            _ = clock.tick() => {
+                dirty |= app.something_runs() | app.breakglass.tick(app.now()) | app.breakglass.is_revealing();
+            }
             // A change came in too soon after the last frame: draw it when the frame is due.
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = stopped(&mut shutdown) => break,
@@ -129,6 +149,16 @@ async fn watched<T: Clone>(feed: &mut Option<watch::Receiver<T>>) -> Option<T> {
             Ok(()) => Some(feed.borrow_and_update().clone()),
             Err(_) => None,
         },
+        None => std::future::pending().await,
+    }
+}
+
+/// The breakglass engine's next answer; never resolves when it does not run.
+async fn next_result(
+    results: &mut Option<mpsc::Receiver<crate::breakglass::desk::AccessResult>>,
+) -> Option<crate::breakglass::desk::AccessResult> {
+    match results {
+        Some(results) => results.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod files;
 pub mod http;
 pub mod oauth_server;
 pub mod pty;

@@ -10,7 +10,7 @@ use crate::tui::theme::Theme;
 
 /// Key, what it does, on the deployments screen.
 pub const DEPLOYMENT_KEYS: [(&str, &str); 19] = [
-    ("1  2  3", "deployments / alerts / queue screen"),
+    ("1 2 3 4", "deployments / alerts / queue / breakglass"),
     ("↑ ↓  j k", "move in the list / scroll the log"),
     ("Tab", "switch between deployments and log"),
     ("Enter / Esc", "open the log / back to the list"),
@@ -33,7 +33,7 @@ pub const DEPLOYMENT_KEYS: [(&str, &str); 19] = [
 
 /// Key, what it does, on the alerts screen.
 pub const ALERT_KEYS: [(&str, &str); 8] = [
-    ("1  2  3", "deployments / alerts / queue screen"),
+    ("1 2 3 4", "deployments / alerts / queue / breakglass"),
     ("↑ ↓  j k", "choose an alert"),
     ("a", "acknowledge (with an optional note)"),
     ("r", "resolve"),
@@ -45,7 +45,7 @@ pub const ALERT_KEYS: [(&str, &str); 8] = [
 
 /// Key, what it does, on the queue screen.
 pub const QUEUE_KEYS: [(&str, &str); 7] = [
-    ("1  2  3", "deployments / alerts / queue screen"),
+    ("1 2 3 4", "deployments / alerts / queue / breakglass"),
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),
     ("", "Failed sends retry 3 times (2 s, 4 s), then go"),
@@ -54,11 +54,25 @@ pub const QUEUE_KEYS: [(&str, &str); 7] = [
     ("", "stalled job is taken over after 30 s."),
 ];
 
+/// Key, what it does, on the breakglass screen.
+pub const BREAKGLASS_KEYS: [(&str, &str); 9] = [
+    ("1 2 3 4", "deployments / alerts / queue / breakglass"),
+    ("↑ ↓  j k", "choose an entry"),
+    ("Enter", "request access: justification, then confirm"),
+    ("v", "reveal / hide a granted token (hides after 30 s)"),
+    ("c", "forget the granted token"),
+    ("?", "this help (any key closes it)"),
+    ("q  Ctrl-C", "quit"),
+    ("", "Every request is audited before anything is shown."),
+    ("", "Needs VERCEL_BREAKGLASS_ENABLED and an admin role."),
+];
+
 pub fn render(frame: &mut Frame, area: Rect, screen: Screen, theme: &Theme) {
     let keys: &[(&str, &str)] = match screen {
         Screen::Deployments => &DEPLOYMENT_KEYS,
         Screen::Alerts => &ALERT_KEYS,
         Screen::Queue => &QUEUE_KEYS,
+        Screen::Breakglass => &BREAKGLASS_KEYS,
     };
     let width = 60.min(area.width);
     let height = (keys.len() as u16 + 2).min(area.height);

@@ -1,6 +1,7 @@
 //! Pure render functions: `(App, Theme) -> frame`. One module per part of the screen.
 
 mod alerts;
+mod breakglass;
 mod deployments;
 mod help;
 mod log;
@@ -30,6 +31,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
         }
         Screen::Alerts => alerts::render(frame, main, app, theme),
         Screen::Queue => queue::render(frame, main, app, theme),
+        Screen::Breakglass => breakglass::render(frame, main, app, theme),
     }
     status::render(frame, status, app, theme);
     if app.help {

@@ -14,6 +14,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             InputKind::Filter => " filter (!pattern hides): ",
             InputKind::Search => " search: ",
             InputKind::AckNote => " acknowledge; note (optional): ",
+            InputKind::Justification => " BREAKGLASS justification (why, 20+ characters): ",
+            InputKind::Confirmation => " BREAKGLASS: type the connection id to confirm: ",
         };
         let [label_area, text_area, error_area] = Layout::horizontal([
             Constraint::Length(label.chars().count() as u16),
@@ -32,7 +34,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             theme.input_text
         });
         text.set_cursor_line_style(ratatui::style::Style::default());
-        text.set_placeholder_text("a regular expression; Enter applies, Esc cancels");
+        text.set_placeholder_text(match input.kind {
+            InputKind::Filter | InputKind::Search => {
+                "a regular expression; Enter applies, Esc cancels"
+            }
+            InputKind::AckNote => "Enter acknowledges, Esc cancels",
+            InputKind::Justification => "what broke and why the token is needed; it is audited",
+            InputKind::Confirmation => "Enter sends the request, Esc cancels",
+        });
         text.set_placeholder_style(theme.input_placeholder);
         frame.render_widget(&text, text_area);
         if let Some(error) = &input.error {

@@ -1,0 +1,110 @@
+//! The breakglass engine inside the dashboard: it publishes what the breakglass screen shows
+//! (the kill switch, who is asking, the entries, the audit trail) and answers access requests.
+//! The UI never waits on it: requests go in through a channel, answers come back through one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::access::{Breakglass, Denial, Grant, Requester};
+use super::audit::AuditRecord;
+use super::entry::{BreakglassEntry, Storage};
+use crate::stream::follower::{stopped, Shutdown};
+
+/// What the breakglass screen shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakglassView {
+    pub enabled: bool,
+    pub user: String,
+    pub role: &'static str,
+    pub may_break_glass: bool,
+    pub storage: Storage,
+    /// Without their tokens.
+    pub entries: Vec<BreakglassEntry>,
+    pub audit: Vec<AuditRecord>,
+    /// Why the audit trail is not shown (on Redis it takes the auditor's user).
+    pub audit_error: Option<String>,
+    /// Why the entries are not shown.
+    pub error: Option<String>,
+}
+
+/// An access request from the screen.
+#[derive(Debug, Clone)]
+pub struct AccessRequest {
+    pub connection_id: String,
+    pub justification: String,
+}
+
+/// The answer to a request.
+pub type AccessResult = Result<Grant, Denial>;
+
+/// The dashboard's end of the breakglass engine.
+pub struct BreakglassDesk {
+    pub view: watch::Receiver<BreakglassView>,
+    pub requests: mpsc::Sender<AccessRequest>,
+    pub results: mpsc::Receiver<AccessResult>,
+}
+
+/// How often entries (time left) and the audit trail are read again.
+const REFRESH: Duration = Duration::from_secs(5);
+
+/// Starts the engine for `requester`; it stops with `shutdown`.
+pub fn start(
+    breakglass: Arc<Breakglass>,
+    requester: Requester,
+    shutdown: Shutdown,
+) -> BreakglassDesk {
+    let (view_tx, view) = watch::channel(BreakglassView {
+        enabled: breakglass.enabled,
+        user: requester.user.clone(),
+        role: requester.role.as_str(),
+        may_break_glass: requester.role.may_break_glass(),
+        storage: breakglass.storage,
+        entries: Vec::new(),
+        audit: Vec::new(),
+        audit_error: None,
+        error: None,
+    });
+    let (requests, mut requests_rx) = mpsc::channel::<AccessRequest>(8);
+    let (results_tx, results) = mpsc::channel(8);
+    tokio::spawn(async move {
+        let mut shutdown = shutdown;
+        let mut refresh = tokio::time::interval(REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = refresh.tick() => {}
+                request = requests_rx.recv() => {
+                    let Some(request) = request else { return };
+                    let result = breakglass
+                        .request_access(&request.connection_id, &requester, &request.justification)
+                        .await;
+                    if results_tx.send(result).await.is_err() {
+                        return;
+                    }
+                }
+                _ = stopped(&mut shutdown) => return,
+            }
+            let (entries, error) = match breakglass.entries().await {
+                Ok(entries) => (entries, None),
+                Err(err) => (Vec::new(), Some(err.to_string())),
+            };
+            let (audit, audit_error) = match breakglass.audit(50).await {
+                Ok(audit) => (audit, None),
+                Err(err) => (Vec::new(), Some(err.to_string())),
+            };
+            view_tx.send_modify(|view| {
+                view.entries = entries;
+                view.error = error;
+                view.audit = audit;
+                view.audit_error = audit_error;
+            });
+        }
+    });
+    BreakglassDesk {
+        view,
+        requests,
+        results,
+    }
+}
