@@ -176,3 +176,54 @@ async fn a_stored_login_is_used_and_recovered_through_breakglass_when_its_key_is
         out.stderr
     );
 }
+
+/// `shiplog login` without a token: Sign in with Vercel through a local authorization server
+/// that checks the PKCE verifier; the login and its breakglass entry are stored.
+#[tokio::test]
+async fn signing_in_with_vercel_stores_the_login_and_its_breakglass_entry() {
+    use support::oauth_server::{self, Behaviour};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let sim = SimulatorHandle::start(SimulatorOptions::default())
+        .await
+        .expect("simulator");
+    let auth = oauth_server::start(Behaviour::Approve).await;
+    let state = tempfile::tempdir().expect("dir");
+    let mut cmd = with_keys(state.path(), &sim.base_url(), TOKEN_KEY);
+    cmd.args(["login", "--no-browser", "--client-id", "cl_shiplog_test"])
+        .args(["--authorize-url", &auth.authorize_url()])
+        .args(["--token-url", &auth.token_url()]);
+    let mut child = cmd.spawn().expect("shiplog starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if let Some(url) = line.trim().strip_prefix("http") {
+                return format!("http{url}");
+            }
+        }
+        panic!("no sign-in URL on stderr");
+    })
+    .await
+    .expect("the sign-in URL within 30 s");
+    // The "browser": follows the authorization server's redirect to the loopback callback.
+    let page = reqwest::get(&url)
+        .await
+        .expect("the browser reaches the loopback");
+    assert!(page.status().is_success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("login finishes")
+        .expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("Breakglass entry made (automatic_on_oauth_success)"),
+        "{stdout}"
+    );
+    assert_eq!(auth.verifier_matched(), Some(true));
+    let at_rest = support::files::all_text(state.path());
+    assert!(
+        !at_rest.contains("vca_"),
+        "the OAuth tokens are sealed at rest"
+    );
+}

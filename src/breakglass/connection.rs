@@ -69,6 +69,11 @@ impl Connection {
             .transpose()
     }
 
+    /// The plan's `requireScope()` for this login (see [`require_scopes`]).
+    pub fn require_scopes(&self, needed: &[&str]) -> Result<(), MissingScope> {
+        require_scopes(&self.scopes, needed)
+    }
+
     /// Seals both tokens again with the newest key (`shiplog vault rotate`).
     pub fn reseal(&mut self, keys: &Keyring, now: i64) -> Result<(), VaultError> {
         let access = self.access_token(keys)?;
@@ -89,6 +94,36 @@ impl Connection {
             .transpose()?;
         self.updated_at = now;
         Ok(())
+    }
+}
+
+/// What an OAuth login must be granted: an identity, and a refresh token (Vercel's access
+/// tokens last an hour).
+pub const REQUIRED_SCOPES: [&str; 2] = ["openid", "offline_access"];
+
+/// A stored login without a scope shiplog needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the stored login lacks the scope {missing} (it was granted: {granted}); log in again and allow it")]
+pub struct MissingScope {
+    pub missing: String,
+    pub granted: String,
+}
+
+/// The plan's `requireScope()`: when the authorization server reported a token's scopes
+/// (`granted`), every scope in `needed` must be among them. A personal token reports none.
+pub fn require_scopes(granted: &[String], needed: &[&str]) -> Result<(), MissingScope> {
+    if granted.is_empty() {
+        return Ok(());
+    }
+    match needed
+        .iter()
+        .find(|scope| !granted.iter().any(|g| g == *scope))
+    {
+        Some(missing) => Err(MissingScope {
+            missing: (*missing).to_owned(),
+            granted: granted.join(" "),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -148,5 +183,42 @@ impl Connections {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_scopes(scopes: &[&str]) -> Connection {
+        Connection {
+            connection_id: "conn_a".to_owned(),
+            user_id: "u".to_owned(),
+            team_id: None,
+            team_name: None,
+            project_ids: Vec::new(),
+            access_token: String::new(),
+            refresh_token: None,
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_missing_scope_is_named_and_unreported_scopes_are_not_checked() {
+        let needed = REQUIRED_SCOPES;
+        assert_eq!(with_scopes(&[]).require_scopes(&needed), Ok(()));
+        assert_eq!(
+            with_scopes(&["openid", "offline_access", "email"]).require_scopes(&needed),
+            Ok(())
+        );
+        let err = with_scopes(&["openid", "email"])
+            .require_scopes(&needed)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the stored login lacks the scope offline_access (it was granted: openid email); log in again and allow it"
+        );
     }
 }

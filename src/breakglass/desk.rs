@@ -108,3 +108,21 @@ pub fn start(
         results,
     }
 }
+
+/// Marks expired entries inactive every `every` until `shutdown` (the always-on worker's job;
+/// on Redis the entries' TTLs remove them a week later).
+pub async fn sweep_every(breakglass: Arc<Breakglass>, every: Duration, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+        match breakglass.sweep(crate::log::entry::now_ms()).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, "expired breakglass entries made inactive"),
+            Err(err) => tracing::warn!(error = %err, "could not sweep breakglass entries"),
+        }
+    }
+}

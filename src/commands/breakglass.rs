@@ -73,7 +73,7 @@ pub async fn open(
 
 /// The breakglass service of the dashboard, or `None` (said in the diagnostics) when it
 /// cannot open. The demo gets its own, with one entry (`conn_demo`) for a made-up token.
-pub async fn for_dashboard(
+pub async fn for_screen(
     settings: &Settings,
     logger: &Logger,
     demo: bool,

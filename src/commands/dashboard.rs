@@ -63,7 +63,7 @@ pub async fn run(cli: &Cli) -> i32 {
         Some((task, desk)) => (Some(task), Some(desk)),
         None => (None, None),
     };
-    let breakglass = super::breakglass::for_dashboard(&settings, &logger, team.simulator.is_some())
+    let breakglass = super::breakglass::for_screen(&settings, &logger, team.simulator.is_some())
         .await
         .map(|service| {
             let requester = shiplog::breakglass::Requester {

@@ -10,7 +10,9 @@ use std::io::BufRead as _;
 use std::time::Duration;
 
 use shiplog::breakglass::access::{EntryError, Requester};
-use shiplog::breakglass::connection::{token_context, Connections};
+use shiplog::breakglass::connection::{
+    require_scopes, token_context, Connections, REQUIRED_SCOPES,
+};
 use shiplog::breakglass::{vault, Connection, VaultError};
 use shiplog::config::Settings;
 use shiplog::exit;
@@ -64,6 +66,11 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
             Err(code) => return code,
         },
     };
+    // Before any API call: what the sign-in was granted covers what shiplog needs.
+    if let Err(err) = require_scopes(&tokens.scopes, &REQUIRED_SCOPES) {
+        report(format!("the sign-in was not granted enough: {err}"), None);
+        return exit::FOLLOW_FAILED;
+    }
     let logger = Logger::builder().build();
     let (store, client) = match super::open_session(&settings, tokens.access.clone(), &logger).await
     {
@@ -256,6 +263,11 @@ pub async fn stored_token(settings: &mut Settings) -> Result<Option<Secret>, i32
     else {
         return Ok(None);
     };
+    // Before any API call: what the login was granted covers what shiplog needs.
+    if let Err(err) = connection.require_scopes(&REQUIRED_SCOPES) {
+        report(err, Some("`shiplog login` asks for them again"));
+        return Err(exit::CONFIG);
+    }
     let opened = match super::breakglass::token_keys()? {
         Some(keys) => connection.access_token(&keys),
         None => Err(VaultError::KeyMissing {

@@ -119,6 +119,17 @@ pub async fn run_headless(
         shutdown.clone(),
     );
     super::report_metrics(&settings, &team.metrics, shutdown.clone());
+    if team.simulator.is_none() {
+        if let Ok(breakglass) =
+            super::breakglass::open(&settings, None, "BREAKGLASS_REDIS_URL").await
+        {
+            tokio::spawn(shiplog::breakglass::desk::sweep_every(
+                Arc::new(breakglass),
+                Duration::from_secs(60),
+                shutdown.clone(),
+            ));
+        }
+    }
     team.engine.run(shutdown).await;
     if let Some((alerting, _desk)) = alerting {
         let _ = alerting.await;
