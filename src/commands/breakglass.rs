@@ -45,6 +45,28 @@ pub fn token_keys() -> Result<Option<Keyring>, i32> {
     })
 }
 
+/// The token keys, which this command cannot do without; `hint` says what to set.
+pub fn required_token_keys(hint: &str) -> Result<Keyring, i32> {
+    token_keys()?.ok_or_else(|| {
+        report(
+            shiplog::breakglass::VaultError::KeyMissing {
+                var: "TOKEN_ENCRYPTION_KEY",
+            },
+            Some(hint),
+        );
+        exit::CONFIG
+    })
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> i32 {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+    exit::OK
+}
+
 /// The breakglass service; `audit_var` names the Redis URL to read the audit trail with.
 pub async fn open(
     settings: &Settings,
@@ -162,15 +184,10 @@ async fn list(settings: &Settings, json: bool) -> i32 {
             return exit::FOLLOW_FAILED;
         }
     };
-    let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&entries).unwrap_or_default()
-        );
-        return exit::OK;
+        return print_json(&entries);
     }
+    let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "breakglass: {}; you are {} ({}); storage {}",
@@ -273,15 +290,10 @@ async fn audit(settings: &Settings, json: bool, limit: usize) -> i32 {
             return exit::FOLLOW_FAILED;
         }
     };
-    let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&records).unwrap_or_default()
-        );
-        return exit::OK;
+        return print_json(&records);
     }
+    let mut out = std::io::stdout().lock();
     if records.is_empty() {
         let _ = writeln!(out, "The audit trail is empty.");
     }

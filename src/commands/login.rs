@@ -43,17 +43,10 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
         Err(code) => return code,
     };
     super::init_diagnostics(&settings);
-    let keys = match super::breakglass::token_keys() {
-        Ok(Some(keys)) => keys,
-        Ok(None) => {
-            report(
-                VaultError::KeyMissing {
-                    var: "TOKEN_ENCRYPTION_KEY",
-                },
-                Some("shiplog keeps tokens only sealed; set the key, and keep it safe"),
-            );
-            return exit::CONFIG;
-        }
+    let keys = match super::breakglass::required_token_keys(
+        "shiplog keeps tokens only sealed; set the key, and keep it safe",
+    ) {
+        Ok(keys) => keys,
         Err(code) => return code,
     };
     let tokens = match settings.token.clone() {

@@ -3,7 +3,6 @@
 //! they can still be opened), and every emergency copy with the newest `BREAKGLASS_KEY`.
 
 use shiplog::breakglass::connection::Connections;
-use shiplog::breakglass::VaultError;
 use shiplog::exit;
 use shiplog::log::entry::now_ms;
 use shiplog::log::Logger;
@@ -17,17 +16,10 @@ pub async fn rotate(cli: &Cli) -> i32 {
         Err(code) => return code,
     };
     super::init_diagnostics(&settings);
-    let keys = match super::breakglass::token_keys() {
-        Ok(Some(keys)) => keys,
-        Ok(None) => {
-            report(
-                VaultError::KeyMissing {
-                    var: "TOKEN_ENCRYPTION_KEY",
-                },
-                Some("set the new key in TOKEN_ENCRYPTION_KEY and the old ones in TOKEN_ENCRYPTION_OLD_KEYS"),
-            );
-            return exit::CONFIG;
-        }
+    let keys = match super::breakglass::required_token_keys(
+        "set the new key in TOKEN_ENCRYPTION_KEY and the old ones in TOKEN_ENCRYPTION_OLD_KEYS",
+    ) {
+        Ok(keys) => keys,
         Err(code) => return code,
     };
     let logger = Logger::builder().build();
