@@ -140,7 +140,7 @@ async fn every_denial_says_exactly_why() {
     // Restricted, then inactive, then expired: written as an operator would.
     let mut entry = bg.store().entry(id).await.expect("read").expect("entry");
     entry.access_restricted_until = Some(entry.expires_at - 1000);
-    bg.store().put_entry(&entry, false).await.expect("write");
+    assert!(bg.store().update_entry(&entry).await.expect("write"));
     let denied = bg
         .request_access(id, &admin(), JUSTIFICATION)
         .await
@@ -148,7 +148,7 @@ async fn every_denial_says_exactly_why() {
     assert!(matches!(denied, Denial::Restricted { .. }), "{denied}");
     entry.access_restricted_until = None;
     entry.is_active = false;
-    bg.store().put_entry(&entry, false).await.expect("write");
+    assert!(bg.store().update_entry(&entry).await.expect("write"));
     let denied = bg
         .request_access(id, &admin(), JUSTIFICATION)
         .await
@@ -269,7 +269,7 @@ async fn a_tampered_copy_or_a_wrong_breakglass_key_reveals_nothing() {
         .expect("read")
         .expect("entry");
     entry.access_token = theirs.access_token;
-    bg.store().put_entry(&entry, false).await.expect("write");
+    assert!(bg.store().update_entry(&entry).await.expect("write"));
     let denied = bg
         .request_access(id, &admin(), JUSTIFICATION)
         .await
@@ -474,5 +474,105 @@ async fn redis_acl_keeps_the_dashboard_out_and_the_audit_append_only() {
     assert!(
         matches!(denied, Denial::StoreUnavailable { .. }),
         "{denied}"
+    );
+}
+
+/// A login replaces an entry between a request's check and its use: the old entry's request
+/// neither spends the new entry's uses nor writes the old entry back.
+async fn a_replaced_entry_is_neither_spent_nor_written_back(store: BreakglassStore) {
+    use shiplog::breakglass::store::Reservation;
+
+    let bg = breakglass(store);
+    let connection = with_entry(&bg, "vca_live_old").await;
+    let id = connection.connection_id.as_str();
+    let old = bg.store().entry(id).await.expect("read").expect("entry");
+    bg.create_entry(
+        &connection,
+        &Secret::new("vca_live_new"),
+        None,
+        "automatic_on_oauth_success",
+        None,
+    )
+    .await
+    .expect("a new login");
+    let reservation = bg
+        .store()
+        .reserve_use(id, &old.id, 10, old.expires_at)
+        .await
+        .expect("store");
+    assert_eq!(reservation, Reservation::Replaced);
+    let mut stale = old.clone();
+    stale.is_active = false;
+    assert!(
+        !bg.store().update_entry(&stale).await.expect("store"),
+        "not written back"
+    );
+    let grant = bg
+        .request_access(id, &admin(), JUSTIFICATION)
+        .await
+        .expect("the new entry is whole");
+    assert_eq!(grant.access_token.expose(), "vca_live_new");
+    assert_eq!(grant.uses_left, 9);
+}
+
+#[tokio::test]
+async fn a_replaced_entry_is_neither_spent_nor_written_back_on_files() {
+    let (_dir, store) = files();
+    a_replaced_entry_is_neither_spent_nor_written_back(store).await;
+}
+
+#[tokio::test]
+async fn a_replaced_entry_is_neither_spent_nor_written_back_on_redis() {
+    let redis = support::redis::RedisServer::start();
+    let prefix = format!("breakglass:{}", support::redis::fresh_namespace());
+    let store = BreakglassStore::redis(&redis.url, &prefix)
+        .await
+        .expect("store");
+    a_replaced_entry_is_neither_spent_nor_written_back(store).await;
+}
+
+#[tokio::test]
+async fn files_are_private_ids_are_checked_and_the_trail_has_no_control_characters() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (dir, store) = files();
+    let bg = breakglass(store);
+    let connection = with_entry(&bg, "vca_live_files").await;
+    let denied = bg
+        .request_access("conn_../../etc", &admin(), JUSTIFICATION)
+        .await
+        .unwrap_err();
+    assert!(matches!(denied, Denial::NoEntry { .. }), "{denied}");
+    let sneaky = "Deploys are blocked\u{1b}[2J\nforged: granted to nobody at all";
+    bg.request_access(&connection.connection_id, &admin(), sneaky)
+        .await
+        .expect("granted");
+    let trail = bg.audit(1).await.expect("audit");
+    assert!(!trail[0].justification.contains('\u{1b}'));
+    assert!(!trail[0].justification.contains('\n'));
+    let root = dir.path().join("breakglass");
+    let mode = |path: std::path::PathBuf| {
+        std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(root.clone()), 0o700);
+    assert_eq!(
+        mode(root.join(format!("entry-{}.json", connection.connection_id))),
+        0o600
+    );
+    assert_eq!(mode(root.join("audit.ndjson")), 0o600);
+    let debug = format!(
+        "{:?}",
+        bg.store()
+            .entry(&connection.connection_id)
+            .await
+            .expect("read")
+    );
+    assert!(
+        debug.contains("[REDACTED]") && !debug.contains("v1:"),
+        "{debug}"
     );
 }

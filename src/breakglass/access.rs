@@ -11,7 +11,7 @@ use super::audit::{AuditRecord, Outcome};
 use super::connection::Connection;
 use super::entry::{BreakglassEntry, Storage};
 use super::keys::Keyring;
-use super::store::{BreakglassStore, StoreError};
+use super::store::{BreakglassStore, Reservation, StoreError};
 use super::vault::{self, Context};
 use super::VaultError;
 use crate::log::entry::now_ms;
@@ -83,6 +83,10 @@ pub enum Denial {
     Restricted { until: String },
     #[error("the access limit is reached ({max} of {max} uses)")]
     LimitReached { max: u32 },
+    #[error(
+        "the breakglass entry changed while the request was checked (a new login?); ask again"
+    )]
+    Changed,
     #[error("the audit trail cannot be written ({reason}), so nothing is revealed")]
     AuditUnavailable { reason: String },
     #[error("the breakglass store cannot be used: {reason}")]
@@ -196,7 +200,7 @@ impl Breakglass {
             created_at: now,
             updated_at: now,
         };
-        self.store.put_entry(&entry, true).await?;
+        self.store.put_entry(&entry).await?;
         Ok(entry.public())
     }
 
@@ -240,8 +244,9 @@ impl Breakglass {
                     entry.access_token = access;
                     entry.refresh_token = refresh;
                     entry.updated_at = now_ms();
-                    self.store.put_entry(&entry, false).await?;
-                    resealed += 1;
+                    if self.store.update_entry(&entry).await? {
+                        resealed += 1;
+                    }
                 }
                 Err(problem) => problems.push((id, problem)),
             }
@@ -256,8 +261,10 @@ impl Breakglass {
             if entry.is_active && now >= entry.expires_at {
                 entry.is_active = false;
                 entry.updated_at = now;
-                self.store.put_entry(&entry, false).await?;
-                swept += 1;
+                // Only if no login replaced it meanwhile.
+                if self.store.update_entry(&entry).await? {
+                    swept += 1;
+                }
             }
         }
         Ok(swept)
@@ -315,49 +322,50 @@ impl Breakglass {
         let store_denial = |err: StoreError| Denial::StoreUnavailable {
             reason: err.to_string(),
         };
-        let now = now_ms();
-        let mut entry = self
+        let no_entry = || Denial::NoEntry {
+            connection: connection_id.to_owned(),
+        };
+        if !is_connection_id(connection_id) {
+            return Err(no_entry());
+        }
+        let entry = self
             .store
             .entry(connection_id)
             .await
             .map_err(store_denial)?
-            .ok_or_else(|| Denial::NoEntry {
-                connection: connection_id.to_owned(),
-            })?;
-        if entry.is_active && now >= entry.expires_at {
-            entry.is_active = false;
-            entry.updated_at = now;
-            let _ = self.store.put_entry(&entry, false).await;
-            return Err(Denial::Expired {
-                at: crate::log::entry::rfc3339(entry.expires_at),
-            });
-        }
-        if !entry.is_active {
-            return Err(if now >= entry.expires_at {
-                Denial::Expired {
-                    at: crate::log::entry::rfc3339(entry.expires_at),
-                }
-            } else {
-                Denial::Inactive
-            });
-        }
-        if let Some(until) = entry.access_restricted_until.filter(|until| now < *until) {
-            return Err(Denial::Restricted {
-                until: crate::log::entry::rfc3339(until),
-            });
-        }
-        let Some(used) = self
+            .ok_or_else(no_entry)?;
+        self.check_entry(&entry, now_ms()).await?;
+        let used = match self
             .store
-            .reserve_use(connection_id, entry.max_access_count, entry.expires_at)
+            .reserve_use(
+                connection_id,
+                &entry.id,
+                entry.max_access_count,
+                entry.expires_at,
+            )
             .await
             .map_err(store_denial)?
-        else {
-            return Err(Denial::LimitReached {
-                max: entry.max_access_count,
-            });
+        {
+            Reservation::Reserved(used) => used,
+            Reservation::LimitReached => {
+                return Err(Denial::LimitReached {
+                    max: entry.max_access_count,
+                })
+            }
+            Reservation::Replaced => return Err(Denial::Changed),
+        };
+        // With the use reserved, the entry is read and checked again, at the time now: it may
+        // have been deactivated, restricted, replaced or expired meanwhile. What is revealed is
+        // the entry checked here.
+        let checked = match self.store.entry(connection_id).await {
+            Ok(Some(current)) if current.id == entry.id => {
+                self.check_entry(&current, now_ms()).await.map(|()| current)
+            }
+            Ok(_) => Err(Denial::Changed),
+            Err(err) => Err(store_denial(err)),
         };
         // Opened in memory only; revealed after the audit record is written.
-        let opened = self.open_copy(&entry);
+        let opened = checked.and_then(|entry| self.open_copy(&entry).map(|tokens| (entry, tokens)));
         let audited = match &opened {
             Ok(_) => {
                 let record = self.record(
@@ -376,10 +384,10 @@ impl Breakglass {
             }
             Err(denial) => Err(denial.clone()),
         };
-        let (access_token, refresh_token) = match (opened, audited) {
-            (Ok(tokens), Ok(())) => tokens,
+        let (entry, (access_token, refresh_token)) = match (opened, audited) {
+            (Ok(opened), Ok(())) => opened,
             (_, Err(denial)) | (Err(denial), _) => {
-                if let Err(err) = self.store.release_use(connection_id).await {
+                if let Err(err) = self.store.release_use(connection_id, &entry.id).await {
                     tracing::warn!(error = %err, "could not give back an unused breakglass use");
                 }
                 return Err(denial);
@@ -395,6 +403,31 @@ impl Breakglass {
             uses_left: entry.max_access_count.saturating_sub(used),
             warning: "Emergency credentials: use them to restore access, then log in again and revoke these tokens.".to_owned(),
         })
+    }
+
+    /// Active, not expired, not restricted at `now`; an expired entry is made inactive.
+    async fn check_entry(&self, entry: &BreakglassEntry, now: i64) -> Result<(), Denial> {
+        let expired = || Denial::Expired {
+            at: crate::log::entry::rfc3339(entry.expires_at),
+        };
+        if now >= entry.expires_at {
+            if entry.is_active {
+                let mut inactive = entry.clone();
+                inactive.is_active = false;
+                inactive.updated_at = now;
+                let _ = self.store.update_entry(&inactive).await;
+            }
+            return Err(expired());
+        }
+        if !entry.is_active {
+            return Err(Denial::Inactive);
+        }
+        if let Some(until) = entry.access_restricted_until.filter(|until| now < *until) {
+            return Err(Denial::Restricted {
+                until: crate::log::entry::rfc3339(until),
+            });
+        }
+        Ok(())
     }
 
     fn open_copy(&self, entry: &BreakglassEntry) -> Result<(Secret, Option<Secret>), Denial> {
@@ -435,10 +468,10 @@ impl Breakglass {
     ) -> AuditRecord {
         AuditRecord {
             at: now_ms(),
-            admin_id: requester.user.clone(),
+            admin_id: printable(&requester.user),
             role: requester.role.as_str().to_owned(),
-            connection_id: connection_id.to_owned(),
-            justification: justification.trim().to_owned(),
+            connection_id: printable(connection_id),
+            justification: printable(justification.trim()),
             outcome,
             reason,
         }
@@ -454,10 +487,10 @@ impl Breakglass {
             "breakglass_access",
             format!(
                 "VERCEL_BREAKGLASS_ACCESS: {} ({}) recovered the tokens of connection {}: {}",
-                requester.user,
+                printable(&requester.user),
                 requester.role.as_str(),
                 entry.connection_id,
-                justification.trim()
+                printable(justification.trim())
             ),
         )
         .with_meta("connection_id", entry.connection_id.as_str())
@@ -467,6 +500,21 @@ impl Breakglass {
         }
         logger.write(notice);
     }
+}
+
+/// Text from a person, fit for an audit trail or a terminal: one line, no control characters.
+fn printable(text: &str) -> String {
+    crate::log::sinks::make_printable(&text.replace(['\n', '\r'], " "), false)
+}
+
+/// Connection ids are shiplog's own (`conn_` and lowercase letters, digits, `_`).
+fn is_connection_id(id: &str) -> bool {
+    id.strip_prefix("conn_").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
 }
 
 /// The vault's context for the emergency copy of a connection's field.

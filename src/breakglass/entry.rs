@@ -16,8 +16,8 @@ pub enum Storage {
     Plaintext,
 }
 
-/// The plan's fields, by the plan's names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The plan's fields, by the plan's names. `Debug` leaves the copies out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakglassEntry {
     pub id: String,
     pub connection_id: String,
@@ -66,5 +66,21 @@ impl BreakglassEntry {
     /// Active, not yet expired, at `now`.
     pub fn is_live(&self, now: i64) -> bool {
         self.is_active && now < self.expires_at
+    }
+}
+
+impl std::fmt::Debug for BreakglassEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakglassEntry")
+            .field("id", &self.id)
+            .field("connection_id", &self.connection_id)
+            .field("access_token", &"[REDACTED]")
+            .field("refresh_token", &"[REDACTED]")
+            .field("storage", &self.storage)
+            .field("expires_at", &self.expires_at)
+            .field("access_count", &self.access_count)
+            .field("max_access_count", &self.max_access_count)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
     }
 }

@@ -36,26 +36,67 @@ pub enum StoreError {
     Refused(String),
 }
 
-/// KEYS: uses. ARGV: limit, now ms, ttl ms. The new count, or -1 at the limit.
+/// The use counter's value is `entry_id|count|last_access_ms`: a count belongs to one entry, so
+/// a login that replaces the entry starts a new count, and a request checked against the old
+/// entry cannot spend the new one's uses.
+///
+/// KEYS: uses. ARGV: entry id, limit, now ms, ttl ms. The new count; -1 at the limit; -2 when
+/// the entry was replaced meanwhile.
 const RESERVE: &str = r"
 local current = redis.call('GET', KEYS[1])
 local n = 0
-if current then n = tonumber(string.match(current, '^(%d+)')) or 0 end
-if n >= tonumber(ARGV[1]) then return -1 end
+if current then
+  local id, count = string.match(current, '^([^|]*)|(%d+)|')
+  if not id then return redis.error_reply('malformed breakglass use counter') end
+  if id ~= ARGV[1] then return -2 end
+  n = tonumber(count)
+end
+if n >= tonumber(ARGV[2]) then return -1 end
 n = n + 1
-redis.call('SET', KEYS[1], n .. ':' .. ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. n .. '|' .. ARGV[3], 'PX', ARGV[4])
 return n
 ";
 
-/// KEYS: uses. Gives back one use (an access that was not completed).
+/// KEYS: uses. ARGV: entry id. Gives back one use of that entry (an access that did not
+/// complete); nothing when the entry was replaced meanwhile.
 const RELEASE: &str = r"
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
-local n, at = string.match(current, '^(%d+):(%d*)')
-n = math.max((tonumber(n) or 1) - 1, 0)
-redis.call('SET', KEYS[1], n .. ':' .. (at or ''), 'KEEPTTL')
+local id, count, at = string.match(current, '^([^|]*)|(%d+)|(%d*)$')
+if id ~= ARGV[1] then return 0 end
+local n = math.max(tonumber(count) - 1, 0)
+redis.call('SET', KEYS[1], id .. '|' .. n .. '|' .. at, 'KEEPTTL')
 return n
 ";
+
+/// KEYS: entry. ARGV: entry id, new value. Rewrites the entry only if it is still the same one
+/// (a login may have replaced it since it was read).
+const UPDATE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local ok, decoded = pcall(cjson.decode, current)
+if not ok or decoded['id'] ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+";
+
+/// How a reservation went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Use number `n` of the entry.
+    Reserved(u32),
+    LimitReached,
+    /// The entry was replaced (a new login) after it was checked.
+    Replaced,
+}
+
+/// The use counter of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Uses {
+    entry_id: String,
+    count: u32,
+    at: Option<i64>,
+}
 
 /// The Redis key prefix of breakglass for the ordinary namespace `namespace`:
 /// `shiplog:{env}:` gives `breakglass:{env}:` (outside the ordinary keys, for the ACL).
@@ -84,7 +125,11 @@ pub struct Shared {
 impl BreakglassStore {
     /// Files under `dir` (created if missing).
     pub fn files(dir: PathBuf) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(&dir).map_err(|err| {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).map_err(|err| {
             StoreError::Unavailable(format!("cannot create {}: {err}", dir.display()))
         })?;
         Ok(BreakglassStore::Files(Files { dir }))
@@ -136,48 +181,63 @@ impl BreakglassStore {
         Ok(entries)
     }
 
-    /// Stores `entry`; `fresh` starts its use count again (a new login's entry).
-    pub async fn put_entry(&self, entry: &BreakglassEntry, fresh: bool) -> Result<(), StoreError> {
+    /// Stores a new entry (a login's), replacing the connection's previous one; its use count
+    /// starts at 0.
+    pub async fn put_entry(&self, entry: &BreakglassEntry) -> Result<(), StoreError> {
         match self {
             BreakglassStore::Files(files) => {
                 let files = files.clone_dir();
                 let entry = entry.clone();
-                blocking(move || files.put_entry(&entry, fresh)).await
+                blocking(move || files.put_entry(&entry)).await
             }
-            BreakglassStore::Redis(shared) => shared.put_entry(entry, fresh).await,
+            BreakglassStore::Redis(shared) => shared.put_entry(entry).await,
         }
     }
 
-    /// Takes one use if fewer than `limit` were taken: the new count, or `None` at the limit.
-    pub async fn reserve_use(
-        &self,
-        connection_id: &str,
-        limit: u32,
-        keep_until_ms: i64,
-    ) -> Result<Option<u32>, StoreError> {
+    /// Rewrites an entry if it is still the one stored (same `id`); false when a login has
+    /// replaced it meanwhile.
+    pub async fn update_entry(&self, entry: &BreakglassEntry) -> Result<bool, StoreError> {
         match self {
             BreakglassStore::Files(files) => {
                 let files = files.clone_dir();
-                let id = connection_id.to_owned();
-                blocking(move || files.reserve_use(&id, limit)).await
+                let entry = entry.clone();
+                blocking(move || files.update_entry(&entry)).await
+            }
+            BreakglassStore::Redis(shared) => shared.update_entry(entry).await,
+        }
+    }
+
+    /// Takes one use of the entry `entry_id` if fewer than `limit` were taken.
+    pub async fn reserve_use(
+        &self,
+        connection_id: &str,
+        entry_id: &str,
+        limit: u32,
+        keep_until_ms: i64,
+    ) -> Result<Reservation, StoreError> {
+        match self {
+            BreakglassStore::Files(files) => {
+                let files = files.clone_dir();
+                let (id, entry_id) = (connection_id.to_owned(), entry_id.to_owned());
+                blocking(move || files.reserve_use(&id, &entry_id, limit)).await
             }
             BreakglassStore::Redis(shared) => {
                 shared
-                    .reserve_use(connection_id, limit, keep_until_ms)
+                    .reserve_use(connection_id, entry_id, limit, keep_until_ms)
                     .await
             }
         }
     }
 
-    /// Gives back a use taken for an access that did not complete.
-    pub async fn release_use(&self, connection_id: &str) -> Result<(), StoreError> {
+    /// Gives back a use of the entry `entry_id` taken for an access that did not complete.
+    pub async fn release_use(&self, connection_id: &str, entry_id: &str) -> Result<(), StoreError> {
         match self {
             BreakglassStore::Files(files) => {
                 let files = files.clone_dir();
-                let id = connection_id.to_owned();
-                blocking(move || files.release_use(&id)).await
+                let (id, entry_id) = (connection_id.to_owned(), entry_id.to_owned());
+                blocking(move || files.release_use(&id, &entry_id)).await
             }
-            BreakglassStore::Redis(shared) => shared.release_use(connection_id).await,
+            BreakglassStore::Redis(shared) => shared.release_use(connection_id, entry_id).await,
         }
     }
 
@@ -264,13 +324,27 @@ impl Files {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(unavailable("read", &path, err)),
         };
-        let mut entry: BreakglassEntry =
-            serde_json::from_str(&text).map_err(|err| unavailable("understand", &path, err))?;
-        let (count, at) =
-            parse_uses(&std::fs::read_to_string(self.uses_path(id)).unwrap_or_default());
-        entry.access_count = count;
-        entry.accessed_at = at;
+        // serde's message could quote a stored value: not shown.
+        let mut entry: BreakglassEntry = serde_json::from_str(&text).map_err(|_| {
+            StoreError::Unavailable(format!("{} is not a breakglass entry", path.display()))
+        })?;
+        if let Some(uses) = self.uses(id)?.filter(|uses| uses.entry_id == entry.id) {
+            entry.access_count = uses.count;
+            entry.accessed_at = uses.at;
+        }
         Ok(Some(entry))
+    }
+
+    /// The use counter; a counter that cannot be read counts as an error, never as zero.
+    fn uses(&self, id: &str) -> Result<Option<Uses>, StoreError> {
+        let path = self.uses_path(id);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse_uses(&text)
+                .map(Some)
+                .ok_or_else(|| StoreError::Unavailable(format!("{} is malformed", path.display()))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(unavailable("read", &path, err)),
+        }
     }
 
     fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
@@ -291,53 +365,68 @@ impl Files {
         Ok(entries)
     }
 
-    fn put_entry(&self, entry: &BreakglassEntry, fresh: bool) -> Result<(), StoreError> {
-        self.locked(|| {
-            let path = self.entry_path(&entry.connection_id);
-            let text = serde_json::to_string_pretty(entry)
-                .map_err(|err| unavailable("encode", &path, err))?;
-            write_atomically(&path, text.as_bytes())?;
-            if fresh {
-                let uses = self.uses_path(&entry.connection_id);
-                if let Err(err) = std::fs::remove_file(&uses) {
-                    if err.kind() != std::io::ErrorKind::NotFound {
-                        return Err(unavailable("reset", &uses, err));
-                    }
-                }
-            }
-            Ok(())
-        })
+    fn write_entry(&self, entry: &BreakglassEntry) -> Result<(), StoreError> {
+        let path = self.entry_path(&entry.connection_id);
+        let text =
+            serde_json::to_string_pretty(entry).map_err(|err| unavailable("encode", &path, err))?;
+        write_private(&path, text.as_bytes())
     }
 
-    fn reserve_use(&self, id: &str, limit: u32) -> Result<Option<u32>, StoreError> {
+    fn put_entry(&self, entry: &BreakglassEntry) -> Result<(), StoreError> {
         self.locked(|| {
-            let path = self.uses_path(id);
-            let (count, _) = parse_uses(&std::fs::read_to_string(&path).unwrap_or_default());
-            if count >= limit {
-                return Ok(None);
-            }
-            write_atomically(&path, format!("{}:{}", count + 1, now_ms()).as_bytes())?;
-            Ok(Some(count + 1))
-        })
-    }
-
-    fn release_use(&self, id: &str) -> Result<(), StoreError> {
-        self.locked(|| {
-            let path = self.uses_path(id);
-            let (count, at) = parse_uses(&std::fs::read_to_string(&path).unwrap_or_default());
-            let at = at.map(|ms| ms.to_string()).unwrap_or_default();
-            write_atomically(
-                &path,
-                format!("{}:{at}", count.saturating_sub(1)).as_bytes(),
+            self.write_entry(entry)?;
+            write_private(
+                &self.uses_path(&entry.connection_id),
+                format_uses(&entry.id, 0, None).as_bytes(),
             )
+        })
+    }
+
+    fn update_entry(&self, entry: &BreakglassEntry) -> Result<bool, StoreError> {
+        self.locked(|| {
+            let current = self.entry(&entry.connection_id)?;
+            if current.is_none_or(|current| current.id != entry.id) {
+                return Ok(false);
+            }
+            self.write_entry(entry).map(|()| true)
+        })
+    }
+
+    fn reserve_use(&self, id: &str, entry_id: &str, limit: u32) -> Result<Reservation, StoreError> {
+        self.locked(|| {
+            let count = match self.uses(id)? {
+                Some(uses) if uses.entry_id != entry_id => return Ok(Reservation::Replaced),
+                Some(uses) => uses.count,
+                None => 0,
+            };
+            if count >= limit {
+                return Ok(Reservation::LimitReached);
+            }
+            write_private(
+                &self.uses_path(id),
+                format_uses(entry_id, count + 1, Some(now_ms())).as_bytes(),
+            )?;
+            Ok(Reservation::Reserved(count + 1))
+        })
+    }
+
+    fn release_use(&self, id: &str, entry_id: &str) -> Result<(), StoreError> {
+        self.locked(|| match self.uses(id)? {
+            Some(uses) if uses.entry_id == entry_id => write_private(
+                &self.uses_path(id),
+                format_uses(entry_id, uses.count.saturating_sub(1), uses.at).as_bytes(),
+            ),
+            _ => Ok(()),
         })
     }
 
     fn append_audit(&self, line: &str) -> Result<(), StoreError> {
         let path = self.dir.join("audit.ndjson");
-        let mut file: File = OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file: File = options
             .open(&path)
             .map_err(|err| unavailable("open the audit trail", &path, err))?;
         file.write_all(format!("{line}\n").as_bytes())
@@ -361,19 +450,39 @@ impl Files {
     }
 }
 
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// Writes a file only its owner may read (0600), atomically (a temporary file renamed over it).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, bytes)
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(bytes))
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|err| unavailable("write", path, err))
 }
 
-/// `count:last_access_ms` (either part may be missing).
-fn parse_uses(text: &str) -> (u32, Option<i64>) {
-    let mut parts = text.trim().splitn(2, ':');
-    let count = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    let at = parts.next().and_then(|ms| ms.parse().ok());
-    (count, at)
+fn format_uses(entry_id: &str, count: u32, at: Option<i64>) -> String {
+    let at = at.map(|ms| ms.to_string()).unwrap_or_default();
+    format!("{entry_id}|{count}|{at}")
+}
+
+/// `entry_id|count|last_access_ms`; `None` when malformed.
+fn parse_uses(text: &str) -> Option<Uses> {
+    let mut parts = text.trim().splitn(3, '|');
+    let entry_id = parts.next()?.to_owned();
+    let count = parts.next()?.parse().ok()?;
+    let at = match parts.next()? {
+        "" => None,
+        ms => Some(ms.parse().ok()?),
+    };
+    Some(Uses {
+        entry_id,
+        count,
+        at,
+    })
 }
 
 /// Connection ids are ours (`conn_...`), but a file name never takes a path from outside.
@@ -432,12 +541,21 @@ impl Shared {
             self.bounded(pipe.query_async(&mut connection)).await?
         };
         let Some(text) = text else { return Ok(None) };
-        let mut entry: BreakglassEntry = serde_json::from_str(&text).map_err(|err| {
-            StoreError::Unavailable(format!("a stored entry is unreadable: {err}"))
+        // serde's message could quote a stored value: not shown.
+        let mut entry: BreakglassEntry = serde_json::from_str(&text).map_err(|_| {
+            StoreError::Unavailable(format!(
+                "the stored entry of {id} is not a breakglass entry"
+            ))
         })?;
-        let (count, at) = parse_uses(uses.as_deref().unwrap_or(""));
-        entry.access_count = count;
-        entry.accessed_at = at;
+        if let Some(uses) = uses {
+            let uses = parse_uses(&uses).ok_or_else(|| {
+                StoreError::Unavailable(format!("the use counter of {id} is malformed"))
+            })?;
+            if uses.entry_id == entry.id {
+                entry.access_count = uses.count;
+                entry.accessed_at = uses.at;
+            }
+        }
         Ok(Some(entry))
     }
 
@@ -475,7 +593,7 @@ impl Shared {
         Ok(entries)
     }
 
-    async fn put_entry(&self, entry: &BreakglassEntry, fresh: bool) -> Result<(), StoreError> {
+    async fn put_entry(&self, entry: &BreakglassEntry) -> Result<(), StoreError> {
         let text = serde_json::to_string(entry)
             .map_err(|err| StoreError::Unavailable(format!("cannot encode the entry: {err}")))?;
         let keep = keep_ms(entry.expires_at);
@@ -485,36 +603,59 @@ impl Shared {
             .arg(self.key(&format!("entry:{}", entry.connection_id)))
             .arg(text)
             .arg("PX")
+            .arg(keep)
+            .cmd("SET")
+            .arg(self.key(&format!("uses:{}", entry.connection_id)))
+            .arg(format_uses(&entry.id, 0, None))
+            .arg("PX")
             .arg(keep);
-        if fresh {
-            pipe.cmd("DEL")
-                .arg(self.key(&format!("uses:{}", entry.connection_id)));
-        }
         let mut connection = self.connection.clone();
         self.bounded(pipe.query_async::<redis::Value>(&mut connection))
             .await
             .map(drop)
     }
 
+    async fn update_entry(&self, entry: &BreakglassEntry) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(entry)
+            .map_err(|err| StoreError::Unavailable(format!("cannot encode the entry: {err}")))?;
+        let script = Script::new(UPDATE);
+        let mut invocation = script.key(self.key(&format!("entry:{}", entry.connection_id)));
+        invocation.arg(&entry.id).arg(text);
+        let mut connection = self.connection.clone();
+        let updated: i64 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(updated == 1)
+    }
+
     async fn reserve_use(
         &self,
         id: &str,
+        entry_id: &str,
         limit: u32,
         expires_at: i64,
-    ) -> Result<Option<u32>, StoreError> {
+    ) -> Result<Reservation, StoreError> {
         let script = Script::new(RESERVE);
         let mut invocation = script.key(self.key(&format!("uses:{id}")));
-        invocation.arg(limit).arg(now_ms()).arg(keep_ms(expires_at));
+        invocation
+            .arg(entry_id)
+            .arg(limit)
+            .arg(now_ms())
+            .arg(keep_ms(expires_at));
         let mut connection = self.connection.clone();
         let count: i64 = self
             .bounded(invocation.invoke_async(&mut connection))
             .await?;
-        Ok(u32::try_from(count).ok())
+        Ok(match count {
+            -2 => Reservation::Replaced,
+            n => u32::try_from(n).map_or(Reservation::LimitReached, Reservation::Reserved),
+        })
     }
 
-    async fn release_use(&self, id: &str) -> Result<(), StoreError> {
+    async fn release_use(&self, id: &str, entry_id: &str) -> Result<(), StoreError> {
         let script = Script::new(RELEASE);
-        let invocation = script.key(self.key(&format!("uses:{id}")));
+        let mut invocation = script.key(self.key(&format!("uses:{id}")));
+        invocation.arg(entry_id);
         let mut connection = self.connection.clone();
         self.bounded(invocation.invoke_async::<i64>(&mut connection))
             .await

@@ -84,10 +84,20 @@ pub async fn open(
         );
         exit::CONFIG
     })?;
+    let keys = breakglass_keys()?;
+    if let (Some(copies), Some(tokens)) = (&keys, token_keys()?) {
+        if copies.newest().id == tokens.newest().id {
+            report(
+                "BREAKGLASS_KEY is the same key as TOKEN_ENCRYPTION_KEY: losing one would lose both",
+                Some("give breakglass a key of its own (`openssl rand -base64 32`)"),
+            );
+            return Err(exit::CONFIG);
+        }
+    }
     Ok(Breakglass::new(
         settings.breakglass_enabled,
         settings.breakglass_storage,
-        breakglass_keys()?,
+        keys,
         store,
         logger,
     ))

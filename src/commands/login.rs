@@ -171,7 +171,7 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
 /// `--token` (or `VERCEL_TOKEN`); `-` reads the token from stdin.
 fn personal_token(token: Secret) -> Result<Tokens, i32> {
     let access = if token.expose() == "-" {
-        let mut line = String::new();
+        let mut line = zeroize::Zeroizing::new(String::new());
         if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim().is_empty() {
             report(
                 "no token on stdin",
@@ -202,6 +202,15 @@ async fn sign_in(args: &LoginArgs) -> Result<Tokens, i32> {
         );
         return Err(exit::CONFIG);
     };
+    for url in [&args.authorize_url, &args.token_url] {
+        if !is_safe_endpoint(url) {
+            report(
+                format!("{url} is not https: the code and verifier would travel in the clear"),
+                Some("use https (plain http only to 127.0.0.1 or localhost, for testing)"),
+            );
+            return Err(exit::CONFIG);
+        }
+    }
     let config = OAuthConfig {
         authorize_url: args.authorize_url.clone(),
         token_url: args.token_url.clone(),
@@ -271,18 +280,23 @@ pub async fn stored_token(settings: &mut Settings) -> Result<Option<Secret>, i32
         Ok(token) => return Ok(Some(with_team(settings, &connection, token))),
         Err(err) => err,
     };
-    // The plan's fallback: the emergency copy, for an admin only, audited.
-    if settings.role.may_break_glass() && settings.breakglass_enabled {
-        let breakglass = super::breakglass::open(settings, None, "BREAKGLASS_REDIS_URL").await?;
+    // The plan's fallback: the emergency copy, for an admin only, audited and alerted on; not
+    // when the key is merely not set in this shell.
+    let key_broken = !matches!(err, VaultError::KeyMissing { .. });
+    if key_broken && settings.role.may_break_glass() && settings.breakglass_enabled {
+        let (logger, outlet) = super::stderr_logger(settings.alerts_enabled)?;
+        let breakglass =
+            super::breakglass::open(settings, Some(logger.clone()), "BREAKGLASS_REDIS_URL").await?;
         let requester = Requester {
             user: settings.user.clone(),
             role: settings.role,
         };
         let why = format!("Automatic fallback: the stored token could not be opened ({err})");
-        match breakglass
+        let result = breakglass
             .request_access(&connection.connection_id, &requester, &why)
-            .await
-        {
+            .await;
+        super::alert_on(settings, &logger, outlet).await;
+        match result {
             Ok(grant) => {
                 eprintln!(
                     "shiplog: BREAKGLASS: the stored token could not be opened ({err}); using the emergency copy (audited, {} uses left). Log in again soon.",
@@ -312,4 +326,15 @@ fn with_team(settings: &mut Settings, connection: &Connection, token: Secret) ->
         settings.team_id = connection.team_id.clone();
     }
     token
+}
+
+/// https, or plain http to this machine (a local authorization server in tests).
+fn is_safe_endpoint(url: &str) -> bool {
+    match reqwest::Url::parse(url) {
+        Ok(url) if url.scheme() == "https" => true,
+        Ok(url) if url.scheme() == "http" => {
+            matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+        }
+        _ => false,
+    }
 }

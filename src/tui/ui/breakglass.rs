@@ -198,16 +198,17 @@ fn render_answer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             revealed_until,
         }) => {
             let token = grant.access_token.expose();
-            let (shown, hint) = match revealed_until {
+            // Borrowed, not copied: no copy of the token is left behind by a frame.
+            let (shown, hint): (std::borrow::Cow<str>, String) = match revealed_until {
                 Some(until) => (
-                    token.to_owned(),
+                    token.into(),
                     format!(
                         "  (hides in {}; v hides now)",
                         super::short_duration(until - now)
                     ),
                 ),
                 None => (
-                    masked(token),
+                    masked(token).into(),
                     "  (v reveals for 30 s; c forgets it)".to_owned(),
                 ),
             };
