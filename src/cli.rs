@@ -161,6 +161,9 @@ pub struct LoginArgs {
     /// The OAuth client id of your "Sign in with Vercel" app.
     #[arg(long, env = "VERCEL_OAUTH_CLIENT_ID")]
     pub client_id: Option<String>,
+    /// The app's client secret, when it has one (sent to the token endpoint only).
+    #[arg(long, env = "VERCEL_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
     #[arg(
         long,
         env = "VERCEL_OAUTH_AUTHORIZE_URL",

@@ -190,7 +190,8 @@ async fn signing_in_with_vercel_stores_the_login_and_its_breakglass_entry() {
     let auth = oauth_server::start(Behaviour::Approve).await;
     let state = tempfile::tempdir().expect("dir");
     let mut cmd = with_keys(state.path(), &sim.base_url(), TOKEN_KEY);
-    cmd.args(["login", "--no-browser", "--client-id", "cl_shiplog_test"])
+    cmd.env("VERCEL_OAUTH_CLIENT_SECRET", "oauth-client-secret-123")
+        .args(["login", "--no-browser", "--client-id", "cl_shiplog_test"])
         .args(["--authorize-url", &auth.authorize_url()])
         .args(["--token-url", &auth.token_url()]);
     let mut child = cmd.spawn().expect("shiplog starts");
@@ -221,6 +222,7 @@ async fn signing_in_with_vercel_stores_the_login_and_its_breakglass_entry() {
         "{stdout}"
     );
     assert_eq!(auth.verifier_matched(), Some(true));
+    assert_eq!(auth.client_secrets_seen(), ["oauth-client-secret-123"]);
     let at_rest = support::files::all_text(state.path());
     assert!(
         !at_rest.contains("vca_"),

@@ -18,6 +18,7 @@ fn config(server: &AuthServer) -> OAuthConfig {
         authorize_url: server.authorize_url(),
         token_url: server.token_url(),
         client_id: "cl_test".to_owned(),
+        client_secret: None,
         scopes: vec!["openid".to_owned(), "offline_access".to_owned()],
     }
 }

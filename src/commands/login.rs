@@ -214,6 +214,11 @@ async fn sign_in(args: &LoginArgs) -> Result<Tokens, i32> {
     let config = OAuthConfig {
         authorize_url: args.authorize_url.clone(),
         token_url: args.token_url.clone(),
+        client_secret: args
+            .client_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
         ..OAuthConfig::vercel(client_id)
     };
     let no_browser = args.no_browser;

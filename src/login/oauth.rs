@@ -54,6 +54,9 @@ pub struct OAuthConfig {
     pub authorize_url: String,
     pub token_url: String,
     pub client_id: String,
+    /// Sent with the code (`client_secret_post`) when the app has one; Vercel's token endpoint
+    /// authenticates clients this way.
+    pub client_secret: Option<Secret>,
     /// Sent space-separated; an empty list sends no `scope`, leaving the choice to the server.
     pub scopes: Vec<String>,
 }
@@ -67,6 +70,7 @@ impl OAuthConfig {
             authorize_url: "https://vercel.com/oauth/authorize".to_owned(),
             token_url: "https://api.vercel.com/login/oauth/token".to_owned(),
             client_id: client_id.into(),
+            client_secret: None,
             scopes: ["openid", "email", "profile", "offline_access"]
                 .map(String::from)
                 .to_vec(),
@@ -371,13 +375,16 @@ async fn exchange(
     redirect_uri: &str,
     verifier: &Secret,
 ) -> Result<TokenResponse, OAuthError> {
-    let form = [
+    let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code.expose()),
         ("redirect_uri", redirect_uri),
         ("client_id", &config.client_id),
         ("code_verifier", verifier.expose()),
     ];
+    if let Some(secret) = &config.client_secret {
+        form.push(("client_secret", secret.expose()));
+    }
     // No redirects: the body carries the code and the verifier, which go to the configured
     // endpoint and nowhere else.
     let client = reqwest::Client::builder()
@@ -395,7 +402,9 @@ async fn exchange(
     let status = response.status();
     let body = response.bytes().await.map_err(transport_error)?;
     if !status.is_success() {
-        return Err(refusal(status, &body, &[code.expose(), verifier.expose()]));
+        let mut secrets = vec![code.expose(), verifier.expose()];
+        secrets.extend(config.client_secret.as_ref().map(Secret::expose));
+        return Err(refusal(status, &body, &secrets));
     }
     // serde's message is dropped on purpose: it can quote the offending value.
     serde_json::from_slice::<TokenBody>(&body)

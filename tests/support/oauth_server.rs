@@ -84,6 +84,11 @@ impl AuthServer {
         lock(&self.record).verifiers_seen.clone()
     }
 
+    /// The client secrets sent to the token endpoint (`client_secret_post`).
+    pub fn client_secrets_seen(&self) -> Vec<String> {
+        lock(&self.record).client_secrets_seen.clone()
+    }
+
     /// The `redirect_uri` of the last authorization request.
     pub fn last_redirect_uri(&self) -> Option<String> {
         lock(&self.record).redirect_uris.last().cloned()
@@ -104,6 +109,7 @@ struct Record {
     issued_codes: Vec<String>,
     redirect_uris: Vec<String>,
     verifiers_seen: Vec<String>,
+    client_secrets_seen: Vec<String>,
     token_requests: usize,
     verifier_matched: Option<bool>,
 }
@@ -235,6 +241,7 @@ struct TokenParams {
     redirect_uri: Option<String>,
     client_id: Option<String>,
     code_verifier: Option<String>,
+    client_secret: Option<String>,
 }
 
 /// POST /token: redeems a code once, for the client and redirect URI it was issued to, and only
@@ -260,6 +267,9 @@ impl Record {
     fn redeem(&mut self, params: TokenParams) -> Result<Grant, (&'static str, String)> {
         if let Some(verifier) = &params.code_verifier {
             self.verifiers_seen.push(verifier.clone());
+        }
+        if let Some(secret) = &params.client_secret {
+            self.client_secrets_seen.push(secret.clone());
         }
         if params.grant_type.as_deref() != Some("authorization_code") {
             return Err((
