@@ -586,3 +586,59 @@ async fn an_alert_acknowledged_while_its_notification_waits_is_not_sent() {
     assert_eq!(*hook.arrived.lock().expect("lock"), 0);
     assert_eq!(queue.counts().await.depth(), 0);
 }
+
+/// Redis that answers but refuses (out of memory): notifications still go out from the process,
+/// and it is not taken for an outage (no `alert_queue_failed`, no flapping).
+#[tokio::test]
+async fn a_redis_that_refuses_writes_is_not_an_outage_and_nothing_is_lost() {
+    let redis = support::redis::RedisServer::start_private();
+    let namespace = support::redis::fresh_namespace();
+    let (url, hook) = webhook(Answer::Ok).await;
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let heard = changes.clone();
+    let settings = quick();
+    let shared = SharedQueue::open(&redis.url, &namespace, "test", settings.clone())
+        .await
+        .expect("queue");
+    let queue = Arc::new(DeliveryQueue::new(
+        "LOGQ:test".to_owned(),
+        Some(shared),
+        LocalQueue::in_memory(settings.clone()),
+        settings,
+        Arc::new(move |change| heard.lock().expect("lock").push(change)),
+    ));
+    let _running = work(queue.clone(), deliverer(&url));
+    let client = redis::Client::open(redis.url.as_str()).expect("client");
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let configure = |value: &'static str| {
+        let mut command = redis::cmd("CONFIG");
+        command.arg("SET").arg("maxmemory").arg(value);
+        command
+    };
+    let _: () = configure("1")
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG SET");
+    queue.enqueue(job("dpl_refused")).await;
+    eventually("delivered from the process", async || {
+        hook.delivered.lock().expect("lock").len() == 1
+    })
+    .await;
+    assert!(!queue.is_degraded());
+    let _: () = configure("0")
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG SET");
+    queue.enqueue(job("dpl_accepted")).await;
+    eventually("delivered through Redis", async || {
+        hook.delivered.lock().expect("lock").len() == 2
+    })
+    .await;
+    assert!(
+        changes.lock().expect("lock").is_empty(),
+        "no outage was declared"
+    );
+}

@@ -173,10 +173,35 @@ pub enum Enqueued {
     Duplicate,
 }
 
-/// How the shared queue failed: Redis is unreachable (the local queue takes over), or said no.
+/// How the shared queue failed: Redis is unreachable (an outage: the local queue takes over
+/// until it answers), or it answered with an error (out of memory, read-only, ...).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the alert queue on Redis failed: {0}")]
-pub struct QueueError(pub String);
+#[error("the alert queue on Redis failed: {reason}")]
+pub struct QueueError {
+    pub reason: String,
+    pub outage: bool,
+}
+
+impl QueueError {
+    pub fn outage(reason: impl Into<String>) -> Self {
+        QueueError {
+            reason: reason.into(),
+            outage: true,
+        }
+    }
+
+    pub fn refused(reason: impl Into<String>) -> Self {
+        QueueError {
+            reason: reason.into(),
+            outage: false,
+        }
+    }
+
+    /// Redis's error code in the reason, such as `NOGROUP`.
+    pub fn says(&self, code: &str) -> bool {
+        self.reason.contains(code)
+    }
+}
 
 /// Told when the shared queue is lost and when it is back.
 pub type HealthHook = Arc<dyn Fn(QueueHealthChange) + Send + Sync>;
@@ -318,18 +343,28 @@ impl DeliveryQueue {
         if let Some(shared) = self.shared().filter(|_| !self.is_degraded()) {
             match shared.enqueue(&job).await {
                 Ok(enqueued) => return enqueued,
-                Err(err) => self.lost(&err),
+                Err(err) => self.failed(&err),
             }
         }
         self.local.enqueue(job)
     }
 
-    /// Redis failed: say so once per outage.
+    /// A command on Redis failed: an outage switches to the local queue (said once); any other
+    /// error is logged, and the next command tries Redis again.
+    pub fn failed(&self, err: &QueueError) {
+        if err.outage {
+            self.lost(err);
+        } else {
+            tracing::warn!(error = %err, "the alert queue's Redis refused a command");
+        }
+    }
+
+    /// Redis is unreachable: say so once per outage.
     pub fn lost(&self, err: &QueueError) {
         if !self.degraded.swap(true, Ordering::SeqCst) {
             tracing::warn!(error = %err, "alert queue lost Redis; queueing in this process");
             (self.on_health)(QueueHealthChange::Lost {
-                reason: err.0.clone(),
+                reason: err.reason.clone(),
             });
         }
     }
@@ -349,7 +384,7 @@ impl DeliveryQueue {
             Some(shared) => match shared.counts().await {
                 Ok(counts) => counts.add(local),
                 Err(err) => {
-                    self.lost(&err);
+                    self.failed(&err);
                     local
                 }
             },

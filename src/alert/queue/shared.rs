@@ -115,7 +115,8 @@ impl SharedQueue {
         env: &str,
         settings: QueueSettings,
     ) -> Result<Self, QueueError> {
-        let (client, target) = RedisTarget::open(url).map_err(|err| QueueError(err.to_string()))?;
+        let (client, target) =
+            RedisTarget::open(url).map_err(|err| QueueError::refused(err.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -127,8 +128,8 @@ impl SharedQueue {
             ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
-        .map_err(|_| QueueError(format!("no answer from {}", target.address())))?
-        .map_err(|err| QueueError(target.describe(&err)))?;
+        .map_err(|_| QueueError::outage(format!("no answer from {}", target.address())))?
+        .map_err(|err| classify(&target, &err))?;
         let queue = SharedQueue {
             client,
             target,
@@ -174,7 +175,7 @@ impl SharedQueue {
             )
             .await;
         match created {
-            Err(err) if err.0.contains("BUSYGROUP") => Ok(()),
+            Err(err) if err.says("BUSYGROUP") => Ok(()),
             other => other.map(|_: Value| ()),
         }
     }
@@ -207,7 +208,7 @@ impl SharedQueue {
             Ok(Err(err)) if err.is_connection_dropped() || err.is_io_error() => {
                 self.bounded(call(self.commands.clone())).await
             }
-            Ok(result) => result.map_err(|err| QueueError(self.target.describe(&err))),
+            Ok(result) => result.map_err(|err| classify(&self.target, &err)),
             Err(_) => Err(self.no_answer()),
         }
     }
@@ -218,13 +219,13 @@ impl SharedQueue {
     ) -> Result<T, QueueError> {
         match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(QueueError(self.target.describe(&err))),
+            Ok(Err(err)) => Err(classify(&self.target, &err)),
             Err(_) => Err(self.no_answer()),
         }
     }
 
     fn no_answer(&self) -> QueueError {
-        QueueError(format!(
+        QueueError::outage(format!(
             "no answer from {} within {} s",
             self.target.address(),
             COMMAND_TIMEOUT.as_secs()
@@ -295,13 +296,13 @@ impl SharedQueue {
             Err(err) => {
                 *reader = None;
                 drop(reader);
-                let reason = self.target.describe(&err);
+                let err = classify(&self.target, &err);
                 // Redis restarted empty, or someone deleted the stream: make it again.
-                if reason.contains("NOGROUP") {
+                if err.says("NOGROUP") {
                     self.create_group().await?;
                     return Ok(None);
                 }
-                return Err(QueueError(reason));
+                return Err(err);
             }
         };
         let Some(entry) = reply
@@ -448,7 +449,7 @@ impl SharedQueue {
             .await;
         let reply = match claimed {
             // Redis restarted empty: nothing was pending.
-            Err(err) if err.0.contains("NOGROUP") => {
+            Err(err) if err.says("NOGROUP") => {
                 return self.create_group().await.map(|()| Vec::new())
             }
             claimed => claimed?,
@@ -518,7 +519,7 @@ impl SharedQueue {
     pub async fn counts(&self) -> Result<QueueCounts, QueueError> {
         match self.count().await {
             // Redis restarted empty: the group is made again, and nothing is pending.
-            Err(err) if err.0.contains("NOGROUP") => {
+            Err(err) if err.says("NOGROUP") => {
                 self.create_group().await?;
                 self.count().await
             }
@@ -577,7 +578,8 @@ impl SharedQueue {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<String, QueueError> {
-    serde_json::to_string(value).map_err(|err| QueueError(format!("could not encode a job: {err}")))
+    serde_json::to_string(value)
+        .map_err(|err| QueueError::refused(format!("could not encode a job: {err}")))
 }
 
 fn entry_job(fields: &std::collections::HashMap<String, Value>) -> Option<Job> {
@@ -585,5 +587,19 @@ fn entry_job(fields: &std::collections::HashMap<String, Value>) -> Option<Job> {
         Value::BulkString(bytes) => serde_json::from_slice(bytes).ok(),
         Value::SimpleString(text) => serde_json::from_str(text).ok(),
         _ => None,
+    }
+}
+
+/// An outage (Redis gone, the connection dropped, no answer) or an error Redis answered with.
+fn classify(target: &RedisTarget, err: &RedisError) -> QueueError {
+    let reason = target.describe(err);
+    if err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+    {
+        QueueError::outage(reason)
+    } else {
+        QueueError::refused(reason)
     }
 }

@@ -202,16 +202,15 @@ impl Worker {
         let shared = self.queue.shared().filter(|_| !self.queue.is_degraded());
         let Some(shared) = shared else {
             // `upkeep` finds out when Redis is back.
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stopped(closing) => {}
-            }
+            pause(closing).await;
             return None;
         };
         match shared.take(&self.consumer).await {
             Ok(taken) => taken,
             Err(err) => {
-                self.queue.lost(&err);
+                self.queue.failed(&err);
+                // Not straight back at a Redis that just refused.
+                pause(closing).await;
                 None
             }
         }
@@ -454,7 +453,7 @@ impl Worker {
                         self.queue.recovered();
                     }
                 } else if let Err(err) = self.shared_upkeep(check_stalls, now).await {
-                    self.queue.lost(&err);
+                    self.queue.failed(&err);
                 }
             }
             let counts = self.queue.counts().await;
@@ -541,5 +540,13 @@ impl Worker {
             channels,
             dead: self.queue.recent_dead(5).await,
         }
+    }
+}
+
+/// A second's wait, cut short by `closing`.
+async fn pause(closing: &mut Shutdown) {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        _ = stopped(closing) => {}
     }
 }
