@@ -158,6 +158,27 @@ async fn shared_queue(redis: &str, namespace: &str, settings: QueueSettings) -> 
     )
 }
 
+/// A queue on Redis whose losses and recoveries of Redis are recorded.
+async fn watched_queue(
+    redis: &str,
+    namespace: &str,
+) -> (Arc<DeliveryQueue>, Arc<Mutex<Vec<QueueHealthChange>>>) {
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let heard = changes.clone();
+    let settings = quick();
+    let shared = SharedQueue::open(redis, namespace, "test", settings.clone())
+        .await
+        .expect("queue");
+    let queue = Arc::new(DeliveryQueue::new(
+        "LOGQ:test".to_owned(),
+        Some(shared),
+        LocalQueue::in_memory(settings.clone()),
+        settings,
+        Arc::new(move |change| heard.lock().expect("lock").push(change)),
+    ));
+    (queue, changes)
+}
+
 /// Polls `condition` until it holds, failing with `what` after 20 s.
 async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -468,19 +489,7 @@ async fn without_redis_notifications_queue_in_process_and_return_to_redis() {
     let mut redis = support::redis::RedisServer::start_private();
     let namespace = support::redis::fresh_namespace();
     let (url, hook) = webhook(Answer::Ok).await;
-    let changes = Arc::new(Mutex::new(Vec::new()));
-    let heard = changes.clone();
-    let settings = quick();
-    let shared = SharedQueue::open(&redis.url, &namespace, "test", settings.clone())
-        .await
-        .expect("queue");
-    let queue = Arc::new(DeliveryQueue::new(
-        "LOGQ:test".to_owned(),
-        Some(shared),
-        LocalQueue::in_memory(settings.clone()),
-        settings,
-        Arc::new(move |change| heard.lock().expect("lock").push(change)),
-    ));
+    let (queue, changes) = watched_queue(&redis.url, &namespace).await;
     let running = work(queue.clone(), deliverer(&url));
     redis.stop();
     queue.enqueue(job("dpl_during_outage")).await;
@@ -594,19 +603,7 @@ async fn a_redis_that_refuses_writes_is_not_an_outage_and_nothing_is_lost() {
     let redis = support::redis::RedisServer::start_private();
     let namespace = support::redis::fresh_namespace();
     let (url, hook) = webhook(Answer::Ok).await;
-    let changes = Arc::new(Mutex::new(Vec::new()));
-    let heard = changes.clone();
-    let settings = quick();
-    let shared = SharedQueue::open(&redis.url, &namespace, "test", settings.clone())
-        .await
-        .expect("queue");
-    let queue = Arc::new(DeliveryQueue::new(
-        "LOGQ:test".to_owned(),
-        Some(shared),
-        LocalQueue::in_memory(settings.clone()),
-        settings,
-        Arc::new(move |change| heard.lock().expect("lock").push(change)),
-    ));
+    let (queue, changes) = watched_queue(&redis.url, &namespace).await;
     let _running = work(queue.clone(), deliverer(&url));
     let client = redis::Client::open(redis.url.as_str()).expect("client");
     let mut admin = client
