@@ -74,7 +74,13 @@ pub async fn rotate(cli: &Cli) -> i32 {
             failed += problems.len();
             println!("Resealed {resealed} emergency copies.");
         }
-        Err(err) => eprintln!("shiplog: emergency copies not resealed: {err}"),
+        Err(shiplog::breakglass::access::EntryError::NoKey) => {
+            eprintln!("shiplog: BREAKGLASS_KEY is not set, so the emergency copies were left as they are.");
+        }
+        Err(err) => {
+            failed += 1;
+            eprintln!("shiplog: the emergency copies were not resealed: {err}");
+        }
     }
     if failed > 0 {
         exit::CONFIG
