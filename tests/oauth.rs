@@ -155,7 +155,8 @@ async fn tampered_state_is_refused_before_any_token_request() {
     let server = oauth_server::start(Behaviour::TamperState).await;
     let (open, page) = browser(&[]);
 
-    let err = login(&config(&server), open, WAIT)
+    // Only a forged response ever comes: the login waits out its time, then says so.
+    let err = login(&config(&server), open, Duration::from_secs(1))
         .await
         .expect_err("a forged redirect must not log in");
 
@@ -167,6 +168,22 @@ async fn tampered_state_is_refused_before_any_token_request() {
     let page = shown(page).await;
     assert_eq!(page.status, 400);
     assert!(page.body.contains("did not work"), "{}", page.body);
+}
+
+/// Something on this machine that finds the port sends a response with the wrong `state`
+/// first: it is refused, and the real sign-in still completes.
+#[tokio::test]
+async fn a_forged_response_does_not_cancel_the_sign_in() {
+    let server = oauth_server::start(Behaviour::Approve).await;
+    let (open, page) = browser(&["callback?code=forged-code&state=forged-state"]);
+
+    let tokens = login(&config(&server), open, WAIT)
+        .await
+        .expect("the real response still logs in");
+
+    assert!(tokens.access_token.expose().starts_with("vca_"));
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(shown(page).await.status, 200);
 }
 
 #[tokio::test]

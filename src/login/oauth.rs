@@ -7,6 +7,7 @@
 //! call our loopback port with its own code cannot log us in to someone else's account.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -202,6 +203,8 @@ type Outcome = Result<Secret, OAuthError>;
 struct Loopback {
     redirect_uri: String,
     outcome: oneshot::Receiver<Outcome>,
+    /// Set when a response with the wrong `state` arrived (and was ignored).
+    forged: Arc<AtomicBool>,
     stop_signal: oneshot::Sender<()>,
     server: JoinHandle<io::Result<()>>,
 }
@@ -215,9 +218,11 @@ impl Loopback {
             .map_err(OAuthError::Listen)?;
         let port = listener.local_addr().map_err(OAuthError::Listen)?.port();
         let (sender, outcome) = oneshot::channel();
+        let forged = Arc::new(AtomicBool::new(false));
         let catcher = Catcher {
             expected_state: state.into(),
             sender: Arc::new(Mutex::new(Some(sender))),
+            forged: forged.clone(),
         };
         let app = Router::new()
             .route("/callback", get(callback))
@@ -235,20 +240,25 @@ impl Loopback {
         Ok(Loopback {
             redirect_uri: format!("http://127.0.0.1:{port}/callback"),
             outcome,
+            forged,
             stop_signal,
             server,
         })
     }
 
-    /// Waits up to `wait` for the first authorization response, then stops the server.
+    /// Waits up to `wait` for the first authorization response with the right `state`, then
+    /// stops the server.
     async fn finish(mut self, wait: Duration) -> Outcome {
         let received = tokio::time::timeout(wait, &mut self.outcome).await;
+        let forged = self.forged.load(Ordering::SeqCst);
         self.stop().await;
         match received {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(OAuthError::Listen(io::Error::other(
                 "the loopback server stopped before the browser came back",
             ))),
+            // Only forged responses came: that is what to report.
+            Err(_) if forged => Err(OAuthError::StateMismatch),
             Err(_) => Err(OAuthError::Timeout(wait)),
         }
     }
@@ -272,6 +282,7 @@ impl Loopback {
 struct Catcher {
     expected_state: Arc<str>,
     sender: Arc<Mutex<Option<oneshot::Sender<Outcome>>>>,
+    forged: Arc<AtomicBool>,
 }
 
 /// The query of the redirect (RFC 6749 §4.1.2 and §4.1.2.1).
@@ -313,6 +324,12 @@ async fn callback(
     let Some(outcome) = params.outcome(&catcher.expected_state) else {
         return (StatusCode::BAD_REQUEST, Html(PAGE_STRAY));
     };
+    // A response with the wrong `state` is refused and the login goes on waiting: anything
+    // that finds the port could send one, and must not be able to cancel the sign-in.
+    if matches!(outcome, Err(OAuthError::StateMismatch)) {
+        catcher.forged.store(true, Ordering::SeqCst);
+        return (StatusCode::BAD_REQUEST, Html(PAGE_FAILED));
+    }
     let sender = catcher
         .sender
         .lock()
