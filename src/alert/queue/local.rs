@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{Enqueued, FinishedJob, Job, QueueCounts, QueueSettings, Taken, STALLED};
+use super::{Ending, Enqueued, FinishedJob, Job, QueueCounts, QueueSettings, Taken, STALLED};
 
 /// What is persisted.
 #[derive(Default, Serialize, Deserialize)]
@@ -203,19 +203,26 @@ impl LocalQueue {
         }
     }
 
-    pub fn complete(&self, taken: &Taken, at_ms: i64) {
+    /// Takes the job out of the queue, as `ending` says.
+    pub fn finish(&self, taken: &Taken, ending: Ending<'_>, at_ms: i64) {
         self.change(|state| {
             if state.saved.active.remove(&taken.receipt).is_none() {
                 return;
             }
             state.heard.remove(&taken.receipt);
             state.live.remove(&taken.job.id);
-            state.saved.completed_total += 1;
-            state
-                .saved
-                .completed
-                .push_front(FinishedJob::of(&taken.job, at_ms, None));
-            state.saved.completed.truncate(self.settings.keep_completed);
+            let record = ending.record(&taken.job, at_ms);
+            let (list, keep) = match ending {
+                Ending::Dead(_) => (&mut state.saved.dead, self.settings.keep_dead),
+                Ending::Sent | Ending::Skipped(_) => {
+                    (&mut state.saved.completed, self.settings.keep_completed)
+                }
+            };
+            list.push_front(record);
+            list.truncate(keep);
+            if ending == Ending::Sent {
+                state.saved.completed_total += 1;
+            }
         });
     }
 
@@ -227,17 +234,6 @@ impl LocalQueue {
             }
             state.heard.remove(&taken.receipt);
             state.saved.delayed.push((due_ms, job, 0));
-        });
-    }
-
-    pub fn dead_letter(&self, taken: &Taken, reason: &str, at_ms: i64) {
-        self.change(|state| {
-            if state.saved.active.remove(&taken.receipt).is_none() {
-                return;
-            }
-            state.heard.remove(&taken.receipt);
-            state.live.remove(&taken.job.id);
-            dead_letter(&mut state.saved, &self.settings, &taken.job, reason, at_ms);
         });
     }
 

@@ -99,6 +99,28 @@ impl Job {
     }
 }
 
+/// How a taken job ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending<'a> {
+    /// Delivered (counted as sent).
+    Sent,
+    /// Not sent on purpose (its alert was settled meanwhile; the channel is off): kept with the
+    /// completed jobs, not counted as sent.
+    Skipped(&'a str),
+    /// Dead-lettered, for this reason.
+    Dead(&'a str),
+}
+
+impl Ending<'_> {
+    fn record(&self, job: &Job, at_ms: i64) -> FinishedJob {
+        let reason = match self {
+            Ending::Sent => None,
+            Ending::Skipped(why) | Ending::Dead(why) => Some((*why).to_owned()),
+        };
+        FinishedJob::of(job, at_ms, reason)
+    }
+}
+
 /// A job a worker holds, with what the backend needs to finish it.
 #[derive(Debug, Clone)]
 pub struct Taken {

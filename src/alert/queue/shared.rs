@@ -14,7 +14,9 @@ use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
 use tokio::sync::Mutex;
 
-use super::{Enqueued, FinishedJob, Job, QueueCounts, QueueError, QueueSettings, Taken, STALLED};
+use super::{
+    Ending, Enqueued, FinishedJob, Job, QueueCounts, QueueError, QueueSettings, Taken, STALLED,
+};
 use crate::store::redis_url::RedisTarget;
 
 const GROUP: &str = "workers";
@@ -344,43 +346,29 @@ impl SharedQueue {
         self.invoke::<i64>(invocation).await.map(|held| held == 1)
     }
 
-    pub async fn complete(
+    /// Takes the job out of the stream, as `ending` says: into the completed list (counted
+    /// as sent when it was) or the dead letters. False when `consumer` no longer holds it.
+    pub async fn finish(
         &self,
         consumer: &str,
         taken: &Taken,
+        ending: Ending<'_>,
         at_ms: i64,
     ) -> Result<bool, QueueError> {
-        let record = FinishedJob::of(&taken.job, at_ms, None);
-        self.finish(
-            consumer,
-            taken,
-            &record,
-            "completed",
-            self.settings.keep_completed,
-        )
-        .await
-    }
-
-    /// Takes the job out of the stream into the list `list` (`completed` or `dead`); false
-    /// when `consumer` no longer holds it.
-    async fn finish(
-        &self,
-        consumer: &str,
-        taken: &Taken,
-        record: &FinishedJob,
-        list: &str,
-        keep: usize,
-    ) -> Result<bool, QueueError> {
+        let (list, keep) = match ending {
+            Ending::Dead(_) => ("dead", self.settings.keep_dead),
+            Ending::Sent | Ending::Skipped(_) => ("completed", self.settings.keep_completed),
+        };
         let mut invocation = self.scripts.finish.key(&self.key);
         invocation.key(self.mark(&taken.job.id)).key(self.sub(list));
-        if list == "completed" {
+        if ending == Ending::Sent {
             invocation.key(self.sub("completed_total"));
         }
         invocation
             .arg(&taken.receipt)
             .arg(GROUP)
             .arg(consumer)
-            .arg(encode(record)?)
+            .arg(encode(&ending.record(&taken.job, at_ms))?)
             .arg(keep);
         self.invoke::<i64>(invocation).await.map(|held| held == 1)
     }
@@ -403,18 +391,6 @@ impl SharedQueue {
             .arg(encode(job)?)
             .arg(due_ms);
         self.invoke::<i64>(invocation).await.map(|held| held == 1)
-    }
-
-    pub async fn dead_letter(
-        &self,
-        consumer: &str,
-        taken: &Taken,
-        reason: &str,
-        at_ms: i64,
-    ) -> Result<bool, QueueError> {
-        let record = FinishedJob::of(&taken.job, at_ms, Some(reason.to_owned()));
-        self.finish(consumer, taken, &record, "dead", self.settings.keep_dead)
-            .await
     }
 
     /// Moves retries that are due back to the stream; how many.
@@ -477,7 +453,8 @@ impl SharedQueue {
             // The first delivery plus `max_stalled` takeovers.
             if deliveries > self.settings.max_stalled + 1 {
                 tracing::warn!(job = %taken.job.id, "alert job stalled too often; dead-lettered");
-                if let Err(err) = self.dead_letter(consumer, &taken, STALLED, at_ms).await {
+                let dead = self.finish(consumer, &taken, Ending::Dead(STALLED), at_ms);
+                if let Err(err) = dead.await {
                     tracing::warn!(error = %err, "could not dead-letter a stalled alert job");
                 }
             } else {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::{DeliveryQueue, QueueCounts, Taken};
+use super::{DeliveryQueue, Ending, QueueCounts, Taken};
 use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::channels::Notification;
 use crate::alert::delivery::{Deliverer, DeliveryStatus, Failure};
@@ -247,14 +247,10 @@ impl Worker {
             return;
         }
         if let Some(why) = self.settled(job.alert.fingerprint.as_str()) {
-            self.finish(source, &taken, None, now_ms()).await;
-            self.report(
-                job,
-                DeliveryStatus::Off {
-                    why: format!("not sent: {why} first"),
-                },
-            )
-            .await;
+            let why = format!("not sent: {why} first");
+            self.finish(source, &taken, Ending::Skipped(&why), now_ms())
+                .await;
+            self.report(job, DeliveryStatus::Off { why }).await;
             return;
         }
         self.wait_for_rate_slot(source).await;
@@ -279,7 +275,11 @@ impl Worker {
         let now = now_ms();
         let status = match outcome {
             Ok(status) => {
-                self.finish(source, &taken, None, now).await;
+                let ending = match &status {
+                    DeliveryStatus::Off { why } => Ending::Skipped(why),
+                    _ => Ending::Sent,
+                };
+                self.finish(source, &taken, ending, now).await;
                 if matches!(status, DeliveryStatus::Sent { .. } | DeliveryStatus::Demo) {
                     self.note(channel, |h| {
                         h.last_sent_ms = Some(now);
@@ -306,7 +306,8 @@ impl Worker {
                 let attempts = retried.attempts_made;
                 if attempts >= self.queue.settings().attempts {
                     let reason = format!("{reason} (after {attempts} attempts)");
-                    self.finish(source, &taken, Some(&reason), now).await;
+                    self.finish(source, &taken, Ending::Dead(&reason), now)
+                        .await;
                     DeliveryStatus::Failed { reason }
                 } else {
                     let due =
@@ -320,7 +321,8 @@ impl Worker {
             }
             Err(Failure::Permanent(reason)) => {
                 self.note(channel, |h| h.last_error = Some(reason.clone()));
-                self.finish(source, &taken, Some(&reason), now).await;
+                self.finish(source, &taken, Ending::Dead(&reason), now)
+                    .await;
                 DeliveryStatus::Failed { reason }
             }
         };
@@ -371,19 +373,11 @@ impl Worker {
         }
     }
 
-    /// Completed (no reason) or dead-lettered (with the reason).
-    async fn finish(&self, source: Source, taken: &Taken, dead: Option<&str>, at_ms: i64) {
+    /// Takes the job out of the queue it came from, as `ending` says.
+    async fn finish(&self, source: Source, taken: &Taken, ending: Ending<'_>, at_ms: i64) {
         match (source, self.queue.shared()) {
             (Source::Shared, Some(shared)) => {
-                let finished = match dead {
-                    None => shared.complete(&self.consumer, taken, at_ms).await,
-                    Some(reason) => {
-                        shared
-                            .dead_letter(&self.consumer, taken, reason, at_ms)
-                            .await
-                    }
-                };
-                match finished {
+                match shared.finish(&self.consumer, taken, ending, at_ms).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(job = %taken.job.id, "an alert job finished here had been taken over by another worker")
@@ -395,10 +389,7 @@ impl Worker {
                     }
                 }
             }
-            _ => match dead {
-                None => self.queue.local().complete(taken, at_ms),
-                Some(reason) => self.queue.local().dead_letter(taken, reason, at_ms),
-            },
+            _ => self.queue.local().finish(taken, ending, at_ms),
         }
     }
 
