@@ -62,11 +62,9 @@ pub fn body(n: &Notification) -> String {
 /// `application/x-www-form-urlencoded` (the WHATWG serializer): ASCII letters, digits and
 /// `*-._` as they are, space as `+`, every other byte of the UTF-8 as `%XX`.
 pub fn encode_form(pairs: &[(String, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(key, value)| format!("{}={}", form_component(key), form_component(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// `{base}/2010-04-01/Accounts/{AccountSid}/Messages.json`; `base` is
@@ -76,7 +74,7 @@ pub fn messages_url(base: &str, account_sid: &str) -> String {
     format!(
         "{}/2010-04-01/Accounts/{}/Messages.json",
         base.trim().trim_end_matches('/'),
-        path_segment(account_sid.trim())
+        form_urlencoded::byte_serialize(account_sid.trim().as_bytes()).collect::<String>()
     )
 }
 
@@ -142,33 +140,6 @@ fn fit_segments(text: &str, max: usize) -> String {
         }
     }
     String::new()
-}
-
-fn form_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(byte))
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
-fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(byte))
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 fn is_messaging_service_sid(text: &str) -> bool {
