@@ -246,9 +246,8 @@ pub async fn report_periodically(
             _ = crate::stream::follower::stopped(&mut shutdown) => return,
         }
         let text = metrics.render_prometheus();
-        let temporary = path.with_extension("prom.tmp");
         let written =
-            std::fs::write(&temporary, &text).and_then(|()| std::fs::rename(&temporary, &path));
+            crate::store::file::replace(&path, text.as_bytes(), crate::store::file::Access::Shared);
         match written {
             Ok(()) => tracing::info!(
                 events = metrics.events_received(),

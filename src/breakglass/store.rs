@@ -16,12 +16,14 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::audit::AuditRecord;
 use super::entry::BreakglassEntry;
 use crate::log::entry::now_ms;
+use crate::store::file;
+use crate::store::redis_url::{ConnectFailure, RedisTarget};
 
 /// How long an entry and its counter outlive its expiry, so lists show it as expired.
 const KEEP_AFTER_EXPIRY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -119,7 +121,7 @@ pub struct Files {
 pub struct Shared {
     connection: ConnectionManager,
     prefix: String,
-    target: crate::store::redis_url::RedisTarget,
+    target: RedisTarget,
 }
 
 impl BreakglassStore {
@@ -137,19 +139,17 @@ impl BreakglassStore {
 
     /// Redis at `url` (its user decides what this process may do), keys under `prefix`.
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let (client, target) = crate::store::redis_url::RedisTarget::open(url)
-            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable(format!("no answer from {}", target.address())))?
-        .map_err(|err| StoreError::Unavailable(target.describe(&err)))?;
+        let (client, target) =
+            RedisTarget::open(url).map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let connection = target
+            .manager(client, COMMAND_TIMEOUT)
+            .await
+            .map_err(|failure| {
+                StoreError::Unavailable(match failure {
+                    ConnectFailure::NoAnswer => format!("no answer from {}", target.address()),
+                    ConnectFailure::Refused(err) => target.describe(&err),
+                })
+            })?;
         Ok(BreakglassStore::Redis(Shared {
             connection,
             prefix: prefix.to_owned(),
@@ -450,18 +450,9 @@ impl Files {
     }
 }
 
-/// Writes a file only its owner may read (0600), atomically (a temporary file renamed over it).
+/// Replaces a file that only its owner may read (0600).
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let temporary = path.with_extension("tmp");
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(&temporary)
-        .and_then(|mut file| file.write_all(bytes))
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|err| unavailable("write", path, err))
+    file::replace(path, bytes, file::Access::Private).map_err(|err| unavailable("write", path, err))
 }
 
 fn format_uses(entry_id: &str, count: u32, at: Option<i64>) -> String {

@@ -7,6 +7,7 @@
 mod embedded;
 mod error;
 mod failover;
+pub mod file;
 mod redis_store;
 pub(crate) mod redis_url;
 

@@ -4,11 +4,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::error::StoreError;
-use super::redis_url::RedisTarget;
+use super::redis_url::{fail_fast, RedisTarget};
 use super::{ttl_millis, RedisOptions};
 
 /// SET NX and, when someone was first, their value, in one atomic step. A script rather than
@@ -45,14 +45,10 @@ impl RedisStore {
     /// Connect and PING within `options.connect_timeout`.
     pub(crate) async fn connect(url: &str, options: &RedisOptions) -> Result<Self, StoreError> {
         let (client, target) = RedisTarget::open(url)?;
-        // The crate's defaults retry a failed connect 6 times with backoff (seconds); a store
-        // that must fail fast and fall back quickly wants one retry and explicit timeouts.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connect_timeout.min(options.command_timeout)))
-            .set_response_timeout(Some(options.command_timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+        let config = fail_fast(
+            options.connect_timeout.min(options.command_timeout),
+            options.command_timeout,
+        );
         let connecting = async {
             let mut connection = ConnectionManager::new_with_config(client, config).await?;
             redis::cmd("PING")

@@ -1,5 +1,8 @@
 //! The Redis URL without its secrets: for messages, `Debug` and logs.
 
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, RedisError};
 
 use super::error::StoreError;
@@ -44,10 +47,46 @@ impl RedisTarget {
         &self.redacted_url
     }
 
+    /// A connection manager for `client` that fails fast (see [`fail_fast`]), connected within
+    /// `timeout`.
+    pub(crate) async fn manager(
+        &self,
+        client: Client,
+        timeout: Duration,
+    ) -> Result<ConnectionManager, ConnectFailure> {
+        match tokio::time::timeout(
+            timeout,
+            ConnectionManager::new_with_config(client, fail_fast(timeout, timeout)),
+        )
+        .await
+        {
+            Ok(Ok(manager)) => Ok(manager),
+            Ok(Err(err)) => Err(ConnectFailure::Refused(err)),
+            Err(_) => Err(ConnectFailure::NoAnswer),
+        }
+    }
+
     /// A short, password-free account of a Redis error, e.g. "connection refused".
     pub(crate) fn describe(&self, err: &RedisError) -> String {
         scrub(&describe_error(err), &self.secrets)
     }
+}
+
+/// Why a connection could not be made.
+pub(crate) enum ConnectFailure {
+    NoAnswer,
+    Refused(RedisError),
+}
+
+/// The crate's defaults retry a failed connect 6 times with backoff (seconds); whoever must fail
+/// fast (and fall back, or deny) wants one retry and explicit timeouts.
+pub(crate) fn fail_fast(connect: Duration, command: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect))
+        .set_response_timeout(Some(command))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
 }
 
 fn describe_error(err: &RedisError) -> String {

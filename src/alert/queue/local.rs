@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::store::file;
+
 use super::{Ending, Enqueued, FinishedJob, Job, QueueCounts, QueueSettings, Taken, STALLED};
 
 /// What is persisted.
@@ -341,19 +343,14 @@ impl LocalQueue {
         Some(result)
     }
 
-    /// Writes the queue to its file (a temporary file renamed over it, so a crash mid-write
-    /// leaves the previous version).
+    /// Writes the queue to its file.
     fn persist(&self, state: &State) {
         let Some((path, _lock)) = &self.file else {
             return;
         };
         let written = serde_json::to_vec(&state.saved)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                let temporary = path.with_extension("tmp");
-                std::fs::write(&temporary, bytes)?;
-                std::fs::rename(&temporary, path)
-            });
+            .and_then(|bytes| file::replace(path, &bytes, file::Access::Shared));
         if let Err(err) = written {
             tracing::warn!(path = %path.display(), %err, "could not save the alert queue");
         }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
 use tokio::sync::Mutex;
@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use super::{
     Ending, Enqueued, FinishedJob, Job, QueueCounts, QueueError, QueueSettings, Taken, STALLED,
 };
-use crate::store::redis_url::RedisTarget;
+use crate::store::redis_url::{ConnectFailure, RedisTarget};
 
 const GROUP: &str = "workers";
 /// How long one blocking read waits for a job.
@@ -119,19 +119,15 @@ impl SharedQueue {
     ) -> Result<Self, QueueError> {
         let (client, target) =
             RedisTarget::open(url).map_err(|err| QueueError::refused(err.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let commands = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        .map_err(|_| QueueError::outage(format!("no answer from {}", target.address())))?
-        .map_err(|err| classify(&target, &err))?;
+        let commands = target
+            .manager(client.clone(), COMMAND_TIMEOUT)
+            .await
+            .map_err(|failure| match failure {
+                ConnectFailure::NoAnswer => {
+                    QueueError::outage(format!("no answer from {}", target.address()))
+                }
+                ConnectFailure::Refused(err) => classify(&target, &err),
+            })?;
         let queue = SharedQueue {
             client,
             target,

@@ -9,7 +9,7 @@ mod file_name;
 mod key_lock;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -187,14 +187,8 @@ fn write_entry(path: &Path, entry: &StoredEntry) -> Result<(), StoreError> {
         key: entry.key.clone(),
         reason: err.to_string(),
     })?;
-    let temp = temp_path(path);
-    let written = fs::File::create(&temp)
-        .and_then(|mut file| file.write_all(&bytes))
-        .and_then(|()| fs::rename(&temp, path));
-    written.map_err(|err| {
-        let _ = fs::remove_file(&temp);
-        StoreError::file("write", path, err)
-    })
+    crate::store::file::replace(path, &bytes, crate::store::file::Access::Shared)
+        .map_err(|err| StoreError::file("write", path, err))
 }
 
 /// Lazy expiry: remove the entry if it is still expired once we hold its lock. Skipped when a
@@ -208,18 +202,6 @@ fn remove_if_expired(path: &Path) {
             let _ = fs::remove_file(path);
         }
     }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(
-        ".{name}.{}-{:016x}.tmp",
-        std::process::id(),
-        rand::random::<u64>()
-    ))
 }
 
 fn is_older_than(path: &Path, age: Duration) -> bool {
