@@ -206,14 +206,8 @@ impl Breakglass {
 
     /// Every entry without its tokens, newest first; expired ones are made inactive first.
     pub async fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
-        self.sweep(now_ms()).await?;
-        Ok(self
-            .store
-            .entries()
-            .await?
-            .iter()
-            .map(BreakglassEntry::public)
-            .collect())
+        let (entries, _) = self.read_and_sweep(now_ms()).await?;
+        Ok(entries.iter().map(BreakglassEntry::public).collect())
     }
 
     /// Seals every emergency copy again with the newest breakglass key: how many, and the
@@ -256,18 +250,34 @@ impl Breakglass {
 
     /// Marks expired entries inactive; how many.
     pub async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
+        self.read_and_sweep(now).await.map(|(_, swept)| swept)
+    }
+
+    /// Every entry, read once, expired ones made inactive on the way; and how many were.
+    async fn read_and_sweep(&self, now: i64) -> Result<(Vec<BreakglassEntry>, usize), StoreError> {
+        let mut entries = self.store.entries().await?;
         let mut swept = 0;
-        for mut entry in self.store.entries().await? {
-            if entry.is_active && now >= entry.expires_at {
-                entry.is_active = false;
-                entry.updated_at = now;
-                // Only if no login replaced it meanwhile.
-                if self.store.update_entry(&entry).await? {
-                    swept += 1;
-                }
+        for entry in &mut entries {
+            if self.deactivate_if_expired(entry, now).await? {
+                swept += 1;
             }
         }
-        Ok(swept)
+        Ok((entries, swept))
+    }
+
+    /// Makes an active entry past its expiry inactive, in the store too unless a login has
+    /// replaced it meanwhile; true if it did.
+    async fn deactivate_if_expired(
+        &self,
+        entry: &mut BreakglassEntry,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if !entry.is_active || now < entry.expires_at {
+            return Ok(false);
+        }
+        entry.is_active = false;
+        entry.updated_at = now;
+        self.store.update_entry(entry).await
     }
 
     /// The audit trail, newest first.
@@ -411,12 +421,7 @@ impl Breakglass {
             at: crate::log::entry::rfc3339(entry.expires_at),
         };
         if now >= entry.expires_at {
-            if entry.is_active {
-                let mut inactive = entry.clone();
-                inactive.is_active = false;
-                inactive.updated_at = now;
-                let _ = self.store.update_entry(&inactive).await;
-            }
+            let _ = self.deactivate_if_expired(&mut entry.clone(), now).await;
             return Err(expired());
         }
         if !entry.is_active {

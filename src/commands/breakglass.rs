@@ -12,6 +12,7 @@ use shiplog::config::Settings;
 use shiplog::exit;
 use shiplog::log::entry::rfc3339;
 use shiplog::log::Logger;
+use shiplog::tui::ui::short_duration;
 
 use super::report;
 use crate::cli::{BreakglassCommand, Cli};
@@ -228,7 +229,7 @@ async fn list(settings: &Settings, json: bool) -> i32 {
         } else if now >= entry.expires_at {
             "expired".to_owned()
         } else {
-            format!("{} left", human(entry.expires_at - now))
+            format!("{} left", short_duration(entry.expires_at - now))
         };
         let _ = writeln!(
             out,
@@ -321,14 +322,4 @@ async fn audit(settings: &Settings, json: bool, limit: usize) -> i32 {
         );
     }
     exit::OK
-}
-
-/// "3h12m", "45m", "20s".
-pub fn human(ms: i64) -> String {
-    let s = (ms / 1000).max(0);
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
 }

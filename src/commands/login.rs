@@ -154,7 +154,7 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
             "Breakglass entry made ({}): {} uses within {}.",
             tokens.reason,
             entry.max_access_count,
-            super::breakglass::human(entry.expires_at - now_ms())
+            shiplog::tui::ui::short_duration(entry.expires_at - now_ms())
         ),
         Err(err @ EntryError::NoKey) => eprintln!("shiplog: {err}"),
         Err(err) => {

@@ -162,15 +162,16 @@ impl SharedQueue {
     }
 
     async fn create_group(&self) -> Result<(), QueueError> {
+        let command = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.key)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .clone();
+        let command = &command;
         let created = self
-            .run(
-                redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(&self.key)
-                    .arg(GROUP)
-                    .arg("0")
-                    .arg("MKSTREAM"),
-            )
+            .once(&|mut connection| async move { command.query_async(&mut connection).await })
             .await;
         match created {
             Err(err) if err.says("BUSYGROUP") => Ok(()),
@@ -194,9 +195,26 @@ impl SharedQueue {
         .await
     }
 
-    /// Runs a command on the shared connection, once more if the connection had dropped (the
-    /// connection manager reconnects in the background but fails the command that noticed).
+    /// Runs a command on the shared connection: once more if the connection had dropped (the
+    /// connection manager reconnects in the background but fails the command that noticed),
+    /// and again after making the consumer group if Redis lost it.
     async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, QueueError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        match self.once(&call).await {
+            // Redis restarted empty, or someone deleted the stream: the group is made again.
+            Err(err) if err.says("NOGROUP") => {
+                self.create_group().await?;
+                self.once(&call).await
+            }
+            result => result,
+        }
+    }
+
+    /// One command, once more if the connection had dropped.
+    async fn once<T, F, Fut>(&self, call: &F) -> Result<T, QueueError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
@@ -407,7 +425,7 @@ impl SharedQueue {
         if room == 0 {
             return Ok(Vec::new());
         }
-        let claimed = self
+        let reply = self
             .run::<StreamAutoClaimReply>(
                 redis::cmd("XAUTOCLAIM")
                     .arg(&self.key)
@@ -418,14 +436,7 @@ impl SharedQueue {
                     .arg("COUNT")
                     .arg(room),
             )
-            .await;
-        let reply = match claimed {
-            // Redis restarted empty: nothing was pending.
-            Err(err) if err.says("NOGROUP") => {
-                return self.create_group().await.map(|()| Vec::new())
-            }
-            claimed => claimed?,
-        };
+            .await?;
         let mut recovered = Vec::new();
         for entry in reply.claimed {
             let Some(job) = entry_job(&entry.map) else {
@@ -490,17 +501,6 @@ impl SharedQueue {
     }
 
     pub async fn counts(&self) -> Result<QueueCounts, QueueError> {
-        match self.count().await {
-            // Redis restarted empty: the group is made again, and nothing is pending.
-            Err(err) if err.says("NOGROUP") => {
-                self.create_group().await?;
-                self.count().await
-            }
-            counted => counted,
-        }
-    }
-
-    async fn count(&self) -> Result<QueueCounts, QueueError> {
         let mut pipe = redis::pipe();
         pipe.cmd("XLEN")
             .arg(&self.key)

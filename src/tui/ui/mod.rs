@@ -74,7 +74,7 @@ pub(crate) fn pane<'a>(
 }
 
 /// "12s", "4m", "3h", "2d": short ages for narrow columns.
-pub(crate) fn short_duration(ms: i64) -> String {
+pub fn short_duration(ms: i64) -> String {
     let s = (ms / 1000).max(0);
     match s {
         0..=59 => format!("{s}s"),
