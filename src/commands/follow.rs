@@ -20,19 +20,6 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
         Err(code) => return code,
     };
     super::init_diagnostics(&settings);
-    if settings.token.is_none() {
-        settings.token = match super::login::stored_token(&mut settings).await {
-            Ok(token) => token,
-            Err(code) => return code,
-        };
-    }
-    let Some(token) = settings.token.clone() else {
-        report(
-            "no Vercel token",
-            Some("set VERCEL_TOKEN, pass --token, or `shiplog login` (create a token at vercel.com/account/tokens)"),
-        );
-        return exit::CONFIG;
-    };
     let since = match args.since.as_deref().map(parse_since).transpose() {
         Ok(since) => since,
         Err(message) => {
@@ -53,8 +40,25 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
             Ok(l) => l,
             Err(code) => return code,
         };
-    let (store, client) = match super::open_session(&settings, token.clone(), &logger).await {
-        Ok(session) => session,
+    let store = match super::open_state(&settings, &logger).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    if settings.token.is_none() {
+        settings.token = match super::login::stored_token(&mut settings, &store).await {
+            Ok(token) => token,
+            Err(code) => return code,
+        };
+    }
+    let Some(token) = settings.token.clone() else {
+        report(
+            "no Vercel token",
+            Some("set VERCEL_TOKEN, pass --token, or `shiplog login` (create a token at vercel.com/account/tokens)"),
+        );
+        return exit::CONFIG;
+    };
+    let client = match super::client_for(&settings, token.clone(), &store) {
+        Ok(client) => client,
         Err(code) => return code,
     };
     let options = FollowOptions {

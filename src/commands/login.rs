@@ -20,6 +20,7 @@ use shiplog::log::entry::now_ms;
 use shiplog::log::Logger;
 use shiplog::login::oauth::{self, OAuthConfig};
 use shiplog::secret::Secret;
+use shiplog::store::StateStore;
 
 use super::report;
 use crate::cli::{Cli, LoginArgs};
@@ -257,12 +258,11 @@ async fn sign_in(args: &LoginArgs) -> Result<Tokens, i32> {
 
 /// The token of the most recent stored login, when no token was given (its team too, unless
 /// one was given); `None` when there is no stored login.
-pub async fn stored_token(settings: &mut Settings) -> Result<Option<Secret>, i32> {
-    let logger = Logger::builder().build();
-    let Ok(store) = super::open_store(settings, &logger).await else {
-        return Ok(None);
-    };
-    let Some(connection) = Connections::new(store)
+pub async fn stored_token(
+    settings: &mut Settings,
+    store: &StateStore,
+) -> Result<Option<Secret>, i32> {
+    let Some(connection) = Connections::new(store.clone())
         .list()
         .await
         .ok()

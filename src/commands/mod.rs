@@ -272,18 +272,32 @@ pub async fn open_session(
     token: Secret,
     logger: &Logger,
 ) -> Result<(StateStore, VercelClient), i32> {
-    let store = open_store(settings, logger).await.map_err(|message| {
+    let store = open_state(settings, logger).await?;
+    let client = client_for(settings, token, &store)?;
+    Ok((store, client))
+}
+
+/// The state store; on error, explains and gives the exit code.
+pub async fn open_state(settings: &Settings, logger: &Logger) -> Result<StateStore, i32> {
+    open_store(settings, logger).await.map_err(|message| {
         report(
             message,
             Some("check REDIS_URL, or unset it to keep state in local files"),
         );
         exit::CONFIG
-    })?;
-    let client = vercel_client(settings, token, &store).map_err(|message| {
+    })
+}
+
+/// The Vercel client for `token`, sharing `store`; on error, explains and gives the exit code.
+pub fn client_for(
+    settings: &Settings,
+    token: Secret,
+    store: &StateStore,
+) -> Result<VercelClient, i32> {
+    vercel_client(settings, token, store).map_err(|message| {
         report(message, None);
         exit::FOLLOW_FAILED
-    })?;
-    Ok((store, client))
+    })
 }
 
 /// Embedded files, or Redis when `REDIS_URL` is set (falling back to files while it is away).

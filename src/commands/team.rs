@@ -35,8 +35,12 @@ impl Team {
         announce: bool,
     ) -> Result<Team, i32> {
         let mut simulator = None;
+        // The store the stored login was found in serves the session too.
+        let mut store = None;
         if settings.token.is_none() {
-            settings.token = super::login::stored_token(settings).await?;
+            let opened = super::open_state(settings, logger).await?;
+            settings.token = super::login::stored_token(settings, &opened).await?;
+            store = settings.token.is_some().then_some(opened);
         }
         let token = match settings.token.clone() {
             Some(token) => token,
@@ -59,7 +63,12 @@ impl Team {
                 Secret::new("demo")
             }
         };
-        let (store, client) = super::open_session(settings, token, logger).await?;
+        let store = match store {
+            Some(store) => store,
+            // The demo's state lives under its own namespace.
+            None => super::open_state(settings, logger).await?,
+        };
+        let client = super::client_for(settings, token, &store)?;
         let poll_every = if simulator.is_some() {
             Duration::from_secs(1)
         } else {
