@@ -115,12 +115,13 @@ async fn through(
     };
     tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
     let mut samples = Vec::with_capacity(ROUNDS);
+    let mut pace = tokio::time::interval(PACE);
     for i in 0..ROUNDS {
+        pace.tick().await;
         let started = Instant::now();
         logger.write(failure(i));
         let received = arrived.recv().await.expect("webhook running");
         samples.push(received - started);
-        tokio::time::sleep(PACE).await;
     }
     samples
 }
@@ -140,7 +141,9 @@ fn main() {
             ..Default::default()
         });
         let mut direct = Vec::with_capacity(ROUNDS);
+        let mut pace = tokio::time::interval(PACE);
         for i in 0..ROUNDS {
+            pace.tick().await;
             let entry = Arc::new(failure(i));
             let alert = shiplog::alert::Alert {
                 fingerprint: shiplog::alert::Fingerprint::of("deploy_failed", &entry),
@@ -158,7 +161,6 @@ fn main() {
                 .await;
             let received = arrived.recv().await.expect("webhook running");
             direct.push(received - started);
-            tokio::time::sleep(PACE).await;
         }
         let baseline = percentiles("direct POST (baseline)", direct);
 

@@ -56,6 +56,16 @@ impl DeliveryStatus {
     }
 }
 
+/// Whether a channel sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// It does not, and why: switched off, or no destination.
+    Off(String),
+    /// The demo delivers it to the built-in demo channel.
+    Demo,
+}
+
 /// Where each channel delivers, and whether it may.
 #[derive(Debug, Clone, Default)]
 pub struct ChannelSettings {
@@ -272,8 +282,9 @@ impl Deliverer {
         self
     }
 
-    /// Why a channel will not send, if it will not.
-    pub fn off_reason(&self, channel: Channel) -> Option<String> {
+    /// Whether `channel` sends: it may be switched off, have no destination (in the demo, it
+    /// then delivers to the demo channel), or be ready.
+    pub fn readiness(&self, channel: Channel) -> Readiness {
         let s = &self.settings;
         let (on, has_destination, switch, destination) = match channel {
             Channel::Slack => (
@@ -306,24 +317,25 @@ impl Deliverer {
                 "EMAIL_ALERTS_ENABLED",
                 "SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO",
             ),
-            Channel::Demo => return None,
+            Channel::Demo => return Readiness::Ready,
         };
         if !on {
-            Some(format!("switched off ({switch})"))
-        } else if !has_destination {
-            Some(format!("no destination ({destination})"))
+            Readiness::Off(format!("switched off ({switch})"))
+        } else if has_destination {
+            Readiness::Ready
+        } else if s.demo {
+            Readiness::Demo
         } else {
-            None
+            Readiness::Off(format!("no destination ({destination})"))
         }
     }
 
-    /// `Off` when `channel` will not send (switched off, or no destination outside the demo).
+    /// `Off` when `channel` will not send.
     pub fn skipped(&self, channel: Channel) -> Option<DeliveryStatus> {
-        let why = self.off_reason(channel)?;
-        if self.settings.demo && why.starts_with("no destination") {
-            return None;
+        match self.readiness(channel) {
+            Readiness::Off(why) => Some(DeliveryStatus::Off { why }),
+            Readiness::Ready | Readiness::Demo => None,
         }
-        Some(DeliveryStatus::Off { why })
     }
 
     /// Delivers one notification to one channel, retrying as the policy says; `progress` hears
@@ -369,11 +381,10 @@ impl Deliverer {
         channel: Channel,
         notification: &Notification<'_>,
     ) -> Result<DeliveryStatus, Failure> {
-        if let Some(skipped) = self.skipped(channel) {
-            return Ok(skipped);
-        }
-        if self.settings.demo && self.off_reason(channel).is_some() {
-            return Ok(DeliveryStatus::Demo);
+        match self.readiness(channel) {
+            Readiness::Off(why) => return Ok(DeliveryStatus::Off { why }),
+            Readiness::Demo => return Ok(DeliveryStatus::Demo),
+            Readiness::Ready => {}
         }
         let outcome = match self.prepare(channel, notification) {
             // The demo's channel: the notice in the log is its delivery.

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use super::{DeliveryQueue, Ending, QueueCounts, Taken};
 use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::channels::Notification;
-use crate::alert::delivery::{Deliverer, DeliveryStatus, Failure};
+use crate::alert::delivery::{Deliverer, DeliveryStatus, Failure, Readiness};
 use crate::alert::engine::channel_name;
 use crate::alert::rule::Channel;
 use crate::log::entry::now_ms;
@@ -508,11 +508,12 @@ impl Worker {
         for channel in Channel::ALL {
             let paused = self.deliverer.paused_for(channel).await;
             let health = channels.entry(channel).or_default();
-            health.off = match self.deliverer.skipped(channel) {
-                Some(DeliveryStatus::Off { why }) => Some(why),
-                _ => None,
+            let readiness = self.deliverer.readiness(channel);
+            health.demo = readiness == Readiness::Demo;
+            health.off = match readiness {
+                Readiness::Off(why) => Some(why),
+                Readiness::Ready | Readiness::Demo => None,
             };
-            health.demo = health.off.is_none() && self.deliverer.off_reason(channel).is_some();
             health.paused_until_ms = paused.map(|wait| now_ms() + wait.as_millis() as i64);
         }
         let settings = self.queue.settings();
