@@ -164,7 +164,11 @@ async fn json_output_has_the_unified_fields_and_no_secrets() {
 #[tokio::test]
 async fn a_failed_build_exits_1_and_an_unknown_one_2() {
     let sim = simulator(40.0, None).await;
-    let id = sim.add_deployment(scenario("failing-build"));
+    // Queued for 5 s first, so that `serve` finds it building however slowly it starts.
+    let id = sim.add_deployment(DeploymentSpec {
+        queued_ms: 200_000,
+        ..scenario("failing-build")
+    });
     let state = tempfile::tempdir().expect("dir");
     let out = run({
         let mut c = shiplog(state.path(), &sim.base_url());
@@ -355,6 +359,12 @@ async fn sigterm_saves_the_place_and_a_rerun_continues_without_repeats() {
         let _ = err.read_to_string(&mut stderr).await;
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // The reader may still be taking in what the child wrote before exiting; it ends at EOF.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while lines.changed().await.is_ok() {}
+    })
+    .await
+    .expect("stdout read to its end");
     let before = lines.borrow().clone();
     assert!(before.len() < 120, "stopped before the end");
 
@@ -523,7 +533,11 @@ async fn alerts_test_says_how_a_channel_is_doing() {
 #[tokio::test]
 async fn serve_follows_building_deployments_and_prints_outcomes_and_alerts_only() {
     let sim = simulator(40.0, None).await;
-    let id = sim.add_deployment(scenario("failing-build"));
+    // Queued for 5 s first, so that `serve` finds it building however slowly it starts.
+    let id = sim.add_deployment(DeploymentSpec {
+        queued_ms: 200_000,
+        ..scenario("failing-build")
+    });
     let state = tempfile::tempdir().expect("dir");
     let mut child = shiplog(state.path(), &sim.base_url())
         .arg("serve")

@@ -188,7 +188,12 @@ fn an_alert_is_queued_retried_dead_lettered_and_acknowledged_on_screen() {
     });
     let id = {
         let _inside = runtime.enter();
-        sim.add_deployment(shiplog::demo::scenarios::by_name("failing-build").expect("scenario"))
+        // Queued for 5 s first, so that the dashboard finds it building however slowly it
+        // starts.
+        sim.add_deployment(shiplog::demo::DeploymentSpec {
+            queued_ms: 100_000,
+            ..shiplog::demo::scenarios::by_name("failing-build").expect("scenario")
+        })
     };
     // Slack is down: every notification is answered 500.
     let slack = runtime.block_on(async {

@@ -365,9 +365,13 @@ async fn email_reaches_a_real_smtp_server_without_header_injection() {
         .deliver(Channel::Email, &Notification::firing(&alert), |_| {})
         .await;
     assert!(matches!(status, DeliveryStatus::Sent { .. }), "{status:?}");
-    smtp.wait_for("deploy_failed", Duration::from_secs(10))
-        .map_err(|e| panic!("{e}"))
-        .ok();
+    // The server prints this after the whole message, so every header has been read by then.
+    smtp.wait_for(
+        "------------ END MESSAGE ------------",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(smtp.received().contains("deploy_failed"));
     let received = smtp.received();
     assert!(
         received.contains("oncall@example.com") && received.contains("lead@example.com"),

@@ -23,6 +23,8 @@ async fn every_building_deployment_is_followed_to_its_end() {
         events: (0..30)
             .map(|i| SimEvent::stdout(20, format!("{project} line {i}")))
             .collect(),
+        // Long enough for the engine to find it building however slowly the test starts.
+        queued_ms: 3_000,
         ..DeploymentSpec::default()
     };
     let ids = [

@@ -155,8 +155,9 @@ async fn tampered_state_is_refused_before_any_token_request() {
     let server = oauth_server::start(Behaviour::TamperState).await;
     let (open, page) = browser(&[]);
 
-    // Only a forged response ever comes: the login waits out its time, then says so.
-    let err = login(&config(&server), open, Duration::from_secs(1))
+    // Only a forged response ever comes: the login waits out its time, then says so. The time
+    // is long enough for the forged redirect to arrive on a slow machine.
+    let err = login(&config(&server), open, Duration::from_secs(5))
         .await
         .expect_err("a forged redirect must not log in");
 

@@ -251,6 +251,13 @@ async fn two_instances_on_one_redis_deliver_each_alert_exactly_once() {
         desks.push(desk);
         stops.push(stop);
     }
+    // A runner's worker reports only once the runner listens to the other instance's reports.
+    for desk in &desks {
+        eventually("both instances running", async || {
+            desk.queue.borrow().backend == "redis"
+        })
+        .await;
+    }
     for round in 0..5 {
         for deployment in 0..10 {
             let entry = (*alert(&format!("dpl_{deployment}")).entry).clone();

@@ -497,7 +497,9 @@ impl Deliverer {
             paused.insert(channel, std::time::Instant::now() + wait);
         }
         if let Some(store) = &self.shared {
-            let until = now_ms() + wait.as_millis() as i64;
+            // One millisecond more: `now_ms` drops the fraction, and another instance must never
+            // try before the service's own window has ended.
+            let until = now_ms() + wait.as_millis() as i64 + 1;
             if let Err(err) = store.put_json(&pause_key(channel), &until, wait).await {
                 tracing::warn!(error = %err, "could not share a channel pause");
             }

@@ -334,34 +334,42 @@ fn vercel_client(
     VercelClient::new(config).map_err(|e| e.to_string())
 }
 
-/// Turns true on Ctrl-C or SIGTERM.
+/// Turns true on Ctrl-C or SIGTERM. The handlers are in place when this returns, so a signal
+/// that comes right after start-up is not taken with the default action (killed, terminal left
+/// raw).
 pub fn shutdown_on_signals() -> Shutdown {
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let signalled = signals();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signalled.await;
         let _ = tx.send(true);
     });
     rx
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+#[cfg(unix)]
+fn signals() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+#[cfg(not(unix))]
+fn signals() -> impl std::future::Future<Output = ()> {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
