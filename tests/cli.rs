@@ -343,12 +343,7 @@ async fn sigterm_saves_the_place_and_a_rerun_continues_without_repeats() {
         .await
         .expect("20 lines within 30 s")
         .expect("reader alive");
-    let pid = first.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    support::bin::terminate(first.id().expect("pid"));
     let status = tokio::time::timeout(Duration::from_secs(10), first.wait())
         .await
         .expect("exits after SIGTERM")
@@ -559,12 +554,7 @@ async fn serve_follows_building_deployments_and_prints_outcomes_and_alerts_only(
         !printed.iter().any(|l| l.contains("Running build in")),
         "no build lines: {printed:?}"
     );
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    support::bin::terminate(child.id().expect("pid"));
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("stops on SIGTERM")

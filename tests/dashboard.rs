@@ -164,12 +164,7 @@ fn ctrl_c_and_sigterm_restore_the_terminal() {
 
     let mut session = dashboard(home.path(), 100, 30);
     session.wait_for_text("Deployments", WAIT).or_panic();
-    let pid = session.pid().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    support::bin::terminate(session.pid().expect("pid"));
     assert_eq!(session.wait_exit(WAIT), Some(0));
     assert!(!session.alternate_screen());
     assert!(!session.cursor_hidden());

@@ -42,3 +42,12 @@ pub async fn run(mut cmd: Command) -> Output {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Sends SIGTERM to a process, as a service manager stopping it would.
+pub fn terminate(pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "SIGTERM to {pid}");
+}

@@ -28,8 +28,6 @@ use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize}
 
 /// How often the waits look at the screen again.
 const POLL: Duration = Duration::from_millis(20);
-/// How long the next key waits after a lone Esc; see `PtySession::send`.
-const ESC_GAP: Duration = Duration::from_millis(50);
 
 /// Unwraps a wait result, panicking with the message printed as-is. `.unwrap()` would show the
 /// screen dump through `Debug`, i.e. on one line with `\n` escapes.
@@ -51,7 +49,6 @@ impl OrPanic for Result<(), String> {
 pub enum Key {
     Char(char),
     Enter,
-    Esc,
     Tab,
     Up,
     Down,
@@ -70,8 +67,6 @@ pub struct PtySession {
     master: Box<dyn MasterPty + Send>,
     child: Box<dyn Child + Send + Sync>,
     exit_code: Option<u32>,
-    /// When a lone Esc was last sent; see `send`.
-    lone_esc_at: Option<Instant>,
 }
 
 /// State the reader thread updates and the test reads.
@@ -191,7 +186,6 @@ impl PtySession {
             master,
             child,
             exit_code: None,
-            lone_esc_at: None,
         };
         // If the thread cannot start, `session` is dropped here and kills the child.
         thread::Builder::new()
@@ -202,21 +196,13 @@ impl PtySession {
 
     /// Types raw bytes, e.g. `b"q"`, `b"\x1b[A"` (up), `b"/"`, `b"\r"` (Enter).
     ///
-    /// A lone Esc (`b"\x1b"`) is only told apart from the start of an escape sequence by arriving
-    /// in a read of its own: crossterm reads `\x1b` + `q` as Alt+q and `\x1b` + `\x1b[B` as junk.
-    /// So the next send after a lone Esc is held back until 50 ms after it. That is not a
-    /// guarantee on a loaded machine: to be sure, wait for the Esc's effect before the next key.
+    /// There is no lone Esc: crossterm tells it apart from the start of an escape sequence only by
+    /// its arriving in a read of its own, which a test cannot promise without sleeping.
     ///
     /// Errors are ignored: if the program is gone, the next wait reports that with the screen.
     pub fn send(&mut self, bytes: &[u8]) {
-        if let Some(at) = self.lone_esc_at.take() {
-            thread::sleep(ESC_GAP.saturating_sub(at.elapsed()));
-        }
         let mut writer = lock(&self.writer);
         let _ = writer.write_all(bytes).and_then(|()| writer.flush());
-        if bytes == b"\x1b" {
-            self.lone_esc_at = Some(Instant::now());
-        }
     }
 
     /// Presses a key. Arrows, Home and End follow the cursor-key mode the program set (DECCKM).
@@ -229,7 +215,6 @@ impl PtySession {
         let bytes = match key {
             Key::Char(c) => c.to_string(),
             Key::Enter => "\r".to_string(),
-            Key::Esc => "\x1b".to_string(),
             Key::Tab => "\t".to_string(),
             Key::Up => cursor('A'),
             Key::Down => cursor('B'),
