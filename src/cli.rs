@@ -167,13 +167,13 @@ pub struct LoginArgs {
     #[arg(
         long,
         env = "VERCEL_OAUTH_AUTHORIZE_URL",
-        default_value = "https://vercel.com/oauth/authorize"
+        default_value = shiplog::login::oauth::VERCEL_AUTHORIZE_URL
     )]
     pub authorize_url: String,
     #[arg(
         long,
         env = "VERCEL_OAUTH_TOKEN_URL",
-        default_value = "https://api.vercel.com/login/oauth/token"
+        default_value = shiplog::login::oauth::VERCEL_TOKEN_URL
     )]
     pub token_url: String,
     /// Print the sign-in URL instead of opening a browser.

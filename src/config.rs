@@ -236,8 +236,8 @@ pub struct Settings {
     pub theme: Option<String>,
     pub buffer_lines: usize,
     pub mouse: bool,
-    /// Alert rules from the config file, laid over the built-ins.
-    pub alert_rules: Vec<crate::alert::rule::LocatedRule>,
+    /// The alert rules in force: the built-ins with the config file's laid over them.
+    pub alert_rules: crate::alert::RuleSet,
     /// Run the alerting engine: on in production and staging, off in development unless
     /// `LOG_ALERTS_ENABLED=true` (the demo turns it on).
     pub alerts_enabled: bool,
@@ -334,7 +334,7 @@ impl Settings {
             .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| "unknown".to_owned());
         // A bad alert rule stops every command, naming the file, line and rule.
-        crate::alert::RuleSet::with_overrides(file.rules.clone())?;
+        let alert_rules = crate::alert::RuleSet::with_overrides(file.rules)?;
         let namespace = file
             .namespace
             .unwrap_or_else(|| format!("shiplog:{}:", env.as_str()));
@@ -360,7 +360,7 @@ impl Settings {
                 .unwrap_or(crate::tui::buffer::DEFAULT_CAPACITY)
                 .max(100),
             mouse: overrides.mouse || file.mouse.unwrap_or(false),
-            alert_rules: file.rules,
+            alert_rules,
             alerts_enabled,
             alert_channels: file.alert_channels,
             metrics_interval: Duration::from_millis(

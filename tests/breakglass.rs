@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use shiplog::breakglass::access::{Denial, Requester, Role};
 use shiplog::breakglass::audit::Outcome;
-use shiplog::breakglass::connection::{token_context, Connection};
+use shiplog::breakglass::connection::Connection;
 use shiplog::breakglass::entry::Storage;
 use shiplog::breakglass::store::BreakglassStore;
 use shiplog::breakglass::{vault, Breakglass, Keyring, VaultError};
@@ -37,12 +37,8 @@ fn admin() -> Requester {
 fn connection(token: &str) -> Connection {
     let id = Connection::new_id();
     let keys = ring(TOKEN_KEY, "TOKEN_ENCRYPTION_KEY");
-    let sealed = vault::seal(
-        &keys,
-        token_context(&id, "access_token"),
-        &Secret::new(token),
-    )
-    .expect("seal");
+    let (sealed, _) =
+        vault::seal_tokens(&keys, vault::TOKEN, &id, &Secret::new(token), None).expect("seal");
     Connection {
         connection_id: id,
         user_id: "user_ana".to_owned(),

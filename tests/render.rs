@@ -340,6 +340,7 @@ fn breakglass_app() -> App {
     use shiplog::breakglass::audit::{AuditRecord, Outcome};
     use shiplog::breakglass::desk::BreakglassView;
     use shiplog::breakglass::entry::{BreakglassEntry, Storage};
+    use shiplog::breakglass::Role;
 
     let entry = |id: &str, team: &str, left_ms: i64, used: u32, active: bool| BreakglassEntry {
         id: format!("bg_{id}"),
@@ -377,8 +378,7 @@ fn breakglass_app() -> App {
     app.breakglass.apply_view(BreakglassView {
         enabled: true,
         user: "ana".to_owned(),
-        role: "breakglass_admin",
-        may_break_glass: true,
+        role: Role::BreakglassAdmin,
         storage: Storage::Sealed,
         entries: vec![
             entry("conn_7hq2m9x4k1pz", "Acme", 20 * 3_600_000, 3, true),

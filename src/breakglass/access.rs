@@ -12,7 +12,7 @@ use super::connection::Connection;
 use super::entry::{BreakglassEntry, Storage};
 use super::keys::Keyring;
 use super::store::{BreakglassStore, Reservation, StoreError};
-use super::vault::{self, Context};
+use super::vault;
 use super::VaultError;
 use crate::log::entry::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
@@ -169,12 +169,9 @@ impl Breakglass {
                 access.expose().to_owned(),
                 refresh.map(|r| r.expose().to_owned()),
             ),
-            (Storage::Sealed, Some(keys)) => (
-                vault::seal(keys, copy_context(id, "access_token"), access)?,
-                refresh
-                    .map(|r| vault::seal(keys, copy_context(id, "refresh_token"), r))
-                    .transpose()?,
-            ),
+            (Storage::Sealed, Some(keys)) => {
+                vault::seal_tokens(keys, vault::BREAKGLASS, id, access, refresh)?
+            }
             (Storage::Sealed, None) => return Err(EntryError::NoKey),
         };
         let now = now_ms();
@@ -225,13 +222,8 @@ impl Breakglass {
             let id = entry.connection_id.clone();
             let copy = self.open_copy(&entry).map_err(|denial| denial.to_string());
             let sealed = copy.and_then(|(access, refresh)| {
-                let access = vault::seal(keys, copy_context(&id, "access_token"), &access)
-                    .map_err(|e| e.to_string())?;
-                let refresh = refresh
-                    .map(|r| vault::seal(keys, copy_context(&id, "refresh_token"), &r))
-                    .transpose()
-                    .map_err(|e| e.to_string())?;
-                Ok((access, refresh))
+                vault::seal_tokens(keys, vault::BREAKGLASS, &id, &access, refresh.as_ref())
+                    .map_err(|e| e.to_string())
             });
             match sealed {
                 Ok((access, refresh)) => {
@@ -436,7 +428,6 @@ impl Breakglass {
     }
 
     fn open_copy(&self, entry: &BreakglassEntry) -> Result<(Secret, Option<Secret>), Denial> {
-        let id = &entry.connection_id;
         match entry.storage {
             Storage::Plaintext => Ok((
                 Secret::new(entry.access_token.clone()),
@@ -446,19 +437,16 @@ impl Breakglass {
                 let keys = self.keys.as_ref().ok_or(Denial::CopyUnavailable {
                     reason: "BREAKGLASS_KEY is not set".to_owned(),
                 })?;
-                let unavailable = |err: VaultError| Denial::CopyUnavailable {
+                vault::open_tokens(
+                    keys,
+                    vault::BREAKGLASS,
+                    &entry.connection_id,
+                    &entry.access_token,
+                    entry.refresh_token.as_deref(),
+                )
+                .map_err(|err| Denial::CopyUnavailable {
                     reason: err.to_string(),
-                };
-                let access =
-                    vault::open(keys, copy_context(id, "access_token"), &entry.access_token)
-                        .map_err(unavailable)?;
-                let refresh = entry
-                    .refresh_token
-                    .as_deref()
-                    .map(|sealed| vault::open(keys, copy_context(id, "refresh_token"), sealed))
-                    .transpose()
-                    .map_err(unavailable)?;
-                Ok((access, refresh))
+                })
             }
         }
     }
@@ -520,15 +508,6 @@ fn is_connection_id(id: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     })
-}
-
-/// The vault's context for the emergency copy of a connection's field.
-fn copy_context<'a>(connection_id: &'a str, field: &'a str) -> Context<'a> {
-    Context {
-        purpose: "breakglass",
-        connection_id,
-        field,
-    }
 }
 
 /// What is wrong with a justification, if anything: too short, or a placeholder.

@@ -31,15 +31,6 @@ pub struct Connection {
     pub updated_at: i64,
 }
 
-/// The vault's context for a connection's field.
-pub fn token_context<'a>(connection_id: &'a str, field: &'a str) -> Context<'a> {
-    Context {
-        purpose: "token",
-        connection_id,
-        field,
-    }
-}
-
 impl Connection {
     /// A new connection id: `conn_` and 12 random characters.
     pub fn new_id() -> String {
@@ -49,24 +40,12 @@ impl Connection {
 
     /// The access token, opened with the token keys.
     pub fn access_token(&self, keys: &Keyring) -> Result<Secret, VaultError> {
-        vault::open(
-            keys,
-            token_context(&self.connection_id, "access_token"),
-            &self.access_token,
-        )
-    }
-
-    pub fn refresh_token(&self, keys: &Keyring) -> Result<Option<Secret>, VaultError> {
-        self.refresh_token
-            .as_deref()
-            .map(|sealed| {
-                vault::open(
-                    keys,
-                    token_context(&self.connection_id, "refresh_token"),
-                    sealed,
-                )
-            })
-            .transpose()
+        let context = Context {
+            purpose: vault::TOKEN,
+            connection_id: &self.connection_id,
+            field: "access_token",
+        };
+        vault::open(keys, context, &self.access_token)
     }
 
     /// The plan's `requireScope()` for this login (see [`require_scopes`]).
@@ -76,22 +55,16 @@ impl Connection {
 
     /// Seals both tokens again with the newest key (`shiplog vault rotate`).
     pub fn reseal(&mut self, keys: &Keyring, now: i64) -> Result<(), VaultError> {
-        let access = self.access_token(keys)?;
-        let refresh = self.refresh_token(keys)?;
-        self.access_token = vault::seal(
+        let id = &self.connection_id;
+        let (access, refresh) = vault::open_tokens(
             keys,
-            token_context(&self.connection_id, "access_token"),
-            &access,
+            vault::TOKEN,
+            id,
+            &self.access_token,
+            self.refresh_token.as_deref(),
         )?;
-        self.refresh_token = refresh
-            .map(|token| {
-                vault::seal(
-                    keys,
-                    token_context(&self.connection_id, "refresh_token"),
-                    &token,
-                )
-            })
-            .transpose()?;
+        (self.access_token, self.refresh_token) =
+            vault::seal_tokens(keys, vault::TOKEN, id, &access, refresh.as_ref())?;
         self.updated_at = now;
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::access::{Breakglass, Denial, Grant, Requester};
+use super::access::{Breakglass, Denial, Grant, Requester, Role};
 use super::audit::AuditRecord;
 use super::entry::{BreakglassEntry, Storage};
 use crate::stream::follower::{stopped, Shutdown};
@@ -17,8 +17,7 @@ use crate::stream::follower::{stopped, Shutdown};
 pub struct BreakglassView {
     pub enabled: bool,
     pub user: String,
-    pub role: &'static str,
-    pub may_break_glass: bool,
+    pub role: Role,
     pub storage: Storage,
     /// Without their tokens.
     pub entries: Vec<BreakglassEntry>,
@@ -58,8 +57,7 @@ pub fn start(
     let (view_tx, view) = watch::channel(BreakglassView {
         enabled: breakglass.enabled,
         user: requester.user.clone(),
-        role: requester.role.as_str(),
-        may_break_glass: requester.role.may_break_glass(),
+        role: requester.role,
         storage: breakglass.storage,
         entries: Vec::new(),
         audit: Vec::new(),

@@ -63,9 +63,24 @@ impl BreakglassEntry {
         self.max_access_count.saturating_sub(self.access_count)
     }
 
-    /// Active, not yet expired, at `now`.
-    pub fn is_live(&self, now: i64) -> bool {
-        self.is_active && now < self.expires_at
+    /// Where the entry stands at `now`, in words: inactive, expired, restricted, or the time
+    /// left.
+    pub fn state(&self, now: i64) -> String {
+        if !self.is_active {
+            "inactive".to_owned()
+        } else if now >= self.expires_at {
+            "expired".to_owned()
+        } else if self
+            .access_restricted_until
+            .is_some_and(|until| now < until)
+        {
+            "restricted".to_owned()
+        } else {
+            format!(
+                "{} left",
+                crate::tui::ui::short_duration(self.expires_at - now)
+            )
+        }
     }
 }
 

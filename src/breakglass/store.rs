@@ -114,6 +114,7 @@ pub enum BreakglassStore {
     Redis(Shared),
 }
 
+#[derive(Clone)]
 pub struct Files {
     dir: PathBuf,
 }
@@ -160,7 +161,7 @@ impl BreakglassStore {
     pub async fn entry(&self, connection_id: &str) -> Result<Option<BreakglassEntry>, StoreError> {
         match self {
             BreakglassStore::Files(files) => {
-                let files = files.clone_dir();
+                let files = files.clone();
                 let id = connection_id.to_owned();
                 blocking(move || files.entry(&id)).await
             }
@@ -172,7 +173,7 @@ impl BreakglassStore {
     pub async fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
         let mut entries = match self {
             BreakglassStore::Files(files) => {
-                let files = files.clone_dir();
+                let files = files.clone();
                 blocking(move || files.entries()).await?
             }
             BreakglassStore::Redis(shared) => shared.entries().await?,
@@ -186,7 +187,7 @@ impl BreakglassStore {
     pub async fn put_entry(&self, entry: &BreakglassEntry) -> Result<(), StoreError> {
         match self {
             BreakglassStore::Files(files) => {
-                let files = files.clone_dir();
+                let files = files.clone();
                 let entry = entry.clone();
                 blocking(move || files.put_entry(&entry)).await
             }
@@ -199,7 +200,7 @@ impl BreakglassStore {
     pub async fn update_entry(&self, entry: &BreakglassEntry) -> Result<bool, StoreError> {
         match self {
             BreakglassStore::Files(files) => {
-                let files = files.clone_dir();
+                let files = files.clone();
                 let entry = entry.clone();
                 blocking(move || files.update_entry(&entry)).await
             }
@@ -217,7 +218,7 @@ impl BreakglassStore {
     ) -> Result<Reservation, StoreError> {
         match self {
             BreakglassStore::Files(files) => {
-                let files = files.clone_dir();
+                let files = files.clone();
                 let (id, entry_id) = (connection_id.to_owned(), entry_id.to_owned());
                 blocking(move || files.reserve_use(&id, &entry_id, limit)).await
             }
@@ -233,7 +234,7 @@ impl BreakglassStore {
     pub async fn release_use(&self, connection_id: &str, entry_id: &str) -> Result<(), StoreError> {
         match self {
             BreakglassStore::Files(files) => {
-                let files = files.clone_dir();
+                let files = files.clone();
                 let (id, entry_id) = (connection_id.to_owned(), entry_id.to_owned());
                 blocking(move || files.release_use(&id, &entry_id)).await
             }
@@ -248,7 +249,7 @@ impl BreakglassStore {
         })?;
         match self {
             BreakglassStore::Files(files) => {
-                let files = files.clone_dir();
+                let files = files.clone();
                 blocking(move || files.append_audit(&line)).await
             }
             BreakglassStore::Redis(shared) => shared.append_audit(&line).await,
@@ -259,18 +260,10 @@ impl BreakglassStore {
     pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         match self {
             BreakglassStore::Files(files) => {
-                let files = files.clone_dir();
+                let files = files.clone();
                 blocking(move || files.audit(limit)).await
             }
             BreakglassStore::Redis(shared) => shared.audit(limit).await,
-        }
-    }
-
-    /// Where it is, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            BreakglassStore::Files(files) => format!("files in {}", files.dir.display()),
-            BreakglassStore::Redis(shared) => format!("redis at {}", shared.target.address()),
         }
     }
 }
@@ -288,12 +281,6 @@ fn unavailable(what: &str, path: &std::path::Path, err: impl std::fmt::Display) 
 }
 
 impl Files {
-    fn clone_dir(&self) -> Files {
-        Files {
-            dir: self.dir.clone(),
-        }
-    }
-
     fn entry_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("entry-{}.json", file_safe(id)))
     }

@@ -18,10 +18,15 @@ const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 
+/// The purpose of a connection's tokens in the vault.
+pub const TOKEN: &str = "token";
+/// The purpose of a breakglass entry's emergency copy.
+pub const BREAKGLASS: &str = "breakglass";
+
 /// What a sealed value is, bound into its ciphertext.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    /// "token" (the vault) or "breakglass" (the emergency copy).
+    /// [`TOKEN`] or [`BREAKGLASS`].
     pub purpose: &'a str,
     pub connection_id: &'a str,
     /// "access_token" or "refresh_token".
@@ -70,11 +75,47 @@ pub fn seal(
     Ok(format!("{PREFIX}{}", STANDARD.encode(blob)))
 }
 
-/// The key id a sealed value names, if it is well-formed.
-pub fn key_id_of(sealed: &str) -> Option<u32> {
-    let blob = STANDARD.decode(sealed.strip_prefix(PREFIX)?).ok()?;
-    (blob.len() > HEADER_LEN && blob[0] == VERSION)
-        .then(|| u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]))
+/// A login's access token and, when it has one, its refresh token, sealed with the newest key
+/// for `purpose` and the connection.
+pub fn seal_tokens(
+    keys: &Keyring,
+    purpose: &str,
+    connection_id: &str,
+    access: &Secret,
+    refresh: Option<&Secret>,
+) -> Result<(String, Option<String>), VaultError> {
+    let context = |field| Context {
+        purpose,
+        connection_id,
+        field,
+    };
+    Ok((
+        seal(keys, context("access_token"), access)?,
+        refresh
+            .map(|token| seal(keys, context("refresh_token"), token))
+            .transpose()?,
+    ))
+}
+
+/// Opens what [`seal_tokens`] sealed.
+pub fn open_tokens(
+    keys: &Keyring,
+    purpose: &str,
+    connection_id: &str,
+    access: &str,
+    refresh: Option<&str>,
+) -> Result<(Secret, Option<Secret>), VaultError> {
+    let context = |field| Context {
+        purpose,
+        connection_id,
+        field,
+    };
+    Ok((
+        open(keys, context("access_token"), access)?,
+        refresh
+            .map(|sealed| open(keys, context("refresh_token"), sealed))
+            .transpose()?,
+    ))
 }
 
 /// Opens a value sealed by [`seal`] for the same context.
@@ -123,9 +164,16 @@ mod tests {
         .expect("key")
     }
 
+    /// The key id a sealed value names.
+    fn key_id_of(sealed: &str) -> Option<u32> {
+        let blob = STANDARD.decode(sealed.strip_prefix(PREFIX)?).ok()?;
+        (blob.len() > HEADER_LEN && blob[0] == VERSION)
+            .then(|| u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]))
+    }
+
     fn context(connection_id: &str) -> Context<'_> {
         Context {
-            purpose: "token",
+            purpose: TOKEN,
             connection_id,
             field: "access_token",
         }

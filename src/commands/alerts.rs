@@ -9,7 +9,7 @@ use shiplog::alert::channels::Notification;
 use shiplog::alert::delivery::{ChannelSettings, Deliverer, DeliveryStatus};
 use shiplog::alert::engine::channel_name;
 use shiplog::alert::{
-    Alert, AlertEngine, AlertEvent, AlertSeverity, Channel, Fingerprint, RuleSet, Suppressor,
+    Alert, AlertEngine, AlertEvent, AlertSeverity, Channel, Fingerprint, Suppressor,
 };
 use shiplog::exit;
 use shiplog::log::entry::clock;
@@ -25,16 +25,7 @@ pub async fn check(cli: &Cli, file: &Path) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let rules = match RuleSet::with_overrides(settings.alert_rules.clone()) {
-        Ok(rules) => rules,
-        Err(err) => {
-            report(
-                err,
-                Some("fix the rule in the config file; `shiplog alerts check` uses the same rules"),
-            );
-            return exit::CONFIG;
-        }
-    };
+    let rules = settings.alert_rules;
     let input = match std::fs::File::open(file) {
         Ok(f) => BufReader::new(f),
         Err(err) => {
@@ -108,19 +99,13 @@ pub async fn test(cli: &Cli, channel: &str) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let channel = match channel.to_ascii_lowercase().as_str() {
-        "slack" => Channel::Slack,
-        "discord" => Channel::Discord,
-        "sms" => Channel::Sms,
-        "email" => Channel::Email,
-        "webhook" => Channel::Webhook,
-        other => {
-            report(
-                format!("there is no channel {other:?} to test"),
-                Some("use slack, discord, email, sms or webhook"),
-            );
-            return exit::USAGE;
-        }
+    let asked = channel.to_ascii_lowercase();
+    let Some(channel) = Channel::ALL.into_iter().find(|c| channel_name(*c) == asked) else {
+        report(
+            format!("there is no channel {asked:?} to test"),
+            Some("use slack, discord, email, sms or webhook"),
+        );
+        return exit::USAGE;
     };
     let entry = LogEntry::new(
         Tier::System,

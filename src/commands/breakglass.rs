@@ -12,7 +12,6 @@ use shiplog::config::Settings;
 use shiplog::exit;
 use shiplog::log::entry::rfc3339;
 use shiplog::log::Logger;
-use shiplog::tui::ui::short_duration;
 
 use super::report;
 use crate::cli::{BreakglassCommand, Cli};
@@ -224,13 +223,7 @@ async fn list(settings: &Settings, json: bool) -> i32 {
     }
     let now = shiplog::log::entry::now_ms();
     for entry in entries {
-        let state = if !entry.is_active {
-            "inactive".to_owned()
-        } else if now >= entry.expires_at {
-            "expired".to_owned()
-        } else {
-            format!("{} left", short_duration(entry.expires_at - now))
-        };
+        let state = entry.state(now);
         let _ = writeln!(
             out,
             "{}  team {}  {}  uses left {}/{}  ({})",
@@ -252,10 +245,7 @@ async fn list(settings: &Settings, json: bool) -> i32 {
 async fn access(settings: &Settings, connection: &str, justification: &str) -> i32 {
     // The grant's VERCEL_BREAKGLASS_ACCESS entry goes to stderr and, when alerting is on, to
     // the alert rules (a critical alert), which are given time to deliver before exiting.
-    let (logger, outlet) = match super::stderr_logger(settings.alerts_enabled) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
+    let (logger, outlet) = super::stderr_logger(settings.alerts_enabled);
     let breakglass = match open(settings, Some(logger.clone()), "BREAKGLASS_REDIS_URL").await {
         Ok(b) => b,
         Err(code) => return code,

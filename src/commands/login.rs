@@ -10,9 +10,7 @@ use std::io::BufRead as _;
 use std::time::Duration;
 
 use shiplog::breakglass::access::{EntryError, Requester};
-use shiplog::breakglass::connection::{
-    require_scopes, token_context, Connections, REQUIRED_SCOPES,
-};
+use shiplog::breakglass::connection::{require_scopes, Connections, REQUIRED_SCOPES};
 use shiplog::breakglass::{vault, Connection, VaultError};
 use shiplog::config::Settings;
 use shiplog::exit;
@@ -97,16 +95,13 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
     let id = previous
         .as_ref()
         .map_or_else(Connection::new_id, |c| c.connection_id.clone());
-    let sealed = (|| {
-        Ok::<_, VaultError>((
-            vault::seal(&keys, token_context(&id, "access_token"), &tokens.access)?,
-            tokens
-                .refresh
-                .as_ref()
-                .map(|r| vault::seal(&keys, token_context(&id, "refresh_token"), r))
-                .transpose()?,
-        ))
-    })();
+    let sealed = vault::seal_tokens(
+        &keys,
+        vault::TOKEN,
+        &id,
+        &tokens.access,
+        tokens.refresh.as_ref(),
+    );
     let (access_token, refresh_token) = match sealed {
         Ok(sealed) => sealed,
         Err(err) => {
@@ -282,14 +277,17 @@ pub async fn stored_token(
         }),
     };
     let err = match opened {
-        Ok(token) => return Ok(Some(with_team(settings, &connection, token))),
+        Ok(token) => {
+            adopt_team(settings, &connection);
+            return Ok(Some(token));
+        }
         Err(err) => err,
     };
     // The plan's fallback: the emergency copy, for an admin only, audited and alerted on; not
     // when the key is merely not set in this shell.
     let key_broken = !matches!(err, VaultError::KeyMissing { .. });
     if key_broken && settings.role.may_break_glass() && settings.breakglass_enabled {
-        let (logger, outlet) = super::stderr_logger(settings.alerts_enabled)?;
+        let (logger, outlet) = super::stderr_logger(settings.alerts_enabled);
         let breakglass =
             super::breakglass::open(settings, Some(logger.clone()), "BREAKGLASS_REDIS_URL").await?;
         let requester = Requester {
@@ -307,7 +305,8 @@ pub async fn stored_token(
                     "shiplog: BREAKGLASS: the stored token could not be opened ({err}); using the emergency copy (audited, {} uses left). Log in again soon.",
                     grant.uses_left
                 );
-                return Ok(Some(with_team(settings, &connection, grant.access_token)));
+                adopt_team(settings, &connection);
+                return Ok(Some(grant.access_token));
             }
             Err(denial) => {
                 report(
@@ -326,11 +325,10 @@ pub async fn stored_token(
 }
 
 /// The stored login's team, unless one was given.
-fn with_team(settings: &mut Settings, connection: &Connection, token: Secret) -> Secret {
+fn adopt_team(settings: &mut Settings, connection: &Connection) {
     if settings.team_id.is_none() {
         settings.team_id = connection.team_id.clone();
     }
-    token
 }
 
 /// https, or plain http to this machine (a local authorization server in tests).

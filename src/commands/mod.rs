@@ -112,9 +112,8 @@ pub fn start_alerting(
     shiplog::alert::runner::AlertDesk,
 )> {
     let entries = outlet?;
-    let rules = shiplog::alert::RuleSet::with_overrides(settings.alert_rules.clone()).ok()?;
     let engine = shiplog::alert::AlertEngine::new(
-        rules,
+        settings.alert_rules.clone(),
         shiplog::alert::Suppressor::shared(store.clone()),
         metrics.clone(),
     );
@@ -233,7 +232,7 @@ pub fn stdout_logger(
 
 /// The logger of a command whose stdout is its answer (a token): entries go to stderr, and
 /// to the alert rules when alerting is on.
-pub fn stderr_logger(alerts: bool) -> Result<(Logger, AlertOutlet), i32> {
+pub fn stderr_logger(alerts: bool) -> (Logger, AlertOutlet) {
     let builder = Logger::builder().sink(
         "stderr",
         Box::new(Printer::new(std::io::stderr(), text_format(false))),
@@ -241,7 +240,7 @@ pub fn stderr_logger(alerts: bool) -> Result<(Logger, AlertOutlet), i32> {
         Delivery::WaitWhenFull,
     );
     let (builder, outlet) = with_alerts(builder, alerts);
-    Ok((builder.build(), outlet))
+    (builder.build(), outlet)
 }
 
 /// Runs the alert rules over what `logger` has written and waits until what they fired is

@@ -23,12 +23,9 @@ pub async fn rotate(cli: &Cli) -> i32 {
         Err(code) => return code,
     };
     let logger = Logger::builder().build();
-    let store = match super::open_store(&settings, &logger).await {
+    let store = match super::open_state(&settings, &logger).await {
         Ok(store) => store,
-        Err(message) => {
-            report(message, None);
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let connections = Connections::new(store);
     let all = match connections.list().await {
@@ -38,8 +35,9 @@ pub async fn rotate(cli: &Cli) -> i32 {
             return exit::FOLLOW_FAILED;
         }
     };
+    let total = all.len();
     let mut failed = 0;
-    for mut connection in all.clone() {
+    for mut connection in all {
         let resealed = connection.reseal(&keys, now_ms());
         let saved = match resealed {
             Ok(()) => connections
@@ -58,8 +56,8 @@ pub async fn rotate(cli: &Cli) -> i32 {
     }
     println!(
         "Resealed {} of {} stored tokens with key {}.",
-        all.len() - failed,
-        all.len(),
+        total - failed,
+        total,
         shiplog::breakglass::keys::key_id_text(keys.newest().id)
     );
     let breakglass = match super::breakglass::open(&settings, None, "BREAKGLASS_REDIS_URL").await {

@@ -62,14 +62,19 @@ pub struct OAuthConfig {
     pub scopes: Vec<String>,
 }
 
+/// Sign in with Vercel's authorization endpoint.
+pub const VERCEL_AUTHORIZE_URL: &str = "https://vercel.com/oauth/authorize";
+/// Sign in with Vercel's token endpoint.
+pub const VERCEL_TOKEN_URL: &str = "https://api.vercel.com/login/oauth/token";
+
 impl OAuthConfig {
     /// "Sign in with Vercel". `offline_access` asks for a refresh token, so a dashboard left open
     /// all day does not send its user back to the browser every hour; scopes the app is not
     /// configured for are dropped by Vercel rather than refused.
     pub fn vercel(client_id: impl Into<String>) -> Self {
         OAuthConfig {
-            authorize_url: "https://vercel.com/oauth/authorize".to_owned(),
-            token_url: "https://api.vercel.com/login/oauth/token".to_owned(),
+            authorize_url: VERCEL_AUTHORIZE_URL.to_owned(),
+            token_url: VERCEL_TOKEN_URL.to_owned(),
             client_id: client_id.into(),
             client_secret: None,
             scopes: ["openid", "email", "profile", "offline_access"]

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, 
 use ratatui::Frame;
 
 use crate::breakglass::desk::BreakglassView;
-use crate::breakglass::entry::{BreakglassEntry, Storage};
+use crate::breakglass::entry::Storage;
 use crate::log::entry::rfc3339;
 use crate::tui::app::App;
 use crate::tui::breakglass::{masked, Answer};
@@ -72,7 +72,7 @@ fn render_status(frame: &mut Frame, area: Rect, view: &BreakglassView, theme: &T
             theme.muted,
         )
     };
-    let role_style = if view.may_break_glass {
+    let role_style = if view.role.may_break_glass() {
         theme.severity_warn
     } else {
         theme.muted
@@ -80,7 +80,10 @@ fn render_status(frame: &mut Frame, area: Rect, view: &BreakglassView, theme: &T
     let mut lines = vec![Line::from(vec![
         switch,
         Span::raw(" | you: "),
-        Span::styled(format!("{} ({})", view.user, view.role), role_style),
+        Span::styled(
+            format!("{} ({})", view.user, view.role.as_str()),
+            role_style,
+        ),
         Span::raw(" | copies: "),
         Span::raw(match view.storage {
             Storage::Sealed => "sealed with BREAKGLASS_KEY",
@@ -94,21 +97,6 @@ fn render_status(frame: &mut Frame, area: Rect, view: &BreakglassView, theme: &T
         )));
     }
     frame.render_widget(Paragraph::new(lines), area);
-}
-
-fn entry_state(entry: &BreakglassEntry, now: i64) -> String {
-    if !entry.is_active {
-        "inactive".to_owned()
-    } else if now >= entry.expires_at {
-        "expired".to_owned()
-    } else if entry
-        .access_restricted_until
-        .is_some_and(|until| now < until)
-    {
-        "restricted".to_owned()
-    } else {
-        format!("{} left", super::short_duration(entry.expires_at - now))
-    }
 }
 
 fn render_entries(frame: &mut Frame, area: Rect, app: &App, view: &BreakglassView, theme: &Theme) {
@@ -147,7 +135,7 @@ fn render_entries(frame: &mut Frame, area: Rect, app: &App, view: &BreakglassVie
                         .or(e.team_id.clone())
                         .unwrap_or_else(|| "personal".to_owned()),
                 ),
-                Cell::from(entry_state(e, now)),
+                Cell::from(e.state(now)),
                 Cell::from(format!("{}/{}", e.uses_left(), e.max_access_count)),
                 Cell::from(e.reason.clone()).style(theme.muted),
             ])
