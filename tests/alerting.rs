@@ -179,57 +179,82 @@ async fn wait_until(
     }
 }
 
+/// A dashboard's alerting on a shared Redis, acting as `user`.
+struct Instance {
+    desk: shiplog::alert::runner::AlertDesk,
+    logger: shiplog::log::Logger,
+    /// Kept until the end of the test: a dropped sender would stop the runner.
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn instance(redis_url: &str, namespace: &str, dir: &std::path::Path, user: &str) -> Instance {
+    use shiplog::alert::delivery::{ChannelSettings, Deliverer};
+    use shiplog::alert::runner::desk;
+    use shiplog::alert::sync::AlertSync;
+    use shiplog::log::{Delivery, Logger};
+
+    let hook: DegradedHook = Arc::new(|_| {});
+    let store = StateStore::redis(redis_url, namespace, dir, hook)
+        .await
+        .expect("store");
+    let (builder, outlet) = Logger::builder().channel("alerts", 64, Delivery::DropWhenFull);
+    let logger = builder.build();
+    let (runner, desk) = desk();
+    let sync = AlertSync::connect(redis_url, namespace)
+        .await
+        .expect("sync");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let outward = shiplog::alert::runner::Outward {
+        deliverer: Arc::new(Deliverer::new(ChannelSettings::default())),
+        queue: Arc::new(shiplog::alert::queue::DeliveryQueue::in_memory(
+            Default::default(),
+        )),
+        metrics: Arc::new(Metrics::new()),
+        user: user.to_owned(),
+        sync: Some(sync),
+        store: None,
+    };
+    tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));
+    Instance {
+        desk,
+        logger,
+        _stop: stop,
+    }
+}
+
+/// Both instances show the same failure's alert; its fingerprint.
+async fn shared_alert(instances: &[Instance]) -> String {
+    for instance in instances {
+        instance
+            .logger
+            .write((*failed_build("vercel-dpl_shared-1", 0)).clone());
+    }
+    for instance in instances {
+        wait_until(&instance.desk, "both instances show the alert", |a| {
+            a.len() == 1
+        })
+        .await;
+    }
+    let fingerprint = instances[0].desk.alerts.borrow()[0].fingerprint.clone();
+    fingerprint
+}
+
 /// Two dashboards on one Redis: the alert fires once between them, both show it, and an
 /// acknowledgement on one shows on the other with who acted.
 #[tokio::test]
 async fn an_ack_on_one_instance_shows_on_every_instance() {
-    use shiplog::alert::delivery::{ChannelSettings, Deliverer};
-    use shiplog::alert::runner::{desk, AlertCommand};
-    use shiplog::alert::sync::AlertSync;
-    use shiplog::log::{Delivery, Logger};
+    use shiplog::alert::runner::AlertCommand;
 
     let redis = support::redis::RedisServer::start();
     let dir = tempfile::tempdir().expect("dir");
     let namespace = support::redis::fresh_namespace();
-    let mut desks = Vec::new();
-    let mut loggers = Vec::new();
-    let mut stops = Vec::new();
-    for user in ["ana", "bo"] {
-        let hook: DegradedHook = Arc::new(|_| {});
-        let store = StateStore::redis(&redis.url, &namespace, dir.path(), hook)
-            .await
-            .expect("store");
-        let (builder, outlet) = Logger::builder().channel("alerts", 64, Delivery::DropWhenFull);
-        let logger = builder.build();
-        let (runner, desk) = desk();
-        let sync = AlertSync::connect(&redis.url, &namespace)
-            .await
-            .expect("sync");
-        // Kept until the end of the test: a dropped sender would stop the runner.
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        stops.push(stop);
-        let outward = shiplog::alert::runner::Outward {
-            deliverer: Arc::new(Deliverer::new(ChannelSettings::default())),
-            queue: Arc::new(shiplog::alert::queue::DeliveryQueue::in_memory(
-                Default::default(),
-            )),
-            metrics: Arc::new(Metrics::new()),
-            user: user.to_owned(),
-            sync: Some(sync),
-            store: None,
-        };
-        tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));
-        desks.push(desk);
-        loggers.push(logger);
-    }
-    for logger in &loggers {
-        logger.write((*failed_build("vercel-dpl_shared-1", 0)).clone());
-    }
-    for desk in &desks {
-        wait_until(desk, "both instances show the alert", |a| a.len() == 1).await;
-    }
-    let fingerprint = desks[0].alerts.borrow()[0].fingerprint.clone();
-    desks[0]
+    let instances = [
+        instance(&redis.url, &namespace, dir.path(), "ana").await,
+        instance(&redis.url, &namespace, dir.path(), "bo").await,
+    ];
+    let fingerprint = shared_alert(&instances).await;
+    instances[0]
+        .desk
         .commands
         .send(AlertCommand::Acknowledge {
             fingerprint,
@@ -237,9 +262,62 @@ async fn an_ack_on_one_instance_shows_on_every_instance() {
         })
         .await
         .expect("command");
-    wait_until(&desks[1], "the ack reaches the other instance", |a| {
+    wait_until(&instances[1].desk, "the ack reaches the other instance", |a| {
         matches!(&a[0].state, AlertState::Acknowledged { by, note, .. } if by == "ana" && note.as_deref() == Some("rolling back"))
     })
+    .await;
+}
+
+/// Redis restarts (an upgrade, a failover): once it is back, actions on one instance reach the
+/// others again.
+#[tokio::test]
+async fn actions_reach_every_instance_again_after_redis_restarts() {
+    use shiplog::alert::runner::AlertCommand;
+
+    let mut redis = support::redis::RedisServer::start_private();
+    let dir = tempfile::tempdir().expect("dir");
+    let namespace = support::redis::fresh_namespace();
+    let instances = [
+        instance(&redis.url, &namespace, dir.path(), "ana").await,
+        instance(&redis.url, &namespace, dir.path(), "bo").await,
+    ];
+    let fingerprint = shared_alert(&instances).await;
+    redis.restart();
+    // Pub/sub keeps nothing for a subscriber that is not there: wait for both to be back.
+    let channel = format!("{namespace}alert_actions");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let subscribers = async {
+            let client = redis::Client::open(redis.url.as_str()).ok()?;
+            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+            let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut connection)
+                .await
+                .ok()?;
+            counts.first().map(|(_, n)| *n)
+        };
+        if subscribers.await == Some(2) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the instances did not subscribe again within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    instances[0]
+        .desk
+        .commands
+        .send(AlertCommand::Resolve { fingerprint })
+        .await
+        .expect("command");
+    wait_until(
+        &instances[1].desk,
+        "the resolve reaches the other instance",
+        |a| matches!(&a[0].state, AlertState::Resolved { by: Some(by), .. } if by == "ana"),
+    )
     .await;
 }
 

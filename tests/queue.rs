@@ -106,7 +106,7 @@ fn alert(deployment: &str) -> Alert {
 }
 
 fn job(deployment: &str) -> Job {
-    Job::new(alert(deployment), Channel::Webhook, 1, 1_795_684_800_000)
+    Job::new(alert(deployment), Channel::Webhook, 1_795_684_800_000)
 }
 
 fn quick() -> QueueSettings {

@@ -97,6 +97,10 @@ pub enum Outcome {
     Quiet,
 }
 
+/// The most alerts a book holds. Past it, the resolved alerts that began longest ago go first
+/// (an open alert is never dropped), so a worker that runs for months stays small.
+pub const KEEP: usize = 500;
+
 /// Every alert of this run, by fingerprint.
 #[derive(Debug, Default, Clone)]
 pub struct AlertBook {
@@ -116,6 +120,7 @@ impl AlertBook {
                     .or_insert_with(|| AlertRecord::new(alert, now));
                 record.count = record.count.max(*count);
                 record.last_seen = now;
+                self.make_room();
                 Outcome::Quiet
             }
         }
@@ -146,6 +151,7 @@ impl AlertBook {
             }
             None => {
                 self.alerts.insert(key, AlertRecord::new(alert, now));
+                self.make_room();
                 Outcome::Notify
             }
         }
@@ -217,12 +223,26 @@ impl AlertBook {
                 added = true;
             }
         }
+        self.make_room();
         added
     }
 
-    /// The alert with this fingerprint.
-    pub fn get(&self, fingerprint: &str) -> Option<&AlertRecord> {
-        self.alerts.get(fingerprint)
+    /// Drops resolved alerts, those that began longest ago first, until at most [`KEEP`] are
+    /// left (or only open ones).
+    fn make_room(&mut self) {
+        let Some(excess) = self.alerts.len().checked_sub(KEEP).filter(|n| *n > 0) else {
+            return;
+        };
+        let mut resolved: Vec<(i64, String)> = self
+            .alerts
+            .values()
+            .filter(|r| matches!(r.state, AlertState::Resolved { .. }))
+            .map(|r| (r.first_seen, r.fingerprint.clone()))
+            .collect();
+        resolved.sort_unstable();
+        for (_, fingerprint) in resolved.into_iter().take(excess) {
+            self.alerts.remove(&fingerprint);
+        }
     }
 
     /// Every alert, newest first.
@@ -250,8 +270,12 @@ mod tests {
     use crate::log::{LogEntry, Severity, Tier};
 
     fn fired(message: &str) -> AlertEvent {
+        fired_for("vercel-dpl_a-1", message)
+    }
+
+    fn fired_for(deployment: &str, message: &str) -> AlertEvent {
         let entry = LogEntry::at(1, Tier::Deploy, Severity::Error, "failed", message)
-            .with_deployment("vercel-dpl_a-1");
+            .with_deployment(deployment);
         AlertEvent::Fired(Alert {
             fingerprint: Fingerprint::of("deploy_failed", &entry),
             rule: "deploy_failed".to_owned(),
@@ -269,6 +293,36 @@ mod tests {
     }
 
     const MIN: i64 = 60_000;
+
+    #[test]
+    fn a_long_running_book_drops_the_oldest_resolved_alerts_and_never_an_open_one() {
+        let mut book = AlertBook::default();
+        let failure = |i: usize| fired_for(&format!("vercel-dpl_{i}-1"), "Deployment is ERROR");
+        for i in 0..KEEP + 100 {
+            book.apply(&failure(i), i as i64 * MIN);
+        }
+        assert_eq!(
+            book.newest_first().len(),
+            KEEP + 100,
+            "open alerts all stay"
+        );
+        book.resolve_quiet(10_000 * MIN, Duration::from_secs(60));
+        book.apply(&failure(KEEP + 100), 10_001 * MIN);
+        let left = book.newest_first();
+        assert_eq!(left.len(), KEEP);
+        assert_eq!(
+            left[0].fingerprint,
+            fp(&failure(KEEP + 100)),
+            "the new one is there"
+        );
+        assert!(
+            !left.iter().any(|r| r.fingerprint == fp(&failure(0))),
+            "the oldest is gone"
+        );
+        assert!(left
+            .iter()
+            .any(|r| r.fingerprint == fp(&failure(KEEP + 99))));
+    }
 
     #[test]
     fn an_acknowledged_alert_stays_quiet_until_the_ack_expires() {

@@ -5,12 +5,10 @@
 
 use std::time::Duration;
 
-use super::book::{AlertBook, AlertRecord};
+use super::book::{AlertBook, AlertRecord, KEEP};
 use crate::store::StateStore;
 
 const KEY: &str = "alert_book";
-/// The newest alerts kept.
-const KEEP: usize = 500;
 /// A book nobody touched for a week is gone.
 const TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 

@@ -179,15 +179,20 @@ impl Runner {
                 tokio::select! {
                     event = decided.recv() => {
                         let Some(event) = event else { break };
-                        if book.apply(&event, now_ms()) == Outcome::Notify {
-                            if let AlertEvent::Fired(alert) = &event {
-                                logger.write(notice_entry(alert));
-                                let count = book.get(alert.fingerprint.as_str()).map_or(1, |r| r.count);
-                                for &channel in &alert.channels {
-                                    let status = enqueue(&queue, &deliverer, &metrics, alert, channel, count).await;
-                                    book.set_delivery(alert.fingerprint.as_str(), channel, status);
+                        // Everything already decided goes in before the feed is rebuilt once
+                        // (a flood of repeats would otherwise rebuild it for each).
+                        let mut next = Some(event);
+                        while let Some(event) = next {
+                            if book.apply(&event, now_ms()) == Outcome::Notify {
+                                if let AlertEvent::Fired(alert) = &event {
+                                    logger.write(notice_entry(alert));
+                                    for &channel in &alert.channels {
+                                        let status = enqueue(&queue, &deliverer, &metrics, alert, channel).await;
+                                        book.set_delivery(alert.fingerprint.as_str(), channel, status);
+                                    }
                                 }
                             }
+                            next = decided.try_recv().ok();
                         }
                     }
                     Some(command) = self.commands.recv() => {
@@ -261,13 +266,12 @@ async fn enqueue(
     metrics: &Metrics,
     alert: &Alert,
     channel: Channel,
-    count: u64,
 ) -> DeliveryStatus {
     if let Some(off) = deliverer.skipped(channel) {
         metrics.alert_suppressed(&alert.rule);
         return off;
     }
-    let job = Job::new(alert.clone(), channel, count, now_ms());
+    let job = Job::new(alert.clone(), channel, now_ms());
     if queue.enqueue(job).await == Enqueued::Added {
         metrics.alert_enqueued();
     }

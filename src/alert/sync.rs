@@ -2,12 +2,16 @@
 //! (pub/sub on `{namespace}alert_actions`), so an ack on one screen shows on every screen within
 //! a second, with who acted, and every feed shows how a notification sent elsewhere went.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, PubSub};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::queue::worker::Delivered;
 use super::runner::AlertCommand;
+use crate::store::redis_url::{ConnectFailure, RedisTarget};
 
 /// An action taken on one instance, as every other instance hears it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,34 +37,39 @@ struct Envelope {
     message: Shared,
 }
 
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a lost subscription (Redis restarted) is tried again.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
+
 /// The pub/sub link of one instance.
 pub struct AlertSync {
     client: redis::Client,
-    publisher: redis::aio::MultiplexedConnection,
+    /// Reconnects by itself after Redis comes back.
+    publisher: ConnectionManager,
     channel: String,
     instance: String,
 }
 
 impl AlertSync {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|_| "REDIS_URL is not usable".to_owned())?;
-        let publisher = tokio::time::timeout(
-            std::time::Duration::from_secs(3),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .map_err(|_| "Redis did not answer".to_owned())?
-        .map_err(|_| "could not connect to Redis for alert actions".to_owned())?;
+        let (client, target) = RedisTarget::open(url).map_err(|err| err.to_string())?;
+        let publisher = target
+            .manager(client.clone(), CONNECT_TIMEOUT)
+            .await
+            .map_err(|failure| match failure {
+                ConnectFailure::NoAnswer => "Redis did not answer".to_owned(),
+                ConnectFailure::Refused(err) => format!(
+                    "could not connect to Redis for alert actions: {}",
+                    target.describe(&err)
+                ),
+            })?;
         Ok(AlertSync {
             client,
             publisher,
             channel: format!("{namespace}alert_actions"),
             instance: ulid::Ulid::new().to_string(),
         })
-    }
-
-    pub fn instance(&self) -> &str {
-        &self.instance
     }
 
     /// Tells every other instance.
@@ -73,46 +82,66 @@ impl AlertSync {
             return;
         };
         let mut connection = self.publisher.clone();
-        let sent: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(text)
-            .query_async(&mut connection)
-            .await;
+        let publish = redis::cmd("PUBLISH").arg(&self.channel).arg(text).clone();
+        let mut sent: Result<i64, _> = publish.query_async(&mut connection).await;
+        // The first command after Redis restarted finds the old connection gone, and only
+        // then is a new one made: once more on it.
+        if sent.as_ref().is_err_and(|err| err.is_unrecoverable_error()) {
+            sent = publish.query_async(&mut connection).await;
+        }
         if let Err(err) = sent {
             tracing::warn!(error = %err, "could not share an alert action");
         }
     }
 
-    /// What other instances say, as they say it.
+    /// What other instances say, as they say it. Subscribed when this returns; a subscription
+    /// lost with Redis is made again when Redis is back.
     pub async fn subscribe(&self) -> Result<mpsc::Receiver<Shared>, String> {
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(|_| "could not subscribe to alert actions".to_owned())?;
-        pubsub
-            .subscribe(&self.channel)
-            .await
-            .map_err(|_| "could not subscribe to alert actions".to_owned())?;
+        let mut pubsub = listen(&self.client, &self.channel).await?;
         let (tx, rx) = mpsc::channel(256);
+        let client = self.client.clone();
+        let channel = self.channel.clone();
         let instance = self.instance.clone();
         tokio::spawn(async move {
-            let mut messages = pubsub.into_on_message();
-            while let Some(message) = messages.next().await {
-                let Ok(text) = message.get_payload::<String>() else {
-                    continue;
-                };
-                match serde_json::from_str::<Envelope>(&text) {
-                    Ok(envelope) if envelope.origin != instance => {
-                        if tx.send(envelope.message).await.is_err() {
-                            return;
+            loop {
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let Ok(text) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    match serde_json::from_str::<Envelope>(&text) {
+                        Ok(envelope) if envelope.origin != instance => {
+                            if tx.send(envelope.message).await.is_err() {
+                                return;
+                            }
                         }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(%err, "ignored a malformed alert action"),
                     }
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(%err, "ignored a malformed alert action"),
                 }
+                tracing::warn!("lost the alert actions subscription; subscribing again");
+                pubsub = loop {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(RESUBSCRIBE_EVERY).await;
+                    if let Ok(again) = listen(&client, &channel).await {
+                        break again;
+                    }
+                };
             }
         });
         Ok(rx)
     }
+}
+
+/// A connection subscribed to `channel`.
+async fn listen(client: &redis::Client, channel: &str) -> Result<PubSub, String> {
+    let failed = |_| "could not subscribe to alert actions".to_owned();
+    let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| "Redis did not answer".to_owned())?
+        .map_err(failed)?;
+    pubsub.subscribe(channel).await.map_err(failed)?;
+    Ok(pubsub)
 }

@@ -131,14 +131,16 @@ pub fn start_alerting(
     let store = store.clone();
     let user = settings.user.clone();
     let env = settings.env.as_str();
-    let state_dir = settings.state_dir.join("state");
+    // Beside the state store's directory, not in it: the store takes every `.json` file there
+    // for one of its own.
+    let queue_dir = settings.state_dir.join("queue");
     let task = tokio::spawn(async move {
         let queue = Arc::new(
             DeliveryQueue::open(
                 redis.as_ref().map(Secret::expose),
                 &namespace,
                 env,
-                &state_dir,
+                &queue_dir,
                 QueueSettings::default(),
                 queue_health_entries(logger.clone()),
             )

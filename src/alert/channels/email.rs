@@ -11,8 +11,6 @@
 //! (up to [`MESSAGE_LINES`] lines and [`MESSAGE_MAX`] characters), then the fingerprint. Each
 //! message line is indented by two spaces, so none can start with `From ` or be a lone `.`.
 
-use serde_json::Value;
-
 use super::{
     deployment, headline, message_lines, project, rule_and_count, severity_label, state, title,
     truncate, web_link, Notification,
@@ -58,12 +56,11 @@ pub fn body(n: &Notification) -> String {
     if let Some(id) = id_field(entry.project_id.as_deref()) {
         fields.push(("Project id", id));
     }
-    let name_of = |value: Value| value.as_str().map(str::to_owned).unwrap_or_default();
     fields.push((
         "Source",
         format!(
             "{} / {} ({})",
-            name_of(serde_json::to_value(entry.tier).unwrap_or_default()),
+            entry.tier.as_str(),
             truncate(&super::one_line(&entry.event), 100),
             entry.severity.as_str()
         ),

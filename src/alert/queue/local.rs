@@ -78,6 +78,10 @@ impl LocalQueue {
     /// The queue persisted at `path`; opens what a previous run left, whose taken jobs count as
     /// stalled. When another process holds the file, queues in memory only.
     pub fn open(path: &Path, settings: QueueSettings) -> Self {
+        // A failure shows when the lock file cannot be made, just below.
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         let lock_path = path.with_extension("lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)

@@ -78,8 +78,6 @@ pub struct Job {
     pub id: String,
     pub channel: Channel,
     pub alert: Alert,
-    /// Matches so far ("x37") when it was enqueued.
-    pub count: u64,
     /// Failed attempts so far; a rate limit does not count.
     #[serde(default)]
     pub attempts_made: u32,
@@ -87,12 +85,11 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(alert: Alert, channel: Channel, count: u64, now_ms: i64) -> Job {
+    pub fn new(alert: Alert, channel: Channel, now_ms: i64) -> Job {
         Job {
             id: format!("{}.{}", alert.fingerprint.as_str(), channel_name(channel)),
             channel,
             alert,
-            count,
             attempts_made: 0,
             enqueued_ms: now_ms,
         }
@@ -271,13 +268,13 @@ impl DeliveryQueue {
     }
 
     /// The queue of an instance: on Redis (`redis`: URL) with the in-process queue persisted
-    /// under `state_dir` for when Redis is away, or only in process. A Redis that cannot be
+    /// under `dir` for when Redis is away, or only in process. A Redis that cannot be
     /// reached now counts as lost (the hook hears it) and is tried again by the worker.
     pub async fn open(
         redis: Option<&str>,
         namespace: &str,
         env: &str,
-        state_dir: &Path,
+        dir: &Path,
         settings: QueueSettings,
         on_health: HealthHook,
     ) -> DeliveryQueue {
@@ -286,7 +283,7 @@ impl DeliveryQueue {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        let local = LocalQueue::open(&state_dir.join(format!("{file}.json")), settings.clone());
+        let local = LocalQueue::open(&dir.join(format!("{file}.json")), settings.clone());
         let Some(url) = redis else {
             return DeliveryQueue::new(name, None, local, settings, on_health);
         };

@@ -254,12 +254,7 @@ impl Worker {
             return;
         }
         self.wait_for_rate_slot(source).await;
-        let notification = Notification {
-            alert: &job.alert,
-            count: job.count,
-            state: "firing",
-            link: None,
-        };
+        let notification = Notification::firing(&job.alert);
         let outcome = {
             let attempt = self.deliverer.attempt(channel, &notification);
             tokio::pin!(attempt);
