@@ -63,11 +63,25 @@ pub enum InputKind {
     Confirmation,
 }
 
+impl InputKind {
+    /// Its text is a pattern (checked as it is typed).
+    fn is_pattern(self) -> bool {
+        matches!(self, InputKind::Filter | InputKind::Search)
+    }
+}
+
 /// The open input box: its text area and whether its text is a valid pattern.
 pub struct Input {
     pub kind: InputKind,
     pub text: TextArea<'static>,
     pub error: Option<String>,
+}
+
+impl Input {
+    /// What is typed (the box holds one line).
+    fn line(&self) -> String {
+        self.text.lines().first().cloned().unwrap_or_default()
+    }
 }
 
 /// Which lines of the log are shown: `pattern` keeps matching lines, `!pattern` hides them.
@@ -441,7 +455,6 @@ impl App {
     fn on_breakglass_key(&mut self, key: KeyEvent) -> bool {
         match self.breakglass.on_key(key, self.now()) {
             Some(Ask::Justification) => self.open_input(InputKind::Justification),
-            Some(Ask::Confirmation) => self.open_input(InputKind::Confirmation),
             Some(Ask::Nothing) => {}
             None => return false,
         }
@@ -570,61 +583,53 @@ impl App {
         };
         match key.code {
             KeyCode::Esc => self.input = None,
-            KeyCode::Enter if input.kind == InputKind::Justification => {
-                let text = input.text.lines().first().cloned().unwrap_or_default();
-                self.input = None;
-                if self.breakglass.justified(&text) == Ask::Confirmation {
-                    self.open_input(InputKind::Confirmation);
-                }
-            }
-            KeyCode::Enter if input.kind == InputKind::Confirmation => {
-                let text = input.text.lines().first().cloned().unwrap_or_default();
-                self.input = None;
-                self.breakglass.confirmed(&text);
-            }
-            KeyCode::Enter if input.kind == InputKind::AckNote => {
-                let note = input.text.lines().first().cloned().unwrap_or_default();
-                self.input = None;
-                if let Some(fingerprint) =
-                    self.selected_alert_record().map(|r| r.fingerprint.clone())
-                {
-                    let note = Some(note).filter(|n| !n.trim().is_empty());
-                    self.send_alert_command(AlertCommand::Acknowledge { fingerprint, note });
-                }
-            }
-            KeyCode::Enter => {
-                let text = input.text.lines().first().cloned().unwrap_or_default();
-                match LineFilter::parse(&text) {
-                    Err(err) => input.error = Some(err),
-                    Ok(parsed) => {
-                        let kind = input.kind;
-                        self.input = None;
-                        match kind {
-                            InputKind::AckNote
-                            | InputKind::Justification
-                            | InputKind::Confirmation => {}
-                            InputKind::Filter => {
-                                self.filter = parsed;
-                                self.scroll = Scroll::Follow;
-                                self.refresh_view();
-                            }
-                            InputKind::Search => {
-                                self.search = parsed;
-                                self.jump_to_match(true);
-                            }
-                        }
-                    }
-                }
-            }
+            KeyCode::Enter => self.submit_input(),
             // One line only: no new lines, no tab characters.
             KeyCode::Tab | KeyCode::BackTab => {}
             _ => {
                 input.text.input(key);
-                if input.kind != InputKind::AckNote {
-                    let text = input.text.lines().first().cloned().unwrap_or_default();
-                    input.error = LineFilter::parse(&text).err();
+                if input.kind.is_pattern() {
+                    input.error = LineFilter::parse(&input.line()).err();
                 }
             }
+        }
+    }
+
+    /// Enter in the input box: acts on its text (a bad pattern stays open with its error).
+    fn submit_input(&mut self) {
+        let Some(mut input) = self.input.take() else {
+            return;
+        };
+        let text = input.line();
+        match input.kind {
+            InputKind::Filter | InputKind::Search => match LineFilter::parse(&text) {
+                Err(err) => {
+                    input.error = Some(err);
+                    self.input = Some(input);
+                }
+                Ok(parsed) if input.kind == InputKind::Filter => {
+                    self.filter = parsed;
+                    self.scroll = Scroll::Follow;
+                    self.refresh_view();
+                }
+                Ok(parsed) => {
+                    self.search = parsed;
+                    self.jump_to_match(true);
+                }
+            },
+            InputKind::AckNote => {
+                if let Some(fingerprint) =
+                    self.selected_alert_record().map(|r| r.fingerprint.clone())
+                {
+                    let note = Some(text).filter(|n| !n.trim().is_empty());
+                    self.send_alert_command(AlertCommand::Acknowledge { fingerprint, note });
+                }
+            }
+            InputKind::Justification => {
+                self.breakglass.justified(&text);
+                self.open_input(InputKind::Confirmation);
+            }
+            InputKind::Confirmation => self.breakglass.confirmed(&text),
         }
     }
 

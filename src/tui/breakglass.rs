@@ -31,8 +31,6 @@ pub enum Ask {
     Nothing,
     /// Open the justification input.
     Justification,
-    /// Open the confirmation input.
-    Confirmation,
 }
 
 #[derive(Debug, Default)]
@@ -81,9 +79,8 @@ impl BreakglassScreen {
     }
 
     /// The justification is given: the connection id must be typed next.
-    pub fn justified(&mut self, text: &str) -> Ask {
+    pub fn justified(&mut self, text: &str) {
         self.justification = Some(text.trim().to_owned());
-        Ask::Confirmation
     }
 
     /// The confirmation is typed: sends the request if it names the chosen connection.
