@@ -461,28 +461,23 @@ impl App {
         true
     }
 
-    /// The selected alert (the newest when none was chosen).
-    pub fn selected_alert_record(&self) -> Option<&AlertRecord> {
+    /// Where the selected alert is in the feed (the newest when none was chosen).
+    pub fn selected_alert_index(&self) -> Option<usize> {
         match &self.selected_alert {
-            Some(fp) => self.alerts.iter().find(|a| &a.fingerprint == fp),
-            None => self.alerts.first(),
+            Some(fp) => self.alerts.iter().position(|a| &a.fingerprint == fp),
+            None => (!self.alerts.is_empty()).then_some(0),
         }
     }
 
+    /// The selected alert (the newest when none was chosen).
+    pub fn selected_alert_record(&self) -> Option<&AlertRecord> {
+        self.selected_alert_index().map(|i| &self.alerts[i])
+    }
+
     fn move_alert(&mut self, delta: isize) {
-        if self.alerts.is_empty() {
-            return;
+        if let Some(next) = step(self.alerts.len(), self.selected_alert_index(), delta) {
+            self.selected_alert = Some(self.alerts[next].fingerprint.clone());
         }
-        let current = self
-            .selected_alert_record()
-            .and_then(|r| {
-                self.alerts
-                    .iter()
-                    .position(|a| a.fingerprint == r.fingerprint)
-            })
-            .unwrap_or(0) as isize;
-        let next = (current + delta).clamp(0, self.alerts.len() as isize - 1) as usize;
-        self.selected_alert = Some(self.alerts[next].fingerprint.clone());
     }
 
     fn send_alert_command(&mut self, command: AlertCommand) {
@@ -526,11 +521,9 @@ impl App {
             Pane::Log => self.scroll_by(delta),
             Pane::Deployments => {
                 let count = self.snapshot.deployments.len();
-                if count == 0 {
+                let Some(next) = step(count, self.selected_index(), delta) else {
                     return;
-                }
-                let current = self.selected_index().unwrap_or(0) as isize;
-                let next = (current + delta).clamp(0, count as isize - 1) as usize;
+                };
                 let id = self.snapshot.deployments[next].uid.clone();
                 if self.selected.as_ref() != Some(&id) {
                     self.selected = Some(id);
@@ -709,6 +702,13 @@ impl App {
         }
         self.view.scanned_to = buffer.next_seq();
     }
+}
+
+/// The row `delta` away from `current` (the first when none is chosen) in a list of `len`
+/// rows, kept within it; `None` for an empty list.
+pub(crate) fn step(len: usize, current: Option<usize>, delta: isize) -> Option<usize> {
+    let last = len.checked_sub(1)? as isize;
+    Some((current.unwrap_or(0) as isize + delta).clamp(0, last) as usize)
 }
 
 #[cfg(test)]

@@ -143,18 +143,17 @@ impl BreakglassScreen {
         )
     }
 
+    /// Where the chosen entry is in the list.
+    pub fn selected_index(&self) -> Option<usize> {
+        let (view, id) = (self.view.as_ref()?, self.selected.as_ref()?);
+        view.entries.iter().position(|e| &e.connection_id == id)
+    }
+
     fn move_selection(&mut self, delta: isize) {
         let Some(view) = &self.view else { return };
-        if view.entries.is_empty() {
-            return;
+        if let Some(next) = super::app::step(view.entries.len(), self.selected_index(), delta) {
+            self.selected = Some(view.entries[next].connection_id.clone());
         }
-        let current = self
-            .selected
-            .as_ref()
-            .and_then(|id| view.entries.iter().position(|e| &e.connection_id == id))
-            .unwrap_or(0) as isize;
-        let next = (current + delta).clamp(0, view.entries.len() as isize - 1) as usize;
-        self.selected = Some(view.entries[next].connection_id.clone());
     }
 }
 

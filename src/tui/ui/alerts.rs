@@ -78,11 +78,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     widths.extend([Constraint::Length(7), Constraint::Length(8)]);
     header.extend(["last", "state"]);
-    let selected = app.selected_alert_record().and_then(|r| {
-        app.alerts
-            .iter()
-            .position(|a| a.fingerprint == r.fingerprint)
-    });
+    let selected = app.selected_alert_index();
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(theme.header))
         .block(block)

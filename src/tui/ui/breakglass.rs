@@ -4,11 +4,11 @@
 //! audit trail underneath.
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
+use super::titled_block;
 use crate::breakglass::desk::BreakglassView;
 use crate::breakglass::entry::Storage;
 use crate::log::entry::rfc3339;
@@ -22,7 +22,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             "Breakglass is not available here.",
             theme.muted,
         ))
-        .block(block(" Breakglass ", theme.border, theme));
+        .block(titled_block(" Breakglass ", theme.border, theme));
         frame.render_widget(off, area);
         return;
     };
@@ -51,13 +51,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     render_entries(frame, entries, app, view, theme);
     render_answer(frame, answer, app, theme);
     render_audit(frame, audit, app, view, theme);
-}
-
-fn block<'a>(title: &'a str, border: Style, theme: &Theme) -> Block<'a> {
-    Block::new()
-        .borders(Borders::ALL)
-        .border_style(border)
-        .title(Span::styled(title, theme.title))
 }
 
 fn render_status(frame: &mut Frame, area: Rect, view: &BreakglassView, theme: &Theme) {
@@ -101,7 +94,7 @@ fn render_status(frame: &mut Frame, area: Rect, view: &BreakglassView, theme: &T
 
 fn render_entries(frame: &mut Frame, area: Rect, app: &App, view: &BreakglassView, theme: &Theme) {
     let title = " Entries (Enter requests access) ";
-    let outer = block(title, theme.border_focused, theme);
+    let outer = titled_block(title, theme.border_focused, theme);
     if let Some(error) = &view.error {
         frame.render_widget(
             Paragraph::new(Span::styled(format!("▲ {error}"), theme.status_warning))
@@ -141,11 +134,7 @@ fn render_entries(frame: &mut Frame, area: Rect, app: &App, view: &BreakglassVie
             ])
         })
         .collect();
-    let selected = app
-        .breakglass
-        .selected
-        .as_ref()
-        .and_then(|id| view.entries.iter().position(|e| &e.connection_id == id));
+    let selected = app.breakglass.selected_index();
     let table = Table::new(
         rows,
         [
@@ -223,14 +212,14 @@ fn render_answer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     };
     frame.render_widget(
         Paragraph::new(lines)
-            .block(block(" Access ", theme.border, theme))
+            .block(titled_block(" Access ", theme.border, theme))
             .wrap(Wrap { trim: false }),
         area,
     );
 }
 
 fn render_audit(frame: &mut Frame, area: Rect, app: &App, view: &BreakglassView, theme: &Theme) {
-    let outer = block(" Audit trail (newest first) ", theme.border, theme);
+    let outer = titled_block(" Audit trail (newest first) ", theme.border, theme);
     if let Some(error) = &view.audit_error {
         frame.render_widget(
             Paragraph::new(Span::styled(

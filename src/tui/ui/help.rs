@@ -2,7 +2,7 @@
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
 use crate::tui::app::Screen;
@@ -93,13 +93,8 @@ pub fn render(frame: &mut Frame, area: Rect, screen: Screen, theme: &Theme) {
         .collect();
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::new()
-                .borders(Borders::ALL)
-                .border_style(theme.border_focused)
-                .title(Span::styled(" Keys ", theme.title))
-                .style(theme.base),
-        ),
+        Paragraph::new(lines)
+            .block(super::titled_block(" Keys ", theme.border_focused, theme).style(theme.base)),
         popup,
     );
 }

@@ -9,7 +9,8 @@ mod queue;
 mod status;
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders};
 use ratatui::Frame;
 
@@ -45,7 +46,6 @@ fn split_main(area: Rect, app: &App) -> (Rect, Rect) {
             Layout::horizontal([Constraint::Length(56), Constraint::Min(20)]).areas(area);
         (list, log)
     } else {
-        // Room for up to six deployments, never more than a third of the screen.
         // Borders and header, then up to six deployments, never more than a third of the screen.
         let rows = (app.snapshot.deployments.len().max(1) as u16 + 3)
             .min(9)
@@ -71,6 +71,18 @@ pub(crate) fn pane<'a>(
             theme.border
         })
         .title(title)
+}
+
+/// A bordered box with its title in the theme's title style.
+pub(crate) fn titled_block<'a>(
+    title: impl Into<std::borrow::Cow<'a, str>>,
+    border: Style,
+    theme: &Theme,
+) -> Block<'a> {
+    Block::new()
+        .borders(Borders::ALL)
+        .border_style(border)
+        .title(Span::styled(title, theme.title))
 }
 
 /// "12s", "4m", "3h", "2d": short ages for narrow columns.

@@ -4,10 +4,10 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Cell, Gauge, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
-use super::short_duration;
+use super::{short_duration, titled_block};
 use crate::alert::engine::channel_name;
 use crate::alert::queue::worker::{ChannelHealth, QueueSnapshot};
 use crate::tui::app::App;
@@ -20,7 +20,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             "Alerting is off, so nothing is queued (--alerts true or LOG_ALERTS_ENABLED=true).",
             theme.muted,
         ))
-        .block(frame_block(" Delivery queue ", theme));
+        .block(titled_block(" Delivery queue ", theme.border, theme));
         frame.render_widget(off, area);
         return;
     }
@@ -40,13 +40,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 /// The channels table: borders, header and the five channels.
 const CHANNEL_ROWS: u16 = 8;
 
-fn frame_block<'a>(title: impl Into<String>, theme: &Theme) -> Block<'a> {
-    Block::new()
-        .borders(Borders::ALL)
-        .border_style(theme.border)
-        .title(Span::styled(title.into(), theme.title))
-}
-
 fn render_depth(frame: &mut Frame, area: Rect, queue: &QueueSnapshot, theme: &Theme) {
     let title = if queue.name.is_empty() {
         " Delivery queue (starting) ".to_owned()
@@ -58,7 +51,7 @@ fn render_depth(frame: &mut Frame, area: Rect, queue: &QueueSnapshot, theme: &Th
     } else {
         theme.border
     };
-    let block = frame_block(title, theme).border_style(border);
+    let block = titled_block(title, border, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let [gauge, spark] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
@@ -151,7 +144,7 @@ fn render_counts(frame: &mut Frame, area: Rect, queue: &QueueSnapshot, theme: &T
         ));
     }
     frame.render_widget(
-        Paragraph::new(lines).block(frame_block(" Jobs ", theme)),
+        Paragraph::new(lines).block(titled_block(" Jobs ", theme.border, theme)),
         area,
     );
 }
@@ -186,7 +179,7 @@ fn render_channels(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ],
     )
     .header(Row::new(["channel", "state", "last sent", "last error"]).style(theme.header))
-    .block(frame_block(" Channels ", theme))
+    .block(titled_block(" Channels ", theme.border, theme))
     .column_spacing(1);
     frame.render_widget(table, area);
 }
@@ -216,7 +209,7 @@ fn channel_state(
 
 fn render_dead(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let now = app.now();
-    let block = frame_block(" Dead letters (latest) ", theme);
+    let block = titled_block(" Dead letters (latest) ", theme.border, theme);
     if app.queue.dead.is_empty() {
         frame.render_widget(
             Paragraph::new(Span::styled("None.", theme.muted)).block(block),
