@@ -5,9 +5,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use support::bin::BIN;
 use support::pty::{Key, OrPanic, PtySession};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shiplog");
 const WAIT: Duration = Duration::from_secs(30);
 
 fn dashboard(home: &Path, cols: u16, rows: u16) -> PtySession {
@@ -34,7 +34,7 @@ fn dashboard_with(
     PtySession::spawn(Path::new(BIN), args, &all_env, cols, rows).expect("shiplog starts in a pty")
 }
 
-/// The lines of the log pane (below the deployments list when stacked).
+/// Whether the screen shows `text` anywhere.
 fn screen_has(session: &PtySession, text: &str) -> bool {
     session.contents().contains(text)
 }

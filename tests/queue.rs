@@ -23,7 +23,8 @@ use shiplog::alert::{Alert, AlertSeverity, Channel, Fingerprint};
 use shiplog::log::{LogEntry, Severity, Tier};
 use shiplog::metrics::Metrics;
 use shiplog::secret::Secret;
-use tokio::sync::{mpsc, watch, Notify};
+use support::wait::eventually;
+use tokio::sync::{mpsc, watch};
 
 /// How the fake webhook answers.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -43,8 +44,8 @@ struct Hook {
     delivered: Arc<Mutex<Vec<String>>>,
     /// Requests seen, answered or not.
     arrived: Arc<Mutex<usize>>,
-    arrival: Arc<Notify>,
-    release: Arc<Notify>,
+    /// Lets held requests (and any that come later) through once true.
+    release: Arc<watch::Sender<bool>>,
 }
 
 async fn receive(State(hook): State<Hook>, Json(body): Json<serde_json::Value>) -> StatusCode {
@@ -53,11 +54,16 @@ async fn receive(State(hook): State<Hook>, Json(body): Json<serde_json::Value>) 
         *arrived += 1;
         *arrived == 1
     };
-    hook.arrival.notify_waiters();
     match hook.answer {
         Answer::HangFirst if first => std::future::pending().await,
         Answer::ServerError => return StatusCode::INTERNAL_SERVER_ERROR,
-        Answer::Hold => hook.release.notified().await,
+        Answer::Hold => {
+            let _ = hook
+                .release
+                .subscribe()
+                .wait_for(|released| *released)
+                .await;
+        }
         _ => {}
     }
     let fingerprint = body["fingerprint"].as_str().unwrap_or("").to_owned();
@@ -70,8 +76,7 @@ async fn webhook(answer: Answer) -> (String, Hook) {
         answer,
         delivered: Arc::default(),
         arrived: Arc::default(),
-        arrival: Arc::default(),
-        release: Arc::default(),
+        release: Arc::new(watch::channel(false).0),
     };
     let app = Router::new()
         .route("/hook", post(receive))
@@ -177,18 +182,6 @@ async fn watched_queue(
         Arc::new(move |change| heard.lock().expect("lock").push(change)),
     ));
     (queue, changes)
-}
-
-/// Polls `condition` until it holds, failing with `what` after 20 s.
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn next_report(running: &mut Running) -> Delivered {
@@ -402,10 +395,9 @@ async fn at_most_fifteen_are_sent_at_once() {
     .await;
     let counts = queue.counts().await;
     assert_eq!((counts.in_flight, counts.waiting), (15, 5));
-    hook.release.notify_waiters();
+    hook.release.send_replace(true);
     // Released ones make room for the rest.
     eventually("the other five arrive", async || {
-        hook.release.notify_waiters();
         hook.delivered.lock().expect("lock").len() == 20
     })
     .await;

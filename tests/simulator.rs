@@ -1,5 +1,7 @@
 //! Integration tests of the Vercel simulator (`shiplog::demo`), with reqwest as the client.
 
+mod support;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use shiplog::demo::{
     run_demo_loop, scenarios, DeploymentSpec, Fault, ReadyState, SimEvent, SimulatorHandle,
     SimulatorOptions, SinceMode, KEEPALIVE_LINE, STREAM_CONTENT_TYPE,
 };
+use support::wait::eventually;
 
 const TOKEN: &str = "test-token";
 /// Upper bound for anything the tests wait for; never reached when things work.
@@ -50,16 +53,6 @@ async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(DEADLINE, fut)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Polls `cond` until it holds (or the deadline passes).
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    within(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
 }
 
 /// A body read to its end: the bytes, and whether it ended cleanly.
@@ -1072,7 +1065,7 @@ async fn synthetic_build_streams_every_event() {
 async fn demo_loop_keeps_adding_deployments_until_shutdown() {
     let sim = start(1000.0, SinceMode::Inclusive).await;
     let task = tokio::spawn(run_demo_loop(sim.clone()));
-    eventually("several demo deployments", || {
+    eventually("several demo deployments", async || {
         let ids = sim.deployment_ids();
         ids.len() >= 6
             && ids

@@ -4,7 +4,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,9 @@ use shiplog::store::{Backend, DegradedHook, RedisOptions, StateStore, StoreError
 use tempfile::TempDir;
 
 use support::redis::{fresh_namespace, RedisServer};
+use support::wait::eventually;
 
 const HOUR: Duration = Duration::from_secs(3600);
-const DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ResumeState {
@@ -899,22 +898,6 @@ fn recording_hook() -> (DegradedHook, Arc<Mutex<Vec<String>>>) {
         sink.lock().unwrap().push(reason.to_owned());
     });
     (hook, reasons)
-}
-
-/// Poll `check` until it holds, failing after `DEADLINE`.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn join_all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {

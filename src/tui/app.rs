@@ -503,7 +503,6 @@ impl App {
         self.focus = Pane::Log;
         self.selected = Some(build);
         self.filter = None;
-        self.refresh_view();
         let line = (0..self.view_len())
             .find(|&i| self.view_line(i).is_some_and(|l| l.ts >= record.entry_ts));
         match line {

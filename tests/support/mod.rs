@@ -8,3 +8,4 @@ pub mod oauth_server;
 pub mod pty;
 pub mod redis;
 pub mod smtp;
+pub mod wait;

@@ -336,12 +336,12 @@ impl PtySession {
         Some(code)
     }
 
-    /// Whether the program switched to the alternate screen (`CSI ? 1049 h`) and is still there.
     /// The child's process id, to send it signals.
     pub fn pid(&self) -> Option<u32> {
         self.child.process_id()
     }
 
+    /// Whether the program switched to the alternate screen (`CSI ? 1049 h`) and is still there.
     pub fn alternate_screen(&self) -> bool {
         lock(&self.shared).parser.screen().alternate_screen()
     }
