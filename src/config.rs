@@ -254,7 +254,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// No token: the built-in simulator stands in for Vercel.
+    /// No token: the built-in simulator stands in for Vercel. Only sure once a stored login has
+    /// been looked up (`Team::open` fills the token in); before, the demo is only possible.
     pub fn is_demo(&self) -> bool {
         self.token.is_none()
     }

@@ -229,3 +229,51 @@ async fn signing_in_with_vercel_stores_the_login_and_its_breakglass_entry() {
         "the OAuth tokens are sealed at rest"
     );
 }
+
+/// A stored login is a real team, not the demo: in development alerting stays off unless it is
+/// switched on (only the demo turns it on by itself).
+#[tokio::test]
+async fn a_stored_login_in_development_does_not_alert_unless_switched_on() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+    let sim = SimulatorHandle::start(SimulatorOptions {
+        speed: 40.0,
+        token: Some(TOKEN.to_owned()),
+        ..SimulatorOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let api = sim.base_url();
+    let state = tempfile::tempdir().expect("dir");
+    let state = state.path();
+    let mut cmd = with_keys(state, &api, TOKEN_KEY);
+    cmd.env("VERCEL_TOKEN", TOKEN).arg("login");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // Queued for 5 s first, so that `watch` finds it building however slowly it starts.
+    let id = sim.add_deployment(shiplog::demo::DeploymentSpec {
+        queued_ms: 200_000,
+        ..scenarios::by_name("failing-build").expect("scenario")
+    });
+    let mut child = with_keys(state, &api, TOKEN_KEY)
+        .arg("watch")
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut printed = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !printed.contains(&format!("Deployment {id}")) || !printed.contains("is ERROR") {
+            let read = stdout.read_line(&mut printed).await.expect("read");
+            assert!(read > 0, "watch ended early: {printed}");
+        }
+    })
+    .await
+    .expect("the failure within 30 s");
+    support::bin::terminate(child.id().expect("pid"));
+    // What alerting there is has its say before `watch` exits.
+    stdout.read_to_string(&mut printed).await.expect("read");
+    let status = child.wait().await.expect("status");
+    assert_eq!(status.code(), Some(0), "{printed}");
+    assert!(!printed.contains("ALERT"), "{printed}");
+}

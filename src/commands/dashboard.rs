@@ -30,7 +30,7 @@ pub async fn run(cli: &Cli) -> i32 {
         Theme::load(settings.theme.as_deref(), user_themes.as_deref(), no_color);
     shiplog::tui::terminal::install_panic_hook(settings.state_dir.join("shiplog.log"));
     let (builder, entries) = Logger::builder().channel("ui", UI_BUFFER, Delivery::DropWhenFull);
-    // The demo shows alerting at work.
+    // Possibly the demo, which shows alerting at work: `start_alerting` knows for sure.
     let alerts = settings.alerts_enabled || settings.is_demo();
     let (builder, alert_outlet) = super::with_alerts(builder, alerts);
     let logger = builder.build();

@@ -14,7 +14,8 @@ fn worth_printing(entry: &LogEntry) -> bool {
 
 pub async fn run(cli: &Cli, json: bool) -> i32 {
     eprintln!("shiplog: serving: following building deployments and running the alert rules (Ctrl-C stops)");
-    run_headless(cli, |_| {
+    run_headless(cli, |settings| {
+        settings.alerts_enabled = true;
         let format = if json {
             PrintFormat::Json
         } else {
@@ -23,7 +24,7 @@ pub async fn run(cli: &Cli, json: bool) -> i32 {
         let printer = Only::new(Printer::stdout(format), worth_printing);
         let builder =
             Logger::builder().sink("stdout", Box::new(printer), 1024, Delivery::DropWhenFull);
-        let (builder, outlet) = super::with_alerts(builder, true);
+        let (builder, outlet) = super::with_alerts(builder, settings.alerts_enabled);
         Ok((builder.build(), outlet))
     })
     .await

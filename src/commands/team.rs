@@ -59,6 +59,8 @@ impl Team {
                 settings.team_id = None;
                 // The demo's state must not mix with a real team's.
                 settings.namespace = format!("{}demo:", settings.namespace);
+                // The demo shows alerting at work.
+                settings.alerts_enabled = true;
                 simulator = Some(handle);
                 Secret::new("demo")
             }
@@ -103,7 +105,7 @@ impl Team {
 /// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM.
 pub async fn run_headless(
     cli: &Cli,
-    logger_for: impl FnOnce(&Settings) -> Result<(Logger, AlertOutlet), i32>,
+    logger_for: impl FnOnce(&mut Settings) -> Result<(Logger, AlertOutlet), i32>,
 ) -> i32 {
     let mut settings = match super::settings(cli) {
         Ok(s) => s,
@@ -111,7 +113,7 @@ pub async fn run_headless(
     };
     super::init_diagnostics(&settings);
     let shutdown = super::shutdown_on_signals();
-    let (logger, alert_outlet) = match logger_for(&settings) {
+    let (logger, alert_outlet) = match logger_for(&mut settings) {
         Ok(l) => l,
         Err(code) => return code,
     };

@@ -5,7 +5,7 @@ use crate::cli::Cli;
 
 pub async fn run(cli: &Cli) -> i32 {
     run_headless(cli, |settings| {
-        // The demo shows alerting at work.
+        // Possibly the demo, which shows alerting at work: `start_alerting` knows for sure.
         let alerts = settings.alerts_enabled || settings.is_demo();
         super::stdout_logger(super::text_format(true), None, alerts)
     })

@@ -45,7 +45,12 @@ impl Outlet {
     fn offer(&self, entry: &Arc<LogEntry>) {
         let sent = match &self.route {
             Route::Thread(tx) => tx.try_send(SinkMessage::Entry(entry.clone())).is_ok(),
-            Route::Channel(tx) => tx.try_send(entry.clone()).is_ok(),
+            // A consumer that is gone (or was not wanted after all) is not one that could not
+            // keep up: only a full channel counts.
+            Route::Channel(tx) => !matches!(
+                tx.try_send(entry.clone()),
+                Err(mpsc::error::TrySendError::Full(_))
+            ),
         };
         if !sent {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -55,7 +60,11 @@ impl Outlet {
     async fn deliver(&self, entry: &Arc<LogEntry>) {
         let sent = match &self.route {
             Route::Thread(tx) => tx.send(SinkMessage::Entry(entry.clone())).await.is_ok(),
-            Route::Channel(tx) => tx.send(entry.clone()).await.is_ok(),
+            // Fails only when the consumer is gone: see `offer`.
+            Route::Channel(tx) => {
+                let _ = tx.send(entry.clone()).await;
+                true
+            }
         };
         if !sent {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -284,6 +293,21 @@ mod tests {
         assert_eq!(
             slow.recv().await.map(|e| e.message.clone()).as_deref(),
             Some("line 0")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_is_gone_is_not_counted_as_falling_behind() {
+        let (builder, gone) = Logger::builder().channel("gone", 2, Delivery::DropWhenFull);
+        let (builder, waited) = builder.channel("waited", 2, Delivery::WaitWhenFull);
+        let logger = builder.build();
+        drop((gone, waited));
+        for i in 0..10 {
+            logger.write_waiting(line(&format!("line {i}"))).await;
+        }
+        assert_eq!(
+            logger.dropped(),
+            vec![("gone".to_owned(), 0), ("waited".to_owned(), 0)]
         );
     }
 
