@@ -33,7 +33,7 @@ impl Fingerprint {
         };
         let components = format!("{rule_key}|{tier}|{}|{deployment}|{message}", entry.event);
         let digest = Sha1::digest(components.as_bytes());
-        Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect())
+        Fingerprint(format!("{digest:x}"))
     }
 
     pub fn as_str(&self) -> &str {

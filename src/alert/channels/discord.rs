@@ -19,8 +19,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    chars, deployment, message_lines, project, rule_and_count, severity_label, short_fingerprint,
-    state, title, truncate, web_link, Notification, RESOLVED,
+    chars, chat_fields, message_lines, short_fingerprint, title, truncate, web_link, Notification,
+    RESOLVED,
 };
 use crate::alert::AlertSeverity;
 
@@ -45,20 +45,7 @@ const OUR_FIELD_MAX: usize = 256;
 /// allow none.
 pub fn payload(n: &Notification) -> Value {
     let title = title(n);
-    let mut fields = vec![
-        ("Severity", severity_label(n.alert.severity)),
-        ("Rule", rule_and_count(n)),
-    ];
-    if let Some(project) = project(n) {
-        fields.push(("Project", project));
-    }
-    fields.push((
-        "Deployment",
-        deployment(n).unwrap_or_else(|| "unknown".into()),
-    ));
-    fields.push(("Count", n.count.to_string()));
-    fields.push(("State", state(n)));
-    let fields: Vec<(String, String)> = fields
+    let fields: Vec<(String, String)> = chat_fields(n)
         .into_iter()
         .take(FIELDS_MAX)
         .map(|(name, value)| {

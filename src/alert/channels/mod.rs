@@ -146,6 +146,25 @@ pub(crate) fn tag(n: &Notification) -> String {
 }
 
 /// The rule, with the count when there were repeats: `deploy_failed x37`.
+/// What a chat message lists about an alert, in order: severity, rule, project (when known),
+/// deployment, count, state.
+pub(crate) fn chat_fields(n: &Notification) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("Severity", severity_label(n.alert.severity)),
+        ("Rule", rule_and_count(n)),
+    ];
+    if let Some(project) = project(n) {
+        fields.push(("Project", project));
+    }
+    fields.push((
+        "Deployment",
+        deployment(n).unwrap_or_else(|| "unknown".into()),
+    ));
+    fields.push(("Count", n.count.to_string()));
+    fields.push(("State", state(n)));
+    fields
+}
+
 pub(crate) fn rule_and_count(n: &Notification) -> String {
     rule_with_count(n, 80)
 }

@@ -21,10 +21,7 @@
 
 use serde_json::{json, Value};
 
-use super::{
-    deployment, fit_escaped, project, rule_and_count, severity_label, short_fingerprint, state,
-    summary, title, web_link, Notification,
-};
+use super::{chat_fields, fit_escaped, short_fingerprint, summary, title, web_link, Notification};
 
 pub const TEXT_MAX: usize = 40_000;
 pub const HEADER_MAX: usize = 150;
@@ -39,20 +36,11 @@ pub const BLOCKS_MAX: usize = 50;
 /// 12 characters and the link.
 pub fn payload(n: &Notification) -> Value {
     let title = title(n);
-    let mut fields = vec![
-        field("Severity", &severity_label(n.alert.severity)),
-        field("Rule", &rule_and_count(n)),
-    ];
-    if let Some(project) = project(n) {
-        fields.push(field("Project", &project));
-    }
-    fields.push(field(
-        "Deployment",
-        deployment(n).as_deref().unwrap_or("unknown"),
-    ));
-    fields.push(field("Count", &n.count.to_string()));
-    fields.push(field("State", &state(n)));
-    fields.truncate(FIELDS_MAX);
+    let fields: Vec<Value> = chat_fields(n)
+        .iter()
+        .take(FIELDS_MAX)
+        .map(|(name, value)| field(name, value))
+        .collect();
 
     let mut blocks = vec![
         json!({

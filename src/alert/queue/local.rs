@@ -224,8 +224,7 @@ impl LocalQueue {
                     (&mut state.saved.completed, self.settings.keep_completed)
                 }
             };
-            list.push_front(record);
-            list.truncate(keep);
+            keep_newest(list, record, keep);
             if ending == Ending::Sent {
                 state.saved.completed_total += 1;
             }
@@ -362,8 +361,12 @@ impl LocalQueue {
 }
 
 fn dead_letter(saved: &mut Saved, settings: &QueueSettings, job: &Job, reason: &str, at_ms: i64) {
-    saved
-        .dead
-        .push_front(FinishedJob::of(job, at_ms, Some(reason.to_owned())));
-    saved.dead.truncate(settings.keep_dead);
+    let record = FinishedJob::of(job, at_ms, Some(reason.to_owned()));
+    keep_newest(&mut saved.dead, record, settings.keep_dead);
+}
+
+/// Puts `record` first in a list of finished jobs that keeps the newest `keep`.
+fn keep_newest(list: &mut VecDeque<FinishedJob>, record: FinishedJob, keep: usize) {
+    list.push_front(record);
+    list.truncate(keep);
 }

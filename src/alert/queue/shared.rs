@@ -100,6 +100,19 @@ pub struct SharedQueue {
     scripts: Scripts,
 }
 
+/// A script that begins with `IF_HOLDER`: on the stream, for the job `receipt` while `consumer`
+/// holds it (its first key and first three arguments; the script's own follow).
+fn held_by<'a>(
+    script: &'a Script,
+    stream: &str,
+    consumer: &str,
+    receipt: &str,
+) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.key(stream);
+    invocation.arg(receipt).arg(GROUP).arg(consumer);
+    invocation
+}
+
 struct Scripts {
     enqueue: Script,
     heartbeat: Script,
@@ -146,11 +159,6 @@ impl SharedQueue {
         };
         queue.create_group().await?;
         Ok(queue)
-    }
-
-    /// The stream key, `{namespace}LOGQ:{env}`.
-    pub fn key(&self) -> &str {
-        &self.key
     }
 
     fn sub(&self, part: &str) -> String {
@@ -355,8 +363,7 @@ impl SharedQueue {
     /// The worker holding `receipt` is alive: its entry's idle time starts again. False when
     /// the job is no longer `consumer`'s (it was taken over, or finished).
     pub async fn heartbeat(&self, consumer: &str, receipt: &str) -> Result<bool, QueueError> {
-        let mut invocation = self.scripts.heartbeat.key(&self.key);
-        invocation.arg(receipt).arg(GROUP).arg(consumer);
+        let invocation = held_by(&self.scripts.heartbeat, &self.key, consumer, receipt);
         self.invoke::<i64>(invocation).await.map(|held| held == 1)
     }
 
@@ -373,15 +380,12 @@ impl SharedQueue {
             Ending::Dead(_) => ("dead", self.settings.keep_dead),
             Ending::Sent | Ending::Skipped(_) => ("completed", self.settings.keep_completed),
         };
-        let mut invocation = self.scripts.finish.key(&self.key);
+        let mut invocation = held_by(&self.scripts.finish, &self.key, consumer, &taken.receipt);
         invocation.key(self.mark(&taken.job.id)).key(self.sub(list));
         if ending == Ending::Sent {
             invocation.key(self.sub("completed_total"));
         }
         invocation
-            .arg(&taken.receipt)
-            .arg(GROUP)
-            .arg(consumer)
             .arg(encode(&ending.record(&taken.job, at_ms))?)
             .arg(keep);
         self.invoke::<i64>(invocation).await.map(|held| held == 1)
@@ -396,12 +400,9 @@ impl SharedQueue {
         job: &Job,
         due_ms: i64,
     ) -> Result<bool, QueueError> {
-        let mut invocation = self.scripts.retry.key(&self.key);
+        let mut invocation = held_by(&self.scripts.retry, &self.key, consumer, &taken.receipt);
         invocation
             .key(self.sub("delayed"))
-            .arg(&taken.receipt)
-            .arg(GROUP)
-            .arg(consumer)
             .arg(encode(job)?)
             .arg(due_ms);
         self.invoke::<i64>(invocation).await.map(|held| held == 1)

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::{DeliveryQueue, Ending, QueueCounts, Taken};
+use super::shared::SharedQueue;
+use super::{DeliveryQueue, Ending, QueueCounts, QueueError, Taken};
 use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::channels::Notification;
 use crate::alert::delivery::{Deliverer, DeliveryStatus, Failure, Readiness};
@@ -72,6 +73,20 @@ const DRAIN: Duration = Duration::from_secs(30);
 enum Source {
     Shared,
     Local,
+}
+
+/// Logs when an action on a job held on Redis found it taken over by another worker, or failed.
+fn still_held(taken: &Taken, action: &str, held: Result<bool, QueueError>) {
+    match held {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            job = %taken.job.id,
+            "could not {action} an alert job here: another worker had taken it over"
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, job = %taken.job.id, "could not {action} an alert job")
+        }
+    }
 }
 
 pub struct Worker {
@@ -342,9 +357,9 @@ impl Worker {
     async fn wait_for_rate_slot(&self, source: Source) {
         loop {
             let now = now_ms();
-            let wait = match (source, self.queue.shared()) {
-                (Source::Shared, Some(shared)) => shared.rate_slot(now).await.unwrap_or(None),
-                _ => self.queue.local().rate_slot(now),
+            let wait = match self.shared_for(source) {
+                Some(shared) => shared.rate_slot(now).await.unwrap_or(None),
+                None => self.queue.local().rate_slot(now),
             };
             match wait {
                 Some(wait) => tokio::time::sleep(wait).await,
@@ -353,55 +368,45 @@ impl Worker {
         }
     }
 
-    async fn heartbeat(&self, source: Source, taken: &Taken) {
-        match (source, self.queue.shared()) {
-            (Source::Shared, Some(shared)) => {
-                match shared.heartbeat(&self.consumer, &taken.receipt).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(job = %taken.job.id, "an alert job being sent here was taken over by another worker")
-                    }
-                    Err(err) => tracing::warn!(error = %err, "could not keep an alert job alive"),
-                }
-            }
-            _ => self.queue.local().heartbeat(&taken.receipt),
+    /// The shared queue, when the job came from it (it is finished there even while Redis is
+    /// away; a failure leaves it to be taken over).
+    fn shared_for(&self, source: Source) -> Option<&SharedQueue> {
+        match source {
+            Source::Shared => self.queue.shared(),
+            Source::Local => None,
         }
     }
 
-    /// Takes the job out of the queue it came from, as `ending` says.
-    async fn finish(&self, source: Source, taken: &Taken, ending: Ending<'_>, at_ms: i64) {
-        match (source, self.queue.shared()) {
-            (Source::Shared, Some(shared)) => {
-                match shared.finish(&self.consumer, taken, ending, at_ms).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(job = %taken.job.id, "an alert job finished here had been taken over by another worker")
-                    }
-                    // Left pending, so another worker takes it over after the stall interval
-                    // and sends it again: at least once, never lost.
-                    Err(err) => {
-                        tracing::warn!(error = %err, job = %taken.job.id, "could not finish an alert job")
-                    }
-                }
+    async fn heartbeat(&self, source: Source, taken: &Taken) {
+        match self.shared_for(source) {
+            Some(shared) => {
+                let held = shared.heartbeat(&self.consumer, &taken.receipt).await;
+                still_held(taken, "keep alive", held);
             }
-            _ => self.queue.local().finish(taken, ending, at_ms),
+            None => self.queue.local().heartbeat(&taken.receipt),
+        }
+    }
+
+    /// Takes the job out of the queue it came from, as `ending` says. A job that cannot be
+    /// finished on Redis is left pending: another worker takes it over after the stall
+    /// interval and sends it again (at least once, never lost).
+    async fn finish(&self, source: Source, taken: &Taken, ending: Ending<'_>, at_ms: i64) {
+        match self.shared_for(source) {
+            Some(shared) => {
+                let held = shared.finish(&self.consumer, taken, ending, at_ms).await;
+                still_held(taken, "finish", held);
+            }
+            None => self.queue.local().finish(taken, ending, at_ms),
         }
     }
 
     async fn retry_at(&self, source: Source, taken: &Taken, job: super::Job, due_ms: i64) {
-        match (source, self.queue.shared()) {
-            (Source::Shared, Some(shared)) => {
-                match shared.retry_at(&self.consumer, taken, &job, due_ms).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(job = %taken.job.id, "an alert job retried here had been taken over by another worker")
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, job = %taken.job.id, "could not schedule a retry")
-                    }
-                }
+        match self.shared_for(source) {
+            Some(shared) => {
+                let held = shared.retry_at(&self.consumer, taken, &job, due_ms).await;
+                still_held(taken, "retry", held);
             }
-            _ => self.queue.local().retry_at(taken, job, due_ms),
+            None => self.queue.local().retry_at(taken, job, due_ms),
         }
     }
 
