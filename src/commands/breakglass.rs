@@ -67,8 +67,13 @@ fn print_json<T: serde::Serialize>(value: &T) -> i32 {
     exit::OK
 }
 
-/// The breakglass service; `audit_var` names the Redis URL to read the audit trail with.
-pub async fn open(
+/// The breakglass service, on Redis through `BREAKGLASS_REDIS_URL` (the engine's user).
+pub async fn open(settings: &Settings, logger: Option<Logger>) -> Result<Breakglass, i32> {
+    open_as(settings, logger, "BREAKGLASS_REDIS_URL").await
+}
+
+/// The breakglass service, on Redis through the URL in `url_var` (another ACL user's).
+async fn open_as(
     settings: &Settings,
     logger: Option<Logger>,
     url_var: &str,
@@ -111,7 +116,7 @@ pub async fn for_screen(
     demo: bool,
 ) -> Option<std::sync::Arc<Breakglass>> {
     if !demo {
-        return open(settings, Some(logger.clone()), "BREAKGLASS_REDIS_URL")
+        return open(settings, Some(logger.clone()))
             .await
             .map(std::sync::Arc::new)
             .map_err(|_| tracing::warn!("breakglass is not available on this dashboard"))
@@ -183,7 +188,7 @@ pub async fn run(cli: &Cli, command: BreakglassCommand) -> i32 {
 }
 
 async fn list(settings: &Settings, json: bool) -> i32 {
-    let breakglass = match open(settings, None, "BREAKGLASS_REDIS_URL").await {
+    let breakglass = match open(settings, None).await {
         Ok(b) => b,
         Err(code) => return code,
     };
@@ -246,7 +251,7 @@ async fn access(settings: &Settings, connection: &str, justification: &str) -> i
     // The grant's VERCEL_BREAKGLASS_ACCESS entry goes to stderr and, when alerting is on, to
     // the alert rules (a critical alert), which are given time to deliver before exiting.
     let (logger, outlet) = super::stderr_logger(settings.alerts_enabled);
-    let breakglass = match open(settings, Some(logger.clone()), "BREAKGLASS_REDIS_URL").await {
+    let breakglass = match open(settings, Some(logger.clone())).await {
         Ok(b) => b,
         Err(code) => return code,
     };
@@ -277,7 +282,7 @@ async fn access(settings: &Settings, connection: &str, justification: &str) -> i
 }
 
 async fn audit(settings: &Settings, json: bool, limit: usize) -> i32 {
-    let breakglass = match open(settings, None, "BREAKGLASS_AUDIT_REDIS_URL").await {
+    let breakglass = match open_as(settings, None, "BREAKGLASS_AUDIT_REDIS_URL").await {
         Ok(b) => b,
         Err(code) => return code,
     };

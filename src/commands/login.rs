@@ -132,7 +132,7 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
         .or(connection.team_id.clone())
         .unwrap_or_else(|| "personal account".to_owned());
     println!("Logged in as {who} ({scope}); connection {id}; the token is sealed with TOKEN_ENCRYPTION_KEY.");
-    let breakglass = match super::breakglass::open(&settings, None, "BREAKGLASS_REDIS_URL").await {
+    let breakglass = match super::breakglass::open(&settings, None).await {
         Ok(b) => b,
         Err(code) => return code,
     };
@@ -288,8 +288,7 @@ pub async fn stored_token(
     let key_broken = !matches!(err, VaultError::KeyMissing { .. });
     if key_broken && settings.role.may_break_glass() && settings.breakglass_enabled {
         let (logger, outlet) = super::stderr_logger(settings.alerts_enabled);
-        let breakglass =
-            super::breakglass::open(settings, Some(logger.clone()), "BREAKGLASS_REDIS_URL").await?;
+        let breakglass = super::breakglass::open(settings, Some(logger.clone())).await?;
         let requester = Requester {
             user: settings.user.clone(),
             role: settings.role,

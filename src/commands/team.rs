@@ -131,9 +131,7 @@ pub async fn run_headless(
     );
     super::report_metrics(&settings, &team.metrics, shutdown.clone());
     if team.simulator.is_none() {
-        if let Ok(breakglass) =
-            super::breakglass::open(&settings, None, "BREAKGLASS_REDIS_URL").await
-        {
+        if let Ok(breakglass) = super::breakglass::open(&settings, None).await {
             tokio::spawn(shiplog::breakglass::desk::sweep_every(
                 Arc::new(breakglass),
                 Duration::from_secs(60),

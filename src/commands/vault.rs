@@ -60,7 +60,7 @@ pub async fn rotate(cli: &Cli) -> i32 {
         total,
         shiplog::breakglass::keys::key_id_text(keys.newest().id)
     );
-    let breakglass = match super::breakglass::open(&settings, None, "BREAKGLASS_REDIS_URL").await {
+    let breakglass = match super::breakglass::open(&settings, None).await {
         Ok(b) => b,
         Err(code) => return code,
     };

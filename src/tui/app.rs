@@ -202,8 +202,8 @@ pub struct App {
     /// How far behind Vercel the last build line arrived.
     pub lag_ms: Option<i64>,
     pub should_quit: bool,
-    /// The log pane's size at the last draw (lines, columns), for paging.
-    pub log_viewport: Cell<(u16, u16)>,
+    /// The log pane's height (lines) at the last draw, for paging.
+    pub log_height: Cell<u16>,
     /// A fixed "now" (ms) instead of the clock, so that rendered ages are reproducible in tests.
     pub frozen_now: Option<i64>,
     view: FilteredView,
@@ -236,7 +236,7 @@ impl App {
             notice: None,
             lag_ms: None,
             should_quit: false,
-            log_viewport: Cell::new((20, 80)),
+            log_height: Cell::new(20),
             frozen_now: None,
             view: FilteredView::default(),
         }
@@ -512,7 +512,7 @@ impl App {
     }
 
     fn page(&self) -> isize {
-        (self.log_viewport.get().0 as isize - 1).max(1)
+        (self.log_height.get() as isize - 1).max(1)
     }
 
     fn move_by(&mut self, delta: isize) {
@@ -533,11 +533,15 @@ impl App {
         }
     }
 
+    /// The first line shown when following (the pane ends with the last line).
+    fn following_top(&self) -> usize {
+        self.view_len()
+            .saturating_sub(self.log_height.get() as usize)
+    }
+
     /// Scrolls the log; scrolling up leaves follow mode, reaching the end resumes it.
     pub fn scroll_by(&mut self, delta: isize) {
-        let len = self.view_len();
-        let page = self.log_viewport.get().0 as usize;
-        let last_top = len.saturating_sub(page);
+        let last_top = self.following_top();
         let top = self.top_index().unwrap_or(last_top) as isize;
         let next = (top + delta).max(0) as usize;
         if next >= last_top {
@@ -643,8 +647,7 @@ impl App {
         if len == 0 {
             return;
         }
-        let page = self.log_viewport.get().0 as usize;
-        let from = self.top_index().unwrap_or(len.saturating_sub(page));
+        let from = self.top_index().unwrap_or(self.following_top());
         let found = if forward {
             (from + 1..len).find(|&i| self.view_line(i).is_some_and(&wanted))
         } else {
@@ -753,7 +756,7 @@ mod tests {
             })
             .collect();
         app.ingest(&entries);
-        app.log_viewport.set((10, 80));
+        app.log_height.set(10);
         app
     }
 

@@ -17,7 +17,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let block = super::pane(app, Pane::Log, title(app, theme), theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    app.log_viewport.set((inner.height, inner.width));
+    app.log_height.set(inner.height);
     let height = inner.height as usize;
     let width = inner.width as usize;
     if height == 0 || width == 0 {
@@ -36,18 +36,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let rows = match app.top_index() {
         // Following: the last lines, filling the pane from the bottom.
         None => {
-            let mut rows: Vec<Line> = Vec::with_capacity(height);
+            // Whole lines back from the last until the pane is full, then put in order.
+            let mut lines = Vec::new();
+            let mut count = 0;
             for index in (0..len).rev() {
                 let Some(line) = app.view_line(index) else {
                     break;
                 };
-                let mut wrapped = line_rows(line, app, theme, width);
-                wrapped.append(&mut rows);
-                rows = wrapped;
-                if rows.len() >= height {
+                let wrapped = line_rows(line, app, theme, width);
+                count += wrapped.len();
+                lines.push(wrapped);
+                if count >= height {
                     break;
                 }
             }
+            let mut rows: Vec<Line> = lines.into_iter().rev().flatten().collect();
             let extra = rows.len().saturating_sub(height);
             rows.split_off(extra)
         }
