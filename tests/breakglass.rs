@@ -15,10 +15,8 @@ use shiplog::breakglass::entry::Storage;
 use shiplog::breakglass::store::BreakglassStore;
 use shiplog::breakglass::{vault, Breakglass, Keyring, VaultError};
 use shiplog::secret::Secret;
+use support::keys::{BREAKGLASS_KEY, NEW_TOKEN_KEY, TOKEN_KEY};
 
-const TOKEN_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
-const NEW_TOKEN_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-const BREAKGLASS_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
 const JUSTIFICATION: &str =
     "TOKEN_ENCRYPTION_KEY was rotated wrongly and production deploys are blocked";
 

@@ -8,11 +8,9 @@ use std::path::Path;
 
 use shiplog::demo::{scenarios, SimulatorHandle, SimulatorOptions};
 use support::bin::{run, shiplog};
+use support::keys::{BREAKGLASS_KEY, NEW_TOKEN_KEY, TOKEN_KEY};
 use tokio::process::Command;
 
-const TOKEN_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
-const NEW_TOKEN_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-const BREAKGLASS_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
 const TOKEN: &str = "vcp_demo_personal_token_1234567890";
 const WHY: &str = "TOKEN_ENCRYPTION_KEY was lost in the migration; deploys are blocked";
 

@@ -117,6 +117,11 @@ fn draw(app: &App, theme: &Theme, width: u16, height: u16) -> Terminal<TestBacke
     terminal
 }
 
+/// What the dark theme draws, as text.
+fn screen_text(app: &App, width: u16, height: u16) -> String {
+    format!("{}", draw(app, &theme("dark"), width, height).backend())
+}
+
 fn press(app: &mut App, code: KeyCode) {
     app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
 }
@@ -325,7 +330,7 @@ fn queue_screen() {
     snapshot_everywhere("queue", &app);
     app.queue.degraded = true;
     app.queue.backend = "in process (Redis unreachable)".to_owned();
-    let screen = format!("{}", draw(&app, &theme("dark"), 120, 40).backend());
+    let screen = screen_text(&app, 120, 40);
     assert!(
         screen.contains("Redis unreachable: queueing in this process"),
         "{screen}"
@@ -420,11 +425,11 @@ fn breakglass_screen() {
         warning: "Emergency credentials: use them to restore access, then log in again and revoke these tokens.".to_owned(),
     }));
     snapshot_everywhere("breakglass_granted", &app);
-    let masked = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    let masked = screen_text(&app, 120, 30);
     assert!(masked.contains("vcp_••••••••••••f3a1"), "{masked}");
     assert!(!masked.contains("9f8e7d6c"), "masked until revealed");
     press(&mut app, KeyCode::Char('v'));
-    let shown = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    let shown = screen_text(&app, 120, 30);
     assert!(
         shown.contains("vcp_live_9f8e7d6c5b4a39281706f3a1"),
         "{shown}"
@@ -433,7 +438,7 @@ fn breakglass_screen() {
     // 30 s later it is hidden again.
     app.frozen_now = Some(NOW + 30_000);
     assert!(app.breakglass.tick(app.now()));
-    let hidden = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    let hidden = screen_text(&app, 120, 30);
     assert!(!hidden.contains("9f8e7d6c"), "{hidden}");
 
     let mut denied = breakglass_app();
@@ -449,21 +454,21 @@ fn breakglass_requests_need_a_justification_then_the_connection_id() {
     let (requests, mut sent) = tokio::sync::mpsc::channel(4);
     app.breakglass.connect(requests);
     press(&mut app, KeyCode::Enter);
-    let screen = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    let screen = screen_text(&app, 120, 30);
     assert!(screen.contains("BREAKGLASS justification"), "{screen}");
     // Free text, not a pattern: a parenthesis is no error.
     type_text(&mut app, "TOKEN_ENCRYPTION_KEY lost (in the migration");
-    let screen = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    let screen = screen_text(&app, 120, 30);
     assert!(!screen.contains('✖'), "{screen}");
     press(&mut app, KeyCode::Enter);
-    let screen = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    let screen = screen_text(&app, 120, 30);
     assert!(
         screen.contains("type the connection id to confirm"),
         "{screen}"
     );
     type_text(&mut app, "conn_wrong");
     press(&mut app, KeyCode::Enter);
-    let screen = format!("{}", draw(&app, &theme("dark"), 120, 30).backend());
+    let screen = screen_text(&app, 120, 30);
     assert!(
         screen.contains("Not sent: the confirmation must be the connection id conn_7hq2m9x4k1pz"),
         "{screen}"

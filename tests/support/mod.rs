@@ -4,6 +4,7 @@
 pub mod bin;
 pub mod files;
 pub mod http;
+pub mod keys;
 pub mod oauth_server;
 pub mod pty;
 pub mod redis;
