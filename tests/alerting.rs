@@ -179,30 +179,28 @@ async fn wait_until(
     }
 }
 
-/// A dashboard's alerting on a shared Redis, acting as `user`.
+/// A dashboard's alerting, acting as `user`: sharing actions through `sync`, and keeping its
+/// book in `store` when `keeps_book`.
 struct Instance {
     desk: shiplog::alert::runner::AlertDesk,
     logger: shiplog::log::Logger,
     /// Kept until the end of the test: a dropped sender would stop the runner.
-    _stop: tokio::sync::watch::Sender<bool>,
+    stop: tokio::sync::watch::Sender<bool>,
+    running: tokio::task::JoinHandle<()>,
 }
 
-async fn instance(redis_url: &str, namespace: &str, dir: &std::path::Path, user: &str) -> Instance {
+fn start_instance(
+    store: StateStore,
+    user: &str,
+    sync: Option<shiplog::alert::sync::AlertSync>,
+    keeps_book: bool,
+) -> Instance {
     use shiplog::alert::delivery::{ChannelSettings, Deliverer};
-    use shiplog::alert::runner::desk;
-    use shiplog::alert::sync::AlertSync;
     use shiplog::log::{Delivery, Logger};
 
-    let hook: DegradedHook = Arc::new(|_| {});
-    let store = StateStore::redis(redis_url, namespace, dir, hook)
-        .await
-        .expect("store");
     let (builder, outlet) = Logger::builder().channel("alerts", 64, Delivery::DropWhenFull);
     let logger = builder.build();
-    let (runner, desk) = desk();
-    let sync = AlertSync::connect(redis_url, namespace)
-        .await
-        .expect("sync");
+    let (runner, desk) = shiplog::alert::runner::desk();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let outward = shiplog::alert::runner::Outward {
         deliverer: Arc::new(Deliverer::new(ChannelSettings::default())),
@@ -211,15 +209,29 @@ async fn instance(redis_url: &str, namespace: &str, dir: &std::path::Path, user:
         )),
         metrics: Arc::new(Metrics::new()),
         user: user.to_owned(),
-        sync: Some(sync),
-        store: None,
+        sync,
+        store: keeps_book.then(|| store.clone()),
     };
-    tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));
+    let running =
+        tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));
     Instance {
         desk,
         logger,
-        _stop: stop,
+        stop,
+        running,
     }
+}
+
+/// An instance on a shared Redis.
+async fn instance(redis_url: &str, namespace: &str, dir: &std::path::Path, user: &str) -> Instance {
+    let hook: DegradedHook = Arc::new(|_| {});
+    let store = StateStore::redis(redis_url, namespace, dir, hook)
+        .await
+        .expect("store");
+    let sync = shiplog::alert::sync::AlertSync::connect(redis_url, namespace)
+        .await
+        .expect("sync");
+    start_instance(store, user, Some(sync), false)
 }
 
 /// Both instances show the same failure's alert; its fingerprint.
@@ -318,32 +330,19 @@ async fn actions_reach_every_instance_again_after_redis_restarts() {
 /// acknowledged it.
 #[tokio::test]
 async fn a_restarted_instance_shows_the_alerts_and_acks_it_had() {
-    use shiplog::alert::delivery::{ChannelSettings, Deliverer};
-    use shiplog::alert::runner::{desk, AlertCommand};
-    use shiplog::log::{Delivery, Logger};
+    use shiplog::alert::runner::AlertCommand;
 
     let dir = tempfile::tempdir().expect("dir");
     let start = || {
         let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
-        let (builder, outlet) = Logger::builder().channel("alerts", 64, Delivery::DropWhenFull);
-        let logger = builder.build();
-        let (runner, desk) = desk();
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let outward = shiplog::alert::runner::Outward {
-            deliverer: Arc::new(Deliverer::new(ChannelSettings::default())),
-            queue: Arc::new(shiplog::alert::queue::DeliveryQueue::in_memory(
-                Default::default(),
-            )),
-            metrics: Arc::new(Metrics::new()),
-            user: "ana".to_owned(),
-            sync: None,
-            store: Some(store.clone()),
-        };
-        let running =
-            tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));
-        (logger, desk, stop, running)
+        start_instance(store, "ana", None, true)
     };
-    let (logger, desk, stop, running) = start();
+    let Instance {
+        desk,
+        logger,
+        stop,
+        running,
+    } = start();
     logger.write((*failed_build("vercel-dpl_kept-1", 0)).clone());
     wait_until(&desk, "the alert fires", |a| a.len() == 1).await;
     let fingerprint = desk.alerts.borrow()[0].fingerprint.clone();
@@ -362,8 +361,9 @@ async fn a_restarted_instance_shows_the_alerts_and_acks_it_had() {
     drop(logger);
     running.await.expect("runner stops");
 
-    let (_logger, desk, _stop, _running) = start();
-    wait_until(&desk, "the restarted instance shows the acknowledged alert", |a| {
+    let restarted = start();
+    let desk = &restarted.desk;
+    wait_until(desk, "the restarted instance shows the acknowledged alert", |a| {
         a.len() == 1
             && matches!(&a[0].state, AlertState::Acknowledged { by, note, .. } if by == "ana" && note.as_deref() == Some("on it"))
     })
