@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::alert::delivery::AlertChannels;
 use crate::secret::Secret;
 use crate::vercel::client::DEFAULT_API_URL;
+
+/// The default number of log lines the dashboard keeps per deployment.
+pub const DEFAULT_BUFFER_LINES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -85,55 +89,6 @@ impl FileConfig {
         let origin = format!("config file {}", path.display());
         config.rules = crate::alert::rule::rules_in(&text, &origin)?;
         Ok(config)
-    }
-}
-
-/// `[alert_channels]` in the config file. Webhook URLs and tokens are secrets: they print as
-/// `[REDACTED]`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertChannels {
-    pub slack_webhook_url: Option<Secret>,
-    pub discord_webhook_url: Option<Secret>,
-    pub webhook_url: Option<Secret>,
-    pub smtp_url: Option<Secret>,
-    pub email_from: Option<String>,
-    /// Comma-separated.
-    pub email_to: Option<String>,
-    pub twilio_account_sid: Option<String>,
-    pub twilio_auth_token: Option<Secret>,
-    pub twilio_from: Option<String>,
-    pub twilio_api_url: Option<String>,
-    pub sms_to: Option<String>,
-    pub slack_enabled: Option<bool>,
-    pub discord_enabled: Option<bool>,
-    pub email_enabled: Option<bool>,
-    pub sms_enabled: Option<bool>,
-}
-
-impl AlertChannels {
-    /// The file's value for an environment variable's name (`SLACK_WEBHOOK_URL`, ...).
-    pub fn value_for(&self, env_name: &str) -> Option<String> {
-        let secret = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_owned());
-        let switch = |b: &Option<bool>| b.map(|b| b.to_string());
-        match env_name {
-            "SLACK_WEBHOOK_URL" => secret(&self.slack_webhook_url),
-            "DISCORD_WEBHOOK_URL" => secret(&self.discord_webhook_url),
-            "ALERT_WEBHOOK_URL" => secret(&self.webhook_url),
-            "SMTP_URL" => secret(&self.smtp_url),
-            "ALERT_EMAIL_FROM" => self.email_from.clone(),
-            "ALERT_EMAIL_TO" => self.email_to.clone(),
-            "TWILIO_ACCOUNT_SID" => self.twilio_account_sid.clone(),
-            "TWILIO_AUTH_TOKEN" => secret(&self.twilio_auth_token),
-            "TWILIO_FROM" => self.twilio_from.clone(),
-            "TWILIO_API_URL" => self.twilio_api_url.clone(),
-            "ALERT_SMS_TO" => self.sms_to.clone(),
-            "SLACK_ALERTS_ENABLED" => switch(&self.slack_enabled),
-            "DISCORD_ALERTS_ENABLED" => switch(&self.discord_enabled),
-            "EMAIL_ALERTS_ENABLED" => switch(&self.email_enabled),
-            "SMS_ALERTS_ENABLED" => switch(&self.sms_enabled),
-            _ => None,
-        }
     }
 }
 
@@ -358,7 +313,7 @@ impl Settings {
             buffer_lines: overrides
                 .buffer_lines
                 .or(file.buffer_lines)
-                .unwrap_or(crate::tui::buffer::DEFAULT_CAPACITY)
+                .unwrap_or(DEFAULT_BUFFER_LINES)
                 .max(100),
             mouse: overrides.mouse || file.mouse.unwrap_or(false),
             alert_rules,

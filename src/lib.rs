@@ -1,18 +1,36 @@
 //! shiplog: follow Vercel deployments and their build logs from a terminal.
 //!
-//! The binary (`src/main.rs`) is a thin shell over this library; the integration tests use the
-//! library directly.
+//! The binary (`src/main.rs` with `src/commands/`) is a thin shell over this library; the
+//! integration tests use the library directly. Layers point one way, each using only those
+//! below it:
+//!
+//! ```text
+//! commands/, main.rs, config   wiring: parse, load the configuration, start engines, exit codes
+//! tui/                         App (routing, theme, input, help), screens/ (state and keys), ui/ (render)
+//! stream/ alert/ breakglass/   the engines, each started once and handed out as a Handle
+//! vercel/ store/ log/ metrics  services the engines use; demo/ and login/ beside them
+//! shutdown clock retry fsutil secret exit    leaf modules, used by all
+//! ```
 
+// Wiring.
+pub mod config;
+// The dashboard.
+pub mod tui;
+// The engines.
 pub mod alert;
 pub mod breakglass;
-pub mod config;
+pub mod stream;
+// Services.
 pub mod demo;
-pub mod exit;
 pub mod log;
 pub mod login;
 pub mod metrics;
-pub mod secret;
 pub mod store;
-pub mod stream;
-pub mod tui;
 pub mod vercel;
+// Leaf modules.
+pub mod clock;
+pub mod exit;
+pub mod fsutil;
+pub mod retry;
+pub mod secret;
+pub mod shutdown;

@@ -231,23 +231,22 @@ pub async fn report_periodically(
     path: std::path::PathBuf,
     every: std::time::Duration,
     start_jitter: std::time::Duration,
-    mut shutdown: crate::stream::follower::Shutdown,
+    mut shutdown: crate::shutdown::Shutdown,
 ) {
     let delay = start_jitter.mul_f64(rand::random::<f64>());
     tokio::select! {
         _ = tokio::time::sleep(delay) => {}
-        _ = crate::stream::follower::stopped(&mut shutdown) => return,
+        _ = crate::shutdown::stopped(&mut shutdown) => return,
     }
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = crate::stream::follower::stopped(&mut shutdown) => return,
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
         }
         let text = metrics.render_prometheus();
-        let written =
-            crate::store::file::replace(&path, text.as_bytes(), crate::store::file::Access::Shared);
+        let written = crate::fsutil::replace(&path, text.as_bytes(), crate::fsutil::Access::Shared);
         match written {
             Ok(()) => tracing::info!(
                 events = metrics.events_received(),

@@ -12,10 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use shiplog::retry::RetryPolicy;
 use shiplog::secret::Secret;
 use shiplog::store::StateStore;
 use shiplog::vercel::breaker::BreakerConfig;
-use shiplog::vercel::retry::RetryPolicy;
 use shiplog::vercel::{ClientConfig, ReadyState, VercelClient, VercelError};
 
 /// What the server answers, in order; the last answer repeats.

@@ -17,8 +17,8 @@ use shiplog::alert::channels::Notification;
 use shiplog::alert::delivery::{ChannelSettings, Deliverer, DeliveryStatus, Twilio};
 use shiplog::alert::{Alert, AlertSeverity, Channel, Fingerprint};
 use shiplog::log::{LogEntry, Severity, Tier};
+use shiplog::retry::RetryPolicy;
 use shiplog::secret::Secret;
-use shiplog::vercel::retry::RetryPolicy;
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]

@@ -10,11 +10,11 @@ use shiplog::demo::{
 };
 use shiplog::log::{Delivery, LogEntry, Logger, Severity, Tier};
 use shiplog::metrics::{Metrics, RestartReason};
+use shiplog::retry::RetryPolicy;
 use shiplog::secret::Secret;
 use shiplog::store::StateStore;
 use shiplog::stream::fallback::CliFallback;
 use shiplog::stream::{FollowError, FollowOptions, Follower};
-use shiplog::vercel::retry::RetryPolicy;
 use shiplog::vercel::{ClientConfig, ReadyState, VercelClient};
 use tokio::sync::{mpsc, watch};
 

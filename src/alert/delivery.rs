@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::channels::{self, Notification};
 use super::rule::Channel;
-use crate::log::entry::now_ms;
+use crate::clock::now_ms;
+use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::secret::Secret;
 use crate::store::StateStore;
-use crate::vercel::retry::{parse_retry_after, RetryPolicy};
 
 /// How a notification to one channel went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +106,7 @@ impl ChannelSettings {
     /// From the environment (`SLACK_WEBHOOK_URL`, `DISCORD_WEBHOOK_URL`, `ALERT_WEBHOOK_URL`,
     /// `SMTP_URL`, `ALERT_EMAIL_*`, `TWILIO_*`, `ALERT_SMS_TO`, the `*_ALERTS_ENABLED` switches),
     /// then the config file's `[alert_channels]`.
-    pub fn from_env_and(file: &crate::config::AlertChannels) -> Self {
+    pub fn from_env_and(file: &AlertChannels) -> Self {
         Self::from_vars(|name| {
             std::env::var(name)
                 .ok()
@@ -167,6 +167,55 @@ impl ChannelSettings {
             sms_on: switch("SMS_ALERTS_ENABLED", false),
             webhook_on: true,
             demo: false,
+        }
+    }
+}
+
+/// `[alert_channels]` in the config file. Webhook URLs and tokens are secrets: they print as
+/// `[REDACTED]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertChannels {
+    pub slack_webhook_url: Option<Secret>,
+    pub discord_webhook_url: Option<Secret>,
+    pub webhook_url: Option<Secret>,
+    pub smtp_url: Option<Secret>,
+    pub email_from: Option<String>,
+    /// Comma-separated.
+    pub email_to: Option<String>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<Secret>,
+    pub twilio_from: Option<String>,
+    pub twilio_api_url: Option<String>,
+    pub sms_to: Option<String>,
+    pub slack_enabled: Option<bool>,
+    pub discord_enabled: Option<bool>,
+    pub email_enabled: Option<bool>,
+    pub sms_enabled: Option<bool>,
+}
+
+impl AlertChannels {
+    /// The file's value for an environment variable's name (`SLACK_WEBHOOK_URL`, ...).
+    pub fn value_for(&self, env_name: &str) -> Option<String> {
+        let secret = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_owned());
+        let switch = |b: &Option<bool>| b.map(|b| b.to_string());
+        match env_name {
+            "SLACK_WEBHOOK_URL" => secret(&self.slack_webhook_url),
+            "DISCORD_WEBHOOK_URL" => secret(&self.discord_webhook_url),
+            "ALERT_WEBHOOK_URL" => secret(&self.webhook_url),
+            "SMTP_URL" => secret(&self.smtp_url),
+            "ALERT_EMAIL_FROM" => self.email_from.clone(),
+            "ALERT_EMAIL_TO" => self.email_to.clone(),
+            "TWILIO_ACCOUNT_SID" => self.twilio_account_sid.clone(),
+            "TWILIO_AUTH_TOKEN" => secret(&self.twilio_auth_token),
+            "TWILIO_FROM" => self.twilio_from.clone(),
+            "TWILIO_API_URL" => self.twilio_api_url.clone(),
+            "ALERT_SMS_TO" => self.sms_to.clone(),
+            "SLACK_ALERTS_ENABLED" => switch(&self.slack_enabled),
+            "DISCORD_ALERTS_ENABLED" => switch(&self.discord_enabled),
+            "EMAIL_ALERTS_ENABLED" => switch(&self.email_enabled),
+            "SMS_ALERTS_ENABLED" => switch(&self.sms_enabled),
+            _ => None,
         }
     }
 }

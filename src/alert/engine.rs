@@ -10,7 +10,7 @@ use super::rule::{AlertSeverity, Channel, RuleSet};
 use super::suppression::{Decision, Suppressor};
 use crate::log::LogEntry;
 use crate::metrics::Metrics;
-use crate::stream::follower::{stopped, Shutdown};
+use crate::shutdown::{stopped, Shutdown};
 
 /// A notification-worthy match.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -19,11 +19,11 @@ use super::queue::worker::{Delivered, QueueSnapshot, Worker};
 use super::queue::{DeliveryQueue, Enqueued, Job};
 use super::rule::{AlertSeverity, Channel};
 use super::sync::{AlertSync, Shared, SharedAction};
-use crate::log::entry::now_ms;
+use crate::clock::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use crate::store::StateStore;
-use crate::stream::follower::Shutdown;
 
 /// What a person asks of an alert.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -14,7 +14,7 @@ use super::keys::Keyring;
 use super::store::{BreakglassStore, Reservation, StoreError};
 use super::vault;
 use super::VaultError;
-use crate::log::entry::now_ms;
+use crate::clock::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::secret::Secret;
 

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::access::{Breakglass, Denial, Grant, Requester, Role};
 use super::audit::AuditRecord;
 use super::entry::{BreakglassEntry, Storage};
-use crate::stream::follower::{stopped, Shutdown};
+use crate::shutdown::{stopped, Shutdown};
 
 /// What the breakglass screen shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +117,7 @@ pub async fn sweep_every(breakglass: Arc<Breakglass>, every: Duration, mut shutd
             _ = tick.tick() => {}
             _ = stopped(&mut shutdown) => return,
         }
-        match breakglass.sweep(crate::log::entry::now_ms()).await {
+        match breakglass.sweep(crate::clock::now_ms()).await {
             Ok(0) => {}
             Ok(swept) => tracing::info!(swept, "expired breakglass entries made inactive"),
             Err(err) => tracing::warn!(error = %err, "could not sweep breakglass entries"),

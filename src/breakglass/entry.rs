@@ -78,7 +78,7 @@ impl BreakglassEntry {
         } else {
             format!(
                 "{} left",
-                crate::tui::ui::short_duration(self.expires_at - now)
+                crate::clock::short_duration(self.expires_at - now)
             )
         }
     }

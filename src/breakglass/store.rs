@@ -21,8 +21,8 @@ use redis::Script;
 
 use super::audit::AuditRecord;
 use super::entry::BreakglassEntry;
-use crate::log::entry::now_ms;
-use crate::store::file;
+use crate::clock::now_ms;
+use crate::fsutil;
 use crate::store::redis_url::{ConnectFailure, RedisTarget};
 
 /// How long an entry and its counter outlive its expiry, so lists show it as expired.
@@ -439,7 +439,8 @@ impl Files {
 
 /// Replaces a file that only its owner may read (0600).
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
-    file::replace(path, bytes, file::Access::Private).map_err(|err| unavailable("write", path, err))
+    fsutil::replace(path, bytes, fsutil::Access::Private)
+        .map_err(|err| unavailable("write", path, err))
 }
 
 fn format_uses(entry_id: &str, count: u32, at: Option<i64>) -> String {

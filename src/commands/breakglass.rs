@@ -140,7 +140,7 @@ pub async fn for_screen(
         store,
         Some(logger.clone()),
     );
-    let now = shiplog::log::entry::now_ms();
+    let now = shiplog::clock::now_ms();
     let connection = shiplog::breakglass::Connection {
         connection_id: "conn_demo".to_owned(),
         user_id: "user_demo".to_owned(),
@@ -226,7 +226,7 @@ async fn list(settings: &Settings, json: bool) -> i32 {
         );
         return exit::OK;
     }
-    let now = shiplog::log::entry::now_ms();
+    let now = shiplog::clock::now_ms();
     for entry in entries {
         let state = entry.state(now);
         let _ = writeln!(

@@ -64,7 +64,7 @@ pub async fn run(cli: &Cli, args: DemoArgs) -> i32 {
         handle.base_url()
     );
     let mut shutdown = super::shutdown_on_signals();
-    shiplog::stream::follower::stopped(&mut shutdown).await;
+    shiplog::shutdown::stopped(&mut shutdown).await;
     handle.shutdown();
     exit::OK
 }

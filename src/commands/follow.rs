@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use shiplog::clock::now_ms;
 use shiplog::exit;
-use shiplog::log::entry::now_ms;
 use shiplog::log::sinks::PrintFormat;
 use shiplog::metrics::Metrics;
 use shiplog::stream::fallback::CliFallback;

@@ -12,9 +12,9 @@ use std::time::Duration;
 use shiplog::breakglass::access::{EntryError, Requester};
 use shiplog::breakglass::connection::{require_scopes, Connections, REQUIRED_SCOPES};
 use shiplog::breakglass::{vault, Connection, VaultError};
+use shiplog::clock::now_ms;
 use shiplog::config::Settings;
 use shiplog::exit;
-use shiplog::log::entry::now_ms;
 use shiplog::log::Logger;
 use shiplog::login::oauth::{self, OAuthConfig};
 use shiplog::secret::Secret;
@@ -150,7 +150,7 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
             "Breakglass entry made ({}): {} uses within {}.",
             tokens.reason,
             entry.max_access_count,
-            shiplog::tui::ui::short_duration(entry.expires_at - now_ms())
+            shiplog::clock::short_duration(entry.expires_at - now_ms())
         ),
         Err(err @ EntryError::NoKey) => eprintln!("shiplog: {err}"),
         Err(err) => {

@@ -22,8 +22,8 @@ use shiplog::exit;
 use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
 use shiplog::log::{Delivery, LogEntry, Logger, LoggerBuilder, Severity, Tier};
 use shiplog::secret::Secret;
+use shiplog::shutdown::Shutdown;
 use shiplog::store::{DegradedHook, StateStore};
-use shiplog::stream::follower::Shutdown;
 use shiplog::vercel::{ClientConfig, VercelClient};
 
 use crate::cli::Cli;

@@ -3,8 +3,8 @@
 //! they can still be opened), and every emergency copy with the newest `BREAKGLASS_KEY`.
 
 use shiplog::breakglass::connection::Connections;
+use shiplog::clock::now_ms;
 use shiplog::exit;
-use shiplog::log::entry::now_ms;
 use shiplog::log::Logger;
 
 use super::report;

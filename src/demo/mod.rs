@@ -1,7 +1,7 @@
 //! The demo simulator: a Vercel-compatible HTTP server on 127.0.0.1 that plays realistic
 //! deployments in real time (or faster) and can inject faults into the build-log stream.
 //!
-//! It serves, with Vercel's formats (see `reference/vercel-api.md`):
+//! It serves, with the formats of Vercel's REST API:
 //! - `GET /v2/user` (with `defaultTeamId`), `GET /v2/teams`, `GET /v2/teams/{id}`, and the
 //!   unversioned `GET /teams/{id}` the official CLI 58 asks for
 //! - `GET /v6/deployments` (`limit`, `state`, `projectId`, `app`, `target`, `branch`, `sha`,

@@ -11,9 +11,10 @@ use axum::routing::{get, patch};
 use axum::Router;
 use serde_json::{json, Value};
 
+use crate::clock::now_ms;
 use crate::demo::model::{RecordedRequest, SinceMode};
 use crate::demo::render;
-use crate::demo::state::{now_ms, Deployment, RequestFault, Shared, TEAM_ID, TEAM_SLUG};
+use crate::demo::state::{Deployment, RequestFault, Shared, TEAM_ID, TEAM_SLUG};
 use crate::demo::state::{USERNAME, USER_EMAIL, USER_ID};
 use crate::demo::stream::{Plan, Streamer};
 

@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
 use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::demo::model::{DeploymentSpec, Fault, ReadyState, RecordedRequest, SimulatorOptions};
 
 /// Team the simulated token belongs to.
@@ -20,13 +21,6 @@ pub(crate) const USER_EMAIL: &str = "demo@shiplog.invalid";
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Scales a spec duration by the simulator speed.

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use crate::clock::now_ms;
 use crate::demo::model::ReadyState;
-use crate::demo::state::{now_ms, scaled, Deployment, Shared};
+use crate::demo::state::{scaled, Deployment, Shared};
 
 /// Spawns the timeline task of `dep`. It ends when the outcome is reached, the deployment is
 /// canceled, or the simulator shuts down.

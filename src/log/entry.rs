@@ -1,4 +1,5 @@
-//! The unified log entry (DESIGN.md, "The unified log entry").
+//! The unified log entry: every line, from any source, becomes one; its JSON names are also the
+//! `--json` output.
 
 use std::sync::Arc;
 
@@ -7,6 +8,8 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use ulid::Ulid;
+
+use crate::clock::now_ms;
 
 /// Where an entry comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -213,10 +216,6 @@ pub fn rfc3339(ms: i64) -> String {
 pub fn clock(ms: i64) -> String {
     let ts = rfc3339(ms);
     ts.get(11..23).unwrap_or(&ts).to_owned()
-}
-
-pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Optional times as RFC 3339 (null when absent).

@@ -7,7 +7,6 @@
 mod embedded;
 mod error;
 mod failover;
-pub mod file;
 mod redis_store;
 pub(crate) mod redis_url;
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::follower::{stopped, FollowOptions, Follower, Shutdown, StreamHealth};
+use super::follower::{FollowOptions, Follower, StreamHealth};
 use crate::log::{LogEntry, Logger, Severity};
 use crate::metrics::Metrics;
+use crate::shutdown::{stopped, Shutdown};
 use crate::store::StateStore;
 use crate::vercel::client::ListQuery;
 use crate::vercel::{DeploymentSummary, VercelClient};

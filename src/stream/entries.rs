@@ -46,7 +46,7 @@ pub fn outcome_entry(ctx: &EntryContext, end: ReadyState) -> LogEntry {
     let name = ctx.project_name.as_deref().unwrap_or(&ctx.vercel_id);
     let message = format!("Deployment {} of {name} is {end}", ctx.vercel_id);
     ctx.entry(
-        crate::log::entry::now_ms(),
+        crate::clock::now_ms(),
         Tier::Deploy,
         severity,
         event,

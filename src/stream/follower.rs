@@ -20,23 +20,16 @@ use super::entries::{build_entry, outcome_entry, EntryContext};
 use super::fallback::CliFallback;
 use super::identity::{resume_key, stable_deployment_id, STATE_TTL};
 use super::resume::ResumeState;
-use crate::log::entry::now_ms;
+use crate::clock::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::metrics::{Metrics, RestartReason};
+use crate::retry::RetryPolicy;
+use crate::shutdown::{stopped, Shutdown};
 use crate::store::StateStore;
 use crate::vercel::event::MalformedLine;
-use crate::vercel::retry::RetryPolicy;
 use crate::vercel::{
     parse_event, EventsQuery, Line, LineSplitter, ParsedLine, ReadyState, VercelClient, VercelError,
 };
-
-/// Tells long-running work to stop: becomes `true` once.
-pub type Shutdown = watch::Receiver<bool>;
-
-/// Resolves when `shutdown` turns true (or its sender is gone).
-pub async fn stopped(shutdown: &mut Shutdown) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
 
 #[derive(Clone)]
 pub struct FollowOptions {

@@ -16,7 +16,7 @@ use super::buffer::{LogBuffer, LogLine};
 use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::queue::worker::QueueSnapshot;
 use crate::alert::runner::AlertCommand;
-use crate::log::entry::now_ms;
+use crate::clock::now_ms;
 use crate::log::{LogEntry, Severity, Tier};
 use crate::stream::engine::EngineSnapshot;
 use crate::stream::StreamHealth;

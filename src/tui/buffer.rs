@@ -5,9 +5,6 @@ use std::collections::VecDeque;
 use crate::log::sinks::make_printable;
 use crate::log::{LogEntry, Severity, Tier};
 
-/// The default number of lines kept per deployment.
-pub const DEFAULT_CAPACITY: usize = 10_000;
-
 /// Which stream a line came from, for its colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::error::VercelError;
-use crate::log::entry::now_ms;
+use crate::clock::now_ms;
 use crate::store::StateStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

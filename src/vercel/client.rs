@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use super::breaker::{BreakerConfig, CircuitBreaker};
 use super::error::VercelError;
-use super::retry::{parse_retry_after, RetryPolicy};
 use super::types::{Deployment, DeploymentList};
+use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::secret::Secret;
 use crate::store::StateStore;
 

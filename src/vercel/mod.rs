@@ -5,7 +5,6 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod lines;
-pub mod retry;
 pub mod types;
 
 pub use client::{ClientConfig, EventsQuery, VercelClient};

@@ -2,9 +2,9 @@
 //! `wait=true` Discord answers 200 with the message; without it, 204, and "a message that is not
 //! saved does not return an error").
 //!
-//! Limits (characters, which Discord counts as code points: discord-api-docs#1315), from
-//! `/work/shared/reference/alerting.md` §4.2 (`discord-api-docs@c98d64bc`,
-//! `developers/resources/webhook.mdx` and `message.mdx` "Embed Limits"):
+//! Limits (characters, which Discord counts as code points: discord-api-docs#1315), from Discord's
+//! API documentation (`discord-api-docs@c98d64bc`, `developers/resources/webhook.mdx` and
+//! `message.mdx` "Embed Limits"):
 //! - `content` ≤ 2000: [`CONTENT_MAX`]; ≤ 10 embeds (this payload has 1).
 //! - embed `title` 256, `description` 4096, ≤ 25 fields, field `name` 256 / `value` 1024,
 //!   `footer.text` 2048: the `*_MAX` constants.
@@ -13,7 +13,7 @@
 //! - breaking a limit gets a 400.
 //!
 //! `allowed_mentions: {"parse": []}` stops log text from pinging @everyone, @here, users or
-//! roles (the reference's advice); `@everyone`/`@here` in the content are also defused with a
+//! roles (Discord's advice for webhooks); `@everyone`/`@here` in the content are also defused with a
 //! zero-width space.
 
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! E-mail: a [`subject`] and a plain-text [`body`] for the SMTP delivery (lettre, reference §4.4)
+//! E-mail: a [`subject`] and a plain-text [`body`] for the SMTP delivery (lettre)
 //! to put in a `text/plain; charset=utf-8` message. Encoding non-ASCII headers (RFC 2047), long
 //! lines and dot-stuffing are the transport's job.
 //!

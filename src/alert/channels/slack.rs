@@ -1,16 +1,15 @@
 //! Slack incoming webhooks: `POST` [`payload`] as `application/json` to the webhook URL; success is
 //! HTTP 200 with the body `ok`.
 //!
-//! Limits (characters), with their sources (`/work/shared/reference/alerting.md` §4.1 unless
-//! said otherwise):
+//! Limits (characters), from Slack's API documentation:
 //! - `text` (the notification fallback) is truncated by Slack above 40 000
 //!   (api.slack.com/changelog/2018-04-truncating-really-long-messages): [`TEXT_MAX`].
 //! - section block `text` ≤ 3000, `fields` ≤ 10 items of ≤ 2000 each: [`SECTION_TEXT_MAX`],
 //!   [`FIELDS_MAX`], [`FIELD_MAX`].
-//! - header block text ≤ 150 (docs.slack.dev/reference/block-kit/blocks/header-block; not in
-//!   the reference): [`HEADER_MAX`].
-//! - ≤ 50 blocks per message (commonly cited, marked unverified in the reference; the
-//!   slack-blocks and slack-messaging crates document it too): [`BLOCKS_MAX`]. This payload has
+//! - header block text ≤ 150 (docs.slack.dev/reference/block-kit/blocks/header-block):
+//!   [`HEADER_MAX`].
+//! - ≤ 50 blocks per message (commonly cited but unverified; the slack-blocks and
+//!   slack-messaging crates document it too): [`BLOCKS_MAX`]. This payload has
 //!   at most 4.
 //! - a context block has ≤ 10 elements (Block Kit reference); this one has 1.
 //!

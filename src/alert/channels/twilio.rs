@@ -1,7 +1,7 @@
 //! Twilio SMS: `POST` [`encode_form`] of [`form`] as `application/x-www-form-urlencoded` to
 //! [`messages_url`], with HTTP Basic auth (AccountSid:AuthToken); success is 201 Created.
 //!
-//! Limits, from `/work/shared/reference/alerting.md` §4.3 (Twilio's Messages API docs):
+//! Limits, from Twilio's Messages API documentation:
 //! - `Body` up to 1600 characters ([`BODY_MAX`]).
 //! - more than 160 GSM-7 or 70 UCS-2 characters are split into segments, each billed.
 //!
@@ -10,7 +10,7 @@
 //! concatenation header), so two segments are 306 GSM-7 characters (the `^{}\[~]|€` of the
 //! extension table count twice) or 134 UTF-16 code units as soon as one character is outside
 //! GSM-7 (an emoji counts twice). Those per-part sizes are standard (3GPP TS 23.038 / 23.040)
-//! rather than from the reference. A GSM-7 body is cut with "..." ("…" is not GSM-7 and would
+//! rather than from Twilio's documentation. A GSM-7 body is cut with "..." ("…" is not GSM-7 and would
 //! switch the whole body to UCS-2).
 
 use super::{deployment, project, rule_with_count, summary, tag, truncate, Notification};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::store::file;
+use crate::fsutil;
 
 use super::{Ending, Enqueued, FinishedJob, Job, QueueCounts, QueueSettings, Taken, STALLED};
 
@@ -118,13 +118,7 @@ impl LocalQueue {
         let stalled = std::mem::take(&mut saved.active);
         for (_, (job, deliveries)) in stalled {
             if deliveries > settings.max_stalled {
-                dead_letter(
-                    &mut saved,
-                    &settings,
-                    &job,
-                    STALLED,
-                    crate::log::entry::now_ms(),
-                );
+                dead_letter(&mut saved, &settings, &job, STALLED, crate::clock::now_ms());
             } else {
                 saved.waiting.push_front((job, deliveries));
             }
@@ -353,7 +347,7 @@ impl LocalQueue {
         };
         let written = serde_json::to_vec(&state.saved)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| file::replace(path, &bytes, file::Access::Shared));
+            .and_then(|bytes| fsutil::replace(path, &bytes, fsutil::Access::Shared));
         if let Err(err) = written {
             tracing::warn!(path = %path.display(), %err, "could not save the alert queue");
         }

@@ -18,9 +18,9 @@ use crate::alert::channels::Notification;
 use crate::alert::delivery::{Deliverer, DeliveryStatus, Failure, Readiness};
 use crate::alert::engine::channel_name;
 use crate::alert::rule::Channel;
-use crate::log::entry::now_ms;
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
-use crate::stream::follower::{stopped, Shutdown};
+use crate::shutdown::{stopped, Shutdown};
 
 /// How a delivery went, for the alert book.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -187,7 +187,7 @@ fn write_entry(path: &Path, entry: &StoredEntry) -> Result<(), StoreError> {
         key: entry.key.clone(),
         reason: err.to_string(),
     })?;
-    crate::store::file::replace(path, &bytes, crate::store::file::Access::Shared)
+    crate::fsutil::replace(path, &bytes, crate::fsutil::Access::Shared)
         .map_err(|err| StoreError::file("write", path, err))
 }
 

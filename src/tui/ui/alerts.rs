@@ -7,10 +7,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::short_duration;
 use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::engine::channel_name;
 use crate::alert::AlertSeverity;
+use crate::clock::short_duration;
 use crate::tui::app::{App, Pane};
 use crate::tui::theme::Theme;
 

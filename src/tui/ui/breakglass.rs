@@ -181,7 +181,7 @@ fn render_answer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     token.into(),
                     format!(
                         "  (hides in {}; v hides now)",
-                        super::short_duration(until - now)
+                        crate::clock::short_duration(until - now)
                     ),
                 ),
                 None => (
@@ -239,8 +239,11 @@ fn render_audit(frame: &mut Frame, area: Rect, app: &App, view: &BreakglassView,
         .map(|record| {
             let granted = matches!(record.outcome, crate::breakglass::audit::Outcome::Granted);
             Row::new(vec![
-                Cell::from(format!("{} ago", super::short_duration(now - record.at)))
-                    .style(theme.muted),
+                Cell::from(format!(
+                    "{} ago",
+                    crate::clock::short_duration(now - record.at)
+                ))
+                .style(theme.muted),
                 Cell::from(if granted { "granted" } else { "denied" }).style(if granted {
                     theme.severity_warn
                 } else {

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::short_duration;
+use crate::clock::short_duration;
 use crate::stream::StreamHealth;
 use crate::tui::app::{App, Pane};
 use crate::tui::theme::Theme;

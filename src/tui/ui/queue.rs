@@ -7,9 +7,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Gauge, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
-use super::{short_duration, titled_block};
+use super::titled_block;
 use crate::alert::engine::channel_name;
 use crate::alert::queue::worker::{ChannelHealth, QueueSnapshot};
+use crate::clock::short_duration;
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 

@@ -1,5 +1,6 @@
-//! Replacing a file whole: the bytes go to a temporary file beside it, which is then renamed
-//! over it, so a crash mid-write leaves the previous version and readers never see half.
+//! Writing files safely: a file is replaced whole. The bytes go to a temporary file beside it,
+//! which is then renamed over it, so a crash mid-write leaves the previous version and readers
+//! never see half.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
