@@ -105,7 +105,7 @@ fn app() -> App {
         })
         .collect();
     app.ingest(&entries);
-    app.lag_ms = Some(120);
+    app.deployments.lag_ms = Some(120);
     app
 }
 
@@ -212,8 +212,8 @@ fn alert_feed() {
     let mut app = app();
     app.screen = Screen::Alerts;
     let (commands, _rx) = tokio::sync::mpsc::channel(4);
-    app.alert_commands = Some(commands);
-    app.alerts = vec![
+    app.alerts.connect(commands);
+    app.alerts.records = vec![
         alert(
             "a1b2c3",
             "build_out_of_memory",
@@ -247,7 +247,7 @@ fn alert_feed() {
             },
         ),
     ];
-    app.selected_alert = Some("d4e5f6".to_owned());
+    app.alerts.selected = Some("d4e5f6".to_owned());
     snapshot_everywhere("alerts", &app);
     let mut off = self::app();
     off.screen = Screen::Alerts;
@@ -263,7 +263,7 @@ fn queue_screen() {
     let mut app = app();
     app.screen = Screen::Queue;
     let (commands, _rx) = tokio::sync::mpsc::channel(4);
-    app.alert_commands = Some(commands);
+    app.alerts.connect(commands);
     let mut channels = std::collections::BTreeMap::new();
     channels.insert(
         Channel::Slack,

@@ -87,7 +87,9 @@ pub async fn run(cli: &Cli) -> i32 {
         alerts: desk.as_ref().map(|d| d.alerts.clone()),
         queue: desk.as_ref().map(|d| d.queue.clone()),
     };
-    app.alert_commands = desk.map(|d| d.commands);
+    if let Some(desk) = desk {
+        app.alerts.connect(desk.commands);
+    }
     super::report_metrics(&settings, &team.metrics, engine_shutdown.clone());
     let engine = tokio::spawn(team.engine.run(engine_shutdown));
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;

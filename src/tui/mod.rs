@@ -2,8 +2,9 @@
 //! ties the terminal to the engines.
 
 pub mod app;
-pub mod breakglass;
 pub mod buffer;
+pub mod input;
+pub mod screens;
 pub mod terminal;
 pub mod theme;
 pub mod ui;
@@ -64,9 +65,10 @@ pub async fn run(
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             let _drawing = terminal::drawing();
-            guard
-                .terminal
-                .draw(|frame| ui::render(frame, &app, &theme))?;
+            guard.terminal.draw(|frame| {
+                app.deployments.log_height = ui::log_height(frame.area(), &app.deployments);
+                ui::render(frame, &app, &theme)
+            })?;
             dirty = false;
             last_draw = Instant::now();
         }
@@ -77,8 +79,8 @@ pub async fn run(
                     dirty |= app.on_key(key);
                 }
                 Some(Ok(Event::Mouse(mouse))) => match mouse.kind {
-                    MouseEventKind::ScrollUp => { app.scroll_by(-3); dirty = true; }
-                    MouseEventKind::ScrollDown => { app.scroll_by(3); dirty = true; }
+                    MouseEventKind::ScrollUp => { app.deployments.scroll_by(-3); dirty = true; }
+                    MouseEventKind::ScrollDown => { app.deployments.scroll_by(3); dirty = true; }
                     _ => {}
                 },
                 Some(Ok(Event::Resize(..))) => dirty = true,
@@ -95,7 +97,7 @@ pub async fn run(
             }
             changed = watched(&mut feeds.alerts) => match changed {
                 Some(alerts) => {
-                    app.alerts = alerts;
+                    app.alerts.records = alerts;
                     dirty = true;
                 }
                 None => feeds.alerts = None,
@@ -128,7 +130,7 @@ pub async fn run(
                 dirty = true;
             }
             _ = clock.tick() => {
-                dirty |= app.something_runs() | app.breakglass.tick(app.now()) | app.breakglass.is_revealing();
+                dirty |= app.deployments.something_runs() | app.breakglass.tick(app.now()) | app.breakglass.is_revealing();
             }
             // A change came in too soon after the last frame: draw it when the frame is due.
             _ = tokio::time::sleep_until(next_frame), if dirty => {}

@@ -11,31 +11,25 @@ use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::engine::channel_name;
 use crate::alert::AlertSeverity;
 use crate::clock::short_duration;
-use crate::tui::app::{App, Pane};
+use crate::tui::screens::alerts::AlertsScreen;
 use crate::tui::theme::Theme;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+pub fn render(frame: &mut Frame, area: Rect, screen: &AlertsScreen, now: i64, theme: &Theme) {
     let [list, details] = Layout::vertical([Constraint::Min(5), Constraint::Length(7)]).areas(area);
-    let title = if app.alert_commands.is_some() {
+    let title = if screen.is_running() {
         " Alerts "
     } else {
         " Alerts (alerting is off: --alerts true or LOG_ALERTS_ENABLED=true) "
     };
-    let block = super::pane(
-        app,
-        Pane::Deployments,
-        Span::styled(title, theme.title),
-        theme,
-    );
-    if app.alerts.is_empty() {
+    let block = super::pane(true, Span::styled(title, theme.title), theme);
+    if screen.records.is_empty() {
         let empty = Paragraph::new(Span::styled("No alerts. All quiet.", theme.muted)).block(block);
         frame.render_widget(empty, list);
         return;
     }
-    let now = app.now();
     let wide = area.width >= 110;
-    let rows: Vec<Row> = app
-        .alerts
+    let rows: Vec<Row> = screen
+        .records
         .iter()
         .map(|a| {
             let (symbol, style) = severity_look(a.severity, theme);
@@ -78,7 +72,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     widths.extend([Constraint::Length(7), Constraint::Length(8)]);
     header.extend(["last", "state"]);
-    let selected = app.selected_alert_index();
+    let selected = screen.selected_index();
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(theme.header))
         .block(block)
@@ -89,12 +83,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         list,
         &mut TableState::default().with_selected(selected),
     );
-    if let Some(record) = app.selected_alert_record() {
-        render_details(frame, details, app, record, theme);
+    if let Some(record) = screen.selected_record() {
+        render_details(frame, details, record, theme);
     }
 }
 
-fn render_details(frame: &mut Frame, area: Rect, app: &App, record: &AlertRecord, theme: &Theme) {
+fn render_details(frame: &mut Frame, area: Rect, record: &AlertRecord, theme: &Theme) {
     let state = match &record.state {
         AlertState::Firing => "firing".to_owned(),
         AlertState::Acknowledged { by, note, .. } => match note {
@@ -141,8 +135,7 @@ fn render_details(frame: &mut Frame, area: Rect, app: &App, record: &AlertRecord
         ]),
     ];
     let block = super::pane(
-        app,
-        Pane::Log,
+        false,
         Span::styled(" Details (a ack, r resolve, Enter log) ", theme.title),
         theme,
     );

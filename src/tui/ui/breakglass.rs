@@ -13,7 +13,7 @@ use crate::breakglass::desk::BreakglassView;
 use crate::breakglass::entry::Storage;
 use crate::log::entry::rfc3339;
 use crate::tui::app::App;
-use crate::tui::breakglass::{masked, Answer};
+use crate::tui::screens::breakglass::{masked, Answer};
 use crate::tui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {

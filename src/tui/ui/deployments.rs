@@ -9,25 +9,23 @@ use ratatui::Frame;
 
 use crate::clock::short_duration;
 use crate::stream::StreamHealth;
-use crate::tui::app::{App, Pane};
+use crate::tui::screens::deployments::{DeploymentsScreen, Pane};
 use crate::tui::theme::Theme;
 use crate::vercel::ReadyState;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let title = match (&app.snapshot.list_error, app.snapshot.loaded) {
+pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, now: i64, theme: &Theme) {
+    let title = match (&screen.snapshot.list_error, screen.snapshot.loaded) {
         (Some(_), _) => " Deployments (list failing) ",
         (None, false) => " Deployments (loading…) ",
         (None, true) => " Deployments ",
     };
     let block = super::pane(
-        app,
-        Pane::Deployments,
+        screen.focus == Pane::Deployments,
         Span::styled(title, theme.title),
         theme,
     );
     let wide = area.width >= 90;
-    let now = app.now();
-    let rows: Vec<Row> = app
+    let rows: Vec<Row> = screen
         .rows()
         .into_iter()
         .map(|row| {
@@ -83,7 +81,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .block(block)
         .row_highlight_style(theme.selection)
         .column_spacing(1);
-    let mut state = TableState::default().with_selected(app.selected_index());
+    let mut state = TableState::default().with_selected(screen.selected_index());
     frame.render_stateful_widget(table, area, &mut state);
 }
 

@@ -9,23 +9,22 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthChar;
 
 use crate::log::Severity;
-use crate::tui::app::{App, Pane, Scroll};
 use crate::tui::buffer::{LogLine, Stream};
+use crate::tui::screens::deployments::{DeploymentsScreen, Pane, Scroll};
 use crate::tui::theme::Theme;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let block = super::pane(app, Pane::Log, title(app, theme), theme);
+pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, theme: &Theme) {
+    let block = super::pane(screen.focus == Pane::Log, title(screen, theme), theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    app.log_height.set(inner.height);
     let height = inner.height as usize;
     let width = inner.width as usize;
     if height == 0 || width == 0 {
         return;
     }
-    let len = app.view_len();
+    let len = screen.view_len();
     if len == 0 {
-        let hint = match (app.selected.is_some(), app.filter.is_some()) {
+        let hint = match (screen.selected.is_some(), screen.filter.is_some()) {
             (false, _) => "No deployment yet: waiting for the first one…",
             (true, true) => "No line matches the filter (f to change it).",
             (true, false) => "Waiting for build output…",
@@ -33,17 +32,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         frame.render_widget(Paragraph::new(Span::styled(hint, theme.muted)), inner);
         return;
     }
-    let rows = match app.top_index() {
+    let rows = match screen.top_index() {
         // Following: the last lines, filling the pane from the bottom.
         None => {
             // Whole lines back from the last until the pane is full, then put in order.
             let mut lines = Vec::new();
             let mut count = 0;
             for index in (0..len).rev() {
-                let Some(line) = app.view_line(index) else {
+                let Some(line) = screen.view_line(index) else {
                     break;
                 };
-                let wrapped = line_rows(line, app, theme, width);
+                let wrapped = line_rows(line, screen, theme, width);
                 count += wrapped.len();
                 lines.push(wrapped);
                 if count >= height {
@@ -57,10 +56,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Some(top) => {
             let mut rows: Vec<Line> = Vec::with_capacity(height);
             for index in top..len {
-                let Some(line) = app.view_line(index) else {
+                let Some(line) = screen.view_line(index) else {
                     break;
                 };
-                rows.extend(line_rows(line, app, theme, width));
+                rows.extend(line_rows(line, screen, theme, width));
                 if rows.len() >= height {
                     break;
                 }
@@ -72,11 +71,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Paragraph::new(rows), inner);
 }
 
-fn title<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
+fn title<'a>(screen: &'a DeploymentsScreen, theme: &Theme) -> Line<'a> {
     let mut spans = vec![Span::styled(" Build log ", theme.title)];
-    if let Some(row) = app
+    if let Some(row) = screen
         .selected_index()
-        .and_then(|i| app.snapshot.deployments.get(i))
+        .and_then(|i| screen.snapshot.deployments.get(i))
     {
         spans.push(Span::raw(format!(
             "{} {} ",
@@ -84,21 +83,21 @@ fn title<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
             row.uid
         )));
     }
-    let mode = match app.scroll {
+    let mode = match screen.scroll {
         Scroll::Follow => Span::styled("[follow] ", theme.health_live),
         Scroll::At(_) => Span::styled("[paused: G/End to follow] ", theme.status_warning),
     };
     spans.push(mode);
-    if app.wrap {
+    if screen.wrap {
         spans.push(Span::styled("[wrap] ", theme.muted));
     }
-    if let Some(filter) = &app.filter {
+    if let Some(filter) = &screen.filter {
         spans.push(Span::styled(
             format!("[filter {}] ", filter.source),
             theme.muted,
         ));
     }
-    if let Some(buffer) = app.selected_buffer() {
+    if let Some(buffer) = screen.selected_buffer() {
         if buffer.dropped() > 0 {
             spans.push(Span::styled(
                 format!("[{} older lines dropped] ", buffer.dropped()),
@@ -110,14 +109,19 @@ fn title<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
 }
 
 /// The screen rows of one log line: one row, or several when wrapping.
-fn line_rows<'a>(line: &'a LogLine, app: &App, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+fn line_rows<'a>(
+    line: &'a LogLine,
+    screen: &DeploymentsScreen,
+    theme: &Theme,
+    width: usize,
+) -> Vec<Line<'a>> {
     let mut spans = Vec::with_capacity(4);
-    if app.timestamps {
+    if screen.timestamps {
         let clock = crate::log::entry::clock(line.ts);
         spans.push(Span::styled(format!("{clock} "), theme.log_timestamp));
     }
     let style = text_style(line, theme);
-    match &app.search {
+    match &screen.search {
         Some(search) => {
             let mut at = 0;
             for range in search.matches(&line.text) {
@@ -133,7 +137,7 @@ fn line_rows<'a>(line: &'a LogLine, app: &App, theme: &Theme, width: usize) -> V
         }
         None => spans.push(Span::styled(line.text.as_str(), style)),
     }
-    if app.wrap {
+    if screen.wrap {
         wrap(spans, width)
     } else {
         vec![Line::from(spans)]

@@ -14,7 +14,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders};
 use ratatui::Frame;
 
-use super::app::{App, Pane, Screen};
+use super::app::{App, Screen};
+use super::screens::deployments::DeploymentsScreen;
 use super::theme::Theme;
 
 /// Below this width the deployments list sits above the log instead of beside it.
@@ -26,11 +27,11 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
     let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     match app.screen {
         Screen::Deployments => {
-            let (list, log) = split_main(main, app);
-            deployments::render(frame, list, app, theme);
-            log::render(frame, log, app, theme);
+            let (list, log) = split_main(main, &app.deployments);
+            deployments::render(frame, list, &app.deployments, app.now(), theme);
+            log::render(frame, log, &app.deployments, theme);
         }
-        Screen::Alerts => alerts::render(frame, main, app, theme),
+        Screen::Alerts => alerts::render(frame, main, &app.alerts, app.now(), theme),
         Screen::Queue => queue::render(frame, main, app, theme),
         Screen::Breakglass => breakglass::render(frame, main, app, theme),
     }
@@ -40,14 +41,22 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
     }
 }
 
-fn split_main(area: Rect, app: &App) -> (Rect, Rect) {
+/// The height (lines) of the build log's text on a screen of `area`: the log pane, less its
+/// borders and the status bar.
+pub fn log_height(area: Rect, screen: &DeploymentsScreen) -> u16 {
+    let [main, _status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let (_list, log) = split_main(main, screen);
+    log.height.saturating_sub(2)
+}
+
+fn split_main(area: Rect, screen: &DeploymentsScreen) -> (Rect, Rect) {
     if area.width >= SIDE_BY_SIDE_MIN_WIDTH {
         let [list, log] =
             Layout::horizontal([Constraint::Length(56), Constraint::Min(20)]).areas(area);
         (list, log)
     } else {
         // Borders and header, then up to six deployments, never more than a third of the screen.
-        let rows = (app.snapshot.deployments.len().max(1) as u16 + 3)
+        let rows = (screen.snapshot.deployments.len().max(1) as u16 + 3)
             .min(9)
             .min(area.height / 3 + 3);
         let [list, log] =
@@ -57,15 +66,10 @@ fn split_main(area: Rect, app: &App) -> (Rect, Rect) {
 }
 
 /// A pane's frame; the focused pane's border stands out.
-pub(crate) fn pane<'a>(
-    app: &App,
-    pane: Pane,
-    title: impl Into<Line<'a>>,
-    theme: &Theme,
-) -> Block<'a> {
+pub(crate) fn pane<'a>(focused: bool, title: impl Into<Line<'a>>, theme: &Theme) -> Block<'a> {
     Block::new()
         .borders(Borders::ALL)
-        .border_style(if app.focus == pane {
+        .border_style(if focused {
             theme.border_focused
         } else {
             theme.border

@@ -16,7 +16,7 @@ use crate::tui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let queue = &app.queue;
-    if app.alert_commands.is_none() {
+    if !app.alerts.is_running() {
         let off = Paragraph::new(Span::styled(
             "Alerting is off, so nothing is queued (--alerts true or LOG_ALERTS_ENABLED=true).",
             theme.muted,

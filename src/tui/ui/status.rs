@@ -5,54 +5,81 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::tui::app::{App, InputKind, Source};
+use crate::tui::app::{App, Source};
+use crate::tui::input::{Input, InputKind};
 use crate::tui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    if let Some(input) = &app.input {
-        let label = match input.kind {
-            InputKind::Filter => " filter (!pattern hides): ",
-            InputKind::Search => " search: ",
-            InputKind::AckNote => " acknowledge; note (optional): ",
-            InputKind::Justification => " BREAKGLASS justification (why, 20+ characters): ",
-            InputKind::Confirmation => " BREAKGLASS: type the connection id to confirm: ",
-        };
-        let [label_area, text_area, error_area] = Layout::horizontal([
-            Constraint::Length(label.chars().count() as u16),
-            Constraint::Min(10),
-            Constraint::Length(if input.error.is_some() { 34 } else { 0 }),
-        ])
-        .areas(area);
-        frame.render_widget(
-            Paragraph::new(Span::styled(label, theme.status_bar)),
-            label_area,
-        );
-        let mut text = input.text.clone();
-        text.set_style(if input.error.is_some() {
-            theme.input_invalid
-        } else {
-            theme.input_text
-        });
-        text.set_cursor_line_style(ratatui::style::Style::default());
-        text.set_placeholder_text(match input.kind {
-            InputKind::Filter | InputKind::Search => {
-                "a regular expression; Enter applies, Esc cancels"
-            }
-            InputKind::AckNote => "Enter acknowledges, Esc cancels",
-            InputKind::Justification => "what broke and why the token is needed; it is audited",
-            InputKind::Confirmation => "Enter sends the request, Esc cancels",
-        });
-        text.set_placeholder_style(theme.input_placeholder);
-        frame.render_widget(&text, text_area);
-        if let Some(error) = &input.error {
-            let message = format!(" ✖ {error}");
-            frame.render_widget(
-                Paragraph::new(Span::styled(message, theme.input_invalid)),
-                error_area,
-            );
-        }
-        return;
+    match &app.input {
+        Some(input) => render_input(frame, area, input, theme),
+        None => render_status(frame, area, app, theme),
     }
+}
+
+/// The open input box: what it is for, the text, and a bad pattern's error.
+fn render_input(frame: &mut Frame, area: Rect, input: &Input, theme: &Theme) {
+    let label = match input.kind {
+        InputKind::Filter => " filter (!pattern hides): ",
+        InputKind::Search => " search: ",
+        InputKind::AckNote => " acknowledge; note (optional): ",
+        InputKind::Justification => " BREAKGLASS justification (why, 20+ characters): ",
+        InputKind::Confirmation => " BREAKGLASS: type the connection id to confirm: ",
+    };
+    let [label_area, text_area, error_area] = Layout::horizontal([
+        Constraint::Length(label.chars().count() as u16),
+        Constraint::Min(10),
+        Constraint::Length(if input.error.is_some() { 34 } else { 0 }),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(Span::styled(label, theme.status_bar)),
+        label_area,
+    );
+    let mut text = input.text.clone();
+    text.set_style(if input.error.is_some() {
+        theme.input_invalid
+    } else {
+        theme.input_text
+    });
+    text.set_cursor_line_style(ratatui::style::Style::default());
+    text.set_placeholder_text(match input.kind {
+        InputKind::Filter | InputKind::Search => "a regular expression; Enter applies, Esc cancels",
+        InputKind::AckNote => "Enter acknowledges, Esc cancels",
+        InputKind::Justification => "what broke and why the token is needed; it is audited",
+        InputKind::Confirmation => "Enter sends the request, Esc cancels",
+    });
+    text.set_placeholder_style(theme.input_placeholder);
+    frame.render_widget(&text, text_area);
+    if let Some(error) = &input.error {
+        let message = format!(" ✖ {error}");
+        frame.render_widget(
+            Paragraph::new(Span::styled(message, theme.input_invalid)),
+            error_area,
+        );
+    }
+}
+
+/// Demo or team, where state lives, streams, firing alerts, the queue, lag; and on the right a
+/// notice, the latest warning, or the key hints.
+fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let left = left_spans(app, theme);
+    let right = right_span(app, theme);
+    let left_width: u16 = left.iter().map(|s| s.width() as u16).sum();
+    let right_width = (right.width() as u16).min(area.width.saturating_sub(left_width));
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(right_width)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(Line::from(left)).style(theme.status_bar),
+        left_area,
+    );
+    frame.render_widget(
+        Paragraph::new(Line::from(right)).style(theme.status_bar),
+        right_area,
+    );
+}
+
+fn left_spans<'a>(app: &'a App, theme: &Theme) -> Vec<Span<'a>> {
+    let deployments = &app.deployments;
     let mut left = match &app.source {
         Source::Demo => vec![Span::styled(" DEMO ", theme.banner_demo)],
         Source::Team(team) => vec![Span::styled(
@@ -61,11 +88,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         )],
     };
     left.push(Span::styled(
-        format!(" {} | {} live", app.backend, app.streams_live()),
+        format!(" {} | {} live", app.backend, deployments.streams_live()),
         theme.status_bar,
     ));
     let firing = app
         .alerts
+        .records
         .iter()
         .filter(|a| matches!(a.state, crate::alert::book::AlertState::Firing))
         .count();
@@ -88,12 +116,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
         left.push(Span::styled(text + " (3) ", theme.status_bar));
     }
-    if let Some(lag) = app.lag_ms {
+    if let Some(lag) = deployments.lag_ms {
         left.push(Span::styled(format!(" | lag {lag} ms "), theme.status_bar));
     }
-    let right = if let Some(notice) = &app.notice {
+    left
+}
+
+fn right_span<'a>(app: &'a App, theme: &Theme) -> Span<'a> {
+    let list_error = app.deployments.snapshot.list_error.as_ref();
+    if let Some(notice) = &app.notice {
         Span::styled(format!(" {notice} "), theme.status_bar)
-    } else if let Some(warning) = app.snapshot.list_error.as_ref().or(app.warnings.last()) {
+    } else if let Some(warning) = list_error.or(app.warnings.last()) {
         Span::styled(format!(" ▲ {warning} "), theme.status_warning)
     } else if app.source == Source::Demo {
         Span::styled(
@@ -102,17 +135,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         )
     } else {
         Span::styled(" ? help  q quit ", theme.status_bar)
-    };
-    let left_width: u16 = left.iter().map(|s| s.width() as u16).sum();
-    let right_width = (right.width() as u16).min(area.width.saturating_sub(left_width));
-    let [left_area, right_area] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(right_width)]).areas(area);
-    frame.render_widget(
-        Paragraph::new(Line::from(left)).style(theme.status_bar),
-        left_area,
-    );
-    frame.render_widget(
-        Paragraph::new(Line::from(right)).style(theme.status_bar),
-        right_area,
-    );
+    }
 }

@@ -5,8 +5,10 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use tokio::sync::mpsc;
 
+use super::{step, Ask};
 use crate::breakglass::access::Grant;
 use crate::breakglass::desk::{AccessRequest, AccessResult, BreakglassView};
+use crate::tui::input::InputKind;
 
 /// How long a revealed token stays on screen.
 pub const REVEAL_MS: i64 = 30_000;
@@ -23,14 +25,6 @@ pub enum Answer {
         /// Until when (ms) the token is shown in full; masked otherwise.
         revealed_until: Option<i64>,
     },
-}
-
-/// What the screen asks of the app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ask {
-    Nothing,
-    /// Open the justification input.
-    Justification,
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +56,9 @@ impl BreakglassScreen {
         match key.code {
             KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
             KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
-            KeyCode::Enter if self.selected.is_some() => return Some(Ask::Justification),
+            KeyCode::Enter if self.selected.is_some() => {
+                return Some(Ask::input(InputKind::Justification))
+            }
             KeyCode::Char('v') => {
                 if let Some(Answer::Granted { revealed_until, .. }) = &mut self.answer {
                     *revealed_until = match revealed_until {
@@ -151,7 +147,7 @@ impl BreakglassScreen {
 
     fn move_selection(&mut self, delta: isize) {
         let Some(view) = &self.view else { return };
-        if let Some(next) = super::app::step(view.entries.len(), self.selected_index(), delta) {
+        if let Some(next) = step(view.entries.len(), self.selected_index(), delta) {
             self.selected = Some(view.entries[next].connection_id.clone());
         }
     }

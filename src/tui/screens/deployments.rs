@@ -1,0 +1,417 @@
+//! The deployments screen's state: the list of deployments as the streaming engine last
+//! published it, each deployment's buffered build log, and the log pane's view of the chosen one
+//! (following or scrolled, filtered, searched, wrapped).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::line_filter::LineFilter;
+use super::{step, Ask};
+use crate::clock::now_ms;
+use crate::log::{LogEntry, Tier};
+use crate::stream::engine::EngineSnapshot;
+use crate::stream::StreamHealth;
+use crate::tui::buffer::{LogBuffer, LogLine};
+use crate::tui::input::InputKind;
+use crate::vercel::DeploymentSummary;
+
+/// The two panes of the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Deployments,
+    Log,
+}
+
+/// The log pane's position: following the end, or a fixed top line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scroll {
+    Follow,
+    /// The sequence number of the top line.
+    At(u64),
+}
+
+/// The lines of the chosen deployment that pass the filter, kept up to date incrementally.
+#[derive(Debug, Default)]
+struct FilteredView {
+    deployment: String,
+    filter: Option<String>,
+    seqs: Vec<u64>,
+    scanned_to: u64,
+}
+
+/// One row of the deployments list.
+#[derive(Debug, Clone)]
+pub struct Row<'a> {
+    pub deployment: &'a DeploymentSummary,
+    pub health: Option<StreamHealth>,
+    pub lines: usize,
+}
+
+#[derive(Debug)]
+pub struct DeploymentsScreen {
+    pub snapshot: EngineSnapshot,
+    pub logs: HashMap<String, LogBuffer>,
+    pub buffer_capacity: usize,
+    /// The chosen deployment's Vercel id.
+    pub selected: Option<String>,
+    pub focus: Pane,
+    pub scroll: Scroll,
+    pub wrap: bool,
+    pub timestamps: bool,
+    pub filter: Option<LineFilter>,
+    pub search: Option<LineFilter>,
+    /// The log pane's height (lines) at the last draw, for paging.
+    pub log_height: u16,
+    /// How far behind Vercel the last build line arrived.
+    pub lag_ms: Option<i64>,
+    view: FilteredView,
+}
+
+impl DeploymentsScreen {
+    pub fn new(buffer_capacity: usize) -> Self {
+        DeploymentsScreen {
+            snapshot: EngineSnapshot::default(),
+            logs: HashMap::new(),
+            buffer_capacity,
+            selected: None,
+            focus: Pane::Deployments,
+            scroll: Scroll::Follow,
+            wrap: false,
+            timestamps: true,
+            filter: None,
+            search: None,
+            log_height: 20,
+            lag_ms: None,
+            view: FilteredView::default(),
+        }
+    }
+
+    // ---- engine input -------------------------------------------------------------------
+
+    pub fn apply_snapshot(&mut self, snapshot: EngineSnapshot) {
+        self.snapshot = snapshot;
+        let still_listed = self
+            .selected
+            .as_ref()
+            .is_some_and(|id| self.snapshot.deployments.iter().any(|d| &d.uid == id));
+        if !still_listed {
+            self.selected = self.snapshot.deployments.first().map(|d| d.uid.clone());
+            self.scroll = Scroll::Follow;
+        }
+        self.refresh_view();
+    }
+
+    /// Files the entries of a batch that belong to a deployment into its buffer.
+    pub fn ingest(&mut self, entries: &[Arc<LogEntry>], now: i64) {
+        for entry in entries {
+            let Some(id) = entry.build_id.as_deref() else {
+                continue;
+            };
+            let capacity = self.buffer_capacity;
+            self.logs
+                .entry(id.to_owned())
+                .or_insert_with(|| LogBuffer::new(capacity))
+                .push_entry(entry);
+            if entry.tier == Tier::Build {
+                self.lag_ms = Some((now - entry.ts).max(0));
+            }
+        }
+        self.refresh_view();
+    }
+
+    // ---- what the screen shows ------------------------------------------------------------
+
+    pub fn rows(&self) -> Vec<Row<'_>> {
+        self.snapshot
+            .deployments
+            .iter()
+            .map(|d| Row {
+                deployment: d,
+                health: self.snapshot.health.get(&d.uid).copied(),
+                lines: self.logs.get(&d.uid).map_or(0, LogBuffer::len),
+            })
+            .collect()
+    }
+
+    pub fn selected_index(&self) -> Option<usize> {
+        let id = self.selected.as_ref()?;
+        self.snapshot.deployments.iter().position(|d| &d.uid == id)
+    }
+
+    pub fn selected_buffer(&self) -> Option<&LogBuffer> {
+        self.logs.get(self.selected.as_ref()?)
+    }
+
+    /// A deployment is still queued or building: its age and duration keep moving.
+    pub fn something_runs(&self) -> bool {
+        self.snapshot
+            .deployments
+            .iter()
+            .any(|d| !d.state().is_terminal())
+    }
+
+    pub fn streams_live(&self) -> usize {
+        self.snapshot
+            .health
+            .values()
+            .filter(|h| **h == StreamHealth::Live)
+            .count()
+    }
+
+    /// How many lines the log pane can show (filtered when a filter is set).
+    pub fn view_len(&self) -> usize {
+        match (&self.filter, self.selected_buffer()) {
+            (_, None) => 0,
+            (None, Some(buffer)) => buffer.len(),
+            (Some(_), Some(_)) => self.view.seqs.len(),
+        }
+    }
+
+    /// The `index`-th line of the log pane.
+    pub fn view_line(&self, index: usize) -> Option<&LogLine> {
+        let buffer = self.selected_buffer()?;
+        match &self.filter {
+            None => buffer.line(index),
+            Some(_) => buffer.get(*self.view.seqs.get(index)?),
+        }
+    }
+
+    /// The index in the view of the line with sequence number `seq` (or the next one after it).
+    fn view_index_of(&self, seq: u64) -> usize {
+        match (&self.filter, self.selected_buffer()) {
+            (_, None) => 0,
+            (None, Some(buffer)) => seq.saturating_sub(buffer.first_seq()) as usize,
+            (Some(_), Some(_)) => self.view.seqs.partition_point(|s| *s < seq),
+        }
+    }
+
+    /// The index of the top line when scrolled, or `None` when following.
+    pub fn top_index(&self) -> Option<usize> {
+        match self.scroll {
+            Scroll::Follow => None,
+            Scroll::At(seq) => Some(
+                self.view_index_of(seq)
+                    .min(self.view_len().saturating_sub(1)),
+            ),
+        }
+    }
+
+    /// The text of the filter or the search, to edit it again.
+    pub fn pattern(&self, kind: InputKind) -> String {
+        let pattern = match kind {
+            InputKind::Filter => self.filter.as_ref(),
+            InputKind::Search => self.search.as_ref(),
+            _ => None,
+        };
+        pattern.map(|p| p.source.clone()).unwrap_or_default()
+    }
+
+    // ---- keys -----------------------------------------------------------------------------
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Option<Ask> {
+        let ask = match key.code {
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.focus = match self.focus {
+                    Pane::Deployments => Pane::Log,
+                    Pane::Log => Pane::Deployments,
+                };
+                Ask::Nothing
+            }
+            KeyCode::Enter if self.focus == Pane::Deployments => {
+                self.focus = Pane::Log;
+                Ask::Nothing
+            }
+            KeyCode::Esc if self.focus == Pane::Log => {
+                self.focus = Pane::Deployments;
+                Ask::Nothing
+            }
+            KeyCode::Char('/') => self.edit_pattern(InputKind::Search),
+            KeyCode::Char('f') => self.edit_pattern(InputKind::Filter),
+            KeyCode::Char('n') => self.jump_to_match(true),
+            KeyCode::Char('N') => self.jump_to_match(false),
+            KeyCode::Char(']') => self.jump_to_problem(true),
+            KeyCode::Char('[') => self.jump_to_problem(false),
+            KeyCode::Char('s') => self.save(),
+            _ => return self.on_view_key(key),
+        };
+        Some(ask)
+    }
+
+    /// Keys that only move or change how the log is shown.
+    fn on_view_key(&mut self, key: KeyEvent) -> Option<Ask> {
+        match key.code {
+            KeyCode::Char('w') => self.wrap = !self.wrap,
+            KeyCode::Char('t') => self.timestamps = !self.timestamps,
+            KeyCode::End | KeyCode::Char('G') => self.scroll = Scroll::Follow,
+            KeyCode::Home | KeyCode::Char('g') => self.scroll_to(0),
+            KeyCode::PageUp => self.scroll_by(-self.page()),
+            KeyCode::PageDown => self.scroll_by(self.page()),
+            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
+            _ => return None,
+        }
+        Some(Ask::Nothing)
+    }
+
+    fn edit_pattern(&self, kind: InputKind) -> Ask {
+        Ask::Input {
+            kind,
+            initial: self.pattern(kind),
+        }
+    }
+
+    /// A new filter: the view shows only the lines it keeps, following the end.
+    pub fn set_filter(&mut self, filter: Option<LineFilter>) {
+        self.filter = filter;
+        self.scroll = Scroll::Follow;
+        self.refresh_view();
+    }
+
+    /// A new search: the view moves to its next match.
+    pub fn set_search(&mut self, search: Option<LineFilter>) -> Ask {
+        self.search = search;
+        self.jump_to_match(true)
+    }
+
+    /// Shows `build_id`'s log, unfiltered, from the first line at or after `at_ms`.
+    pub fn open_at(&mut self, build_id: String, at_ms: i64) -> Ask {
+        self.focus = Pane::Log;
+        self.selected = Some(build_id);
+        self.filter = None;
+        let line = (0..self.view_len()).find(|&i| self.view_line(i).is_some_and(|l| l.ts >= at_ms));
+        match line {
+            Some(index) => {
+                self.scroll_to(index);
+                Ask::Nothing
+            }
+            None => Ask::Notice("That line is no longer in the buffer".to_owned()),
+        }
+    }
+
+    fn page(&self) -> isize {
+        (self.log_height as isize - 1).max(1)
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        match self.focus {
+            Pane::Log => self.scroll_by(delta),
+            Pane::Deployments => {
+                let count = self.snapshot.deployments.len();
+                let Some(next) = step(count, self.selected_index(), delta) else {
+                    return;
+                };
+                let id = self.snapshot.deployments[next].uid.clone();
+                if self.selected.as_ref() != Some(&id) {
+                    self.selected = Some(id);
+                    self.scroll = Scroll::Follow;
+                    self.refresh_view();
+                }
+            }
+        }
+    }
+
+    /// The first line shown when following (the pane ends with the last line).
+    fn following_top(&self) -> usize {
+        self.view_len().saturating_sub(self.log_height as usize)
+    }
+
+    /// Scrolls the log; scrolling up leaves follow mode, reaching the end resumes it.
+    pub fn scroll_by(&mut self, delta: isize) {
+        let last_top = self.following_top();
+        let top = self.top_index().unwrap_or(last_top) as isize;
+        let next = (top + delta).max(0) as usize;
+        if next >= last_top {
+            self.scroll = Scroll::Follow;
+        } else {
+            self.scroll_to(next);
+        }
+    }
+
+    fn scroll_to(&mut self, index: usize) {
+        self.scroll = match self.view_line(index) {
+            Some(line) => Scroll::At(line.seq),
+            None => Scroll::Follow,
+        };
+    }
+
+    /// Moves to the next (or previous) line matching the search, from the current position.
+    fn jump_to_match(&mut self, forward: bool) -> Ask {
+        let Some(search) = self.search.clone() else {
+            return Ask::Notice("No search: press / to search".to_owned());
+        };
+        self.jump(forward, |line| search.keeps(line), "No more matches")
+    }
+
+    fn jump_to_problem(&mut self, forward: bool) -> Ask {
+        self.jump(forward, LogLine::is_problem, "No more errors or warnings")
+    }
+
+    fn jump(&mut self, forward: bool, wanted: impl Fn(&LogLine) -> bool, none: &str) -> Ask {
+        let len = self.view_len();
+        if len == 0 {
+            return Ask::Nothing;
+        }
+        let from = self.top_index().unwrap_or(self.following_top());
+        let found = if forward {
+            (from + 1..len).find(|&i| self.view_line(i).is_some_and(&wanted))
+        } else {
+            (0..from)
+                .rev()
+                .find(|&i| self.view_line(i).is_some_and(&wanted))
+        };
+        match found {
+            Some(index) => {
+                self.scroll_to(index);
+                Ask::Nothing
+            }
+            None => Ask::Notice(none.to_owned()),
+        }
+    }
+
+    /// Writes the shown lines (filter applied) of the chosen deployment to a file.
+    fn save(&self) -> Ask {
+        let Some(id) = &self.selected else {
+            return Ask::Nothing;
+        };
+        let stamp = crate::log::entry::rfc3339(now_ms()).replace([':', '.'], "-");
+        let path = PathBuf::from(format!("shiplog-{id}-{stamp}.log"));
+        let text: String = (0..self.view_len())
+            .filter_map(|i| self.view_line(i))
+            .map(|l| format!("{}\n", l.text))
+            .collect();
+        Ask::Notice(match std::fs::write(&path, text) {
+            Ok(()) => format!("Saved {} lines to {}", self.view_len(), path.display()),
+            Err(err) => format!("Could not save to {}: {err}", path.display()),
+        })
+    }
+
+    /// Brings the filtered view up to date with the selection, the filter and new lines.
+    fn refresh_view(&mut self) {
+        let Some(filter) = self.filter.clone() else {
+            return;
+        };
+        let selected = self.selected.clone().unwrap_or_default();
+        if self.view.deployment != selected || self.view.filter.as_deref() != Some(&filter.source) {
+            self.view = FilteredView {
+                deployment: selected.clone(),
+                filter: Some(filter.source.clone()),
+                ..FilteredView::default()
+            };
+        }
+        let Some(buffer) = self.logs.get(&selected) else {
+            return;
+        };
+        let first = buffer.first_seq();
+        let stale = self.view.seqs.partition_point(|s| *s < first);
+        self.view.seqs.drain(..stale);
+        for line in buffer.since(self.view.scanned_to) {
+            if filter.keeps(line) {
+                self.view.seqs.push(line.seq);
+            }
+        }
+        self.view.scanned_to = buffer.next_seq();
+    }
+}
