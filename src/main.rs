@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FOLLOW_FAILED as u8);
         }
     };
-    let code = runtime.block_on(async move {
+    let exit = runtime.block_on(async move {
         match cli.command.clone() {
             Some(Command::Follow(args)) => commands::follow::run(&cli, args).await,
             Some(Command::Demo(args)) => commands::demo::run(&cli, args).await,
@@ -51,6 +51,10 @@ fn main() -> ExitCode {
             Some(Command::Vault(cli::VaultCommand::Rotate)) => commands::vault::rotate(&cli).await,
             None => commands::dashboard::run(&cli).await,
         }
+    });
+    let code = exit.unwrap_or_else(|failure| {
+        failure.report();
+        failure.code
     });
     // Followers may still be winding down on other threads; their state is saved already.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

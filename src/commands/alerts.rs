@@ -17,25 +17,18 @@ use shiplog::log::LogEntry;
 use shiplog::log::{Severity, Tier};
 use shiplog::metrics::Metrics;
 
-use super::report;
+use super::error::{CommandError, Exit};
 use crate::cli::Cli;
 
-pub async fn check(cli: &Cli, file: &Path) -> i32 {
-    let settings = match super::settings(cli) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn check(cli: &Cli, file: &Path) -> Exit {
+    let settings = super::settings(cli)?;
     let rules = settings.alert_rules;
-    let input = match std::fs::File::open(file) {
-        Ok(f) => BufReader::new(f),
-        Err(err) => {
-            report(
-                format!("cannot read {}: {err}", file.display()),
-                Some("give a file of entries as `shiplog follow --json` writes them"),
-            );
-            return exit::DATA;
-        }
-    };
+    let input = std::fs::File::open(file)
+        .map(BufReader::new)
+        .map_err(|err| {
+            CommandError::new(exit::DATA, format!("cannot read {}: {err}", file.display()))
+                .hint("give a file of entries as `shiplog follow --json` writes them")
+        })?;
     // Windows are measured on the entries' own timestamps, as if they happened now.
     let engine = AlertEngine::new(rules, Suppressor::replay(), Arc::new(Metrics::new()));
     let (mut read, mut skipped) = (0u64, 0u64);
@@ -90,22 +83,19 @@ pub async fn check(cli: &Cli, file: &Path) -> i32 {
             println!("{rule:<24} {fired:>6} {suppressed:>11}");
         }
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
 /// `shiplog alerts test <channel>`: one test notification, with the real settings.
-pub async fn test(cli: &Cli, channel: &str) -> i32 {
-    let settings = match super::settings(cli) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn test(cli: &Cli, channel: &str) -> Exit {
+    let settings = super::settings(cli)?;
     let asked = channel.to_ascii_lowercase();
     let Some(channel) = Channel::ALL.into_iter().find(|c| channel_name(*c) == asked) else {
-        report(
+        return Err(CommandError::new(
+            exit::USAGE,
             format!("there is no channel {asked:?} to test"),
-            Some("use slack, discord, email, sms or webhook"),
-        );
-        return exit::USAGE;
+        )
+        .hint("use slack, discord, email, sms or webhook"));
     };
     let entry = LogEntry::new(
         Tier::System,
@@ -130,11 +120,11 @@ pub async fn test(cli: &Cli, channel: &str) -> i32 {
     match status {
         DeliveryStatus::Sent { .. } => {
             println!("{name}: sent");
-            exit::OK
+            Ok(exit::OK)
         }
-        other => {
-            report(format!("{name}: {}", other.label()), None);
-            exit::FOLLOW_FAILED
-        }
+        other => Err(CommandError::new(
+            exit::FOLLOW_FAILED,
+            format!("{name}: {}", other.label()),
+        )),
     }
 }

@@ -13,7 +13,7 @@ use shiplog::exit;
 use shiplog::log::entry::rfc3339;
 use shiplog::log::Logger;
 
-use super::report;
+use super::error::{CommandError, Exit};
 use crate::cli::{BreakglassCommand, Cli};
 
 /// The Redis URL for breakglass: `BREAKGLASS_REDIS_URL`, else `REDIS_URL`.
@@ -30,45 +30,37 @@ fn redis_url(settings: &Settings, var: &str) -> Option<String> {
 }
 
 /// The keys of the emergency copies, if set; a malformed key is a configuration error.
-pub fn breakglass_keys() -> Result<Option<Keyring>, i32> {
-    Keyring::from_env("BREAKGLASS_KEY", "BREAKGLASS_OLD_KEYS").map_err(|err| {
-        report(err, None);
-        exit::CONFIG
-    })
+pub fn breakglass_keys() -> Result<Option<Keyring>, CommandError> {
+    Keyring::from_env("BREAKGLASS_KEY", "BREAKGLASS_OLD_KEYS").map_err(CommandError::config)
 }
 
 /// The token keys (`TOKEN_ENCRYPTION_KEY`, older ones in `TOKEN_ENCRYPTION_OLD_KEYS`).
-pub fn token_keys() -> Result<Option<Keyring>, i32> {
-    Keyring::from_env("TOKEN_ENCRYPTION_KEY", "TOKEN_ENCRYPTION_OLD_KEYS").map_err(|err| {
-        report(err, None);
-        exit::CONFIG
-    })
+pub fn token_keys() -> Result<Option<Keyring>, CommandError> {
+    Keyring::from_env("TOKEN_ENCRYPTION_KEY", "TOKEN_ENCRYPTION_OLD_KEYS")
+        .map_err(CommandError::config)
 }
 
 /// The token keys, which this command cannot do without; `hint` says what to set.
-pub fn required_token_keys(hint: &str) -> Result<Keyring, i32> {
+pub fn required_token_keys(hint: &str) -> Result<Keyring, CommandError> {
     token_keys()?.ok_or_else(|| {
-        report(
-            shiplog::breakglass::VaultError::KeyMissing {
-                var: "TOKEN_ENCRYPTION_KEY",
-            },
-            Some(hint),
-        );
-        exit::CONFIG
+        CommandError::config(shiplog::breakglass::VaultError::KeyMissing {
+            var: "TOKEN_ENCRYPTION_KEY",
+        })
+        .hint(hint)
     })
 }
 
 /// Prints `value` as pretty JSON on stdout.
-fn print_json<T: serde::Serialize>(value: &T) -> i32 {
+fn print_json<T: serde::Serialize>(value: &T) -> Exit {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
-    exit::OK
+    Ok(exit::OK)
 }
 
 /// The breakglass service, on Redis through `BREAKGLASS_REDIS_URL` (the engine's user).
-pub async fn open(settings: &Settings, logger: Option<Logger>) -> Result<Breakglass, i32> {
+pub async fn open(settings: &Settings, logger: Option<Logger>) -> Result<Breakglass, CommandError> {
     open_as(settings, logger, "BREAKGLASS_REDIS_URL").await
 }
 
@@ -77,26 +69,23 @@ async fn open_as(
     settings: &Settings,
     logger: Option<Logger>,
     url_var: &str,
-) -> Result<Breakglass, i32> {
+) -> Result<Breakglass, CommandError> {
     let store = match redis_url(settings, url_var) {
         Some(url) => BreakglassStore::redis(&url, &prefix_for(&settings.namespace)).await,
         None => BreakglassStore::files(settings.state_dir.join("breakglass")),
     };
     let store = store.map_err(|err| {
-        report(
-            err,
-            Some("check BREAKGLASS_REDIS_URL (or REDIS_URL), or unset them to keep breakglass in local files"),
-        );
-        exit::CONFIG
+        CommandError::config(err).hint(
+            "check BREAKGLASS_REDIS_URL (or REDIS_URL), or unset them to keep breakglass in local files",
+        )
     })?;
     let keys = breakglass_keys()?;
     if let (Some(copies), Some(tokens)) = (&keys, token_keys()?) {
         if copies.newest().id == tokens.newest().id {
-            report(
+            return Err(CommandError::config(
                 "BREAKGLASS_KEY is the same key as TOKEN_ENCRYPTION_KEY: losing one would lose both",
-                Some("give breakglass a key of its own (`openssl rand -base64 32`)"),
-            );
-            return Err(exit::CONFIG);
+            )
+            .hint("give breakglass a key of its own (`openssl rand -base64 32`)"));
         }
     }
     Ok(Breakglass::new(
@@ -171,11 +160,8 @@ pub async fn for_screen(
     Some(std::sync::Arc::new(breakglass))
 }
 
-pub async fn run(cli: &Cli, command: BreakglassCommand) -> i32 {
-    let settings = match super::settings(cli) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn run(cli: &Cli, command: BreakglassCommand) -> Exit {
+    let settings = super::settings(cli)?;
     super::init_diagnostics(&settings);
     match command {
         BreakglassCommand::List { json } => list(&settings, json).await,
@@ -187,18 +173,12 @@ pub async fn run(cli: &Cli, command: BreakglassCommand) -> i32 {
     }
 }
 
-async fn list(settings: &Settings, json: bool) -> i32 {
-    let breakglass = match open(settings, None).await {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
-    let entries = match breakglass.entries().await {
-        Ok(entries) => entries,
-        Err(err) => {
-            report(err, None);
-            return exit::FOLLOW_FAILED;
-        }
-    };
+async fn list(settings: &Settings, json: bool) -> Exit {
+    let breakglass = open(settings, None).await?;
+    let entries = breakglass
+        .entries()
+        .await
+        .map_err(|err| CommandError::new(exit::FOLLOW_FAILED, err))?;
     if json {
         return print_json(&entries);
     }
@@ -224,7 +204,7 @@ async fn list(settings: &Settings, json: bool) -> i32 {
             out,
             "No breakglass entries. `shiplog login` makes one per connection."
         );
-        return exit::OK;
+        return Ok(exit::OK);
     }
     let now = shiplog::clock::now_ms();
     for entry in entries {
@@ -244,17 +224,14 @@ async fn list(settings: &Settings, json: bool) -> i32 {
             entry.reason
         );
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
-async fn access(settings: &Settings, connection: &str, justification: &str) -> i32 {
+async fn access(settings: &Settings, connection: &str, justification: &str) -> Exit {
     // The grant's VERCEL_BREAKGLASS_ACCESS entry goes to stderr and, when alerting is on, to
     // the alert rules (a critical alert), which are given time to deliver before exiting.
     let (logger, outlet) = super::stderr_logger(settings.alerts_enabled);
-    let breakglass = match open(settings, Some(logger.clone())).await {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
+    let breakglass = open(settings, Some(logger.clone())).await?;
     let requester = Requester {
         user: settings.user.clone(),
         role: settings.role,
@@ -272,30 +249,22 @@ async fn access(settings: &Settings, connection: &str, justification: &str) -> i
                 rfc3339(grant.expires_at),
                 grant.warning
             );
-            exit::OK
+            Ok(exit::OK)
         }
-        Err(denial) => {
-            report(format!("breakglass access denied: {denial}"), None);
-            exit::DENIED
-        }
+        Err(denial) => Err(CommandError::new(
+            exit::DENIED,
+            format!("breakglass access denied: {denial}"),
+        )),
     }
 }
 
-async fn audit(settings: &Settings, json: bool, limit: usize) -> i32 {
-    let breakglass = match open_as(settings, None, "BREAKGLASS_AUDIT_REDIS_URL").await {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
-    let records = match breakglass.audit(limit).await {
-        Ok(records) => records,
-        Err(err) => {
-            report(
-                err,
-                Some("on Redis the audit trail is read with the auditor's user: BREAKGLASS_AUDIT_REDIS_URL"),
-            );
-            return exit::FOLLOW_FAILED;
-        }
-    };
+async fn audit(settings: &Settings, json: bool, limit: usize) -> Exit {
+    let breakglass = open_as(settings, None, "BREAKGLASS_AUDIT_REDIS_URL").await?;
+    let records = breakglass.audit(limit).await.map_err(|err| {
+        CommandError::new(exit::FOLLOW_FAILED, err).hint(
+            "on Redis the audit trail is read with the auditor's user: BREAKGLASS_AUDIT_REDIS_URL",
+        )
+    })?;
     if json {
         return print_json(&records);
     }
@@ -316,5 +285,5 @@ async fn audit(settings: &Settings, json: bool, limit: usize) -> i32 {
             record.justification
         );
     }
-    exit::OK
+    Ok(exit::OK)
 }

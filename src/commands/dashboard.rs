@@ -8,21 +8,23 @@ use shiplog::tui::app::{App, Source};
 use shiplog::tui::theme::Theme;
 use shiplog::tui::{self, Feeds};
 
-use super::report;
+use shiplog::alert::runner::AlertDesk;
+use shiplog::breakglass::desk::BreakglassDesk;
+use shiplog::config::Settings;
+use shiplog::shutdown::Shutdown;
+
+use super::error::{CommandError, Exit};
 use super::team::Team;
 use crate::cli::Cli;
 
 /// Entries buffered between the engines and the UI; past this the UI shows lag, never blocks them.
 const UI_BUFFER: usize = 65_536;
 
-pub async fn run(cli: &Cli) -> i32 {
+pub async fn run(cli: &Cli) -> Exit {
     if !std::io::stdout().is_terminal() {
         return super::watch::run(cli).await;
     }
-    let mut settings = match super::settings(cli) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let mut settings = super::settings(cli)?;
     super::init_diagnostics(&settings);
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let user_themes = shiplog::config::config_dir().map(|d| d.join("themes"));
@@ -34,10 +36,7 @@ pub async fn run(cli: &Cli) -> i32 {
     let alerts = settings.alerts_enabled || settings.is_demo();
     let (builder, alert_outlet) = super::with_alerts(builder, alerts);
     let logger = builder.build();
-    let team = match Team::open(&mut settings, &logger, false).await {
-        Ok(team) => team,
-        Err(code) => return code,
-    };
+    let team = Team::open(&mut settings, &logger, false).await?;
     let source = match team.simulator {
         Some(_) => Source::Demo,
         None => Source::Team(settings.team_id.clone()),
@@ -52,44 +51,17 @@ pub async fn run(cli: &Cli) -> i32 {
     }
     let shutdown = super::shutdown_on_signals();
     let (stop_engine, engine_shutdown) = tokio::sync::watch::channel(false);
-    let (alerting, desk) = match super::start_alerting(
+    let alerting = super::start_alerting(
         &settings,
         &team.store,
         &logger,
         &team.metrics,
         alert_outlet,
         engine_shutdown.clone(),
-    ) {
-        Some((task, desk)) => (Some(task), Some(desk)),
-        None => (None, None),
-    };
-    let breakglass = super::breakglass::for_screen(&settings, &logger, team.simulator.is_some())
-        .await
-        .map(|service| {
-            let requester = shiplog::breakglass::Requester {
-                user: settings.user.clone(),
-                role: settings.role,
-            };
-            shiplog::breakglass::desk::start(service, requester, engine_shutdown.clone())
-        });
-    let (breakglass_view, breakglass_results, breakglass_requests) = match breakglass {
-        Some(desk) => (Some(desk.view), Some(desk.results), Some(desk.requests)),
-        None => (None, None, None),
-    };
-    if let Some(requests) = breakglass_requests {
-        app.breakglass.connect(requests);
-    }
-    let feeds = Feeds {
-        breakglass: breakglass_view,
-        breakglass_results,
-        snapshots: team.engine.subscribe(),
-        entries,
-        alerts: desk.as_ref().map(|d| d.alerts.clone()),
-        queue: desk.as_ref().map(|d| d.queue.clone()),
-    };
-    if let Some(desk) = desk {
-        app.alerts.connect(desk.commands);
-    }
+    );
+    let breakglass = breakglass_desk(&settings, &logger, &team, engine_shutdown.clone()).await;
+    let (alerting, alert_desk) = alerting.unzip();
+    let feeds = connect(&mut app, &team, entries, alert_desk, breakglass);
     super::report_metrics(&settings, &team.metrics, engine_shutdown.clone());
     let engine = tokio::spawn(team.engine.run(engine_shutdown));
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;
@@ -102,11 +74,54 @@ pub async fn run(cli: &Cli) -> i32 {
     if let Some(handle) = &team.simulator {
         handle.shutdown();
     }
-    match result {
-        Ok(()) => exit::OK,
-        Err(err) => {
-            report(format!("the terminal failed: {err}"), None);
-            exit::FOLLOW_FAILED
-        }
+    result.map_err(|err| {
+        CommandError::new(exit::FOLLOW_FAILED, format!("the terminal failed: {err}"))
+    })?;
+    Ok(exit::OK)
+}
+
+/// The breakglass engine of this dashboard, when breakglass can open here.
+async fn breakglass_desk(
+    settings: &Settings,
+    logger: &Logger,
+    team: &Team,
+    shutdown: Shutdown,
+) -> Option<BreakglassDesk> {
+    let service = super::breakglass::for_screen(settings, logger, team.simulator.is_some()).await?;
+    let requester = shiplog::breakglass::Requester {
+        user: settings.user.clone(),
+        role: settings.role,
+    };
+    Some(shiplog::breakglass::desk::start(
+        service, requester, shutdown,
+    ))
+}
+
+/// Connects the screens to the engines: what they read, and where their commands go.
+fn connect(
+    app: &mut App,
+    team: &Team,
+    entries: tokio::sync::mpsc::Receiver<std::sync::Arc<shiplog::log::LogEntry>>,
+    alerting: Option<AlertDesk>,
+    breakglass: Option<BreakglassDesk>,
+) -> Feeds {
+    let mut feeds = Feeds {
+        snapshots: team.engine.subscribe(),
+        entries,
+        alerts: None,
+        queue: None,
+        breakglass: None,
+        breakglass_results: None,
+    };
+    if let Some(desk) = alerting {
+        feeds.alerts = Some(desk.alerts);
+        feeds.queue = Some(desk.queue);
+        app.alerts.connect(desk.commands);
     }
+    if let Some(desk) = breakglass {
+        feeds.breakglass = Some(desk.view);
+        feeds.breakglass_results = Some(desk.results);
+        app.breakglass.connect(desk.requests);
+    }
+    feeds
 }

@@ -3,7 +3,7 @@
 use shiplog::demo::{run_demo_loop, scenarios, SimulatorHandle, SimulatorOptions};
 use shiplog::exit;
 
-use super::report;
+use super::error::{CommandError, Exit};
 use crate::cli::{Cli, DemoArgs};
 
 /// Starts the simulator and its loop of sample deployments.
@@ -22,10 +22,12 @@ async fn start_simulator(port: u16, speed: f64) -> std::io::Result<SimulatorHand
     .await
 }
 
-pub async fn run(cli: &Cli, args: DemoArgs) -> i32 {
+pub async fn run(cli: &Cli, args: DemoArgs) -> Exit {
     if !(args.speed.is_finite() && args.speed > 0.0) {
-        report("--speed must be a positive number", None);
-        return exit::USAGE;
+        return Err(CommandError::new(
+            exit::USAGE,
+            "--speed must be a positive number",
+        ));
     }
     if !args.serve_only {
         // The demo, even when a token is set.
@@ -41,16 +43,13 @@ pub async fn run(cli: &Cli, args: DemoArgs) -> i32 {
         None => start_demo(args.port, args.speed).await,
         Some(_) => start_simulator(args.port, args.speed).await,
     };
-    let handle = match started {
-        Ok(handle) => handle,
-        Err(err) => {
-            report(
-                format!("could not start the simulator on port {}: {err}", args.port),
-                Some("pick another port with --port, or 0 for a free one"),
-            );
-            return exit::FOLLOW_FAILED;
-        }
-    };
+    let handle = started.map_err(|err| {
+        CommandError::new(
+            exit::FOLLOW_FAILED,
+            format!("could not start the simulator on port {}: {err}", args.port),
+        )
+        .hint("pick another port with --port, or 0 for a free one")
+    })?;
     println!("Vercel simulator listening on {}", handle.base_url());
     if let Some(lines) = args.synthetic {
         let id = handle.add_deployment(scenarios::synthetic(lines));
@@ -66,5 +65,5 @@ pub async fn run(cli: &Cli, args: DemoArgs) -> i32 {
     let mut shutdown = super::shutdown_on_signals();
     shiplog::shutdown::stopped(&mut shutdown).await;
     handle.shutdown();
-    exit::OK
+    Ok(exit::OK)
 }

@@ -11,56 +11,39 @@ use shiplog::stream::fallback::CliFallback;
 use shiplog::stream::{FollowError, FollowOptions, Follower};
 use shiplog::vercel::ReadyState;
 
-use super::{report, report_drops};
+use super::error::{CommandError, Exit};
+use super::report_drops;
 use crate::cli::{Cli, FollowArgs};
 
-pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
-    let mut settings = match super::settings(cli) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
+    let mut settings = super::settings(cli)?;
     super::init_diagnostics(&settings);
-    let since = match args.since.as_deref().map(parse_since).transpose() {
-        Ok(since) => since,
-        Err(message) => {
-            report(
-                message,
-                Some("use RFC 3339 (2026-11-26T09:00:00Z), epoch ms, or an age like 15m"),
-            );
-            return exit::USAGE;
-        }
-    };
+    let since = args
+        .since
+        .as_deref()
+        .map(parse_since)
+        .transpose()
+        .map_err(|message| {
+            CommandError::new(exit::USAGE, message)
+                .hint("use RFC 3339 (2026-11-26T09:00:00Z), epoch ms, or an age like 15m")
+        })?;
     let format = if args.json {
         PrintFormat::Json
     } else {
         super::text_format(false)
     };
     let (logger, alert_outlet) =
-        match super::stdout_logger(format, args.ndjson.as_deref(), settings.alerts_enabled) {
-            Ok(l) => l,
-            Err(code) => return code,
-        };
-    let store = match super::open_state(&settings, &logger).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+        super::stdout_logger(format, args.ndjson.as_deref(), settings.alerts_enabled)?;
+    let store = super::open_state(&settings, &logger).await?;
     if settings.token.is_none() {
-        settings.token = match super::login::stored_token(&mut settings, &store).await {
-            Ok(token) => token,
-            Err(code) => return code,
-        };
+        settings.token = super::login::stored_token(&mut settings, &store).await?;
     }
-    let Some(token) = settings.token.clone() else {
-        report(
-            "no Vercel token",
-            Some("set VERCEL_TOKEN, pass --token, or `shiplog login` (create a token at vercel.com/account/tokens)"),
-        );
-        return exit::CONFIG;
-    };
-    let client = match super::client_for(&settings, token.clone(), &store) {
-        Ok(client) => client,
-        Err(code) => return code,
-    };
+    let token = settings.token.clone().ok_or_else(|| {
+        CommandError::config("no Vercel token").hint(
+            "set VERCEL_TOKEN, pass --token, or `shiplog login` (create a token at vercel.com/account/tokens)",
+        )
+    })?;
+    let client = super::client_for(&settings, token.clone(), &store)?;
     let options = FollowOptions {
         idle_timeout: settings.idle_timeout,
         since,
@@ -91,21 +74,25 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> i32 {
     }
     logger.flush().await;
     report_drops(&logger);
+    exit_status(result)
+}
+
+/// The exit status of a followed build: how it ended, or why it could not be followed.
+fn exit_status(result: Result<ReadyState, FollowError>) -> Exit {
     match result {
-        Ok(ReadyState::Ready) => exit::OK,
-        Ok(_) => exit::BUILD_FAILED,
-        Err(FollowError::Interrupted) => exit::INTERRUPTED,
+        Ok(ReadyState::Ready) => Ok(exit::OK),
+        Ok(_) => Ok(exit::BUILD_FAILED),
+        Err(FollowError::Interrupted) => Ok(exit::INTERRUPTED),
         Err(FollowError::Vercel(err)) => {
-            report(&err, err.hint());
-            exit::FOLLOW_FAILED
+            let hint = err.hint();
+            let failure = CommandError::new(exit::FOLLOW_FAILED, err);
+            Err(match hint {
+                Some(hint) => failure.hint(hint),
+                None => failure,
+            })
         }
-        Err(err) => {
-            report(
-                &err,
-                Some("the resume state is saved: run the same command again to continue"),
-            );
-            exit::FOLLOW_FAILED
-        }
+        Err(err) => Err(CommandError::new(exit::FOLLOW_FAILED, err)
+            .hint("the resume state is saved: run the same command again to continue")),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use shiplog::breakglass::access::{EntryError, Requester};
 use shiplog::breakglass::connection::{require_scopes, Connections, REQUIRED_SCOPES};
-use shiplog::breakglass::{vault, Connection, VaultError};
+use shiplog::breakglass::{vault, Connection, Keyring, VaultError};
 use shiplog::clock::now_ms;
 use shiplog::config::Settings;
 use shiplog::exit;
@@ -20,7 +20,7 @@ use shiplog::login::oauth::{self, OAuthConfig};
 use shiplog::secret::Secret;
 use shiplog::store::StateStore;
 
-use super::report;
+use super::error::{CommandError, Exit};
 use crate::cli::{Cli, LoginArgs};
 
 /// How long the browser sign-in may take.
@@ -36,46 +36,67 @@ struct Tokens {
     reason: &'static str,
 }
 
-pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
-    let settings = match super::settings(cli) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn run(cli: &Cli, args: LoginArgs) -> Exit {
+    let settings = super::settings(cli)?;
     super::init_diagnostics(&settings);
-    let keys = match super::breakglass::required_token_keys(
+    let keys = super::breakglass::required_token_keys(
         "shiplog keeps tokens only sealed; set the key, and keep it safe",
-    ) {
-        Ok(keys) => keys,
-        Err(code) => return code,
-    };
+    )?;
     let tokens = match settings.token.clone() {
-        Some(token) => match personal_token(token) {
-            Ok(tokens) => tokens,
-            Err(code) => return code,
-        },
-        None => match sign_in(&args).await {
-            Ok(tokens) => tokens,
-            Err(code) => return code,
-        },
+        Some(token) => personal_token(token)?,
+        None => sign_in(&args).await?,
     };
     // Before any API call: what the sign-in was granted covers what shiplog needs.
-    if let Err(err) = require_scopes(&tokens.scopes, &REQUIRED_SCOPES) {
-        report(format!("the sign-in was not granted enough: {err}"), None);
-        return exit::FOLLOW_FAILED;
-    }
-    let logger = Logger::builder().build();
-    let (store, client) = match super::open_session(&settings, tokens.access.clone(), &logger).await
-    {
-        Ok(session) => session,
-        Err(code) => return code,
-    };
-    let user = match client.get_user().await {
-        Ok(user) => user,
+    require_scopes(&tokens.scopes, &REQUIRED_SCOPES).map_err(|err| {
+        CommandError::new(
+            exit::FOLLOW_FAILED,
+            format!("the sign-in was not granted enough: {err}"),
+        )
+    })?;
+    let connection = store_connection(&settings, &keys, &tokens).await?;
+    let breakglass = super::breakglass::open(&settings, None).await?;
+    let made = breakglass
+        .create_entry(
+            &connection,
+            &tokens.access,
+            tokens.refresh.as_ref(),
+            tokens.reason,
+            None,
+        )
+        .await;
+    match made {
+        Ok(entry) => println!(
+            "Breakglass entry made ({}): {} uses within {}.",
+            tokens.reason,
+            entry.max_access_count,
+            shiplog::clock::short_duration(entry.expires_at - now_ms())
+        ),
+        Err(err @ EntryError::NoKey) => eprintln!("shiplog: {err}"),
         Err(err) => {
-            report(format!("Vercel did not accept the token: {err}"), None);
-            return exit::FOLLOW_FAILED;
+            return Err(CommandError::new(
+                exit::FOLLOW_FAILED,
+                format!("the login is stored, but its breakglass entry is not: {err}"),
+            ))
         }
-    };
+    }
+    Ok(exit::OK)
+}
+
+/// Asks Vercel who the token belongs to, then stores the login (replacing the same user's
+/// login for the same team) with its tokens sealed under `keys`.
+async fn store_connection(
+    settings: &Settings,
+    keys: &Keyring,
+    tokens: &Tokens,
+) -> Result<Connection, CommandError> {
+    let logger = Logger::builder().build();
+    let (store, client) = super::open_session(settings, tokens.access.clone(), &logger).await?;
+    let user = client.get_user().await.map_err(|err| {
+        CommandError::new(
+            exit::FOLLOW_FAILED,
+            format!("Vercel did not accept the token: {err}"),
+        )
+    })?;
     let team_id = settings.team_id.clone().or(tokens.team_id.clone());
     let team_name = match &team_id {
         Some(id) => client
@@ -95,20 +116,14 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
     let id = previous
         .as_ref()
         .map_or_else(Connection::new_id, |c| c.connection_id.clone());
-    let sealed = vault::seal_tokens(
-        &keys,
+    let (access_token, refresh_token) = vault::seal_tokens(
+        keys,
         vault::TOKEN,
         &id,
         &tokens.access,
         tokens.refresh.as_ref(),
-    );
-    let (access_token, refresh_token) = match sealed {
-        Ok(sealed) => sealed,
-        Err(err) => {
-            report(err, None);
-            return exit::CONFIG;
-        }
-    };
+    )
+    .map_err(CommandError::config)?;
     let connection = Connection {
         connection_id: id.clone(),
         user_id: user.id.clone(),
@@ -121,10 +136,12 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
         created_at: previous.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
     };
-    if let Err(err) = connections.save(&connection).await {
-        report(format!("could not store the login: {err}"), None);
-        return exit::FOLLOW_FAILED;
-    }
+    connections.save(&connection).await.map_err(|err| {
+        CommandError::new(
+            exit::FOLLOW_FAILED,
+            format!("could not store the login: {err}"),
+        )
+    })?;
     let who = user.username.clone().unwrap_or_else(|| user.id.clone());
     let scope = connection
         .team_name
@@ -132,48 +149,16 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> i32 {
         .or(connection.team_id.clone())
         .unwrap_or_else(|| "personal account".to_owned());
     println!("Logged in as {who} ({scope}); connection {id}; the token is sealed with TOKEN_ENCRYPTION_KEY.");
-    let breakglass = match super::breakglass::open(&settings, None).await {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
-    match breakglass
-        .create_entry(
-            &connection,
-            &tokens.access,
-            tokens.refresh.as_ref(),
-            tokens.reason,
-            None,
-        )
-        .await
-    {
-        Ok(entry) => println!(
-            "Breakglass entry made ({}): {} uses within {}.",
-            tokens.reason,
-            entry.max_access_count,
-            shiplog::clock::short_duration(entry.expires_at - now_ms())
-        ),
-        Err(err @ EntryError::NoKey) => eprintln!("shiplog: {err}"),
-        Err(err) => {
-            report(
-                format!("the login is stored, but its breakglass entry is not: {err}"),
-                None,
-            );
-            return exit::FOLLOW_FAILED;
-        }
-    }
-    exit::OK
+    Ok(connection)
 }
 
 /// `--token` (or `VERCEL_TOKEN`); `-` reads the token from stdin.
-fn personal_token(token: Secret) -> Result<Tokens, i32> {
+fn personal_token(token: Secret) -> Result<Tokens, CommandError> {
     let access = if token.expose() == "-" {
         let mut line = zeroize::Zeroizing::new(String::new());
         if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim().is_empty() {
-            report(
-                "no token on stdin",
-                Some("pipe the token in: `shiplog login --token - < file`"),
-            );
-            return Err(exit::USAGE);
+            return Err(CommandError::new(exit::USAGE, "no token on stdin")
+                .hint("pipe the token in: `shiplog login --token - < file`"));
         }
         Secret::new(line.trim())
     } else {
@@ -190,21 +175,19 @@ fn personal_token(token: Secret) -> Result<Tokens, i32> {
 
 /// Sign in with Vercel in the browser: authorization code with PKCE through a loopback
 /// redirect on 127.0.0.1.
-async fn sign_in(args: &LoginArgs) -> Result<Tokens, i32> {
+async fn sign_in(args: &LoginArgs) -> Result<Tokens, CommandError> {
     let Some(client_id) = args.client_id.clone().filter(|c| !c.trim().is_empty()) else {
-        report(
+        return Err(CommandError::config(
             "signing in with Vercel needs your app's OAuth client id (VERCEL_OAUTH_CLIENT_ID or --client-id)",
-            Some("or store a personal token: `shiplog login --token -` (create one at vercel.com/account/tokens)"),
-        );
-        return Err(exit::CONFIG);
+        )
+        .hint("or store a personal token: `shiplog login --token -` (create one at vercel.com/account/tokens)"));
     };
     for url in [&args.authorize_url, &args.token_url] {
         if !is_safe_endpoint(url) {
-            report(
-                format!("{url} is not https: the code and verifier would travel in the clear"),
-                Some("use https (plain http only to 127.0.0.1 or localhost, for testing)"),
-            );
-            return Err(exit::CONFIG);
+            return Err(CommandError::config(format!(
+                "{url} is not https: the code and verifier would travel in the clear"
+            ))
+            .hint("use https (plain http only to 127.0.0.1 or localhost, for testing)"));
         }
     }
     let config = OAuthConfig {
@@ -244,10 +227,10 @@ async fn sign_in(args: &LoginArgs) -> Result<Tokens, i32> {
             team_id: response.team_id,
             reason: "automatic_on_oauth_success",
         }),
-        Err(err) => {
-            report(format!("signing in failed: {err}"), None);
-            Err(exit::FOLLOW_FAILED)
-        }
+        Err(err) => Err(CommandError::new(
+            exit::FOLLOW_FAILED,
+            format!("signing in failed: {err}"),
+        )),
     }
 }
 
@@ -256,7 +239,7 @@ async fn sign_in(args: &LoginArgs) -> Result<Tokens, i32> {
 pub async fn stored_token(
     settings: &mut Settings,
     store: &StateStore,
-) -> Result<Option<Secret>, i32> {
+) -> Result<Option<Secret>, CommandError> {
     let Some(connection) = Connections::new(store.clone())
         .list()
         .await
@@ -266,10 +249,9 @@ pub async fn stored_token(
         return Ok(None);
     };
     // Before any API call: what the login was granted covers what shiplog needs.
-    if let Err(err) = connection.require_scopes(&REQUIRED_SCOPES) {
-        report(err, Some("`shiplog login` asks for them again"));
-        return Err(exit::CONFIG);
-    }
+    connection
+        .require_scopes(&REQUIRED_SCOPES)
+        .map_err(|err| CommandError::config(err).hint("`shiplog login` asks for them again"))?;
     let opened = match super::breakglass::token_keys()? {
         Some(keys) => connection.access_token(&keys),
         None => Err(VaultError::KeyMissing {
@@ -287,40 +269,49 @@ pub async fn stored_token(
     // when the key is merely not set in this shell.
     let key_broken = !matches!(err, VaultError::KeyMissing { .. });
     if key_broken && settings.role.may_break_glass() && settings.breakglass_enabled {
-        let (logger, outlet) = super::stderr_logger(settings.alerts_enabled);
-        let breakglass = super::breakglass::open(settings, Some(logger.clone())).await?;
-        let requester = Requester {
-            user: settings.user.clone(),
-            role: settings.role,
-        };
-        let why = format!("Automatic fallback: the stored token could not be opened ({err})");
-        let result = breakglass
-            .request_access(&connection.connection_id, &requester, &why)
-            .await;
-        super::alert_on(settings, &logger, outlet).await;
-        match result {
-            Ok(grant) => {
-                eprintln!(
-                    "shiplog: BREAKGLASS: the stored token could not be opened ({err}); using the emergency copy (audited, {} uses left). Log in again soon.",
-                    grant.uses_left
-                );
-                adopt_team(settings, &connection);
-                return Ok(Some(grant.access_token));
-            }
-            Err(denial) => {
-                report(
-                    format!("the stored token cannot be opened ({err}), and breakglass was denied: {denial}"),
-                    Some("log in again with `shiplog login`, or set the TOKEN_ENCRYPTION_KEY it was sealed with"),
-                );
-                return Err(exit::CONFIG);
-            }
-        }
+        let token = emergency_token(settings, &connection, &err).await?;
+        adopt_team(settings, &connection);
+        return Ok(Some(token));
     }
-    report(
-        format!("the stored login's token cannot be opened: {err}"),
-        Some("log in again with `shiplog login`, or set the TOKEN_ENCRYPTION_KEY it was sealed with (an admin may use breakglass)"),
-    );
-    Err(exit::CONFIG)
+    Err(CommandError::config(format!(
+        "the stored login's token cannot be opened: {err}"
+    ))
+    .hint("log in again with `shiplog login`, or set the TOKEN_ENCRYPTION_KEY it was sealed with (an admin may use breakglass)"))
+}
+
+/// The plan's fallback when the stored token cannot be opened: the emergency copy, through
+/// breakglass like any access (audited, and alerted on when alerting is on).
+async fn emergency_token(
+    settings: &Settings,
+    connection: &Connection,
+    err: &VaultError,
+) -> Result<Secret, CommandError> {
+    let (logger, outlet) = super::stderr_logger(settings.alerts_enabled);
+    let breakglass = super::breakglass::open(settings, Some(logger.clone())).await?;
+    let requester = Requester {
+        user: settings.user.clone(),
+        role: settings.role,
+    };
+    let why = format!("Automatic fallback: the stored token could not be opened ({err})");
+    let result = breakglass
+        .request_access(&connection.connection_id, &requester, &why)
+        .await;
+    super::alert_on(settings, &logger, outlet).await;
+    match result {
+        Ok(grant) => {
+            eprintln!(
+                "shiplog: BREAKGLASS: the stored token could not be opened ({err}); using the emergency copy (audited, {} uses left). Log in again soon.",
+                grant.uses_left
+            );
+            Ok(grant.access_token)
+        }
+        Err(denial) => Err(CommandError::config(format!(
+            "the stored token cannot be opened ({err}), and breakglass was denied: {denial}"
+        ))
+        .hint(
+            "log in again with `shiplog login`, or set the TOKEN_ENCRYPTION_KEY it was sealed with",
+        )),
+    }
 }
 
 /// The stored login's team, unless one was given.

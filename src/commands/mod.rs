@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod breakglass;
 pub mod dashboard;
 pub mod demo;
+pub mod error;
 pub mod follow;
 pub mod login;
 pub mod serve;
@@ -23,10 +24,11 @@ use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
 use shiplog::log::{Delivery, LogEntry, Logger, LoggerBuilder, Severity, Tier};
 use shiplog::secret::Secret;
 use shiplog::shutdown::Shutdown;
-use shiplog::store::{DegradedHook, StateStore};
+use shiplog::store::{DegradedHook, StateStore, StoreError};
 use shiplog::vercel::{ClientConfig, VercelClient};
 
 use crate::cli::Cli;
+use error::CommandError;
 
 /// Prints one clear sentence and a hint, the way every error reaches a person.
 pub fn report(message: impl std::fmt::Display, hint: Option<&str>) {
@@ -36,19 +38,13 @@ pub fn report(message: impl std::fmt::Display, hint: Option<&str>) {
     }
 }
 
-/// Settings from flags, environment and config file; on error, explains and gives the exit code.
-pub fn settings(cli: &Cli) -> Result<Settings, i32> {
+/// Settings from flags, environment and config file.
+pub fn settings(cli: &Cli) -> Result<Settings, CommandError> {
     let file = FileConfig::load(cli.global.config.as_deref()).map_err(|err| {
-        report(
-            &err,
-            Some("fix or remove the file; `shiplog --help` lists the settings"),
-        );
-        exit::CONFIG
+        CommandError::config(err)
+            .hint("fix or remove the file; `shiplog --help` lists the settings")
     })?;
-    Settings::resolve(cli.global.overrides(), file).map_err(|err| {
-        report(&err, None);
-        exit::CONFIG
-    })
+    Settings::resolve(cli.global.overrides(), file).map_err(CommandError::config)
 }
 
 /// Diagnostics go to `shiplog.log` in the state directory, never to the terminal.
@@ -207,12 +203,12 @@ pub fn report_metrics(
 }
 
 /// The logger of a headless command: stdout (lossless), an optional NDJSON file, and the
-/// alerting outlet when alerts are on. On error, explains and gives the exit code.
+/// alerting outlet when alerts are on.
 pub fn stdout_logger(
     format: PrintFormat,
     ndjson: Option<&std::path::Path>,
     alerts: bool,
-) -> Result<(Logger, AlertOutlet), i32> {
+) -> Result<(Logger, AlertOutlet), CommandError> {
     let mut builder: LoggerBuilder = Logger::builder().sink(
         "stdout",
         Box::new(Printer::stdout(format)),
@@ -221,11 +217,7 @@ pub fn stdout_logger(
     );
     if let Some(path) = ndjson {
         let file = NdjsonFile::open(path).map_err(|err| {
-            report(
-                format!("cannot open {} for writing: {err}", path.display()),
-                None,
-            );
-            exit::CONFIG
+            CommandError::config(format!("cannot open {} for writing: {err}", path.display()))
         })?;
         builder = builder.sink("ndjson", Box::new(file), 8192, Delivery::DropWhenFull);
     }
@@ -268,45 +260,42 @@ pub async fn alert_on(settings: &Settings, logger: &Logger, outlet: AlertOutlet)
 }
 
 /// The state store and the Vercel client every following command needs.
-/// On error, explains and gives the exit code.
 pub async fn open_session(
     settings: &Settings,
     token: Secret,
     logger: &Logger,
-) -> Result<(StateStore, VercelClient), i32> {
+) -> Result<(StateStore, VercelClient), CommandError> {
     let store = open_state(settings, logger).await?;
     let client = client_for(settings, token, &store)?;
     Ok((store, client))
 }
 
-/// The state store; on error, explains and gives the exit code.
-pub async fn open_state(settings: &Settings, logger: &Logger) -> Result<StateStore, i32> {
-    open_store(settings, logger).await.map_err(|message| {
-        report(
-            message,
-            Some("check REDIS_URL, or unset it to keep state in local files"),
-        );
-        exit::CONFIG
+/// The state store.
+pub async fn open_state(settings: &Settings, logger: &Logger) -> Result<StateStore, CommandError> {
+    open_store(settings, logger).await.map_err(|err| {
+        CommandError::config(err).hint("check REDIS_URL, or unset it to keep state in local files")
     })
 }
 
-/// The Vercel client for `token`, sharing `store`; on error, explains and gives the exit code.
+/// The Vercel client for `token`, sharing `store`.
 pub fn client_for(
     settings: &Settings,
     token: Secret,
     store: &StateStore,
-) -> Result<VercelClient, i32> {
-    vercel_client(settings, token, store).map_err(|message| {
-        report(message, None);
-        exit::FOLLOW_FAILED
-    })
+) -> Result<VercelClient, CommandError> {
+    let mut config = ClientConfig::new(settings.api_url.clone(), token);
+    config.team_id = settings.team_id.clone();
+    if settings.redis_url.is_some() {
+        config.shared_state = Some(store.clone());
+    }
+    VercelClient::new(config).map_err(|err| CommandError::new(exit::FOLLOW_FAILED, err))
 }
 
 /// Embedded files, or Redis when `REDIS_URL` is set (falling back to files while it is away).
-pub async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateStore, String> {
+pub async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateStore, StoreError> {
     let dir = settings.state_dir.join("state");
     match &settings.redis_url {
-        None => StateStore::embedded(&dir, &settings.namespace).map_err(|e| e.to_string()),
+        None => StateStore::embedded(&dir, &settings.namespace),
         Some(url) => {
             let logger = logger.clone();
             let hook: DegradedHook = Arc::new(move |reason: &str| {
@@ -316,24 +305,9 @@ pub async fn open_store(settings: &Settings, logger: &Logger) -> Result<StateSto
                     format!("{reason}; keeping state in local files until Redis is back"),
                 ));
             });
-            StateStore::redis(url.expose(), &settings.namespace, dir, hook)
-                .await
-                .map_err(|e| e.to_string())
+            StateStore::redis(url.expose(), &settings.namespace, dir, hook).await
         }
     }
-}
-
-fn vercel_client(
-    settings: &Settings,
-    token: Secret,
-    store: &StateStore,
-) -> Result<VercelClient, String> {
-    let mut config = ClientConfig::new(settings.api_url.clone(), token);
-    config.team_id = settings.team_id.clone();
-    if settings.redis_url.is_some() {
-        config.shared_state = Some(store.clone());
-    }
-    VercelClient::new(config).map_err(|e| e.to_string())
 }
 
 /// Turns true on Ctrl-C or SIGTERM. The handlers are in place when this returns, so a signal

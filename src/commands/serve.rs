@@ -12,7 +12,7 @@ fn worth_printing(entry: &LogEntry) -> bool {
     entry.tier != Tier::Build
 }
 
-pub async fn run(cli: &Cli, json: bool) -> i32 {
+pub async fn run(cli: &Cli, json: bool) -> super::error::Exit {
     eprintln!("shiplog: serving: following building deployments and running the alert rules (Ctrl-C stops)");
     run_headless(cli, |settings| {
         settings.alerts_enabled = true;

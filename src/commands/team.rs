@@ -14,7 +14,8 @@ use shiplog::store::StateStore;
 use shiplog::stream::engine::{EngineOptions, StreamEngine};
 use shiplog::stream::FollowOptions;
 
-use super::{report, report_drops, AlertOutlet};
+use super::error::{CommandError, Exit};
+use super::{report_drops, AlertOutlet};
 use crate::cli::Cli;
 
 /// The streaming engine over the team (or the demo), ready to run.
@@ -33,7 +34,7 @@ impl Team {
         settings: &mut Settings,
         logger: &Logger,
         announce: bool,
-    ) -> Result<Team, i32> {
+    ) -> Result<Team, CommandError> {
         let mut simulator = None;
         // The store the stored login was found in serves the session too.
         let mut store = None;
@@ -46,8 +47,10 @@ impl Team {
             Some(token) => token,
             None => {
                 let handle = super::demo::start_demo(0, 1.0).await.map_err(|err| {
-                    report(format!("could not start the demo simulator: {err}"), None);
-                    exit::FOLLOW_FAILED
+                    CommandError::new(
+                        exit::FOLLOW_FAILED,
+                        format!("could not start the demo simulator: {err}"),
+                    )
                 })?;
                 if announce {
                     eprintln!(
@@ -105,22 +108,13 @@ impl Team {
 /// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM.
 pub async fn run_headless(
     cli: &Cli,
-    logger_for: impl FnOnce(&mut Settings) -> Result<(Logger, AlertOutlet), i32>,
-) -> i32 {
-    let mut settings = match super::settings(cli) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    logger_for: impl FnOnce(&mut Settings) -> Result<(Logger, AlertOutlet), CommandError>,
+) -> Exit {
+    let mut settings = super::settings(cli)?;
     super::init_diagnostics(&settings);
     let shutdown = super::shutdown_on_signals();
-    let (logger, alert_outlet) = match logger_for(&mut settings) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let team = match Team::open(&mut settings, &logger, true).await {
-        Ok(team) => team,
-        Err(code) => return code,
-    };
+    let (logger, alert_outlet) = logger_for(&mut settings)?;
+    let team = Team::open(&mut settings, &logger, true).await?;
     let alerting = super::start_alerting(
         &settings,
         &team.store,
@@ -148,5 +142,5 @@ pub async fn run_headless(
     if let Some(handle) = &team.simulator {
         handle.shutdown();
     }
-    exit::OK
+    Ok(exit::OK)
 }

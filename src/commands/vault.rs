@@ -7,34 +7,22 @@ use shiplog::clock::now_ms;
 use shiplog::exit;
 use shiplog::log::Logger;
 
-use super::report;
+use super::error::{CommandError, Exit};
 use crate::cli::Cli;
 
-pub async fn rotate(cli: &Cli) -> i32 {
-    let settings = match super::settings(cli) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn rotate(cli: &Cli) -> Exit {
+    let settings = super::settings(cli)?;
     super::init_diagnostics(&settings);
-    let keys = match super::breakglass::required_token_keys(
+    let keys = super::breakglass::required_token_keys(
         "set the new key in TOKEN_ENCRYPTION_KEY and the old ones in TOKEN_ENCRYPTION_OLD_KEYS",
-    ) {
-        Ok(keys) => keys,
-        Err(code) => return code,
-    };
+    )?;
     let logger = Logger::builder().build();
-    let store = match super::open_state(&settings, &logger).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+    let store = super::open_state(&settings, &logger).await?;
     let connections = Connections::new(store);
-    let all = match connections.list().await {
-        Ok(all) => all,
-        Err(err) => {
-            report(err, None);
-            return exit::FOLLOW_FAILED;
-        }
-    };
+    let all = connections
+        .list()
+        .await
+        .map_err(|err| CommandError::new(exit::FOLLOW_FAILED, err))?;
     let total = all.len();
     let mut failed = 0;
     for mut connection in all {
@@ -60,10 +48,7 @@ pub async fn rotate(cli: &Cli) -> i32 {
         total,
         shiplog::breakglass::keys::key_id_text(keys.newest().id)
     );
-    let breakglass = match super::breakglass::open(&settings, None).await {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
+    let breakglass = super::breakglass::open(&settings, None).await?;
     match breakglass.reseal_copies().await {
         Ok((resealed, problems)) => {
             for (connection, err) in &problems {
@@ -80,9 +65,10 @@ pub async fn rotate(cli: &Cli) -> i32 {
             eprintln!("shiplog: the emergency copies were not resealed: {err}");
         }
     }
+    // Each failure has been said above.
     if failed > 0 {
-        exit::CONFIG
+        Err(CommandError::told(exit::CONFIG))
     } else {
-        exit::OK
+        Ok(exit::OK)
     }
 }

@@ -3,7 +3,7 @@
 use super::team::run_headless;
 use crate::cli::Cli;
 
-pub async fn run(cli: &Cli) -> i32 {
+pub async fn run(cli: &Cli) -> super::error::Exit {
     run_headless(cli, |settings| {
         // Possibly the demo, which shows alerting at work: `start_alerting` knows for sure.
         let alerts = settings.alerts_enabled || settings.is_demo();
