@@ -92,6 +92,64 @@ impl FileConfig {
     }
 }
 
+/// `VERCEL_API_URL`: an http(s) URL.
+fn api_url(url: String) -> Result<String, ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url)
+    } else {
+        Err(ConfigError::Value(format!(
+            "VERCEL_API_URL must start with http:// or https://, not {url:?}"
+        )))
+    }
+}
+
+/// `REDIS_URL`: unset when empty, else a redis:// or rediss:// URL.
+fn redis_url(url: Option<String>) -> Result<Option<String>, ConfigError> {
+    let url = url.filter(|u| !u.is_empty());
+    match &url {
+        Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => Err(
+            ConfigError::Value("REDIS_URL must start with redis:// or rediss://".to_owned()),
+        ),
+        _ => Ok(url),
+    }
+}
+
+/// `LOG_ALERTS_ENABLED`: on by default everywhere but in development.
+fn alerts_enabled(text: Option<&str>, env: Environment) -> Result<bool, ConfigError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(env != Environment::Development),
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+        Some(other) => Err(ConfigError::Value(format!(
+            "LOG_ALERTS_ENABLED must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+/// `SHIPLOG_ROLE`: viewer unless said otherwise.
+fn role(text: Option<String>) -> Result<crate::breakglass::Role, ConfigError> {
+    let text = text.unwrap_or_else(|| "viewer".to_owned());
+    crate::breakglass::Role::parse(&text).ok_or_else(|| {
+        ConfigError::Value(format!(
+            "SHIPLOG_ROLE must be viewer, super_admin or breakglass_admin, not {text:?}"
+        ))
+    })
+}
+
+/// `BREAKGLASS_STORAGE`: sealed unless plaintext is asked for.
+fn breakglass_storage(
+    text: Option<String>,
+) -> Result<crate::breakglass::entry::Storage, ConfigError> {
+    use crate::breakglass::entry::Storage;
+    match text.as_deref().map(str::trim) {
+        None | Some("") | Some("sealed") => Ok(Storage::Sealed),
+        Some("plaintext") => Ok(Storage::Plaintext),
+        Some(other) => Err(ConfigError::Value(format!(
+            "BREAKGLASS_STORAGE must be sealed or plaintext, not {other:?}"
+        ))),
+    }
+}
+
 /// `$XDG_CONFIG_HOME/shiplog/config.toml` (or `~/.config/shiplog/config.toml`).
 pub fn default_config_path() -> Option<PathBuf> {
     config_dir().map(|d| d.join("config.toml"))
@@ -223,15 +281,12 @@ impl Settings {
                 .as_deref()
                 .unwrap_or("development"),
         )?;
-        let api_url = overrides
-            .api_url
-            .or(file.api_url)
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-            return Err(ConfigError::Value(format!(
-                "VERCEL_API_URL must start with http:// or https://, not {api_url:?}"
-            )));
-        }
+        let api_url = api_url(
+            overrides
+                .api_url
+                .or(file.api_url)
+                .unwrap_or_else(|| DEFAULT_API_URL.to_owned()),
+        )?;
         let idle_secs = overrides
             .idle_timeout_secs
             .or(file.idle_timeout_secs)
@@ -241,47 +296,11 @@ impl Settings {
                 "the idle timeout must be at least 1 second".to_owned(),
             ));
         }
-        let redis_url = overrides.redis_url.filter(|u| !u.is_empty());
-        if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(ConfigError::Value(
-                    "REDIS_URL must start with redis:// or rediss://".to_owned(),
-                ));
-            }
-        }
-        let alerts_enabled = match overrides.alerts_enabled.as_deref().map(str::trim) {
-            None | Some("") => env != Environment::Development,
-            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
-            Some(other) => {
-                return Err(ConfigError::Value(format!(
-                    "LOG_ALERTS_ENABLED must be true or false, not {other:?}"
-                )))
-            }
-        };
-        let role_text = overrides
-            .role
-            .or(file.role)
-            .unwrap_or_else(|| "viewer".to_owned());
-        let role = crate::breakglass::Role::parse(&role_text).ok_or_else(|| {
-            ConfigError::Value(format!(
-                "SHIPLOG_ROLE must be viewer, super_admin or breakglass_admin, not {role_text:?}"
-            ))
-        })?;
-        let breakglass_storage = match overrides
-            .breakglass_storage
-            .or(file.breakglass_storage)
-            .as_deref()
-            .map(str::trim)
-        {
-            None | Some("") | Some("sealed") => crate::breakglass::entry::Storage::Sealed,
-            Some("plaintext") => crate::breakglass::entry::Storage::Plaintext,
-            Some(other) => {
-                return Err(ConfigError::Value(format!(
-                    "BREAKGLASS_STORAGE must be sealed or plaintext, not {other:?}"
-                )))
-            }
-        };
+        let redis_url = redis_url(overrides.redis_url)?;
+        let alerts_enabled = alerts_enabled(overrides.alerts_enabled.as_deref(), env)?;
+        let role = role(overrides.role.or(file.role))?;
+        let breakglass_storage =
+            breakglass_storage(overrides.breakglass_storage.or(file.breakglass_storage))?;
         let user = overrides
             .user
             .or(file.user)

@@ -105,14 +105,7 @@ fn connect(
     alerting: Option<AlertDesk>,
     breakglass: Option<BreakglassDesk>,
 ) -> Feeds {
-    let mut feeds = Feeds {
-        snapshots: team.engine.subscribe(),
-        entries,
-        alerts: None,
-        queue: None,
-        breakglass: None,
-        breakglass_results: None,
-    };
+    let mut feeds = Feeds::new(team.engine.subscribe(), entries);
     if let Some(desk) = alerting {
         feeds.alerts = Some(desk.alerts);
         feeds.queue = Some(desk.queue);

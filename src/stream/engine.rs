@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::follower::{FollowOptions, Follower, StreamHealth};
+use super::follower::{FollowOptions, Follower, HealthHook, StreamHealth};
 use crate::log::{LogEntry, Logger, Severity};
 use crate::metrics::Metrics;
 use crate::shutdown::{stopped, Shutdown};
@@ -82,101 +82,119 @@ impl StreamEngine {
 
     /// Runs until `shutdown`; followers stop with it and save where they were.
     pub async fn run(self, mut shutdown: Shutdown) {
-        // Every deployment followed in this run, finished ones included, so that a list taken
-        // just before a build ended does not start it again.
-        let mut followed: HashSet<String> = HashSet::new();
-        let mut followers = JoinSet::new();
-        let mut list_failing = false;
+        let mut round = Round {
+            followed: HashSet::new(),
+            followers: JoinSet::new(),
+            list_failing: false,
+            follow_options: self.follow_options(),
+        };
         let query = ListQuery {
             limit: Some(50),
             project_id: self.options.project.clone(),
             state: None,
             since: None,
         };
-        let snapshot = self.snapshot.clone();
-        let health: super::follower::HealthHook = Arc::new(move |id: &str, health| {
-            snapshot.send_if_modified(|s| {
-                let old = s.health.insert(id.to_owned(), health);
-                old != Some(health)
-            });
-        });
-        let mut follow_options = self.options.follow.clone();
-        follow_options.on_health = Some(health);
         loop {
             match self.client.list_deployments(&query).await {
-                Ok(list) => {
-                    if list_failing {
-                        list_failing = false;
-                        self.logger.write(LogEntry::system(
-                            Severity::Info,
-                            "recovered",
-                            "Listing deployments works again",
-                        ));
-                    }
-                    // Only a real change wakes the dashboard.
-                    self.snapshot.send_if_modified(|s| {
-                        let changed = !s.loaded
-                            || s.list_error.is_some()
-                            || s.deployments != list.deployments;
-                        if changed {
-                            s.deployments = list.deployments.clone();
-                            s.list_error = None;
-                            s.loaded = true;
-                        }
-                        changed
-                    });
-                    for deployment in list.deployments.into_iter().rev() {
-                        if deployment.state().is_terminal() {
-                            continue;
-                        }
-                        if followed.insert(deployment.uid.clone()) {
-                            let follower = Follower::new(
-                                self.client.clone(),
-                                self.store.clone(),
-                                self.logger.clone(),
-                                self.metrics.clone(),
-                                follow_options.clone(),
-                            );
-                            let shutdown = shutdown.clone();
-                            followers.spawn(async move {
-                                // Lets the tests prove that a panic in an engine restores the
-                                // terminal (debug builds only).
-                                #[cfg(debug_assertions)]
-                                if std::env::var_os("SHIPLOG_DEBUG_PANIC_IN_ENGINE").is_some() {
-                                    panic!("a deliberate panic in the streaming engine");
-                                }
-                                let uid = deployment.uid;
-                                if let Err(err) = follower.follow(&uid, shutdown).await {
-                                    tracing::warn!(deployment = %uid, %err, "stopped following");
-                                }
-                            });
-                        }
-                    }
-                }
-                Err(err) => {
-                    let message = err.to_string();
-                    self.snapshot.send_if_modified(|s| {
-                        let changed = s.list_error.as_ref() != Some(&message);
-                        s.list_error = Some(message);
-                        changed
-                    });
-                    if !list_failing {
-                        list_failing = true;
-                        self.logger.write(LogEntry::system(
-                            Severity::Error,
-                            "degraded",
-                            format!("Could not list deployments: {err}"),
-                        ));
-                    }
-                }
+                Ok(list) => self.listed(list.deployments, &mut round, &shutdown),
+                Err(err) => self.list_failed(&err.to_string(), &mut round),
             }
             // Reap finished followers without waiting for the rest.
-            while followers.try_join_next().is_some() {}
+            while round.followers.try_join_next().is_some() {}
             tokio::select! {
                 _ = tokio::time::sleep(self.options.poll_every) => {}
                 _ = stopped(&mut shutdown) => break,
             }
         }
-        while followers.join_next().await.is_some() {}
+        while round.followers.join_next().await.is_some() {}
     }
+
+    /// The followers' options, reporting each stream's health into the snapshot.
+    fn follow_options(&self) -> FollowOptions {
+        let snapshot = self.snapshot.clone();
+        let health: HealthHook = Arc::new(move |id: &str, health| {
+            snapshot.send_if_modified(|s| {
+                let old = s.health.insert(id.to_owned(), health);
+                old != Some(health)
+            });
+        });
+        let mut options = self.options.follow.clone();
+        options.on_health = Some(health);
+        options
+    }
+
+    /// A fresh list: published when it changed, and every running build in it followed.
+    fn listed(&self, deployments: Vec<DeploymentSummary>, round: &mut Round, shutdown: &Shutdown) {
+        if round.list_failing {
+            round.list_failing = false;
+            self.logger.write(LogEntry::system(
+                Severity::Info,
+                "recovered",
+                "Listing deployments works again",
+            ));
+        }
+        // Only a real change wakes the dashboard.
+        self.snapshot.send_if_modified(|s| {
+            let changed = !s.loaded || s.list_error.is_some() || s.deployments != deployments;
+            if changed {
+                s.deployments = deployments.clone();
+                s.list_error = None;
+                s.loaded = true;
+            }
+            changed
+        });
+        for deployment in deployments.into_iter().rev() {
+            if !deployment.state().is_terminal() && round.followed.insert(deployment.uid.clone()) {
+                self.start_following(deployment.uid, round, shutdown.clone());
+            }
+        }
+    }
+
+    fn start_following(&self, uid: String, round: &mut Round, shutdown: Shutdown) {
+        let follower = Follower::new(
+            self.client.clone(),
+            self.store.clone(),
+            self.logger.clone(),
+            self.metrics.clone(),
+            round.follow_options.clone(),
+        );
+        round.followers.spawn(async move {
+            // Lets the tests prove that a panic in an engine restores the terminal (debug
+            // builds only).
+            #[cfg(debug_assertions)]
+            if std::env::var_os("SHIPLOG_DEBUG_PANIC_IN_ENGINE").is_some() {
+                panic!("a deliberate panic in the streaming engine");
+            }
+            if let Err(err) = follower.follow(&uid, shutdown).await {
+                tracing::warn!(deployment = %uid, %err, "stopped following");
+            }
+        });
+    }
+
+    /// The list failed: shown on the dashboard, and written once until it works again.
+    fn list_failed(&self, message: &str, round: &mut Round) {
+        self.snapshot.send_if_modified(|s| {
+            let changed = s.list_error.as_deref() != Some(message);
+            s.list_error = Some(message.to_owned());
+            changed
+        });
+        if !round.list_failing {
+            round.list_failing = true;
+            self.logger.write(LogEntry::system(
+                Severity::Error,
+                "degraded",
+                format!("Could not list deployments: {message}"),
+            ));
+        }
+    }
+}
+
+/// What the engine keeps from one listing to the next.
+struct Round {
+    /// Every deployment followed in this run, finished ones included, so that a list taken
+    /// just before a build ended does not start it again.
+    followed: HashSet<String>,
+    followers: JoinSet<()>,
+    list_failing: bool,
+    follow_options: FollowOptions,
 }

@@ -112,6 +112,17 @@ pub enum FollowError {
     Interrupted,
 }
 
+/// One try at the events stream: how the connection went, and what the next try needs.
+struct Attempt {
+    connection: Connection,
+    /// The build was over before this connection was opened (a request without `follow`).
+    over_before_connect: ReadyState,
+    /// How long the server asked us to wait.
+    retry_after: Option<Duration>,
+    /// Why the stream could not be opened.
+    error: Option<String>,
+}
+
 /// What one connection amounted to.
 enum Connection {
     /// The server ended the response.
@@ -216,64 +227,21 @@ impl Follower {
         let mut last_error = String::new();
         let mut splitter = LineSplitter::default();
         loop {
-            let over_before_connect = *state.borrow_and_update();
-            let query = EventsQuery {
-                follow: !over_before_connect.is_terminal(),
-                since: cursor.since_param(),
-                until: None,
-            };
-            let opened = tokio::select! {
-                opened = self.client.open_events(&ctx.vercel_id, &query) => opened,
-                _ = stopped(shutdown) => return Err(FollowError::Interrupted),
-            };
-            let (connection, retry_after) = match opened {
-                Ok(body) => {
-                    self.report(ctx, StreamHealth::Live);
-                    cursor.start_connection();
-                    let connection = self
-                        .read(
-                            body,
-                            ctx,
-                            cursor,
-                            &mut splitter,
-                            &mut state,
-                            over_before_connect,
-                            shutdown,
-                        )
-                        .await;
-                    (connection, None)
-                }
-                Err(err) if !err.is_retryable() => return Err(err.into()),
-                // Not an attempt: the breaker kept us from calling. Wait for its trial call.
-                Err(VercelError::CircuitOpen { retry_in, .. }) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(retry_in) => continue,
-                        _ = stopped(shutdown) => return Err(FollowError::Interrupted),
-                    }
-                }
-                Err(err) => {
-                    let reason = match err.status() {
-                        Some(429) => RestartReason::RateLimited,
-                        Some(_) => RestartReason::ServerError,
-                        None => RestartReason::Error,
-                    };
-                    last_error = err.to_string();
-                    (
-                        Connection::Broken {
-                            delivered: 0,
-                            reason,
-                        },
-                        err.retry_after(),
-                    )
-                }
+            let Some(attempt) = self
+                .connect(ctx, cursor, &mut splitter, &mut state, shutdown)
+                .await?
+            else {
+                continue;
             };
             self.persist(ctx, cursor).await;
-
-            let (delivered, reason) = match connection {
+            if let Some(error) = attempt.error {
+                last_error = error;
+            }
+            let (delivered, reason) = match attempt.connection {
                 Connection::Interrupted => return Err(FollowError::Interrupted),
                 // The request without `follow`, made after the build ended, got everything.
-                Connection::Ended { .. } if over_before_connect.is_terminal() => {
-                    return Ok(over_before_connect)
+                Connection::Ended { .. } if attempt.over_before_connect.is_terminal() => {
+                    return Ok(attempt.over_before_connect)
                 }
                 Connection::Ended { delivered } => (delivered, RestartReason::CleanEnd),
                 Connection::Broken { delivered, reason } => {
@@ -291,17 +259,12 @@ impl Follower {
             if failures >= self.options.reconnect.max_attempts {
                 return Err(self.degrade(ctx, failures, last_error, shutdown).await);
             }
-
-            // Is the build still running? Ask now rather than wait for the poller.
-            if !state.borrow().is_terminal() {
-                match self.client.get_deployment(&ctx.vercel_id).await {
-                    Ok(d) => set_state(state_tx, d.ready_state),
-                    Err(err) if !err.is_retryable() => return Err(err.into()),
-                    Err(err) => last_error = err.to_string(),
-                }
-            }
+            self.refresh_state(ctx, state_tx, &mut last_error).await?;
             if failures > 0 {
-                let wait = self.options.reconnect.delay(failures - 1, retry_after);
+                let wait = self
+                    .options
+                    .reconnect
+                    .delay(failures - 1, attempt.retry_after);
                 tracing::debug!(deployment = %ctx.vercel_id, ?wait, reason = reason.as_str(), "reconnecting");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -309,6 +272,93 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// Opens the events stream from the cursor and reads it; `None` when the circuit breaker
+    /// kept us from calling and its trial call is now due (not an attempt).
+    async fn connect(
+        &self,
+        ctx: &EntryContext,
+        cursor: &mut ResumeState,
+        splitter: &mut LineSplitter,
+        state: &mut watch::Receiver<ReadyState>,
+        shutdown: &mut Shutdown,
+    ) -> Result<Option<Attempt>, FollowError> {
+        let over_before_connect = *state.borrow_and_update();
+        let query = EventsQuery {
+            follow: !over_before_connect.is_terminal(),
+            since: cursor.since_param(),
+            until: None,
+        };
+        let opened = tokio::select! {
+            opened = self.client.open_events(&ctx.vercel_id, &query) => opened,
+            _ = stopped(shutdown) => return Err(FollowError::Interrupted),
+        };
+        let attempt = match opened {
+            Ok(body) => {
+                self.report(ctx, StreamHealth::Live);
+                cursor.start_connection();
+                let connection = self
+                    .read(
+                        body,
+                        ctx,
+                        cursor,
+                        splitter,
+                        state,
+                        over_before_connect,
+                        shutdown,
+                    )
+                    .await;
+                Attempt {
+                    connection,
+                    over_before_connect,
+                    retry_after: None,
+                    error: None,
+                }
+            }
+            Err(err) if !err.is_retryable() => return Err(err.into()),
+            Err(VercelError::CircuitOpen { retry_in, .. }) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(retry_in) => return Ok(None),
+                    _ = stopped(shutdown) => return Err(FollowError::Interrupted),
+                }
+            }
+            Err(err) => {
+                let reason = match err.status() {
+                    Some(429) => RestartReason::RateLimited,
+                    Some(_) => RestartReason::ServerError,
+                    None => RestartReason::Error,
+                };
+                Attempt {
+                    connection: Connection::Broken {
+                        delivered: 0,
+                        reason,
+                    },
+                    over_before_connect,
+                    retry_after: err.retry_after(),
+                    error: Some(err.to_string()),
+                }
+            }
+        };
+        Ok(Some(attempt))
+    }
+
+    /// Is the build still running? Asks now rather than wait for the poller.
+    async fn refresh_state(
+        &self,
+        ctx: &EntryContext,
+        state_tx: &watch::Sender<ReadyState>,
+        last_error: &mut String,
+    ) -> Result<(), FollowError> {
+        if state_tx.borrow().is_terminal() {
+            return Ok(());
+        }
+        match self.client.get_deployment(&ctx.vercel_id).await {
+            Ok(d) => set_state(state_tx, d.ready_state),
+            Err(err) if !err.is_retryable() => return Err(err.into()),
+            Err(err) => *last_error = err.to_string(),
+        }
+        Ok(())
     }
 
     /// Reads one connection's body until it ends, breaks, stalls, or (live connection, build

@@ -20,6 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::alert::book::AlertRecord;
 use crate::alert::queue::worker::QueueSnapshot;
+use crate::breakglass::desk::{AccessResult, BreakglassView};
 use crate::log::LogEntry;
 use crate::shutdown::{stopped, Shutdown};
 use crate::stream::engine::EngineSnapshot;
@@ -41,8 +42,63 @@ pub struct Feeds {
     /// The delivery queue, when alerting runs.
     pub queue: Option<watch::Receiver<QueueSnapshot>>,
     /// The breakglass engine's view, and its answers to requests.
-    pub breakglass: Option<watch::Receiver<crate::breakglass::desk::BreakglassView>>,
-    pub breakglass_results: Option<mpsc::Receiver<crate::breakglass::desk::AccessResult>>,
+    pub breakglass: Option<watch::Receiver<BreakglassView>>,
+    pub breakglass_results: Option<mpsc::Receiver<AccessResult>>,
+    /// The entries' channel is still open.
+    entries_open: bool,
+}
+
+/// A change from an engine, for the screens.
+enum Change {
+    Snapshot(EngineSnapshot),
+    Alerts(Vec<AlertRecord>),
+    Queue(QueueSnapshot),
+    Breakglass(BreakglassView),
+    Answer(AccessResult),
+    /// New entries are in the batch.
+    Entries,
+    /// An engine went away; nothing to show.
+    Nothing,
+}
+
+impl Feeds {
+    /// The streaming engine's feeds; alerting and breakglass are added when they run.
+    pub fn new(
+        snapshots: watch::Receiver<EngineSnapshot>,
+        entries: mpsc::Receiver<Arc<LogEntry>>,
+    ) -> Self {
+        Feeds {
+            snapshots,
+            entries,
+            alerts: None,
+            queue: None,
+            breakglass: None,
+            breakglass_results: None,
+            entries_open: true,
+        }
+    }
+
+    /// Waits for the next change from any engine; entries arrive in `batch`.
+    async fn next(&mut self, batch: &mut Vec<Arc<LogEntry>>) -> Change {
+        tokio::select! {
+            changed = self.snapshots.changed() => match changed {
+                Ok(()) => Change::Snapshot(self.snapshots.borrow_and_update().clone()),
+                Err(_) => Change::Nothing,
+            },
+            changed = watched(&mut self.alerts) => changed.map_or(Change::Nothing, Change::Alerts),
+            changed = watched(&mut self.queue) => changed.map_or(Change::Nothing, Change::Queue),
+            changed = watched(&mut self.breakglass) => {
+                changed.map_or(Change::Nothing, Change::Breakglass)
+            }
+            result = next_result(&mut self.breakglass_results) => {
+                result.map_or(Change::Nothing, Change::Answer)
+            }
+            received = self.entries.recv_many(batch, BATCH), if self.entries_open => {
+                self.entries_open = received > 0;
+                Change::Entries
+            }
+        }
+    }
 }
 
 /// Runs the dashboard until the user quits or `shutdown` fires.
@@ -60,7 +116,6 @@ pub async fn run(
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut dirty = true;
-    let mut entries_open = true;
     let mut last_draw = Instant::now() - FRAME;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
@@ -75,63 +130,12 @@ pub async fn run(
         let next_frame = last_draw + FRAME;
         tokio::select! {
             event = events.next() => match event {
-                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
-                    dirty |= app.on_key(key);
-                }
-                Some(Ok(Event::Mouse(mouse))) => match mouse.kind {
-                    MouseEventKind::ScrollUp => { app.deployments.scroll_by(-3); dirty = true; }
-                    MouseEventKind::ScrollDown => { app.deployments.scroll_by(3); dirty = true; }
-                    _ => {}
-                },
-                Some(Ok(Event::Resize(..))) => dirty = true,
-                Some(Ok(_)) => {}
+                Some(Ok(event)) => dirty |= on_event(&mut app, event),
                 Some(Err(err)) => return Err(err),
                 None => break,
             },
-            changed = feeds.snapshots.changed() => {
-                if changed.is_ok() {
-                    let snapshot = feeds.snapshots.borrow_and_update().clone();
-                    app.apply_snapshot(snapshot);
-                    dirty = true;
-                }
-            }
-            changed = watched(&mut feeds.alerts) => match changed {
-                Some(alerts) => {
-                    app.alerts.records = alerts;
-                    dirty = true;
-                }
-                None => feeds.alerts = None,
-            },
-            changed = watched(&mut feeds.queue) => match changed {
-                Some(queue) => {
-                    app.queue = queue;
-                    dirty = true;
-                }
-                None => feeds.queue = None,
-            },
-            changed = watched(&mut feeds.breakglass) => match changed {
-                Some(view) => {
-                    app.breakglass.apply_view(view);
-                    dirty = true;
-                }
-                None => feeds.breakglass = None,
-            },
-            result = next_result(&mut feeds.breakglass_results) => match result {
-                Some(result) => {
-                    app.breakglass.on_result(result);
-                    dirty = true;
-                }
-                None => feeds.breakglass_results = None,
-            },
-            received = feeds.entries.recv_many(&mut batch, BATCH), if entries_open => {
-                entries_open = received > 0;
-                app.ingest(&batch);
-                batch.clear();
-                dirty = true;
-            }
-            _ = clock.tick() => {
-                dirty |= app.deployments.something_runs() | app.breakglass.tick(app.now()) | app.breakglass.is_revealing();
-            }
+            change = feeds.next(&mut batch) => dirty |= apply(&mut app, change, &mut batch),
+            _ = clock.tick() => dirty |= on_tick(&mut app),
             // A change came in too soon after the last frame: draw it when the frame is due.
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = stopped(&mut shutdown) => break,
@@ -143,24 +147,72 @@ pub async fn run(
     Ok(())
 }
 
-/// The next value of an engine's snapshot; `None` when the engine is gone. Never resolves when
-/// the engine does not run.
-async fn watched<T: Clone>(feed: &mut Option<watch::Receiver<T>>) -> Option<T> {
-    match feed {
-        Some(feed) => match feed.changed().await {
-            Ok(()) => Some(feed.borrow_and_update().clone()),
-            Err(_) => None,
+/// A key, the mouse wheel or a resize; returns whether anything visible changed.
+fn on_event(app: &mut App, event: Event) -> bool {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => app.on_key(key),
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::ScrollUp => {
+                app.deployments.scroll_by(-3);
+                true
+            }
+            MouseEventKind::ScrollDown => {
+                app.deployments.scroll_by(3);
+                true
+            }
+            _ => false,
         },
-        None => std::future::pending().await,
+        Event::Resize(..) => true,
+        _ => false,
+    }
+}
+
+/// Hands an engine's change to the screen it is for; returns whether anything visible changed.
+fn apply(app: &mut App, change: Change, batch: &mut Vec<Arc<LogEntry>>) -> bool {
+    match change {
+        Change::Snapshot(snapshot) => app.apply_snapshot(snapshot),
+        Change::Alerts(alerts) => app.alerts.records = alerts,
+        Change::Queue(queue) => app.queue = queue,
+        Change::Breakglass(view) => app.breakglass.apply_view(view),
+        Change::Answer(result) => app.breakglass.on_result(result),
+        Change::Entries => {
+            app.ingest(batch);
+            batch.clear();
+        }
+        Change::Nothing => return false,
+    }
+    true
+}
+
+/// Once a second: whether anything on screen moves with time.
+fn on_tick(app: &mut App) -> bool {
+    let now = app.now();
+    app.deployments.something_runs() | app.breakglass.tick(now) | app.breakglass.is_revealing()
+}
+
+/// The next value of an engine's snapshot; `None` when the engine is gone (and the feed is
+/// dropped). Never resolves when the engine does not run.
+async fn watched<T: Clone>(feed: &mut Option<watch::Receiver<T>>) -> Option<T> {
+    let Some(receiver) = feed else {
+        return std::future::pending().await;
+    };
+    match receiver.changed().await {
+        Ok(()) => Some(receiver.borrow_and_update().clone()),
+        Err(_) => {
+            *feed = None;
+            None
+        }
     }
 }
 
 /// The breakglass engine's next answer; never resolves when it does not run.
-async fn next_result(
-    results: &mut Option<mpsc::Receiver<crate::breakglass::desk::AccessResult>>,
-) -> Option<crate::breakglass::desk::AccessResult> {
-    match results {
-        Some(results) => results.recv().await,
-        None => std::future::pending().await,
+async fn next_result(results: &mut Option<mpsc::Receiver<AccessResult>>) -> Option<AccessResult> {
+    let Some(receiver) = results else {
+        return std::future::pending().await;
+    };
+    let result = receiver.recv().await;
+    if result.is_none() {
+        *results = None;
     }
+    result
 }
