@@ -35,7 +35,7 @@ type Shown = oneshot::Receiver<Result<Page, String>>;
 /// Stands in for the user's browser: follows the authorize URL through the server's redirect to
 /// the loopback callback, after first visiting `stray` paths of the callback's address (requests
 /// that are not a login redirect). What the last page said arrives on the receiver.
-fn browser(stray: &'static [&'static str]) -> (impl FnOnce(&str) -> Result<(), String>, Shown) {
+fn browser(stray: &'static [&'static str]) -> (impl FnOnce(&str) -> std::io::Result<()>, Shown) {
     let (shown, receiver) = oneshot::channel();
     let open = move |url: &str| {
         let url = url.to_owned();
@@ -247,7 +247,7 @@ async fn an_unreachable_token_endpoint_is_reported_as_such() {
 #[tokio::test]
 async fn nothing_arriving_in_time_is_a_timeout_even_when_no_browser_opened() {
     let server = oauth_server::start(Behaviour::Approve).await;
-    let no_browser = |_: &str| Err("no browser on this machine".to_owned());
+    let no_browser = |_: &str| Err(std::io::Error::other("no browser on this machine"));
 
     let err = login(&config(&server), no_browser, Duration::from_millis(300))
         .await

@@ -217,7 +217,9 @@ async fn sign_in(args: &LoginArgs) -> Result<Tokens, CommandError> {
             .stderr(std::process::Stdio::null())
             .spawn()
             .map(drop)
-            .map_err(|err| format!("could not start {opener}: {err}"))
+            .map_err(|err| {
+                std::io::Error::new(err.kind(), format!("could not start {opener}: {err}"))
+            })
     };
     match oauth::login(&config, open, SIGN_IN_WAIT).await {
         Ok(response) => Ok(Tokens {

@@ -295,16 +295,6 @@ pub(crate) fn list_item(dep: &Deployment) -> Value {
 /// `GET /v13/deployments/{idOrUrl}` (also the body of a successful cancel).
 pub(crate) fn full_deployment(dep: &Deployment) -> Value {
     let p = dep.progress();
-    let alias = if p.state == ReadyState::Ready {
-        json!([format!(
-            "{}-git-{}-{}.vercel.app",
-            dep.project,
-            dep.branch.replace('/', "-"),
-            crate::demo::state::TEAM_SLUG
-        )])
-    } else {
-        json!([])
-    };
     let mut v = json!({
         "id": dep.id,
         "name": dep.project,
@@ -329,7 +319,7 @@ pub(crate) fn full_deployment(dep: &Deployment) -> Value {
         "team": { "id": TEAM_ID, "name": "Shiplog Demo", "slug": crate::demo::state::TEAM_SLUG },
         "project": { "id": dep.project_id, "name": dep.project, "framework": "nextjs" },
         "inspectorUrl": dep.inspector_url(),
-        "alias": alias,
+        "alias": aliases(dep, p.state),
         "aliasAssigned": p.state == ReadyState::Ready,
         "aliasError": null,
         "aliasFinal": null,
@@ -360,21 +350,39 @@ pub(crate) fn full_deployment(dep: &Deployment) -> Value {
         "checksState": "completed",
         "checksConclusion": "succeeded",
     });
-    match p.state {
+    add_outcome(&mut v, p.state, p.finished_at);
+    v
+}
+
+/// A ready deployment's branch alias.
+fn aliases(dep: &Deployment, state: ReadyState) -> Value {
+    if state != ReadyState::Ready {
+        return json!([]);
+    }
+    json!([format!(
+        "{}-git-{}-{}.vercel.app",
+        dep.project,
+        dep.branch.replace('/', "-"),
+        crate::demo::state::TEAM_SLUG
+    )])
+}
+
+/// The fields of a finished build: when it became ready, failed (and why) or was canceled.
+fn add_outcome(v: &mut Value, state: ReadyState, finished_at: Option<i64>) {
+    match state {
         ReadyState::Ready => {
-            v["ready"] = opt_ms(p.finished_at);
+            v["ready"] = opt_ms(finished_at);
             v["readySubstate"] = json!("PROMOTED");
         }
         ReadyState::Error => {
-            v["buildErrorAt"] = opt_ms(p.finished_at);
+            v["buildErrorAt"] = opt_ms(finished_at);
             v["errorCode"] = json!("BUILD_FAILED");
             v["errorMessage"] = json!("The build failed. Check the build logs for details.");
             v["errorStep"] = json!("build");
         }
         ReadyState::Canceled => {
-            v["canceledAt"] = opt_ms(p.finished_at);
+            v["canceledAt"] = opt_ms(finished_at);
         }
         _ => {}
     }
-    v
 }

@@ -78,6 +78,15 @@ fn bad_request(message: &str) -> Response {
     error_response(StatusCode::BAD_REQUEST, "bad_request", message, Value::Null)
 }
 
+/// A query parameter that is wrong, answered with 400 and this message.
+struct BadParameter(String);
+
+impl IntoResponse for BadParameter {
+    fn into_response(self) -> Response {
+        bad_request(&self.0)
+    }
+}
+
 fn deployment_not_found(id: &str) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
@@ -233,7 +242,8 @@ impl Query {
     }
 
     /// A millisecond timestamp (integers; fractional values are floored). Empty → absent.
-    fn ms(&self, name: &str) -> Result<Option<i64>, String> {
+    /// A time parameter in ms (a fraction is cut off); a bad one is answered with 400.
+    fn ms(&self, name: &str) -> Result<Option<i64>, BadParameter> {
         match self.get(name).map(str::trim) {
             None | Some("") => Ok(None),
             Some(v) => v
@@ -246,7 +256,11 @@ impl Query {
                         .map(|f| f.floor() as i64)
                 })
                 .map(Some)
-                .ok_or_else(|| format!("Invalid query parameter `{name}`: {v:?} is not a number")),
+                .ok_or_else(|| {
+                    BadParameter(format!(
+                        "Invalid query parameter `{name}`: {v:?} is not a number"
+                    ))
+                }),
         }
     }
 }
@@ -317,13 +331,9 @@ async fn list_deployments(State(shared): State<AppState>, req: Request) -> Respo
             _ => return bad_request(&format!("Invalid query parameter `limit`: {v:?}")),
         },
     };
-    let since = match q.ms("since") {
-        Ok(v) => v,
-        Err(msg) => return bad_request(&msg),
-    };
-    let until = match q.ms("until") {
-        Ok(v) => v,
-        Err(msg) => return bad_request(&msg),
+    let (since, until) = match (q.ms("since"), q.ms("until")) {
+        (Ok(since), Ok(until)) => (since, until),
+        (Err(bad), _) | (_, Err(bad)) => return bad.into_response(),
     };
     let states: Option<Vec<String>> = q.get("state").filter(|s| !s.is_empty()).map(|s| {
         s.split(',')
@@ -433,6 +443,58 @@ fn prefers_stream(headers: &HeaderMap) -> bool {
     stream > json
 }
 
+/// What a request for a deployment's events asks for.
+struct EventsAsk {
+    follow: bool,
+    backward: bool,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<usize>,
+    /// One event per line rather than a JSON array.
+    ndjson: bool,
+}
+
+impl EventsAsk {
+    /// The request's query and `Accept`; a bad parameter is answered with 400.
+    fn parse(q: &Query, headers: &HeaderMap) -> Result<Self, BadParameter> {
+        let follow = matches!(q.get("follow").map(str::trim), Some("1") | Some("true"));
+        let backward = match q.get("direction").map(str::trim) {
+            None | Some("") | Some("forward") => false,
+            Some("backward") => true,
+            Some(other) => {
+                return Err(BadParameter(format!(
+                    "Invalid query parameter `direction`: {other:?} (expected forward or backward)"
+                )))
+            }
+        };
+        if backward && follow {
+            return Err(BadParameter(
+                "`direction=backward` cannot be combined with `follow=1`".to_owned(),
+            ));
+        }
+        let limit = match q.get("limit").map(str::trim) {
+            None | Some("") => None,
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n < 0 => None,
+                Ok(n) => Some(n as usize),
+                Err(_) => {
+                    return Err(BadParameter(format!(
+                        "Invalid query parameter `limit`: {v:?}"
+                    )))
+                }
+            },
+        };
+        Ok(EventsAsk {
+            follow,
+            backward,
+            since: q.ms("since")?,
+            until: q.ms("until")?,
+            limit,
+            ndjson: follow || q.get("format") == Some("lines") || prefers_stream(headers),
+        })
+    }
+}
+
 async fn events(
     State(shared): State<AppState>,
     Path(id_or_url): Path<String>,
@@ -442,92 +504,37 @@ async fn events(
     let Some(dep) = shared.find(&id_or_url) else {
         return deployment_not_found(&id_or_url);
     };
-    let follow = matches!(q.get("follow").map(str::trim), Some("1") | Some("true"));
-    let backward = match q.get("direction").map(str::trim) {
-        None | Some("") | Some("forward") => false,
-        Some("backward") => true,
-        Some(other) => {
-            return bad_request(&format!(
-                "Invalid query parameter `direction`: {other:?} (expected forward or backward)"
-            ))
-        }
+    let ask = match EventsAsk::parse(&q, req.headers()) {
+        Ok(ask) => ask,
+        Err(bad) => return bad.into_response(),
     };
-    if backward && follow {
-        return bad_request("`direction=backward` cannot be combined with `follow=1`");
-    }
-    let since = match q.ms("since") {
-        Ok(v) => v,
-        Err(msg) => return bad_request(&msg),
-    };
-    let until = match q.ms("until") {
-        Ok(v) => v,
-        Err(msg) => return bad_request(&msg),
-    };
-    let limit = match q.get("limit").map(str::trim) {
-        None | Some("") => None,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n < 0 => None,
-            Ok(n) => Some(n as usize),
-            Err(_) => return bad_request(&format!("Invalid query parameter `limit`: {v:?}")),
-        },
-    };
-    let ndjson = follow || q.get("format") == Some("lines") || prefers_stream(req.headers());
-
     if let Some(fault) = dep.take_request_fault() {
-        return match fault {
-            RequestFault::RateLimit { retry_after_secs } => {
-                let reset_ms = now_ms() + (retry_after_secs as i64) * 1000;
-                let mut resp = error_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    &format!("Rate limit exceeded. Try again in {retry_after_secs} seconds"),
-                    json!({ "limit": {
-                        "remaining": 0,
-                        "reset": reset_ms / 1000,
-                        "resetMs": reset_ms,
-                        "total": RATE_LIMIT_TOTAL,
-                    }}),
-                );
-                let h = resp.headers_mut();
-                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                h.insert("x-ratelimit-limit", HeaderValue::from(RATE_LIMIT_TOTAL));
-                h.insert("x-ratelimit-remaining", HeaderValue::from(0));
-                h.insert("x-ratelimit-reset", HeaderValue::from(reset_ms / 1000));
-                resp
-            }
-            RequestFault::ServerError => error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_server_error",
-                "An unexpected internal error occurred",
-                Value::Null,
-            ),
-        };
+        return fault_response(fault);
     }
-
     let created = &dep.events.created;
-    let start = match (shared.options.since_mode, since) {
+    let start = match (shared.options.since_mode, ask.since) {
         (_, None) | (SinceMode::Ignored, _) => 0,
         (SinceMode::Inclusive, Some(s)) => created.partition_point(|&c| c < s),
         (SinceMode::Exclusive, Some(s)) => created.partition_point(|&c| c <= s),
     };
-    let mut end = match until {
+    let mut end = match ask.until {
         Some(u) => created.partition_point(|&c| c <= u),
         None => created.len(),
     };
-    if !follow {
+    if !ask.follow {
         end = end.min(dep.progress().produced);
     }
     let end = end.max(start);
 
-    if !ndjson {
-        return json_array(&dep, start, end, limit, backward);
+    if !ask.ndjson {
+        return json_array(&dep, start, end, ask.limit, ask.backward);
     }
     let plan = Plan {
         start,
         end,
-        limit,
-        follow,
-        backward,
+        limit: ask.limit,
+        follow: ask.follow,
+        backward: ask.backward,
         faults: true,
     };
     let streamer = Streamer::new(
@@ -546,6 +553,38 @@ async fn events(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
+}
+
+/// The answer of an injected request fault: a 429 with Vercel's headers, or a 500.
+fn fault_response(fault: RequestFault) -> Response {
+    match fault {
+        RequestFault::RateLimit { retry_after_secs } => {
+            let reset_ms = now_ms() + (retry_after_secs as i64) * 1000;
+            let mut resp = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                &format!("Rate limit exceeded. Try again in {retry_after_secs} seconds"),
+                json!({ "limit": {
+                    "remaining": 0,
+                    "reset": reset_ms / 1000,
+                    "resetMs": reset_ms,
+                    "total": RATE_LIMIT_TOTAL,
+                }}),
+            );
+            let h = resp.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            h.insert("x-ratelimit-limit", HeaderValue::from(RATE_LIMIT_TOTAL));
+            h.insert("x-ratelimit-remaining", HeaderValue::from(0));
+            h.insert("x-ratelimit-reset", HeaderValue::from(reset_ms / 1000));
+            resp
+        }
+        RequestFault::ServerError => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "An unexpected internal error occurred",
+            Value::Null,
+        ),
+    }
 }
 
 fn json_array(

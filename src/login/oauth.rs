@@ -154,7 +154,7 @@ fn random_urlsafe<const N: usize>() -> String {
 /// to finish in the browser.
 pub async fn login(
     config: &OAuthConfig,
-    open: impl FnOnce(&str) -> Result<(), String>,
+    open: impl FnOnce(&str) -> std::io::Result<()>,
     wait: Duration,
 ) -> Result<TokenResponse, OAuthError> {
     let verifier = new_verifier();

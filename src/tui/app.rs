@@ -182,7 +182,9 @@ impl App {
             _ => {
                 input.text.input(key);
                 if input.kind.is_pattern() {
-                    input.error = LineFilter::parse(&input.line()).err();
+                    input.error = LineFilter::parse(&input.line())
+                        .err()
+                        .map(|e| e.to_string());
                 }
             }
         }
@@ -198,7 +200,7 @@ impl App {
         let ask = match input.kind {
             InputKind::Filter | InputKind::Search => match LineFilter::parse(&text) {
                 Err(err) => {
-                    input.error = Some(err);
+                    input.error = Some(err.to_string());
                     self.input = Some(input);
                     return;
                 }

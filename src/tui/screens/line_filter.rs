@@ -13,7 +13,7 @@ pub struct LineFilter {
 }
 
 impl LineFilter {
-    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+    pub fn parse(text: &str) -> Result<Option<Self>, PatternError> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(None);
@@ -46,20 +46,27 @@ impl LineFilter {
     }
 }
 
+/// Why a pattern is not a regular expression shiplog can use, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PatternError(String);
+
 /// Case-insensitive unless the pattern has an upper-case letter ("smart case").
-fn compile(pattern: &str) -> Result<Regex, String> {
+fn compile(pattern: &str) -> Result<Regex, PatternError> {
     let smart = !pattern.chars().any(char::is_uppercase);
     regex::RegexBuilder::new(pattern)
         .case_insensitive(smart)
         .size_limit(1 << 20)
         .build()
-        .map_err(|err| match err {
-            regex::Error::Syntax(text) => text
-                .lines()
-                .last()
-                .unwrap_or("invalid pattern")
-                .trim()
-                .to_owned(),
-            other => other.to_string(),
+        .map_err(|err| {
+            PatternError(match err {
+                regex::Error::Syntax(text) => text
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid pattern")
+                    .trim()
+                    .to_owned(),
+                other => other.to_string(),
+            })
         })
 }

@@ -413,16 +413,29 @@ fn load_file(path: &Path) -> Result<Theme, ThemeWarning> {
     Theme::from_toml(&text, &origin)
 }
 
-fn read_capped(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+/// Why a theme file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("cannot open it: {0}")]
+    Open(std::io::Error),
+    #[error("cannot read it: {0}")]
+    Read(std::io::Error),
+    #[error("larger than {} KiB", MAX_FILE_BYTES / 1024)]
+    TooLarge,
+    #[error("not UTF-8 text")]
+    NotText,
+}
+
+fn read_capped(path: &Path) -> Result<String, ReadError> {
+    let file = std::fs::File::open(path).map_err(ReadError::Open)?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read it: {e}"))?;
+        .map_err(ReadError::Read)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("larger than {} KiB", MAX_FILE_BYTES / 1024));
+        return Err(ReadError::TooLarge);
     }
-    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+    String::from_utf8(bytes).map_err(|_| ReadError::NotText)
 }
 
 #[cfg(test)]
