@@ -52,7 +52,7 @@ async fn every_building_deployment_is_followed_to_its_end() {
         },
     );
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(engine.run(shutdown));
+    let running = engine.start(shutdown).task;
 
     let mut lines: HashMap<String, Vec<String>> = HashMap::new();
     let mut completed = 0;

@@ -38,11 +38,12 @@ pub struct AccessRequest {
 /// The answer to a request.
 pub type AccessResult = Result<Grant, Denial>;
 
-/// The dashboard's end of the breakglass engine.
-pub struct BreakglassDesk {
-    pub view: watch::Receiver<BreakglassView>,
-    pub requests: mpsc::Sender<AccessRequest>,
-    pub results: mpsc::Receiver<AccessResult>,
+/// The running engine, as the dashboard sees it: what to show, where requests go, and the
+/// answers (one per request, each read once: a granted token is not kept in the snapshot).
+pub struct BreakglassHandle {
+    pub snapshot: watch::Receiver<BreakglassView>,
+    pub commands: mpsc::Sender<AccessRequest>,
+    pub answers: mpsc::Receiver<AccessResult>,
 }
 
 /// How often entries (time left) and the audit trail are read again.
@@ -53,7 +54,7 @@ pub fn start(
     breakglass: Arc<Breakglass>,
     requester: Requester,
     shutdown: Shutdown,
-) -> BreakglassDesk {
+) -> BreakglassHandle {
     let (view_tx, view) = watch::channel(BreakglassView {
         enabled: breakglass.enabled,
         user: requester.user.clone(),
@@ -100,10 +101,10 @@ pub fn start(
             });
         }
     });
-    BreakglassDesk {
-        view,
-        requests,
-        results,
+    BreakglassHandle {
+        snapshot: view,
+        commands: requests,
+        answers: results,
     }
 }
 

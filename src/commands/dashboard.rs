@@ -9,9 +9,10 @@ use shiplog::tui::theme::Theme;
 use shiplog::tui::{self, Feeds};
 
 use shiplog::alert::runner::AlertDesk;
-use shiplog::breakglass::desk::BreakglassDesk;
+use shiplog::breakglass::desk::BreakglassHandle;
 use shiplog::config::Settings;
 use shiplog::shutdown::Shutdown;
+use shiplog::stream::engine::StreamHandle;
 
 use super::error::{CommandError, Exit};
 use super::team::Team;
@@ -59,15 +60,15 @@ pub async fn run(cli: &Cli) -> Exit {
         alert_outlet,
         engine_shutdown.clone(),
     );
-    let breakglass = breakglass_desk(&settings, &logger, &team, engine_shutdown.clone()).await;
+    let breakglass = start_breakglass(&settings, &logger, &team, engine_shutdown.clone()).await;
     let (alerting, alert_desk) = alerting.unzip();
-    let feeds = connect(&mut app, &team, entries, alert_desk, breakglass);
     super::report_metrics(&settings, &team.metrics, engine_shutdown.clone());
-    let engine = tokio::spawn(team.engine.run(engine_shutdown));
+    let stream = team.engine.start(engine_shutdown);
+    let feeds = connect(&mut app, &stream, entries, alert_desk, breakglass);
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;
     // Followers save where they were before the process ends.
     let _ = stop_engine.send(true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), engine).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), stream.task).await;
     if let Some(alerting) = alerting {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), alerting).await;
     }
@@ -81,12 +82,12 @@ pub async fn run(cli: &Cli) -> Exit {
 }
 
 /// The breakglass engine of this dashboard, when breakglass can open here.
-async fn breakglass_desk(
+async fn start_breakglass(
     settings: &Settings,
     logger: &Logger,
     team: &Team,
     shutdown: Shutdown,
-) -> Option<BreakglassDesk> {
+) -> Option<BreakglassHandle> {
     let service = super::breakglass::for_screen(settings, logger, team.simulator.is_some()).await?;
     let requester = shiplog::breakglass::Requester {
         user: settings.user.clone(),
@@ -100,21 +101,21 @@ async fn breakglass_desk(
 /// Connects the screens to the engines: what they read, and where their commands go.
 fn connect(
     app: &mut App,
-    team: &Team,
+    stream: &StreamHandle,
     entries: tokio::sync::mpsc::Receiver<std::sync::Arc<shiplog::log::LogEntry>>,
     alerting: Option<AlertDesk>,
-    breakglass: Option<BreakglassDesk>,
+    breakglass: Option<BreakglassHandle>,
 ) -> Feeds {
-    let mut feeds = Feeds::new(team.engine.subscribe(), entries);
+    let mut feeds = Feeds::new(stream.snapshot.clone(), entries);
     if let Some(desk) = alerting {
         feeds.alerts = Some(desk.alerts);
         feeds.queue = Some(desk.queue);
         app.alerts.connect(desk.commands);
     }
-    if let Some(desk) = breakglass {
-        feeds.breakglass = Some(desk.view);
-        feeds.breakglass_results = Some(desk.results);
-        app.breakglass.connect(desk.requests);
+    if let Some(handle) = breakglass {
+        feeds.breakglass = Some(handle.snapshot);
+        feeds.breakglass_answers = Some(handle.answers);
+        app.breakglass.connect(handle.commands);
     }
     feeds
 }

@@ -133,7 +133,7 @@ pub async fn run_headless(
             ));
         }
     }
-    team.engine.run(shutdown).await;
+    let _ = team.engine.start(shutdown).task.await;
     if let Some((alerting, _desk)) = alerting {
         let _ = alerting.await;
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::follower::{FollowOptions, Follower, HealthHook, StreamHealth};
 use crate::log::{LogEntry, Logger, Severity};
@@ -75,13 +75,16 @@ impl StreamEngine {
         }
     }
 
-    /// The latest snapshot, updated as deployments and streams change.
-    pub fn subscribe(&self) -> watch::Receiver<EngineSnapshot> {
-        self.snapshot.subscribe()
+    /// Starts the engine as a task that runs until `shutdown`.
+    pub fn start(self, shutdown: Shutdown) -> StreamHandle {
+        StreamHandle {
+            snapshot: self.snapshot.subscribe(),
+            task: tokio::spawn(self.run(shutdown)),
+        }
     }
 
     /// Runs until `shutdown`; followers stop with it and save where they were.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    async fn run(self, mut shutdown: Shutdown) {
         let mut round = Round {
             followed: HashSet::new(),
             followers: JoinSet::new(),
@@ -187,6 +190,14 @@ impl StreamEngine {
             ));
         }
     }
+}
+
+/// The running engine, as the rest of the program sees it.
+pub struct StreamHandle {
+    /// The latest snapshot, updated as deployments and streams change.
+    pub snapshot: watch::Receiver<EngineSnapshot>,
+    /// Ends after `shutdown`, once every follower has saved where it was.
+    pub task: JoinHandle<()>,
 }
 
 /// What the engine keeps from one listing to the next.

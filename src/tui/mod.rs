@@ -43,7 +43,7 @@ pub struct Feeds {
     pub queue: Option<watch::Receiver<QueueSnapshot>>,
     /// The breakglass engine's view, and its answers to requests.
     pub breakglass: Option<watch::Receiver<BreakglassView>>,
-    pub breakglass_results: Option<mpsc::Receiver<AccessResult>>,
+    pub breakglass_answers: Option<mpsc::Receiver<AccessResult>>,
     /// The entries' channel is still open.
     entries_open: bool,
 }
@@ -73,7 +73,7 @@ impl Feeds {
             alerts: None,
             queue: None,
             breakglass: None,
-            breakglass_results: None,
+            breakglass_answers: None,
             entries_open: true,
         }
     }
@@ -90,7 +90,7 @@ impl Feeds {
             changed = watched(&mut self.breakglass) => {
                 changed.map_or(Change::Nothing, Change::Breakglass)
             }
-            result = next_result(&mut self.breakglass_results) => {
+            result = next_result(&mut self.breakglass_answers) => {
                 result.map_or(Change::Nothing, Change::Answer)
             }
             received = self.entries.recv_many(batch, BATCH), if self.entries_open => {
