@@ -16,18 +16,19 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::audit::AuditRecord;
 use super::entry::BreakglassEntry;
 use crate::clock::now_ms;
 use crate::fsutil;
-use crate::store::redis_url::{ConnectFailure, RedisTarget};
+use crate::redis_io::{
+    ConnectFailure, RedisIoError, RedisLink, RedisTarget, Request, DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+};
 
 /// How long an entry and its counter outlive its expiry, so lists show it as expired.
 const KEEP_AFTER_EXPIRY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -36,6 +37,24 @@ pub enum StoreError {
     /// Redis said no (NOPERM: this Redis user may not touch breakglass keys).
     #[error("the breakglass store refused: {0}")]
     Refused(String),
+}
+
+/// Only a NOPERM is a refusal: whatever else keeps Redis from answering, the store is
+/// unavailable (and an access that cannot be audited is denied either way).
+impl From<RedisIoError> for StoreError {
+    fn from(err: RedisIoError) -> Self {
+        match err {
+            RedisIoError::Refused {
+                code: Some(code),
+                detail,
+                ..
+            } if code == "NOPERM" => StoreError::Refused(format!(
+                "this Redis user may not touch breakglass keys ({})",
+                detail.as_deref().unwrap_or("NOPERM")
+            )),
+            err => StoreError::Unavailable(err.to_string()),
+        }
+    }
 }
 
 /// The use counter's value is `entry_id|count|last_access_ms`: a count belongs to one entry, so
@@ -120,9 +139,8 @@ pub struct Files {
 }
 
 pub struct Shared {
-    connection: ConnectionManager,
+    link: RedisLink,
     prefix: String,
-    target: RedisTarget,
 }
 
 impl BreakglassStore {
@@ -140,10 +158,9 @@ impl BreakglassStore {
 
     /// Redis at `url` (its user decides what this process may do), keys under `prefix`.
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let (client, target) =
-            RedisTarget::open(url).map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let (client, target) = RedisTarget::open(url)?;
         let connection = target
-            .manager(client, COMMAND_TIMEOUT)
+            .manager(client, DEFAULT_CONNECT_TIMEOUT)
             .await
             .map_err(|failure| {
                 StoreError::Unavailable(match failure {
@@ -152,9 +169,8 @@ impl BreakglassStore {
                 })
             })?;
         Ok(BreakglassStore::Redis(Shared {
-            connection,
+            link: RedisLink::new(connection, target, DEFAULT_COMMAND_TIMEOUT),
             prefix: prefix.to_owned(),
-            target,
         }))
     }
 
@@ -482,31 +498,11 @@ impl Shared {
         format!("{}{part}", self.prefix)
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        self.bounded(command.query_async(&mut connection)).await
-    }
-
-    async fn bounded<T>(
+    async fn run<T: redis::FromRedisValue + Send>(
         &self,
-        command: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+        request: &impl Request,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) if err.code() == Some("NOPERM") => Err(StoreError::Refused(format!(
-                "this Redis user may not touch breakglass keys ({})",
-                err.detail().unwrap_or("NOPERM")
-            ))),
-            Ok(Err(err)) => Err(StoreError::Unavailable(format!(
-                "Redis at {}: {}",
-                self.target.address(),
-                self.target.describe(&err)
-            ))),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer from Redis at {}",
-                self.target.address()
-            ))),
-        }
+        Ok(self.link.run(request).await?)
     }
 
     async fn entry(&self, id: &str) -> Result<Option<BreakglassEntry>, StoreError> {
@@ -516,8 +512,7 @@ impl Shared {
                 .arg(self.key(&format!("entry:{id}")))
                 .cmd("GET")
                 .arg(self.key(&format!("uses:{id}")));
-            let mut connection = self.connection.clone();
-            self.bounded(pipe.query_async(&mut connection)).await?
+            self.run(&pipe).await?
         };
         let Some(text) = text else { return Ok(None) };
         // serde's message could quote a stored value: not shown.
@@ -588,10 +583,7 @@ impl Shared {
             .arg(format_uses(&entry.id, 0, None))
             .arg("PX")
             .arg(keep);
-        let mut connection = self.connection.clone();
-        self.bounded(pipe.query_async::<redis::Value>(&mut connection))
-            .await
-            .map(drop)
+        self.run::<redis::Value>(&pipe).await.map(drop)
     }
 
     async fn update_entry(&self, entry: &BreakglassEntry) -> Result<bool, StoreError> {
@@ -600,10 +592,7 @@ impl Shared {
         let script = Script::new(UPDATE);
         let mut invocation = script.key(self.key(&format!("entry:{}", entry.connection_id)));
         invocation.arg(&entry.id).arg(text);
-        let mut connection = self.connection.clone();
-        let updated: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let updated: i64 = self.run(&invocation).await?;
         Ok(updated == 1)
     }
 
@@ -621,10 +610,7 @@ impl Shared {
             .arg(limit)
             .arg(now_ms())
             .arg(keep_ms(expires_at));
-        let mut connection = self.connection.clone();
-        let count: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let count: i64 = self.run(&invocation).await?;
         Ok(match count {
             -2 => Reservation::Replaced,
             n => u32::try_from(n).map_or(Reservation::LimitReached, Reservation::Reserved),
@@ -635,10 +621,7 @@ impl Shared {
         let script = Script::new(RELEASE);
         let mut invocation = script.key(self.key(&format!("uses:{id}")));
         invocation.arg(entry_id);
-        let mut connection = self.connection.clone();
-        self.bounded(invocation.invoke_async::<i64>(&mut connection))
-            .await
-            .map(drop)
+        self.run::<i64>(&invocation).await.map(drop)
     }
 
     async fn append_audit(&self, line: &str) -> Result<(), StoreError> {

@@ -1,15 +1,16 @@
-//! The Redis URL without its secrets: for messages, `Debug` and logs.
+//! Where Redis is, in forms that are safe to show: the URL without its secrets (for messages,
+//! `Debug` and logs), and Redis' errors sorted and scrubbed of the password.
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ErrorKind, RedisError};
+use redis::{Client, ErrorKind, RedisError, ServerErrorKind};
 
-use super::error::StoreError;
+use super::RedisIoError;
 
 const MASK: &str = "***";
 
-/// Where a Redis store connects, in forms that are safe to show.
+/// Where a Redis user connects, in forms that are safe to show.
 pub(crate) struct RedisTarget {
     /// `host:port` (or the socket path).
     address: String,
@@ -20,10 +21,10 @@ pub(crate) struct RedisTarget {
 }
 
 impl RedisTarget {
-    pub(crate) fn open(url: &str) -> Result<(Client, Self), StoreError> {
+    pub(crate) fn open(url: &str) -> Result<(Client, Self), RedisIoError> {
         let redacted_url = redact_url(url);
         let mut secrets = url_secrets(url);
-        let client = Client::open(url).map_err(|err| StoreError::InvalidRedisUrl {
+        let client = Client::open(url).map_err(|err| RedisIoError::InvalidUrl {
             url: redacted_url.clone(),
             reason: scrub(&describe_error(&err), &secrets),
         })?;
@@ -69,6 +70,41 @@ impl RedisTarget {
     /// A short, password-free account of a Redis error, e.g. "connection refused".
     pub(crate) fn describe(&self, err: &RedisError) -> String {
         scrub(&describe_error(err), &self.secrets)
+    }
+
+    /// `err` sorted into an outage or a refusal, without the password.
+    pub(crate) fn failure(&self, err: &RedisError) -> RedisIoError {
+        let address = self.address.clone();
+        let reason = self.describe(err);
+        if is_outage(err) {
+            return RedisIoError::Outage { address, reason };
+        }
+        RedisIoError::Refused {
+            address,
+            code: err.code().map(|code| scrub(code, &self.secrets)),
+            detail: err.detail().map(|detail| scrub(detail, &self.secrets)),
+            reason,
+        }
+    }
+}
+
+/// Errors that mean "Redis is not usable right now" rather than "Redis said no". A NOPERM is
+/// deliberately not an outage: falling back to local files would bypass the ACL.
+fn is_outage(err: &RedisError) -> bool {
+    match err.kind() {
+        ErrorKind::Io
+        | ErrorKind::Parse
+        | ErrorKind::AuthenticationFailed
+        | ErrorKind::ClusterConnectionNotFound => true,
+        ErrorKind::Server(kind) => matches!(
+            kind,
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+        ),
+        _ => err.is_connection_dropped() || err.is_timeout(),
     }
 }
 
