@@ -11,7 +11,7 @@ use super::audit::{AuditRecord, Outcome};
 use super::connection::Connection;
 use super::entry::{BreakglassEntry, Storage};
 use super::keys::Keyring;
-use super::store::{BreakglassStore, Reservation, StoreError};
+use super::store::{BreakglassStore, BreakglassStoreError, Reservation};
 use super::vault;
 use super::VaultError;
 use crate::clock::now_ms;
@@ -115,7 +115,7 @@ pub enum EntryError {
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] BreakglassStoreError),
 }
 
 pub struct Breakglass {
@@ -202,7 +202,7 @@ impl Breakglass {
     }
 
     /// Every entry without its tokens, newest first; expired ones are made inactive first.
-    pub async fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
+    pub async fn entries(&self) -> Result<Vec<BreakglassEntry>, BreakglassStoreError> {
         let (entries, _) = self.read_and_sweep(now_ms()).await?;
         Ok(entries.iter().map(BreakglassEntry::public).collect())
     }
@@ -241,12 +241,15 @@ impl Breakglass {
     }
 
     /// Marks expired entries inactive; how many.
-    pub async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
+    pub async fn sweep(&self, now: i64) -> Result<usize, BreakglassStoreError> {
         self.read_and_sweep(now).await.map(|(_, swept)| swept)
     }
 
     /// Every entry, read once, expired ones made inactive on the way; and how many were.
-    async fn read_and_sweep(&self, now: i64) -> Result<(Vec<BreakglassEntry>, usize), StoreError> {
+    async fn read_and_sweep(
+        &self,
+        now: i64,
+    ) -> Result<(Vec<BreakglassEntry>, usize), BreakglassStoreError> {
         let mut entries = self.store.entries().await?;
         let mut swept = 0;
         for entry in &mut entries {
@@ -263,7 +266,7 @@ impl Breakglass {
         &self,
         entry: &mut BreakglassEntry,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, BreakglassStoreError> {
         if !entry.is_active || now < entry.expires_at {
             return Ok(false);
         }
@@ -273,7 +276,7 @@ impl Breakglass {
     }
 
     /// The audit trail, newest first.
-    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, BreakglassStoreError> {
         self.store.audit(limit).await
     }
 
@@ -321,7 +324,7 @@ impl Breakglass {
         if let Some(problem) = justification_problem(justification) {
             return Err(Denial::Justification { problem });
         }
-        let store_denial = |err: StoreError| Denial::StoreUnavailable {
+        let store_denial = |err: BreakglassStoreError| Denial::StoreUnavailable {
             reason: err.to_string(),
         };
         let no_entry = || Denial::NoEntry {
