@@ -313,6 +313,35 @@ impl Breakglass {
         requester: &Requester,
         justification: &str,
     ) -> Result<Grant, Denial> {
+        self.admit(requester, justification)?;
+        let entry = self.usable_entry(connection_id).await?;
+        let used = self.reserve(connection_id, &entry).await?;
+        let revealed = self
+            .reveal(connection_id, &entry, used, requester, justification)
+            .await;
+        let (checked, (access_token, refresh_token)) = match revealed {
+            Ok(revealed) => revealed,
+            Err(denial) => {
+                if let Err(err) = self.store.release_use(connection_id, &entry.id).await {
+                    tracing::warn!(error = %err, "could not give back an unused breakglass use");
+                }
+                return Err(denial);
+            }
+        };
+        self.announce(&checked, requester, justification);
+        Ok(Grant {
+            connection_id: connection_id.to_owned(),
+            access_token,
+            refresh_token,
+            team_id: checked.team_id.clone(),
+            expires_at: checked.expires_at,
+            uses_left: checked.max_access_count.saturating_sub(used),
+            warning: "Emergency credentials: use them to restore access, then log in again and revoke these tokens.".to_owned(),
+        })
+    }
+
+    /// The rules that need no store: the kill switch, the role, the justification.
+    fn admit(&self, requester: &Requester, justification: &str) -> Result<(), Denial> {
         if !self.enabled {
             return Err(Denial::SwitchedOff);
         }
@@ -321,12 +350,14 @@ impl Breakglass {
                 role: requester.role.as_str(),
             });
         }
-        if let Some(problem) = justification_problem(justification) {
-            return Err(Denial::Justification { problem });
+        match justification_problem(justification) {
+            Some(problem) => Err(Denial::Justification { problem }),
+            None => Ok(()),
         }
-        let store_denial = |err: BreakglassStoreError| Denial::StoreUnavailable {
-            reason: err.to_string(),
-        };
+    }
+
+    /// The connection's entry, if it may be used now.
+    async fn usable_entry(&self, connection_id: &str) -> Result<BreakglassEntry, Denial> {
         let no_entry = || Denial::NoEntry {
             connection: connection_id.to_owned(),
         };
@@ -340,7 +371,12 @@ impl Breakglass {
             .map_err(store_denial)?
             .ok_or_else(no_entry)?;
         self.check_entry(&entry, now_ms()).await?;
-        let used = match self
+        Ok(entry)
+    }
+
+    /// Takes one use of `entry`: which one it is.
+    async fn reserve(&self, connection_id: &str, entry: &BreakglassEntry) -> Result<u32, Denial> {
+        let reservation = self
             .store
             .reserve_use(
                 connection_id,
@@ -349,65 +385,49 @@ impl Breakglass {
                 entry.expires_at,
             )
             .await
-            .map_err(store_denial)?
-        {
-            Reservation::Reserved(used) => used,
-            Reservation::LimitReached => {
-                return Err(Denial::LimitReached {
-                    max: entry.max_access_count,
-                })
-            }
-            Reservation::Replaced => return Err(Denial::Changed),
-        };
-        // With the use reserved, the entry is read and checked again, at the time now: it may
-        // have been deactivated, restricted, replaced or expired meanwhile. What is revealed is
-        // the entry checked here.
+            .map_err(store_denial)?;
+        match reservation {
+            Reservation::Reserved(used) => Ok(used),
+            Reservation::LimitReached => Err(Denial::LimitReached {
+                max: entry.max_access_count,
+            }),
+            Reservation::Replaced => Err(Denial::Changed),
+        }
+    }
+
+    /// With use `used` of `reserved` taken: the entry read and checked again at the time now
+    /// (it may have been deactivated, restricted, replaced or expired meanwhile), its copy
+    /// opened in memory, and the grant audited. What is revealed is the entry checked here,
+    /// and only once the audit record is written.
+    async fn reveal(
+        &self,
+        connection_id: &str,
+        reserved: &BreakglassEntry,
+        used: u32,
+        requester: &Requester,
+        justification: &str,
+    ) -> Result<(BreakglassEntry, (Secret, Option<Secret>)), Denial> {
         let checked = match self.store.entry(connection_id).await {
-            Ok(Some(current)) if current.id == entry.id => {
-                self.check_entry(&current, now_ms()).await.map(|()| current)
-            }
-            Ok(_) => Err(Denial::Changed),
-            Err(err) => Err(store_denial(err)),
+            Ok(Some(current)) if current.id == reserved.id => current,
+            Ok(_) => return Err(Denial::Changed),
+            Err(err) => return Err(store_denial(err)),
         };
-        // Opened in memory only; revealed after the audit record is written.
-        let opened = checked.and_then(|entry| self.open_copy(&entry).map(|tokens| (entry, tokens)));
-        let audited = match &opened {
-            Ok(_) => {
-                let record = self.record(
-                    connection_id,
-                    requester,
-                    justification,
-                    Outcome::Granted,
-                    format!("use {used} of {}", entry.max_access_count),
-                );
-                self.store
-                    .append_audit(&record)
-                    .await
-                    .map_err(|err| Denial::AuditUnavailable {
-                        reason: err.to_string(),
-                    })
-            }
-            Err(denial) => Err(denial.clone()),
-        };
-        let (entry, (access_token, refresh_token)) = match (opened, audited) {
-            (Ok(opened), Ok(())) => opened,
-            (_, Err(denial)) | (Err(denial), _) => {
-                if let Err(err) = self.store.release_use(connection_id, &entry.id).await {
-                    tracing::warn!(error = %err, "could not give back an unused breakglass use");
-                }
-                return Err(denial);
-            }
-        };
-        self.announce(&entry, requester, justification);
-        Ok(Grant {
-            connection_id: connection_id.to_owned(),
-            access_token,
-            refresh_token,
-            team_id: entry.team_id.clone(),
-            expires_at: entry.expires_at,
-            uses_left: entry.max_access_count.saturating_sub(used),
-            warning: "Emergency credentials: use them to restore access, then log in again and revoke these tokens.".to_owned(),
-        })
+        self.check_entry(&checked, now_ms()).await?;
+        let tokens = self.open_copy(&checked)?;
+        let record = self.record(
+            connection_id,
+            requester,
+            justification,
+            Outcome::Granted,
+            format!("use {used} of {}", reserved.max_access_count),
+        );
+        self.store
+            .append_audit(&record)
+            .await
+            .map_err(|err| Denial::AuditUnavailable {
+                reason: err.to_string(),
+            })?;
+        Ok((checked, tokens))
     }
 
     /// Active, not expired, not restricted at `now`; an expired entry is made inactive.
@@ -495,6 +515,12 @@ impl Breakglass {
             notice = notice.with_meta("vercel_team_id", team.as_str());
         }
         logger.write(notice);
+    }
+}
+
+fn store_denial(err: BreakglassStoreError) -> Denial {
+    Denial::StoreUnavailable {
+        reason: err.to_string(),
     }
 }
 
