@@ -5,6 +5,9 @@
 //! atomically). Every attempt is audited; a grant's record is written before anything is
 //! revealed, and an access that cannot be audited is denied.
 
+mod answer;
+mod request;
+
 use std::time::Duration;
 
 use super::audit::{AuditRecord, Outcome};
@@ -17,95 +20,14 @@ use super::VaultError;
 use crate::clock::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::secret::Secret;
+pub use answer::{Denial, Grant};
+use request::is_connection_id;
+pub use request::{justification_problem, Requester, Role, MIN_JUSTIFICATION};
 
 /// How long an entry allows access after the login that made it (the plan's 24 h).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Uses per entry (the plan's 10).
 pub const DEFAULT_MAX_USES: u32 = 10;
-/// The least a justification must say.
-pub const MIN_JUSTIFICATION: usize = 20;
-
-/// Who the operator is to shiplog (`SHIPLOG_ROLE`; on Redis the ACL is what enforces it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    SuperAdmin,
-    BreakglassAdmin,
-}
-
-impl Role {
-    pub fn parse(text: &str) -> Option<Role> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "viewer" => Some(Role::Viewer),
-            "super_admin" => Some(Role::SuperAdmin),
-            "breakglass_admin" => Some(Role::BreakglassAdmin),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::SuperAdmin => "super_admin",
-            Role::BreakglassAdmin => "breakglass_admin",
-        }
-    }
-
-    pub fn may_break_glass(self) -> bool {
-        matches!(self, Role::SuperAdmin | Role::BreakglassAdmin)
-    }
-}
-
-/// The person asking.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requester {
-    pub user: String,
-    pub role: Role,
-}
-
-/// Why access was denied: exactly one reason, in words an admin can act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Denial {
-    #[error("breakglass is switched off (VERCEL_BREAKGLASS_ENABLED is not true)")]
-    SwitchedOff,
-    #[error("the role {role} may not break glass; only super_admin and breakglass_admin may (SHIPLOG_ROLE)")]
-    Role { role: &'static str },
-    #[error("the justification {problem}")]
-    Justification { problem: String },
-    #[error("there is no breakglass entry for connection {connection}")]
-    NoEntry { connection: String },
-    #[error("the breakglass entry is inactive")]
-    Inactive,
-    #[error("the breakglass entry expired at {at}")]
-    Expired { at: String },
-    #[error("access is restricted until {until}")]
-    Restricted { until: String },
-    #[error("the access limit is reached ({max} of {max} uses)")]
-    LimitReached { max: u32 },
-    #[error(
-        "the breakglass entry changed while the request was checked (a new login?); ask again"
-    )]
-    Changed,
-    #[error("the audit trail cannot be written ({reason}), so nothing is revealed")]
-    AuditUnavailable { reason: String },
-    #[error("the breakglass store cannot be used: {reason}")]
-    StoreUnavailable { reason: String },
-    #[error("the emergency copy cannot be opened: {reason}")]
-    CopyUnavailable { reason: String },
-}
-
-/// What a grant reveals. `Debug` never shows the tokens.
-#[derive(Debug, Clone)]
-pub struct Grant {
-    pub connection_id: String,
-    pub access_token: Secret,
-    pub refresh_token: Option<Secret>,
-    pub team_id: Option<String>,
-    pub expires_at: i64,
-    pub uses_left: u32,
-    pub warning: String,
-}
 
 /// Why an entry could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -527,92 +449,4 @@ fn store_denial(err: BreakglassStoreError) -> Denial {
 /// Text from a person, fit for an audit trail or a terminal: one line, no control characters.
 fn printable(text: &str) -> String {
     crate::log::sinks::make_printable(&text.replace(['\n', '\r'], " "), false)
-}
-
-/// Connection ids are shiplog's own (`conn_` and lowercase letters, digits, `_`).
-fn is_connection_id(id: &str) -> bool {
-    id.strip_prefix("conn_").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    })
-}
-
-/// What is wrong with a justification, if anything: too short, or a placeholder.
-pub fn justification_problem(text: &str) -> Option<String> {
-    let text = text.trim();
-    let length = text.chars().count();
-    if length < MIN_JUSTIFICATION {
-        return Some(format!(
-            "is too short: {length} characters, at least {MIN_JUSTIFICATION} are needed to say why"
-        ));
-    }
-    let lower = text.to_lowercase();
-    const PLACEHOLDERS: [&str; 10] = [
-        "test",
-        "testing",
-        "asdf",
-        "lorem ipsum",
-        "n/a",
-        "tbd",
-        "todo",
-        "xxx",
-        "placeholder",
-        "justification",
-    ];
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let distinct_letters = lower
-        .chars()
-        .filter(|c| c.is_alphabetic())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    let mostly_placeholder = words
-        .iter()
-        .filter(|w| {
-            PLACEHOLDERS
-                .iter()
-                .any(|p| p.split(' ').any(|part| part == **w))
-        })
-        .count()
-        * 2
-        >= words.len();
-    if words.len() < 3 || distinct_letters < 6 || mostly_placeholder {
-        return Some(
-            "looks like a placeholder: say what broke and why these tokens are needed".to_owned(),
-        );
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn justifications_need_real_content() {
-        assert!(justification_problem("short").is_some_and(|p| p.contains("too short")));
-        for placeholder in [
-            "test test test test test",
-            "aaaaaaaaaaaaaaaaaaaaaaaaa",
-            "asdf asdf asdf asdf asdf",
-            "lorem ipsum lorem ipsum dolor",
-            "justification placeholder tbd",
-            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-        ] {
-            assert!(
-                justification_problem(placeholder).is_some_and(|p| p.contains("placeholder")),
-                "{placeholder}"
-            );
-        }
-        assert_eq!(
-            justification_problem(
-                "TOKEN_ENCRYPTION_KEY was rotated wrongly; production deploys are blocked"
-            ),
-            None
-        );
-    }
 }
