@@ -1,17 +1,19 @@
 //! The queue on Redis: a stream with the consumer group `workers` holds waiting and taken jobs
 //! (its pending entries list says who holds what and for how long), a sorted set holds retries
 //! by due time, lists keep the latest completed and dead-lettered jobs. Every change of more
-//! than one key is one Lua script, so instances never see half of it.
+//! than one key is one Lua script (`scripts`), so instances never see half of it.
 //!
 //! Keys, under the namespace: `LOGQ:{env}` (stream), `LOGQ:{env}:delayed`, `:dead`,
 //! `:completed`, `:completed_total`, `:job:{id}` (the idempotency mark of a queued job),
 //! `:rate:{second}` (the global rate limit's window).
 
+mod scripts;
+
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
-use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
+use redis::{AsyncConnectionConfig, Client, RedisError, Value};
 use tokio::sync::Mutex;
 
 use super::{
@@ -21,72 +23,13 @@ use crate::redis_io::{
     ConnectFailure, RedisIoError, RedisLink, RedisTarget, Request, DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
 };
+use scripts::{held_by, Scripts};
 
 const GROUP: &str = "workers";
 /// How long one blocking read waits for a job.
 const BLOCK: Duration = Duration::from_secs(1);
 /// The idempotency mark outlives a job only if the job is lost some other way.
 const MARK_TTL_MS: u64 = 24 * 60 * 60 * 1000;
-
-/// KEYS: stream, mark. ARGV: job id, job, mark ttl.
-const ENQUEUE: &str = r"
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then
-  redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
-  return 1
-end
-return 0
-";
-
-/// The start of every script that acts on a taken job: only its holder may (a worker whose
-/// job was taken over must not finish it, retry it or take it back). ARGV[1] entry id,
-/// ARGV[2] group, ARGV[3] consumer.
-const IF_HOLDER: &str = r"
-local pending = redis.call('XPENDING', KEYS[1], ARGV[2], ARGV[1], ARGV[1], 1)
-if #pending == 0 or pending[1][2] ~= ARGV[3] then return 0 end
-";
-
-/// Keeps a taken job alive: its idle time starts again. KEYS: stream.
-const HEARTBEAT: &str = r"
-redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, ARGV[1], 'JUSTID')
-return 1
-";
-
-/// Completes or dead-letters a job. KEYS: stream, mark, the list it goes to, and for a
-/// completed job its counter. ARGV[4] record, ARGV[5] how many the list keeps.
-const FINISH: &str = r"
-redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('LPUSH', KEYS[3], ARGV[4])
-redis.call('LTRIM', KEYS[3], 0, math.max(tonumber(ARGV[5]), 1) - 1)
-if KEYS[4] then redis.call('INCR', KEYS[4]) end
-return 1
-";
-
-/// Puts a job back for later. KEYS: stream, delayed. ARGV[4] job, ARGV[5] due ms.
-const RETRY: &str = r"
-redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
-return 1
-";
-
-/// KEYS: delayed, stream. ARGV: now ms, limit.
-const PROMOTE: &str = r"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, job in ipairs(due) do
-  redis.call('ZREM', KEYS[1], job)
-  redis.call('XADD', KEYS[2], '*', 'job', job)
-end
-return #due
-";
-
-/// KEYS: the window's counter. The notifications started in it, this one included.
-const RATE: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], 2000) end
-return n
-";
 
 /// The queue `LOGQ:{env}` on one Redis, shared by every instance.
 pub struct SharedQueue {
@@ -98,28 +41,6 @@ pub struct SharedQueue {
     key: String,
     settings: QueueSettings,
     scripts: Scripts,
-}
-
-/// A script that begins with `IF_HOLDER`: on the stream, for the job `receipt` while `consumer`
-/// holds it (its first key and first three arguments; the script's own follow).
-fn held_by<'a>(
-    script: &'a Script,
-    stream: &str,
-    consumer: &str,
-    receipt: &str,
-) -> redis::ScriptInvocation<'a> {
-    let mut invocation = script.key(stream);
-    invocation.arg(receipt).arg(GROUP).arg(consumer);
-    invocation
-}
-
-struct Scripts {
-    enqueue: Script,
-    heartbeat: Script,
-    finish: Script,
-    retry: Script,
-    promote: Script,
-    rate: Script,
 }
 
 impl SharedQueue {
@@ -147,14 +68,7 @@ impl SharedQueue {
             reader: Mutex::new(None),
             key: format!("{namespace}LOGQ:{env}"),
             settings,
-            scripts: Scripts {
-                enqueue: Script::new(ENQUEUE),
-                heartbeat: Script::new(&format!("{IF_HOLDER}{HEARTBEAT}")),
-                finish: Script::new(&format!("{IF_HOLDER}{FINISH}")),
-                retry: Script::new(&format!("{IF_HOLDER}{RETRY}")),
-                promote: Script::new(PROMOTE),
-                rate: Script::new(RATE),
-            },
+            scripts: Scripts::new(),
         };
         queue.create_group().await?;
         Ok(queue)
