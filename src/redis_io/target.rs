@@ -288,4 +288,42 @@ mod tests {
         let secrets = url_secrets("redis://u:s3cret@h?password=other");
         assert_eq!(scrub("bad s3cret and other", &secrets), "bad *** and ***");
     }
+
+    #[test]
+    fn a_lost_connection_is_an_outage_and_a_refusal_is_not() {
+        let (_, target) = RedisTarget::open("redis://user:s3cret@127.0.0.1:6390").unwrap();
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            target.failure(&refused.into()),
+            RedisIoError::Outage {
+                address: "127.0.0.1:6390".to_owned(),
+                reason: "connection refused".to_owned(),
+            }
+        );
+        let noperm = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::NoPerm),
+            "no permissions",
+            "user with s3cret may not".to_owned(),
+        ));
+        let failure = target.failure(&noperm);
+        assert!(!failure.is_outage());
+        assert!(
+            matches!(&failure, RedisIoError::Refused { code: Some(code), .. } if code == "NOPERM")
+        );
+        assert!(!failure.to_string().contains("s3cret"), "{failure}");
+        assert!(!format!("{failure:?}").contains("s3cret"), "{failure:?}");
+    }
+
+    #[test]
+    fn no_answer_is_an_outage_told_in_seconds() {
+        let err = RedisIoError::NoAnswer {
+            address: "127.0.0.1:6390".to_owned(),
+            within: Duration::from_millis(1500),
+        };
+        assert!(err.is_outage());
+        assert_eq!(
+            err.to_string(),
+            "Redis at 127.0.0.1:6390: no answer within 1.5 s"
+        );
+    }
 }
