@@ -5,13 +5,15 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSub};
+use redis::aio::PubSub;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::queue::worker::Delivered;
 use super::runner::AlertCommand;
-use crate::store::redis_url::{ConnectFailure, RedisTarget};
+use crate::redis_io::{
+    ConnectFailure, RedisLink, RedisTarget, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+};
 
 /// An action taken on one instance, as every other instance hears it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +39,6 @@ struct Envelope {
     message: Shared,
 }
 
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a lost subscription (Redis restarted) is tried again.
 const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
 
@@ -46,7 +46,7 @@ const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
 pub struct AlertSync {
     client: redis::Client,
     /// Reconnects by itself after Redis comes back.
-    publisher: ConnectionManager,
+    publisher: RedisLink,
     channel: String,
     instance: String,
 }
@@ -54,8 +54,8 @@ pub struct AlertSync {
 impl AlertSync {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, String> {
         let (client, target) = RedisTarget::open(url).map_err(|err| err.to_string())?;
-        let publisher = target
-            .manager(client.clone(), CONNECT_TIMEOUT)
+        let connection = target
+            .manager(client.clone(), DEFAULT_CONNECT_TIMEOUT)
             .await
             .map_err(|failure| match failure {
                 ConnectFailure::NoAnswer => "Redis did not answer".to_owned(),
@@ -66,7 +66,7 @@ impl AlertSync {
             })?;
         Ok(AlertSync {
             client,
-            publisher,
+            publisher: RedisLink::new(connection, target, DEFAULT_COMMAND_TIMEOUT),
             channel: format!("{namespace}alert_actions"),
             instance: ulid::Ulid::new().to_string(),
         })
@@ -81,14 +81,10 @@ impl AlertSync {
         let Ok(text) = serde_json::to_string(&envelope) else {
             return;
         };
-        let mut connection = self.publisher.clone();
-        let publish = redis::cmd("PUBLISH").arg(&self.channel).arg(text).clone();
-        let mut sent: Result<i64, _> = publish.query_async(&mut connection).await;
-        // The first command after Redis restarted finds the old connection gone, and only
-        // then is a new one made: once more on it.
-        if sent.as_ref().is_err_and(|err| err.is_unrecoverable_error()) {
-            sent = publish.query_async(&mut connection).await;
-        }
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&self.channel).arg(text);
+        // The first command after Redis restarted finds the old connection gone: once more.
+        let sent = self.publisher.run_reconnecting::<i64>(&publish).await;
         if let Err(err) = sent {
             tracing::warn!(error = %err, "could not share an alert action");
         }
@@ -138,7 +134,7 @@ impl AlertSync {
 /// A connection subscribed to `channel`.
 async fn listen(client: &redis::Client, channel: &str) -> Result<PubSub, String> {
     let failed = |_| "could not subscribe to alert actions".to_owned();
-    let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+    let mut pubsub = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| "Redis did not answer".to_owned())?
         .map_err(failed)?;

@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
 
+use crate::redis_io::RedisIoError;
+
 /// Why a state store operation failed. Messages are one sentence and never carry the Redis
 /// password: URLs are redacted and Redis' own texts are scrubbed before they get here.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,21 @@ impl StoreError {
             action,
             path: path.to_owned(),
             reason,
+        }
+    }
+}
+
+/// Opening a Redis store: a URL that is not one, or a Redis that cannot be used.
+impl From<RedisIoError> for StoreError {
+    fn from(err: RedisIoError) -> Self {
+        let reason = err.reason();
+        match err {
+            RedisIoError::InvalidUrl { url, .. } => StoreError::InvalidRedisUrl { url, reason },
+            RedisIoError::Outage { address, .. }
+            | RedisIoError::NoAnswer { address, .. }
+            | RedisIoError::Refused { address, .. } => {
+                StoreError::RedisUnreachable { address, reason }
+            }
         }
     }
 }

@@ -8,7 +8,6 @@ mod embedded;
 mod error;
 mod failover;
 mod redis_store;
-pub(crate) mod redis_url;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,6 +17,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::redis_io::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
 use embedded::EmbeddedStore;
 pub use error::StoreError;
 use failover::FailoverStore;
@@ -56,8 +56,8 @@ pub struct RedisOptions {
 impl Default for RedisOptions {
     fn default() -> Self {
         Self {
-            connect_timeout: Duration::from_secs(3),
-            command_timeout: Duration::from_secs(2),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
             retry_interval: Duration::from_secs(5),
         }
     }

@@ -5,107 +5,29 @@
 //! atomically). Every attempt is audited; a grant's record is written before anything is
 //! revealed, and an access that cannot be audited is denied.
 
+mod answer;
+mod request;
+
 use std::time::Duration;
 
 use super::audit::{AuditRecord, Outcome};
 use super::connection::Connection;
 use super::entry::{BreakglassEntry, Storage};
 use super::keys::Keyring;
-use super::store::{BreakglassStore, Reservation, StoreError};
+use super::store::{BreakglassStore, BreakglassStoreError, Reservation};
 use super::vault;
 use super::VaultError;
 use crate::clock::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::secret::Secret;
+pub use answer::{Denial, Grant};
+use request::is_connection_id;
+pub use request::{justification_problem, Requester, Role, MIN_JUSTIFICATION};
 
 /// How long an entry allows access after the login that made it (the plan's 24 h).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Uses per entry (the plan's 10).
 pub const DEFAULT_MAX_USES: u32 = 10;
-/// The least a justification must say.
-pub const MIN_JUSTIFICATION: usize = 20;
-
-/// Who the operator is to shiplog (`SHIPLOG_ROLE`; on Redis the ACL is what enforces it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    SuperAdmin,
-    BreakglassAdmin,
-}
-
-impl Role {
-    pub fn parse(text: &str) -> Option<Role> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "viewer" => Some(Role::Viewer),
-            "super_admin" => Some(Role::SuperAdmin),
-            "breakglass_admin" => Some(Role::BreakglassAdmin),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::SuperAdmin => "super_admin",
-            Role::BreakglassAdmin => "breakglass_admin",
-        }
-    }
-
-    pub fn may_break_glass(self) -> bool {
-        matches!(self, Role::SuperAdmin | Role::BreakglassAdmin)
-    }
-}
-
-/// The person asking.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requester {
-    pub user: String,
-    pub role: Role,
-}
-
-/// Why access was denied: exactly one reason, in words an admin can act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Denial {
-    #[error("breakglass is switched off (VERCEL_BREAKGLASS_ENABLED is not true)")]
-    SwitchedOff,
-    #[error("the role {role} may not break glass; only super_admin and breakglass_admin may (SHIPLOG_ROLE)")]
-    Role { role: &'static str },
-    #[error("the justification {problem}")]
-    Justification { problem: String },
-    #[error("there is no breakglass entry for connection {connection}")]
-    NoEntry { connection: String },
-    #[error("the breakglass entry is inactive")]
-    Inactive,
-    #[error("the breakglass entry expired at {at}")]
-    Expired { at: String },
-    #[error("access is restricted until {until}")]
-    Restricted { until: String },
-    #[error("the access limit is reached ({max} of {max} uses)")]
-    LimitReached { max: u32 },
-    #[error(
-        "the breakglass entry changed while the request was checked (a new login?); ask again"
-    )]
-    Changed,
-    #[error("the audit trail cannot be written ({reason}), so nothing is revealed")]
-    AuditUnavailable { reason: String },
-    #[error("the breakglass store cannot be used: {reason}")]
-    StoreUnavailable { reason: String },
-    #[error("the emergency copy cannot be opened: {reason}")]
-    CopyUnavailable { reason: String },
-}
-
-/// What a grant reveals. `Debug` never shows the tokens.
-#[derive(Debug, Clone)]
-pub struct Grant {
-    pub connection_id: String,
-    pub access_token: Secret,
-    pub refresh_token: Option<Secret>,
-    pub team_id: Option<String>,
-    pub expires_at: i64,
-    pub uses_left: u32,
-    pub warning: String,
-}
 
 /// Why an entry could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +37,7 @@ pub enum EntryError {
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] BreakglassStoreError),
 }
 
 pub struct Breakglass {
@@ -202,7 +124,7 @@ impl Breakglass {
     }
 
     /// Every entry without its tokens, newest first; expired ones are made inactive first.
-    pub async fn entries(&self) -> Result<Vec<BreakglassEntry>, StoreError> {
+    pub async fn entries(&self) -> Result<Vec<BreakglassEntry>, BreakglassStoreError> {
         let (entries, _) = self.read_and_sweep(now_ms()).await?;
         Ok(entries.iter().map(BreakglassEntry::public).collect())
     }
@@ -241,12 +163,15 @@ impl Breakglass {
     }
 
     /// Marks expired entries inactive; how many.
-    pub async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
+    pub async fn sweep(&self, now: i64) -> Result<usize, BreakglassStoreError> {
         self.read_and_sweep(now).await.map(|(_, swept)| swept)
     }
 
     /// Every entry, read once, expired ones made inactive on the way; and how many were.
-    async fn read_and_sweep(&self, now: i64) -> Result<(Vec<BreakglassEntry>, usize), StoreError> {
+    async fn read_and_sweep(
+        &self,
+        now: i64,
+    ) -> Result<(Vec<BreakglassEntry>, usize), BreakglassStoreError> {
         let mut entries = self.store.entries().await?;
         let mut swept = 0;
         for entry in &mut entries {
@@ -263,7 +188,7 @@ impl Breakglass {
         &self,
         entry: &mut BreakglassEntry,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, BreakglassStoreError> {
         if !entry.is_active || now < entry.expires_at {
             return Ok(false);
         }
@@ -273,7 +198,7 @@ impl Breakglass {
     }
 
     /// The audit trail, newest first.
-    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, BreakglassStoreError> {
         self.store.audit(limit).await
     }
 
@@ -310,6 +235,35 @@ impl Breakglass {
         requester: &Requester,
         justification: &str,
     ) -> Result<Grant, Denial> {
+        self.admit(requester, justification)?;
+        let entry = self.usable_entry(connection_id).await?;
+        let used = self.reserve(connection_id, &entry).await?;
+        let revealed = self
+            .reveal(connection_id, &entry, used, requester, justification)
+            .await;
+        let (checked, (access_token, refresh_token)) = match revealed {
+            Ok(revealed) => revealed,
+            Err(denial) => {
+                if let Err(err) = self.store.release_use(connection_id, &entry.id).await {
+                    tracing::warn!(error = %err, "could not give back an unused breakglass use");
+                }
+                return Err(denial);
+            }
+        };
+        self.announce(&checked, requester, justification);
+        Ok(Grant {
+            connection_id: connection_id.to_owned(),
+            access_token,
+            refresh_token,
+            team_id: checked.team_id.clone(),
+            expires_at: checked.expires_at,
+            uses_left: checked.max_access_count.saturating_sub(used),
+            warning: "Emergency credentials: use them to restore access, then log in again and revoke these tokens.".to_owned(),
+        })
+    }
+
+    /// The rules that need no store: the kill switch, the role, the justification.
+    fn admit(&self, requester: &Requester, justification: &str) -> Result<(), Denial> {
         if !self.enabled {
             return Err(Denial::SwitchedOff);
         }
@@ -318,12 +272,14 @@ impl Breakglass {
                 role: requester.role.as_str(),
             });
         }
-        if let Some(problem) = justification_problem(justification) {
-            return Err(Denial::Justification { problem });
+        match justification_problem(justification) {
+            Some(problem) => Err(Denial::Justification { problem }),
+            None => Ok(()),
         }
-        let store_denial = |err: StoreError| Denial::StoreUnavailable {
-            reason: err.to_string(),
-        };
+    }
+
+    /// The connection's entry, if it may be used now.
+    async fn usable_entry(&self, connection_id: &str) -> Result<BreakglassEntry, Denial> {
         let no_entry = || Denial::NoEntry {
             connection: connection_id.to_owned(),
         };
@@ -337,7 +293,12 @@ impl Breakglass {
             .map_err(store_denial)?
             .ok_or_else(no_entry)?;
         self.check_entry(&entry, now_ms()).await?;
-        let used = match self
+        Ok(entry)
+    }
+
+    /// Takes one use of `entry`: which one it is.
+    async fn reserve(&self, connection_id: &str, entry: &BreakglassEntry) -> Result<u32, Denial> {
+        let reservation = self
             .store
             .reserve_use(
                 connection_id,
@@ -346,65 +307,49 @@ impl Breakglass {
                 entry.expires_at,
             )
             .await
-            .map_err(store_denial)?
-        {
-            Reservation::Reserved(used) => used,
-            Reservation::LimitReached => {
-                return Err(Denial::LimitReached {
-                    max: entry.max_access_count,
-                })
-            }
-            Reservation::Replaced => return Err(Denial::Changed),
-        };
-        // With the use reserved, the entry is read and checked again, at the time now: it may
-        // have been deactivated, restricted, replaced or expired meanwhile. What is revealed is
-        // the entry checked here.
+            .map_err(store_denial)?;
+        match reservation {
+            Reservation::Reserved(used) => Ok(used),
+            Reservation::LimitReached => Err(Denial::LimitReached {
+                max: entry.max_access_count,
+            }),
+            Reservation::Replaced => Err(Denial::Changed),
+        }
+    }
+
+    /// With use `used` of `reserved` taken: the entry read and checked again at the time now
+    /// (it may have been deactivated, restricted, replaced or expired meanwhile), its copy
+    /// opened in memory, and the grant audited. What is revealed is the entry checked here,
+    /// and only once the audit record is written.
+    async fn reveal(
+        &self,
+        connection_id: &str,
+        reserved: &BreakglassEntry,
+        used: u32,
+        requester: &Requester,
+        justification: &str,
+    ) -> Result<(BreakglassEntry, (Secret, Option<Secret>)), Denial> {
         let checked = match self.store.entry(connection_id).await {
-            Ok(Some(current)) if current.id == entry.id => {
-                self.check_entry(&current, now_ms()).await.map(|()| current)
-            }
-            Ok(_) => Err(Denial::Changed),
-            Err(err) => Err(store_denial(err)),
+            Ok(Some(current)) if current.id == reserved.id => current,
+            Ok(_) => return Err(Denial::Changed),
+            Err(err) => return Err(store_denial(err)),
         };
-        // Opened in memory only; revealed after the audit record is written.
-        let opened = checked.and_then(|entry| self.open_copy(&entry).map(|tokens| (entry, tokens)));
-        let audited = match &opened {
-            Ok(_) => {
-                let record = self.record(
-                    connection_id,
-                    requester,
-                    justification,
-                    Outcome::Granted,
-                    format!("use {used} of {}", entry.max_access_count),
-                );
-                self.store
-                    .append_audit(&record)
-                    .await
-                    .map_err(|err| Denial::AuditUnavailable {
-                        reason: err.to_string(),
-                    })
-            }
-            Err(denial) => Err(denial.clone()),
-        };
-        let (entry, (access_token, refresh_token)) = match (opened, audited) {
-            (Ok(opened), Ok(())) => opened,
-            (_, Err(denial)) | (Err(denial), _) => {
-                if let Err(err) = self.store.release_use(connection_id, &entry.id).await {
-                    tracing::warn!(error = %err, "could not give back an unused breakglass use");
-                }
-                return Err(denial);
-            }
-        };
-        self.announce(&entry, requester, justification);
-        Ok(Grant {
-            connection_id: connection_id.to_owned(),
-            access_token,
-            refresh_token,
-            team_id: entry.team_id.clone(),
-            expires_at: entry.expires_at,
-            uses_left: entry.max_access_count.saturating_sub(used),
-            warning: "Emergency credentials: use them to restore access, then log in again and revoke these tokens.".to_owned(),
-        })
+        self.check_entry(&checked, now_ms()).await?;
+        let tokens = self.open_copy(&checked)?;
+        let record = self.record(
+            connection_id,
+            requester,
+            justification,
+            Outcome::Granted,
+            format!("use {used} of {}", reserved.max_access_count),
+        );
+        self.store
+            .append_audit(&record)
+            .await
+            .map_err(|err| Denial::AuditUnavailable {
+                reason: err.to_string(),
+            })?;
+        Ok((checked, tokens))
     }
 
     /// Active, not expired, not restricted at `now`; an expired entry is made inactive.
@@ -495,95 +440,13 @@ impl Breakglass {
     }
 }
 
+fn store_denial(err: BreakglassStoreError) -> Denial {
+    Denial::StoreUnavailable {
+        reason: err.to_string(),
+    }
+}
+
 /// Text from a person, fit for an audit trail or a terminal: one line, no control characters.
 fn printable(text: &str) -> String {
     crate::log::sinks::make_printable(&text.replace(['\n', '\r'], " "), false)
-}
-
-/// Connection ids are shiplog's own (`conn_` and lowercase letters, digits, `_`).
-fn is_connection_id(id: &str) -> bool {
-    id.strip_prefix("conn_").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    })
-}
-
-/// What is wrong with a justification, if anything: too short, or a placeholder.
-pub fn justification_problem(text: &str) -> Option<String> {
-    let text = text.trim();
-    let length = text.chars().count();
-    if length < MIN_JUSTIFICATION {
-        return Some(format!(
-            "is too short: {length} characters, at least {MIN_JUSTIFICATION} are needed to say why"
-        ));
-    }
-    let lower = text.to_lowercase();
-    const PLACEHOLDERS: [&str; 10] = [
-        "test",
-        "testing",
-        "asdf",
-        "lorem ipsum",
-        "n/a",
-        "tbd",
-        "todo",
-        "xxx",
-        "placeholder",
-        "justification",
-    ];
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let distinct_letters = lower
-        .chars()
-        .filter(|c| c.is_alphabetic())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    let mostly_placeholder = words
-        .iter()
-        .filter(|w| {
-            PLACEHOLDERS
-                .iter()
-                .any(|p| p.split(' ').any(|part| part == **w))
-        })
-        .count()
-        * 2
-        >= words.len();
-    if words.len() < 3 || distinct_letters < 6 || mostly_placeholder {
-        return Some(
-            "looks like a placeholder: say what broke and why these tokens are needed".to_owned(),
-        );
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn justifications_need_real_content() {
-        assert!(justification_problem("short").is_some_and(|p| p.contains("too short")));
-        for placeholder in [
-            "test test test test test",
-            "aaaaaaaaaaaaaaaaaaaaaaaaa",
-            "asdf asdf asdf asdf asdf",
-            "lorem ipsum lorem ipsum dolor",
-            "justification placeholder tbd",
-            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-        ] {
-            assert!(
-                justification_problem(placeholder).is_some_and(|p| p.contains("placeholder")),
-                "{placeholder}"
-            );
-        }
-        assert_eq!(
-            justification_problem(
-                "TOKEN_ENCRYPTION_KEY was rotated wrongly; production deploys are blocked"
-            ),
-            None
-        );
-    }
 }

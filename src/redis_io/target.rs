@@ -1,15 +1,16 @@
-//! The Redis URL without its secrets: for messages, `Debug` and logs.
+//! Where Redis is, in forms that are safe to show: the URL without its secrets (for messages,
+//! `Debug` and logs), and Redis' errors sorted and scrubbed of the password.
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ErrorKind, RedisError};
+use redis::{Client, ErrorKind, RedisError, ServerErrorKind};
 
-use super::error::StoreError;
+use super::RedisIoError;
 
 const MASK: &str = "***";
 
-/// Where a Redis store connects, in forms that are safe to show.
+/// Where a Redis user connects, in forms that are safe to show.
 pub(crate) struct RedisTarget {
     /// `host:port` (or the socket path).
     address: String,
@@ -20,10 +21,10 @@ pub(crate) struct RedisTarget {
 }
 
 impl RedisTarget {
-    pub(crate) fn open(url: &str) -> Result<(Client, Self), StoreError> {
+    pub(crate) fn open(url: &str) -> Result<(Client, Self), RedisIoError> {
         let redacted_url = redact_url(url);
         let mut secrets = url_secrets(url);
-        let client = Client::open(url).map_err(|err| StoreError::InvalidRedisUrl {
+        let client = Client::open(url).map_err(|err| RedisIoError::InvalidUrl {
             url: redacted_url.clone(),
             reason: scrub(&describe_error(&err), &secrets),
         })?;
@@ -69,6 +70,41 @@ impl RedisTarget {
     /// A short, password-free account of a Redis error, e.g. "connection refused".
     pub(crate) fn describe(&self, err: &RedisError) -> String {
         scrub(&describe_error(err), &self.secrets)
+    }
+
+    /// `err` sorted into an outage or a refusal, without the password.
+    pub(crate) fn failure(&self, err: &RedisError) -> RedisIoError {
+        let address = self.address.clone();
+        let reason = self.describe(err);
+        if is_outage(err) {
+            return RedisIoError::Outage { address, reason };
+        }
+        RedisIoError::Refused {
+            address,
+            code: err.code().map(|code| scrub(code, &self.secrets)),
+            detail: err.detail().map(|detail| scrub(detail, &self.secrets)),
+            reason,
+        }
+    }
+}
+
+/// Errors that mean "Redis is not usable right now" rather than "Redis said no". A NOPERM is
+/// deliberately not an outage: falling back to local files would bypass the ACL.
+fn is_outage(err: &RedisError) -> bool {
+    match err.kind() {
+        ErrorKind::Io
+        | ErrorKind::Parse
+        | ErrorKind::AuthenticationFailed
+        | ErrorKind::ClusterConnectionNotFound => true,
+        ErrorKind::Server(kind) => matches!(
+            kind,
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+        ),
+        _ => err.is_connection_dropped() || err.is_timeout(),
     }
 }
 
@@ -251,5 +287,43 @@ mod tests {
     fn scrubs_every_secret_form() {
         let secrets = url_secrets("redis://u:s3cret@h?password=other");
         assert_eq!(scrub("bad s3cret and other", &secrets), "bad *** and ***");
+    }
+
+    #[test]
+    fn a_lost_connection_is_an_outage_and_a_refusal_is_not() {
+        let (_, target) = RedisTarget::open("redis://user:s3cret@127.0.0.1:6390").unwrap();
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            target.failure(&refused.into()),
+            RedisIoError::Outage {
+                address: "127.0.0.1:6390".to_owned(),
+                reason: "connection refused".to_owned(),
+            }
+        );
+        let noperm = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::NoPerm),
+            "no permissions",
+            "user with s3cret may not".to_owned(),
+        ));
+        let failure = target.failure(&noperm);
+        assert!(!failure.is_outage());
+        assert!(
+            matches!(&failure, RedisIoError::Refused { code: Some(code), .. } if code == "NOPERM")
+        );
+        assert!(!failure.to_string().contains("s3cret"), "{failure}");
+        assert!(!format!("{failure:?}").contains("s3cret"), "{failure:?}");
+    }
+
+    #[test]
+    fn no_answer_is_an_outage_told_in_seconds() {
+        let err = RedisIoError::NoAnswer {
+            address: "127.0.0.1:6390".to_owned(),
+            within: Duration::from_millis(1500),
+        };
+        assert!(err.is_outage());
+        assert_eq!(
+            err.to_string(),
+            "Redis at 127.0.0.1:6390: no answer within 1.5 s"
+        );
     }
 }

@@ -1,125 +1,46 @@
 //! The queue on Redis: a stream with the consumer group `workers` holds waiting and taken jobs
 //! (its pending entries list says who holds what and for how long), a sorted set holds retries
 //! by due time, lists keep the latest completed and dead-lettered jobs. Every change of more
-//! than one key is one Lua script, so instances never see half of it.
+//! than one key is one Lua script (`scripts`), so instances never see half of it.
 //!
 //! Keys, under the namespace: `LOGQ:{env}` (stream), `LOGQ:{env}:delayed`, `:dead`,
 //! `:completed`, `:completed_total`, `:job:{id}` (the idempotency mark of a queued job),
 //! `:rate:{second}` (the global rate limit's window).
 
+mod scripts;
+
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
-use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
+use redis::{AsyncConnectionConfig, Client, RedisError, Value};
 use tokio::sync::Mutex;
 
 use super::{
     Ending, Enqueued, FinishedJob, Job, QueueCounts, QueueError, QueueSettings, Taken, STALLED,
 };
-use crate::store::redis_url::{ConnectFailure, RedisTarget};
+use crate::redis_io::{
+    ConnectFailure, RedisIoError, RedisLink, RedisTarget, Request, DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+};
+use scripts::{held_by, Scripts};
 
 const GROUP: &str = "workers";
 /// How long one blocking read waits for a job.
 const BLOCK: Duration = Duration::from_secs(1);
-/// How long any other command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// The idempotency mark outlives a job only if the job is lost some other way.
 const MARK_TTL_MS: u64 = 24 * 60 * 60 * 1000;
-
-/// KEYS: stream, mark. ARGV: job id, job, mark ttl.
-const ENQUEUE: &str = r"
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then
-  redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
-  return 1
-end
-return 0
-";
-
-/// The start of every script that acts on a taken job: only its holder may (a worker whose
-/// job was taken over must not finish it, retry it or take it back). ARGV[1] entry id,
-/// ARGV[2] group, ARGV[3] consumer.
-const IF_HOLDER: &str = r"
-local pending = redis.call('XPENDING', KEYS[1], ARGV[2], ARGV[1], ARGV[1], 1)
-if #pending == 0 or pending[1][2] ~= ARGV[3] then return 0 end
-";
-
-/// Keeps a taken job alive: its idle time starts again. KEYS: stream.
-const HEARTBEAT: &str = r"
-redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, ARGV[1], 'JUSTID')
-return 1
-";
-
-/// Completes or dead-letters a job. KEYS: stream, mark, the list it goes to, and for a
-/// completed job its counter. ARGV[4] record, ARGV[5] how many the list keeps.
-const FINISH: &str = r"
-redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('LPUSH', KEYS[3], ARGV[4])
-redis.call('LTRIM', KEYS[3], 0, math.max(tonumber(ARGV[5]), 1) - 1)
-if KEYS[4] then redis.call('INCR', KEYS[4]) end
-return 1
-";
-
-/// Puts a job back for later. KEYS: stream, delayed. ARGV[4] job, ARGV[5] due ms.
-const RETRY: &str = r"
-redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
-return 1
-";
-
-/// KEYS: delayed, stream. ARGV: now ms, limit.
-const PROMOTE: &str = r"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, job in ipairs(due) do
-  redis.call('ZREM', KEYS[1], job)
-  redis.call('XADD', KEYS[2], '*', 'job', job)
-end
-return #due
-";
-
-/// KEYS: the window's counter. The notifications started in it, this one included.
-const RATE: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], 2000) end
-return n
-";
 
 /// The queue `LOGQ:{env}` on one Redis, shared by every instance.
 pub struct SharedQueue {
     client: Client,
-    target: RedisTarget,
-    commands: ConnectionManager,
+    commands: RedisLink,
     /// The blocking reads' own connection (a blocking command would hold up every other
     /// command multiplexed on the same connection).
     reader: Mutex<Option<MultiplexedConnection>>,
     key: String,
     settings: QueueSettings,
     scripts: Scripts,
-}
-
-/// A script that begins with `IF_HOLDER`: on the stream, for the job `receipt` while `consumer`
-/// holds it (its first key and first three arguments; the script's own follow).
-fn held_by<'a>(
-    script: &'a Script,
-    stream: &str,
-    consumer: &str,
-    receipt: &str,
-) -> redis::ScriptInvocation<'a> {
-    let mut invocation = script.key(stream);
-    invocation.arg(receipt).arg(GROUP).arg(consumer);
-    invocation
-}
-
-struct Scripts {
-    enqueue: Script,
-    heartbeat: Script,
-    finish: Script,
-    retry: Script,
-    promote: Script,
-    rate: Script,
 }
 
 impl SharedQueue {
@@ -132,30 +53,22 @@ impl SharedQueue {
     ) -> Result<Self, QueueError> {
         let (client, target) =
             RedisTarget::open(url).map_err(|err| QueueError::refused(err.to_string()))?;
-        let commands = target
-            .manager(client.clone(), COMMAND_TIMEOUT)
+        let connection = target
+            .manager(client.clone(), DEFAULT_CONNECT_TIMEOUT)
             .await
             .map_err(|failure| match failure {
                 ConnectFailure::NoAnswer => {
                     QueueError::outage(format!("no answer from {}", target.address()))
                 }
-                ConnectFailure::Refused(err) => classify(&target, &err),
+                ConnectFailure::Refused(err) => target.failure(&err).into(),
             })?;
         let queue = SharedQueue {
             client,
-            target,
-            commands,
+            commands: RedisLink::new(connection, target, DEFAULT_COMMAND_TIMEOUT),
             reader: Mutex::new(None),
             key: format!("{namespace}LOGQ:{env}"),
             settings,
-            scripts: Scripts {
-                enqueue: Script::new(ENQUEUE),
-                heartbeat: Script::new(&format!("{IF_HOLDER}{HEARTBEAT}")),
-                finish: Script::new(&format!("{IF_HOLDER}{FINISH}")),
-                retry: Script::new(&format!("{IF_HOLDER}{RETRY}")),
-                promote: Script::new(PROMOTE),
-                rate: Script::new(RATE),
-            },
+            scripts: Scripts::new(),
         };
         queue.create_group().await?;
         Ok(queue)
@@ -170,90 +83,39 @@ impl SharedQueue {
     }
 
     async fn create_group(&self) -> Result<(), QueueError> {
-        let command = redis::cmd("XGROUP")
+        let mut command = redis::cmd("XGROUP");
+        command
             .arg("CREATE")
             .arg(&self.key)
             .arg(GROUP)
             .arg("0")
-            .arg("MKSTREAM")
-            .clone();
-        let command = &command;
-        let created = self
-            .once(&|mut connection| async move { command.query_async(&mut connection).await })
-            .await;
-        match created {
+            .arg("MKSTREAM");
+        let created = self.commands.run_reconnecting::<Value>(&command).await;
+        match created.map_err(QueueError::from) {
             Err(err) if err.says("BUSYGROUP") => Ok(()),
-            other => other.map(|_: Value| ()),
+            other => other.map(drop),
         }
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, QueueError> {
-        self.retrying(|mut connection| async move { command.query_async(&mut connection).await })
-            .await
-    }
-
-    async fn invoke<T: redis::FromRedisValue>(
+    /// Runs a request on the shared connection (once more if the connection had dropped), and
+    /// again after making the consumer group if Redis lost it.
+    async fn run<T: redis::FromRedisValue + Send>(
         &self,
-        invocation: redis::ScriptInvocation<'_>,
+        request: &impl Request,
     ) -> Result<T, QueueError> {
-        let invocation = &invocation;
-        self.retrying(
-            |mut connection| async move { invocation.invoke_async(&mut connection).await },
-        )
-        .await
-    }
-
-    /// Runs a command on the shared connection: once more if the connection had dropped (the
-    /// connection manager reconnects in the background but fails the command that noticed),
-    /// and again after making the consumer group if Redis lost it.
-    async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, QueueError>
-    where
-        F: Fn(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = Result<T, RedisError>>,
-    {
-        match self.once(&call).await {
+        match self
+            .commands
+            .run_reconnecting(request)
+            .await
+            .map_err(QueueError::from)
+        {
             // Redis restarted empty, or someone deleted the stream: the group is made again.
             Err(err) if err.says("NOGROUP") => {
                 self.create_group().await?;
-                self.once(&call).await
+                Ok(self.commands.run_reconnecting(request).await?)
             }
             result => result,
         }
-    }
-
-    /// One command, once more if the connection had dropped.
-    async fn once<T, F, Fut>(&self, call: &F) -> Result<T, QueueError>
-    where
-        F: Fn(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = Result<T, RedisError>>,
-    {
-        let first = tokio::time::timeout(COMMAND_TIMEOUT, call(self.commands.clone())).await;
-        match first {
-            Ok(Err(err)) if err.is_connection_dropped() || err.is_io_error() => {
-                self.bounded(call(self.commands.clone())).await
-            }
-            Ok(result) => result.map_err(|err| classify(&self.target, &err)),
-            Err(_) => Err(self.no_answer()),
-        }
-    }
-
-    async fn bounded<T>(
-        &self,
-        command: impl std::future::Future<Output = Result<T, RedisError>>,
-    ) -> Result<T, QueueError> {
-        match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(classify(&self.target, &err)),
-            Err(_) => Err(self.no_answer()),
-        }
-    }
-
-    fn no_answer(&self) -> QueueError {
-        QueueError::outage(format!(
-            "no answer from {} within {} s",
-            self.target.address(),
-            COMMAND_TIMEOUT.as_secs()
-        ))
     }
 
     pub async fn ping(&self) -> Result<(), QueueError> {
@@ -268,7 +130,7 @@ impl SharedQueue {
             .arg(&job.id)
             .arg(text)
             .arg(MARK_TTL_MS);
-        let added: i64 = self.invoke(invocation).await?;
+        let added: i64 = self.run(&invocation).await?;
         Ok(if added == 1 {
             Enqueued::Added
         } else {
@@ -289,9 +151,10 @@ impl SharedQueue {
         let mut reader = self.reader.lock().await;
         if reader.is_none() {
             let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(COMMAND_TIMEOUT))
-                .set_response_timeout(Some(BLOCK + COMMAND_TIMEOUT));
+                .set_connection_timeout(Some(DEFAULT_COMMAND_TIMEOUT))
+                .set_response_timeout(Some(BLOCK + DEFAULT_COMMAND_TIMEOUT));
             let connection = self
+                .commands
                 .bounded(
                     self.client
                         .get_multiplexed_async_connection_with_config(&config),
@@ -320,7 +183,7 @@ impl SharedQueue {
             Err(err) => {
                 *reader = None;
                 drop(reader);
-                let err = classify(&self.target, &err);
+                let err = QueueError::from(self.commands.target().failure(&err));
                 // Redis restarted empty, or someone deleted the stream: make it again.
                 if err.says("NOGROUP") {
                     self.create_group().await?;
@@ -364,7 +227,7 @@ impl SharedQueue {
     /// the job is no longer `consumer`'s (it was taken over, or finished).
     pub async fn heartbeat(&self, consumer: &str, receipt: &str) -> Result<bool, QueueError> {
         let invocation = held_by(&self.scripts.heartbeat, &self.key, consumer, receipt);
-        self.invoke::<i64>(invocation).await.map(|held| held == 1)
+        self.run::<i64>(&invocation).await.map(|held| held == 1)
     }
 
     /// Takes the job out of the stream, as `ending` says: into the completed list (counted
@@ -388,7 +251,7 @@ impl SharedQueue {
         invocation
             .arg(encode(&ending.record(&taken.job, at_ms))?)
             .arg(keep);
-        self.invoke::<i64>(invocation).await.map(|held| held == 1)
+        self.run::<i64>(&invocation).await.map(|held| held == 1)
     }
 
     /// Back in the queue at `due_ms`, as `job` (its attempts counted); false when `consumer`
@@ -405,14 +268,14 @@ impl SharedQueue {
             .key(self.sub("delayed"))
             .arg(encode(job)?)
             .arg(due_ms);
-        self.invoke::<i64>(invocation).await.map(|held| held == 1)
+        self.run::<i64>(&invocation).await.map(|held| held == 1)
     }
 
     /// Moves retries that are due back to the stream; how many.
     pub async fn promote_due(&self, now_ms: i64) -> Result<usize, QueueError> {
         let mut invocation = self.scripts.promote.key(self.sub("delayed"));
         invocation.key(&self.key).arg(now_ms).arg(100);
-        self.invoke::<usize>(invocation).await
+        self.run::<usize>(&invocation).await
     }
 
     /// Takes over, for `consumer`, up to `room` jobs whose worker was not heard of for the
@@ -496,7 +359,7 @@ impl SharedQueue {
     pub async fn rate_slot(&self, now_ms: i64) -> Result<Option<Duration>, QueueError> {
         let second = now_ms.div_euclid(1000);
         let invocation = self.scripts.rate.key(self.sub(&format!("rate:{second}")));
-        let started: u64 = self.invoke(invocation).await?;
+        let started: u64 = self.run(&invocation).await?;
         Ok((started > u64::from(self.settings.rate_per_second))
             .then(|| Duration::from_millis((1000 - now_ms.rem_euclid(1000)) as u64)))
     }
@@ -514,10 +377,8 @@ impl SharedQueue {
             .arg(self.sub("dead"))
             .cmd("GET")
             .arg(self.sub("completed_total"));
-        let pipe = &pipe;
         let (length, pending, retrying, dead, completed): (u64, Value, u64, u64, Option<u64>) =
-            self.retrying(|mut connection| async move { pipe.query_async(&mut connection).await })
-                .await?;
+            self.run(&pipe).await?;
         // XPENDING's summary form starts with the number of pending entries.
         let in_flight = match pending {
             Value::Array(items) => match items.first() {
@@ -564,16 +425,12 @@ fn entry_job(fields: &std::collections::HashMap<String, Value>) -> Option<Job> {
     }
 }
 
-/// An outage (Redis gone, the connection dropped, no answer) or an error Redis answered with.
-fn classify(target: &RedisTarget, err: &RedisError) -> QueueError {
-    let reason = target.describe(err);
-    if err.is_io_error()
-        || err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || err.is_timeout()
-    {
-        QueueError::outage(reason)
-    } else {
-        QueueError::refused(reason)
+/// An outage (the local queue takes over) or an error Redis answered with.
+impl From<RedisIoError> for QueueError {
+    fn from(err: RedisIoError) -> Self {
+        QueueError {
+            reason: err.reason(),
+            outage: err.is_outage(),
+        }
     }
 }
