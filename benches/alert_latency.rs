@@ -24,7 +24,7 @@ use shiplog::alert::delivery::{ChannelSettings, Deliverer};
 use shiplog::alert::queue::{DeliveryQueue, LocalQueue, QueueSettings, SharedQueue};
 use shiplog::alert::rule::{rules_in, RuleSet};
 use shiplog::alert::runner::{desk, Outward};
-use shiplog::alert::{AlertEngine, Suppressor};
+use shiplog::alert::{RuleEvaluator, Suppressor};
 use shiplog::log::{Delivery, LogEntry, Logger, Severity, Tier};
 use shiplog::metrics::Metrics;
 use shiplog::secret::Secret;
@@ -91,7 +91,7 @@ async fn through(
     mut arrived: mpsc::UnboundedReceiver<Instant>,
 ) -> Vec<Duration> {
     let metrics = Arc::new(Metrics::new());
-    let engine = AlertEngine::new(
+    let engine = RuleEvaluator::new(
         RuleSet::with_overrides(rules_in(RULES, "bench").expect("rules")).expect("rules"),
         Suppressor::shared(store),
         metrics.clone(),

@@ -261,7 +261,7 @@ async fn switched_off_channels_and_channels_without_a_destination_say_so() {
 #[tokio::test]
 async fn fifty_failures_reach_slack_once_and_the_feed_shows_it_sent() {
     use shiplog::alert::runner::desk;
-    use shiplog::alert::{AlertEngine, RuleSet, Suppressor};
+    use shiplog::alert::{RuleEvaluator, RuleSet, Suppressor};
     use shiplog::log::{Delivery, Logger};
     use shiplog::metrics::Metrics;
     use shiplog::store::StateStore;
@@ -275,7 +275,7 @@ async fn fifty_failures_reach_slack_once_and_the_feed_shows_it_sent() {
     let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
     let (builder, outlet) = Logger::builder().channel("alerts", 1024, Delivery::DropWhenFull);
     let logger = builder.build();
-    let engine = AlertEngine::new(
+    let engine = RuleEvaluator::new(
         RuleSet::builtin(),
         Suppressor::shared(store),
         Arc::new(Metrics::new()),

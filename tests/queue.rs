@@ -197,7 +197,7 @@ async fn next_report(running: &mut Running) -> Delivered {
 async fn two_instances_on_one_redis_deliver_each_alert_exactly_once() {
     use shiplog::alert::rule::{rules_in, RuleSet};
     use shiplog::alert::runner::{desk, Outward};
-    use shiplog::alert::{AlertEngine, Suppressor};
+    use shiplog::alert::{RuleEvaluator, Suppressor};
     use shiplog::log::{Delivery, Logger};
     use shiplog::store::StateStore;
 
@@ -218,7 +218,7 @@ async fn two_instances_on_one_redis_deliver_each_alert_exactly_once() {
             .await
             .expect("store");
         let metrics = Arc::new(Metrics::new());
-        let engine = AlertEngine::new(
+        let engine = RuleEvaluator::new(
             RuleSet::with_overrides(to_the_webhook.clone()).expect("rules"),
             Suppressor::shared(store),
             metrics.clone(),

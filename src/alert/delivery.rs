@@ -576,10 +576,7 @@ impl Deliverer {
 
 /// `alert_channel_pause:{channel}`: until when (ms) a channel waits, for every instance.
 fn pause_key(channel: Channel) -> String {
-    format!(
-        "alert_channel_pause:{}",
-        super::engine::channel_name(channel)
-    )
+    format!("alert_channel_pause:{}", channel.as_str())
 }
 
 /// Why one try did not deliver.

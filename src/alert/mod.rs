@@ -5,7 +5,7 @@ pub mod book;
 pub mod book_store;
 pub mod channels;
 pub mod delivery;
-pub mod engine;
+pub mod evaluator;
 pub mod fingerprint;
 pub mod queue;
 pub mod rule;
@@ -13,7 +13,7 @@ pub mod runner;
 pub mod suppression;
 pub mod sync;
 
-pub use engine::{Alert, AlertEngine, AlertEvent};
+pub use evaluator::{Alert, AlertEvent, RuleEvaluator};
 pub use fingerprint::Fingerprint;
 pub use rule::{AlertSeverity, Channel, Rule, RuleSet};
 pub use suppression::{Decision, Suppressor};

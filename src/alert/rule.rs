@@ -51,6 +51,17 @@ impl Channel {
         Channel::Sms,
         Channel::Webhook,
     ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Slack => "slack",
+            Channel::Discord => "discord",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Webhook => "webhook",
+            Channel::Demo => "demo",
+        }
+    }
 }
 
 /// A rule as written in the config file (`[[alert_rules]]`). A rule whose `key` is a built-in's

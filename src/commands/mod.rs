@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use shiplog::alert::queue::{DeliveryQueue, HealthHook, QueueHealthChange, QueueSettings};
+use shiplog::alert::queue::{DeliveryQueue, QueueHealthChange, QueueHealthHook, QueueSettings};
 use shiplog::config::{FileConfig, Settings};
 use shiplog::exit;
 use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
@@ -113,7 +113,7 @@ pub fn start_alerting(
 )> {
     // An outlet made for what might have been the demo, when it was not (a stored login).
     let entries = outlet.filter(|_| settings.alerts_enabled)?;
-    let engine = shiplog::alert::AlertEngine::new(
+    let engine = shiplog::alert::RuleEvaluator::new(
         settings.alert_rules.clone(),
         shiplog::alert::Suppressor::shared(store.clone()),
         metrics.clone(),
@@ -170,7 +170,7 @@ pub fn start_alerting(
 
 /// Writes the alert queue's losses of Redis (`alert_queue_failed`, which the built-in rule of
 /// that name alerts on) and its recoveries into the log.
-fn queue_health_entries(logger: Logger) -> HealthHook {
+fn queue_health_entries(logger: Logger) -> QueueHealthHook {
     Arc::new(move |change| {
         let entry = match change {
             QueueHealthChange::Lost { reason } => LogEntry::new(

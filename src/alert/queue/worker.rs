@@ -16,7 +16,6 @@ use super::{DeliveryQueue, Ending, QueueCounts, QueueError, Taken};
 use crate::alert::book::{AlertRecord, AlertState};
 use crate::alert::channels::Notification;
 use crate::alert::delivery::{Deliverer, DeliveryStatus, Failure, Readiness};
-use crate::alert::engine::channel_name;
 use crate::alert::rule::Channel;
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
@@ -253,10 +252,9 @@ impl Worker {
     /// Sends one job and finishes it.
     async fn process(&self, source: Source, taken: Taken) {
         let job = &taken.job;
-        let channel = job.channel;
         // A channel paused by a 429 (anywhere): back in the queue until the pause ends,
         // without counting an attempt.
-        if let Some(wait) = self.deliverer.paused_for(channel).await {
+        if let Some(wait) = self.deliverer.paused_for(job.channel).await {
             let due = now_ms() + wait.as_millis() as i64;
             self.retry_at(source, &taken, job.clone(), due).await;
             return;
@@ -269,77 +267,90 @@ impl Worker {
             return;
         }
         self.wait_for_rate_slot(source).await;
-        let notification = Notification::firing(&job.alert);
-        let outcome = {
-            let attempt = self.deliverer.attempt(channel, &notification);
-            tokio::pin!(attempt);
-            let mut heartbeat = tokio::time::interval(self.queue.settings().stall_interval / 3);
-            heartbeat.tick().await;
-            loop {
-                tokio::select! {
-                    outcome = &mut attempt => break outcome,
-                    _ = heartbeat.tick() => self.heartbeat(source, &taken).await,
-                }
-            }
-        };
-        let now = now_ms();
-        let status = match outcome {
-            Ok(status) => {
-                let ending = match &status {
-                    DeliveryStatus::Off { why } => Ending::Skipped(why),
-                    _ => Ending::Sent,
-                };
-                self.finish(source, &taken, ending, now).await;
-                if matches!(status, DeliveryStatus::Sent { .. } | DeliveryStatus::Demo) {
-                    self.note(channel, |h| {
-                        h.last_sent_ms = Some(now);
-                        h.last_error = None;
-                    });
-                }
-                status
-            }
-            Err(Failure::RateLimited(wait)) => {
-                self.retry_at(source, &taken, job.clone(), now + wait.as_millis() as i64)
-                    .await;
-                self.note(channel, |h| {
-                    h.last_error = Some("rate limited (429)".to_owned())
-                });
-                DeliveryStatus::Retrying {
-                    attempt: job.attempts_made + 1,
-                    reason: "rate limited".to_owned(),
-                }
-            }
-            Err(Failure::Temporary(reason)) => {
-                self.note(channel, |h| h.last_error = Some(reason.clone()));
-                let mut retried = job.clone();
-                retried.attempts_made += 1;
-                let attempts = retried.attempts_made;
-                if attempts >= self.queue.settings().attempts {
-                    let reason = format!("{reason} (after {attempts} attempts)");
-                    self.finish(source, &taken, Ending::Dead(&reason), now)
-                        .await;
-                    DeliveryStatus::Failed { reason }
-                } else {
-                    let due =
-                        now + self.queue.settings().backoff_after(attempts).as_millis() as i64;
-                    self.retry_at(source, &taken, retried, due).await;
-                    DeliveryStatus::Retrying {
-                        attempt: attempts,
-                        reason,
-                    }
-                }
-            }
-            Err(Failure::Permanent(reason)) => {
-                self.note(channel, |h| h.last_error = Some(reason.clone()));
-                self.finish(source, &taken, Ending::Dead(&reason), now)
-                    .await;
-                DeliveryStatus::Failed { reason }
-            }
+        let status = match self.attempt(source, &taken).await {
+            Ok(status) => self.ended(source, &taken, status).await,
+            Err(Failure::RateLimited(wait)) => self.rate_limited(source, &taken, wait).await,
+            Err(Failure::Temporary(reason)) => self.try_again(source, &taken, reason).await,
+            Err(Failure::Permanent(reason)) => self.give_up(source, &taken, reason).await,
         };
         if let DeliveryStatus::Failed { reason } = &status {
-            tracing::warn!(rule = %job.alert.rule, channel = channel_name(channel), %reason, "notification failed");
+            tracing::warn!(rule = %job.alert.rule, channel = job.channel.as_str(), %reason, "notification failed");
         }
         self.report(job, status).await;
+    }
+
+    /// One try at sending the job, keeping it alive meanwhile.
+    async fn attempt(&self, source: Source, taken: &Taken) -> Result<DeliveryStatus, Failure> {
+        let notification = Notification::firing(&taken.job.alert);
+        let attempt = self.deliverer.attempt(taken.job.channel, &notification);
+        tokio::pin!(attempt);
+        let mut heartbeat = tokio::time::interval(self.queue.settings().stall_interval / 3);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                outcome = &mut attempt => break outcome,
+                _ = heartbeat.tick() => self.heartbeat(source, taken).await,
+            }
+        }
+    }
+
+    /// Finishes a job that was sent, or not sent on purpose (switched off).
+    async fn ended(&self, source: Source, taken: &Taken, status: DeliveryStatus) -> DeliveryStatus {
+        let now = now_ms();
+        let ending = match &status {
+            DeliveryStatus::Off { why } => Ending::Skipped(why),
+            _ => Ending::Sent,
+        };
+        self.finish(source, taken, ending, now).await;
+        if matches!(status, DeliveryStatus::Sent { .. } | DeliveryStatus::Demo) {
+            self.note(taken.job.channel, |h| {
+                h.last_sent_ms = Some(now);
+                h.last_error = None;
+            });
+        }
+        status
+    }
+
+    /// A 429: the job waits out the pause, and the try does not count.
+    async fn rate_limited(&self, source: Source, taken: &Taken, wait: Duration) -> DeliveryStatus {
+        let job = &taken.job;
+        let due = now_ms() + wait.as_millis() as i64;
+        self.retry_at(source, taken, job.clone(), due).await;
+        self.note(job.channel, |h| {
+            h.last_error = Some("rate limited (429)".to_owned())
+        });
+        DeliveryStatus::Retrying {
+            attempt: job.attempts_made + 1,
+            reason: "rate limited".to_owned(),
+        }
+    }
+
+    /// A temporary failure: retried after a backoff, dead once the attempts are used up.
+    async fn try_again(&self, source: Source, taken: &Taken, reason: String) -> DeliveryStatus {
+        self.note(taken.job.channel, |h| h.last_error = Some(reason.clone()));
+        let now = now_ms();
+        let mut retried = taken.job.clone();
+        retried.attempts_made += 1;
+        let attempts = retried.attempts_made;
+        if attempts >= self.queue.settings().attempts {
+            let reason = format!("{reason} (after {attempts} attempts)");
+            self.finish(source, taken, Ending::Dead(&reason), now).await;
+            return DeliveryStatus::Failed { reason };
+        }
+        let due = now + self.queue.settings().backoff_after(attempts).as_millis() as i64;
+        self.retry_at(source, taken, retried, due).await;
+        DeliveryStatus::Retrying {
+            attempt: attempts,
+            reason,
+        }
+    }
+
+    /// A permanent failure: dead-lettered at once.
+    async fn give_up(&self, source: Source, taken: &Taken, reason: String) -> DeliveryStatus {
+        self.note(taken.job.channel, |h| h.last_error = Some(reason.clone()));
+        self.finish(source, taken, Ending::Dead(&reason), now_ms())
+            .await;
+        DeliveryStatus::Failed { reason }
     }
 
     async fn report(&self, job: &super::Job, status: DeliveryStatus) {
