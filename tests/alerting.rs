@@ -195,7 +195,8 @@ fn start_instance(
     sync: Option<shiplog::alert::sync::AlertSync>,
     keeps_book: bool,
 ) -> Instance {
-    use shiplog::alert::delivery::{ChannelSettings, Deliverer};
+    use shiplog::alert::channels::ChannelSettings;
+    use shiplog::alert::delivery::Deliverer;
     use shiplog::log::{Delivery, Logger};
 
     let (builder, outlet) = Logger::builder().channel("alerts", 64, Delivery::DropWhenFull);

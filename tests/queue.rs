@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use shiplog::alert::delivery::{ChannelSettings, Deliverer, DeliveryStatus};
+use shiplog::alert::channels::webhook::Webhook;
+use shiplog::alert::channels::{ChannelSettings, Switched};
+use shiplog::alert::delivery::{Deliverer, DeliveryStatus};
 use shiplog::alert::queue::worker::{Delivered, QueueSnapshot, Worker};
 use shiplog::alert::queue::{
     DeliveryQueue, Enqueued, Job, LocalQueue, QueueCounts, QueueHealthChange, QueueSettings,
@@ -86,8 +88,9 @@ async fn webhook(answer: Answer) -> (String, Hook) {
 
 fn deliverer(url: &str) -> Arc<Deliverer> {
     Arc::new(Deliverer::new(ChannelSettings {
-        webhook_url: Some(Secret::new(url)),
-        webhook_on: true,
+        webhook: Switched::to(Webhook {
+            url: Secret::new(url),
+        }),
         ..Default::default()
     }))
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::channels::Channel;
 use super::delivery::DeliveryStatus;
 use super::evaluator::{Alert, AlertEvent};
-use super::rule::{AlertSeverity, Channel};
+use super::rule::AlertSeverity;
 
 /// How long an acknowledgement holds unless said otherwise (PagerDuty's default is 30 min to
 /// hours; an on-call shift needs a few hours).

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::channels::Channel;
 use super::fingerprint::Fingerprint;
-use super::rule::{AlertSeverity, Channel, RuleSet};
+use super::rule::{AlertSeverity, RuleSet};
 use super::suppression::{Decision, Suppressor};
 use crate::log::LogEntry;
 use crate::metrics::Metrics;

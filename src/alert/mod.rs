@@ -13,7 +13,8 @@ pub mod runner;
 pub mod suppression;
 pub mod sync;
 
+pub use channels::Channel;
 pub use evaluator::{Alert, AlertEvent, RuleEvaluator};
 pub use fingerprint::Fingerprint;
-pub use rule::{AlertSeverity, Channel, Rule, RuleSet};
+pub use rule::{AlertSeverity, Rule, RuleSet};
 pub use suppression::{Decision, Suppressor};

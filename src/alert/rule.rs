@@ -6,6 +6,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::channels::Channel;
 use crate::log::{LogEntry, Severity, Tier};
 
 /// How loud an alert is.
@@ -25,41 +26,6 @@ impl AlertSeverity {
             AlertSeverity::Medium => "medium",
             AlertSeverity::High => "high",
             AlertSeverity::Critical => "critical",
-        }
-    }
-}
-
-/// Where notifications go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Slack,
-    Discord,
-    Email,
-    Sms,
-    Webhook,
-    /// The demo's built-in channel.
-    Demo,
-}
-
-impl Channel {
-    /// The real channels (not the demo's).
-    pub const ALL: [Channel; 5] = [
-        Channel::Slack,
-        Channel::Discord,
-        Channel::Email,
-        Channel::Sms,
-        Channel::Webhook,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Slack => "slack",
-            Channel::Discord => "discord",
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-            Channel::Webhook => "webhook",
-            Channel::Demo => "demo",
         }
     }
 }
@@ -324,8 +290,11 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
     for name in config.channels.clone().unwrap_or_default() {
         let channel: Channel = serde_json::from_value(serde_json::Value::String(name.clone()))
             .map_err(|_| {
+                let known: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
                 problem(format!(
-                    "unknown channel {name:?} (slack, discord, email, sms, webhook or demo)"
+                    "unknown channel {name:?} ({} or {})",
+                    known.join(", "),
+                    Channel::Demo.as_str()
                 ))
             })?;
         channels.push(channel);

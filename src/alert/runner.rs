@@ -13,11 +13,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::book::{AlertBook, AlertRecord, Announcement, DEFAULT_ACK, QUIET_PERIOD};
 use super::book_store;
+use super::channels::Channel;
 use super::delivery::{Deliverer, DeliveryStatus};
 use super::evaluator::{Alert, AlertEvent, RuleEvaluator};
 use super::queue::worker::{Delivered, QueueSnapshot, Worker};
 use super::queue::{DeliveryQueue, Enqueued, Job};
-use super::rule::{AlertSeverity, Channel};
+use super::rule::AlertSeverity;
 use super::sync::{AlertSync, Shared, SharedAction};
 use crate::clock::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};

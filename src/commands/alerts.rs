@@ -5,8 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
-use shiplog::alert::channels::Notification;
-use shiplog::alert::delivery::{ChannelSettings, Deliverer, DeliveryStatus};
+use shiplog::alert::channels::{ChannelSettings, Notification};
+use shiplog::alert::delivery::{Deliverer, DeliveryStatus};
 use shiplog::alert::{
     Alert, AlertEvent, AlertSeverity, Channel, Fingerprint, RuleEvaluator, Suppressor,
 };

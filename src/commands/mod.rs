@@ -122,7 +122,7 @@ pub fn start_alerting(
     let redis = settings.redis_url.clone();
     let namespace = settings.namespace.clone();
     let mut channels =
-        shiplog::alert::delivery::ChannelSettings::from_env_and(&settings.alert_channels);
+        shiplog::alert::channels::ChannelSettings::from_env_and(&settings.alert_channels);
     // Without a token the API is the demo simulator: deliver to the demo channel.
     channels.demo = settings.is_demo();
     let deliverer =

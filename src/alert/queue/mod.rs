@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::channels::Channel;
 use super::evaluator::Alert;
-use super::rule::Channel;
 pub use local::LocalQueue;
 pub use shared::SharedQueue;
 
