@@ -109,7 +109,7 @@ pub struct AlertBook {
 }
 
 impl AlertBook {
-    /// Applies a decision of the engine at `now` (ms).
+    /// Applies a decision of the rule evaluator at `now` (ms).
     pub fn apply(&mut self, event: &AlertEvent, now: i64) -> Announcement {
         match event {
             AlertEvent::Fired(alert) => self.fired(alert, now),

@@ -1,5 +1,9 @@
-//! The alerting engine: rules, fingerprints, suppression windows, the alert book (firing,
+//! Alerting: rules, fingerprints, suppression windows, the alert book (firing,
 //! acknowledged, resolved), the delivery queue and the channels.
+//!
+//! Who does what: the [`RuleEvaluator`] decides which entries fire an alert; the alerting task
+//! ([`runner::Runner`]) keeps the book and queues a notification per channel; the queue's worker
+//! sends each through [`delivery`] to its channel (one module per channel in [`channels`]).
 
 pub mod book;
 pub mod book_store;

@@ -290,11 +290,10 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
     for name in config.channels.clone().unwrap_or_default() {
         let channel: Channel = serde_json::from_value(serde_json::Value::String(name.clone()))
             .map_err(|_| {
-                let known: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+                let known = [Channel::ALL.as_slice(), &[Channel::Demo]].concat();
                 problem(format!(
-                    "unknown channel {name:?} ({} or {})",
-                    known.join(", "),
-                    Channel::Demo.as_str()
+                    "unknown channel {name:?} ({})",
+                    Channel::named(&known)
                 ))
             })?;
         channels.push(channel);

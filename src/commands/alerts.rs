@@ -102,7 +102,7 @@ pub async fn test(cli: &Cli, channel: &str) -> i32 {
     let Some(channel) = Channel::ALL.into_iter().find(|c| c.as_str() == asked) else {
         report(
             format!("there is no channel {asked:?} to test"),
-            Some("use slack, discord, email, sms or webhook"),
+            Some(&format!("use {}", Channel::named(&Channel::ALL))),
         );
         return exit::USAGE;
     };

@@ -60,9 +60,7 @@ impl Destination for DiscordWebhook {
     const NEEDS: &'static str = URL.env;
 
     fn read(vars: &Vars) -> Option<Self> {
-        Some(DiscordWebhook {
-            url: vars.secret(URL)?,
-        })
+        vars.secret(URL).map(|url| DiscordWebhook { url })
     }
 
     fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {

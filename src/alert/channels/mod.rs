@@ -93,6 +93,18 @@ channels! {
     Webhook webhook => webhook::Webhook,
 }
 
+impl Channel {
+    /// `slack, discord or sms`: the channels' names, for a message.
+    pub fn named(channels: &[Channel]) -> String {
+        let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+        match names.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+}
+
 /// What a channel's module tells about its channel, through the type of its destination.
 pub trait Destination: std::fmt::Debug + Clone + Sized {
     /// The kill switch, when the channel has one (without one it is always on).
@@ -226,6 +238,16 @@ mod tests {
             let serialised = serde_json::to_value(channel).expect("serialises");
             assert_eq!(serialised, channel.as_str());
         }
+    }
+
+    #[test]
+    fn channels_are_named_for_messages() {
+        assert_eq!(Channel::named(&[]), "");
+        assert_eq!(Channel::named(&[Channel::Sms]), "sms");
+        assert_eq!(
+            Channel::named(&Channel::ALL),
+            "slack, discord, email, sms or webhook"
+        );
     }
 
     #[test]

@@ -48,9 +48,7 @@ impl Destination for SlackWebhook {
     const NEEDS: &'static str = URL.env;
 
     fn read(vars: &Vars) -> Option<Self> {
-        Some(SlackWebhook {
-            url: vars.secret(URL)?,
-        })
+        vars.secret(URL).map(|url| SlackWebhook { url })
     }
 
     fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {

@@ -35,9 +35,7 @@ impl Destination for Webhook {
     const NEEDS: &'static str = URL.env;
 
     fn read(vars: &Vars) -> Option<Self> {
-        Some(Webhook {
-            url: vars.secret(URL)?,
-        })
+        vars.secret(URL).map(|url| Webhook { url })
     }
 
     fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {

@@ -79,7 +79,8 @@ impl Worker {
         }
     }
 
-    /// Checks the alert book before each send (see [`Worker::book`]).
+    /// Checks the alert book before each send: a notification whose alert was settled meanwhile
+    /// is dropped.
     pub fn minding(self, book: watch::Receiver<Vec<AlertRecord>>) -> Worker {
         Worker {
             book: Some(book),
