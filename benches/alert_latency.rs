@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::Router;
-use shiplog::alert::channels::Notification;
-use shiplog::alert::delivery::{ChannelSettings, Deliverer};
+use shiplog::alert::channels::webhook::Webhook;
+use shiplog::alert::channels::{ChannelSettings, Notification, Switched};
+use shiplog::alert::delivery::Deliverer;
 use shiplog::alert::queue::{DeliveryQueue, LocalQueue, QueueSettings, SharedQueue};
 use shiplog::alert::rule::{rules_in, RuleSet};
 use shiplog::alert::runner::{desk, Outward};
-use shiplog::alert::{AlertEngine, Suppressor};
+use shiplog::alert::{RuleEvaluator, Suppressor};
 use shiplog::log::{Delivery, LogEntry, Logger, Severity, Tier};
 use shiplog::metrics::Metrics;
 use shiplog::secret::Secret;
@@ -91,7 +92,7 @@ async fn through(
     mut arrived: mpsc::UnboundedReceiver<Instant>,
 ) -> Vec<Duration> {
     let metrics = Arc::new(Metrics::new());
-    let engine = AlertEngine::new(
+    let engine = RuleEvaluator::new(
         RuleSet::with_overrides(rules_in(RULES, "bench").expect("rules")).expect("rules"),
         Suppressor::shared(store),
         metrics.clone(),
@@ -101,8 +102,9 @@ async fn through(
     let (runner, _desk) = desk();
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let deliverer = Arc::new(Deliverer::new(ChannelSettings {
-        webhook_url: Some(Secret::new(url)),
-        webhook_on: true,
+        webhook: Switched::to(Webhook {
+            url: Secret::new(url),
+        }),
         ..Default::default()
     }));
     let outward = Outward {
@@ -136,8 +138,9 @@ fn main() {
         // Baseline: the same notification POSTed directly.
         let (url, mut arrived) = webhook().await;
         let deliverer = Deliverer::new(ChannelSettings {
-            webhook_url: Some(Secret::new(url.as_str())),
-            webhook_on: true,
+            webhook: Switched::to(Webhook {
+                url: Secret::new(url.as_str()),
+            }),
             ..Default::default()
         });
         let mut direct = Vec::with_capacity(ROUNDS);

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shiplog::alert::{AlertEngine, RuleSet, Suppressor};
+use shiplog::alert::{RuleEvaluator, RuleSet, Suppressor};
 use shiplog::log::{Delivery, LogEntry, Logger, Severity, Tier};
 use shiplog::metrics::Metrics;
 
@@ -114,7 +114,7 @@ fn main() {
     let shared: Vec<Arc<LogEntry>> = entries.into_iter().map(Arc::new).collect();
     let mut rates = Vec::new();
     for _ in 0..3 {
-        let engine = AlertEngine::new(
+        let engine = RuleEvaluator::new(
             RuleSet::builtin(),
             Suppressor::replay(),
             Arc::new(Metrics::new()),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::alert::delivery::AlertChannels;
+use crate::alert::channels::AlertChannels;
 use crate::secret::Secret;
 use crate::vercel::client::DEFAULT_API_URL;
 

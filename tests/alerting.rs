@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shiplog::alert::book::AlertState;
-use shiplog::alert::{AlertEngine, AlertEvent, RuleSet, Suppressor};
+use shiplog::alert::{AlertEvent, RuleEvaluator, RuleSet, Suppressor};
 use shiplog::log::{LogEntry, Severity, Tier};
 use shiplog::metrics::Metrics;
 use shiplog::store::{DegradedHook, StateStore};
@@ -29,9 +29,9 @@ fn failed_build(deployment: &str, minute_offset_ms: i64) -> Arc<LogEntry> {
     )
 }
 
-fn engine(store: StateStore) -> (AlertEngine, Arc<Metrics>) {
+fn engine(store: StateStore) -> (RuleEvaluator, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
-    let engine = AlertEngine::new(
+    let engine = RuleEvaluator::new(
         RuleSet::builtin(),
         Suppressor::shared(store),
         metrics.clone(),
@@ -84,7 +84,7 @@ async fn fifty_failures_notify_once(store: StateStore) {
 }
 
 async fn racing_instances_fire_once(stores: [StateStore; 2]) {
-    let engines: Vec<Arc<AlertEngine>> = stores
+    let engines: Vec<Arc<RuleEvaluator>> = stores
         .into_iter()
         .map(|store| Arc::new(engine(store).0))
         .collect();
@@ -141,7 +141,7 @@ async fn redis_instances_fire_once() {
 
 #[tokio::test]
 async fn a_replay_measures_windows_on_the_entries_clock() {
-    let engine = AlertEngine::new(
+    let engine = RuleEvaluator::new(
         RuleSet::builtin(),
         Suppressor::replay(),
         Arc::new(Metrics::new()),
@@ -195,7 +195,8 @@ fn start_instance(
     sync: Option<shiplog::alert::sync::AlertSync>,
     keeps_book: bool,
 ) -> Instance {
-    use shiplog::alert::delivery::{ChannelSettings, Deliverer};
+    use shiplog::alert::channels::ChannelSettings;
+    use shiplog::alert::delivery::Deliverer;
     use shiplog::log::{Delivery, Logger};
 
     let (builder, outlet) = Logger::builder().channel("alerts", 64, Delivery::DropWhenFull);

@@ -13,8 +13,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use shiplog::alert::channels::Notification;
-use shiplog::alert::delivery::{ChannelSettings, Deliverer, DeliveryStatus, Twilio};
+use shiplog::alert::channels::discord::DiscordWebhook;
+use shiplog::alert::channels::slack::SlackWebhook;
+use shiplog::alert::channels::twilio::Twilio;
+use shiplog::alert::channels::webhook::Webhook;
+use shiplog::alert::channels::{ChannelSettings, Notification, Switched};
+use shiplog::alert::delivery::{Deliverer, DeliveryStatus};
 use shiplog::alert::{Alert, AlertSeverity, Channel, Fingerprint};
 use shiplog::log::{LogEntry, Severity, Tier};
 use shiplog::retry::RetryPolicy;
@@ -108,21 +112,22 @@ fn quick(settings: ChannelSettings) -> Deliverer {
 }
 
 fn on() -> ChannelSettings {
-    ChannelSettings {
-        slack_on: true,
-        discord_on: true,
-        email_on: true,
-        sms_on: true,
-        webhook_on: true,
-        ..Default::default()
-    }
+    let mut settings = ChannelSettings::default();
+    settings.slack.on = true;
+    settings.discord.on = true;
+    settings.email.on = true;
+    settings.sms.on = true;
+    settings.webhook.on = true;
+    settings
 }
 
 #[tokio::test]
 async fn a_429_pauses_the_channel_then_delivers() {
     let (url, r) = receiver(vec![(429, Some("1"), "rate_limited"), (200, None, "ok")]).await;
     let deliverer = quick(ChannelSettings {
-        slack_webhook: Some(Secret::new(format!("{url}/services/T0/B0/secret"))),
+        slack: Switched::to(SlackWebhook {
+            url: Secret::new(format!("{url}/services/T0/B0/secret")),
+        }),
         ..on()
     });
     let alert = alert();
@@ -149,7 +154,9 @@ async fn a_429_pauses_the_channel_then_delivers() {
 async fn server_errors_are_retried_and_permanent_errors_fail_visibly() {
     let (url, r) = receiver(vec![(500, None, ""), (502, None, ""), (200, None, "ok")]).await;
     let deliverer = quick(ChannelSettings {
-        webhook_url: Some(Secret::new(format!("{url}/hook/s3cr3t"))),
+        webhook: Switched::to(Webhook {
+            url: Secret::new(format!("{url}/hook/s3cr3t")),
+        }),
         ..on()
     });
     let alert = alert();
@@ -165,7 +172,9 @@ async fn server_errors_are_retried_and_permanent_errors_fail_visibly() {
 
     let (url, r) = receiver(vec![(400, None, "invalid_payload")]).await;
     let deliverer = quick(ChannelSettings {
-        discord_webhook: Some(Secret::new(format!("{url}/api/webhooks/1/tok3n"))),
+        discord: Switched::to(DiscordWebhook {
+            url: Secret::new(format!("{url}/api/webhooks/1/tok3n")),
+        }),
         ..on()
     });
     let status = deliverer
@@ -189,7 +198,7 @@ async fn server_errors_are_retried_and_permanent_errors_fail_visibly() {
 async fn sms_goes_to_twilio_as_a_form_with_basic_auth() {
     let (url, r) = receiver(vec![(201, None, "{\"sid\":\"SM1\"}")]).await;
     let deliverer = quick(ChannelSettings {
-        twilio: Some(Twilio {
+        sms: Switched::to(Twilio {
             api_url: url,
             account_sid: "AC123".to_owned(),
             auth_token: Secret::new("twilio-secret"),
@@ -261,21 +270,23 @@ async fn switched_off_channels_and_channels_without_a_destination_say_so() {
 #[tokio::test]
 async fn fifty_failures_reach_slack_once_and_the_feed_shows_it_sent() {
     use shiplog::alert::runner::desk;
-    use shiplog::alert::{AlertEngine, RuleSet, Suppressor};
+    use shiplog::alert::{RuleEvaluator, RuleSet, Suppressor};
     use shiplog::log::{Delivery, Logger};
     use shiplog::metrics::Metrics;
     use shiplog::store::StateStore;
 
     let (url, r) = receiver(vec![(200, None, "ok")]).await;
     let deliverer = Arc::new(quick(ChannelSettings {
-        slack_webhook: Some(Secret::new(format!("{url}/services/T/B/x"))),
+        slack: Switched::to(SlackWebhook {
+            url: Secret::new(format!("{url}/services/T/B/x")),
+        }),
         ..on()
     }));
     let dir = tempfile::tempdir().expect("dir");
     let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
     let (builder, outlet) = Logger::builder().channel("alerts", 1024, Delivery::DropWhenFull);
     let logger = builder.build();
-    let engine = AlertEngine::new(
+    let engine = RuleEvaluator::new(
         RuleSet::builtin(),
         Suppressor::shared(store),
         Arc::new(Metrics::new()),
@@ -453,7 +464,9 @@ async fn a_429_pauses_the_channel_for_every_instance_sharing_the_state() {
         let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
         Arc::new(
             quick(ChannelSettings {
-                slack_webhook: Some(Secret::new(url.clone())),
+                slack: Switched::to(SlackWebhook {
+                    url: Secret::new(url.clone()),
+                }),
                 ..on()
             })
             .sharing_pauses(store),

@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use shiplog::alert::delivery::{ChannelSettings, Deliverer, DeliveryStatus};
+use shiplog::alert::channels::webhook::Webhook;
+use shiplog::alert::channels::{ChannelSettings, Switched};
+use shiplog::alert::delivery::{Deliverer, DeliveryStatus};
 use shiplog::alert::queue::worker::{Delivered, QueueSnapshot, Worker};
 use shiplog::alert::queue::{
     DeliveryQueue, Enqueued, Job, LocalQueue, QueueCounts, QueueHealthChange, QueueSettings,
@@ -86,8 +88,9 @@ async fn webhook(answer: Answer) -> (String, Hook) {
 
 fn deliverer(url: &str) -> Arc<Deliverer> {
     Arc::new(Deliverer::new(ChannelSettings {
-        webhook_url: Some(Secret::new(url)),
-        webhook_on: true,
+        webhook: Switched::to(Webhook {
+            url: Secret::new(url),
+        }),
         ..Default::default()
     }))
 }
@@ -197,7 +200,7 @@ async fn next_report(running: &mut Running) -> Delivered {
 async fn two_instances_on_one_redis_deliver_each_alert_exactly_once() {
     use shiplog::alert::rule::{rules_in, RuleSet};
     use shiplog::alert::runner::{desk, Outward};
-    use shiplog::alert::{AlertEngine, Suppressor};
+    use shiplog::alert::{RuleEvaluator, Suppressor};
     use shiplog::log::{Delivery, Logger};
     use shiplog::store::StateStore;
 
@@ -218,7 +221,7 @@ async fn two_instances_on_one_redis_deliver_each_alert_exactly_once() {
             .await
             .expect("store");
         let metrics = Arc::new(Metrics::new());
-        let engine = AlertEngine::new(
+        let engine = RuleEvaluator::new(
             RuleSet::with_overrides(to_the_webhook.clone()).expect("rules"),
             Suppressor::shared(store),
             metrics.clone(),

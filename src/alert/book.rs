@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::channels::Channel;
 use super::delivery::DeliveryStatus;
-use super::engine::{Alert, AlertEvent};
-use super::rule::{AlertSeverity, Channel};
+use super::evaluator::{Alert, AlertEvent};
+use super::rule::AlertSeverity;
 
 /// How long an acknowledgement holds unless said otherwise (PagerDuty's default is 30 min to
 /// hours; an on-call shift needs a few hours).
@@ -90,7 +91,7 @@ impl AlertRecord {
 
 /// What a change means for notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Announcement {
     /// Tell people (a new alert, a reopened one, or one whose acknowledgement ran out).
     Notify,
     /// Counted only.
@@ -108,8 +109,8 @@ pub struct AlertBook {
 }
 
 impl AlertBook {
-    /// Applies a decision of the engine at `now` (ms).
-    pub fn apply(&mut self, event: &AlertEvent, now: i64) -> Outcome {
+    /// Applies a decision of the rule evaluator at `now` (ms).
+    pub fn apply(&mut self, event: &AlertEvent, now: i64) -> Announcement {
         match event {
             AlertEvent::Fired(alert) => self.fired(alert, now),
             AlertEvent::Repeated { alert, count } => {
@@ -121,12 +122,12 @@ impl AlertBook {
                 record.count = record.count.max(*count);
                 record.last_seen = now;
                 self.make_room();
-                Outcome::Quiet
+                Announcement::Quiet
             }
         }
     }
 
-    fn fired(&mut self, alert: &Alert, now: i64) -> Outcome {
+    fn fired(&mut self, alert: &Alert, now: i64) -> Announcement {
         let key = alert.fingerprint.as_str().to_owned();
         match self.alerts.get_mut(&key) {
             Some(record) => {
@@ -134,7 +135,7 @@ impl AlertBook {
                 match &record.state {
                     AlertState::Acknowledged { until, .. } if now < *until => {
                         record.count += 1;
-                        Outcome::Quiet
+                        Announcement::Quiet
                     }
                     _ => {
                         // Resolved, firing again after its window, or an expired ack: a new episode.
@@ -145,14 +146,14 @@ impl AlertBook {
                         record.state = AlertState::Firing;
                         record.summary = first_line(&alert.entry.message);
                         record.entry_ts = alert.entry.ts;
-                        Outcome::Notify
+                        Announcement::Notify
                     }
                 }
             }
             None => {
                 self.alerts.insert(key, AlertRecord::new(alert, now));
                 self.make_room();
-                Outcome::Notify
+                Announcement::Notify
             }
         }
     }
@@ -328,7 +329,7 @@ mod tests {
     fn an_acknowledged_alert_stays_quiet_until_the_ack_expires() {
         let mut book = AlertBook::default();
         let event = fired("Deployment is ERROR");
-        assert_eq!(book.apply(&event, 0), Outcome::Notify);
+        assert_eq!(book.apply(&event, 0), Announcement::Notify);
         assert!(book.acknowledge(
             &fp(&event),
             "ana",
@@ -338,14 +339,14 @@ mod tests {
         ));
         assert_eq!(
             book.apply(&event, 20 * MIN),
-            Outcome::Quiet,
+            Announcement::Quiet,
             "acknowledged: nothing more is sent"
         );
         let record = &book.newest_first()[0];
         assert_eq!((record.count, record.state.label()), (2, "acked"));
         assert_eq!(
             book.apply(&event, 40 * MIN),
-            Outcome::Notify,
+            Announcement::Notify,
             "the ack ran out: it fires again"
         );
         assert_eq!(book.newest_first()[0].state, AlertState::Firing);
@@ -363,7 +364,7 @@ mod tests {
         );
         assert_eq!(
             book.apply(&event, 2 * MIN),
-            Outcome::Notify,
+            Announcement::Notify,
             "a resolved alert opens anew"
         );
         assert_eq!(book.newest_first()[0].first_seen, 2 * MIN);

@@ -2,7 +2,8 @@
 //! HTTP, and e-mail over SMTP: retries for 5xx (SMTP 4xx) and network trouble with exponential
 //! backoff, a 429 pauses the whole channel until its `Retry-After` (for every instance sharing
 //! the state store), a permanent 4xx (SMTP 5xx) fails with the service's reason. A channel
-//! switched off or without a destination says so. Destinations are secrets: they never reach a
+//! switched off or without a destination says so. What to send where is each channel's business
+//! (`super::channels`); this module only sends it. Destinations are secrets: they never reach a
 //! log line, the screen or an error message.
 
 use std::collections::HashMap;
@@ -11,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::channels::{self, Notification};
-use super::rule::Channel;
+use super::channels::{
+    Body, Channel, ChannelSettings, HttpRequest, Notification, Readiness, Request,
+};
 use crate::clock::now_ms;
 use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::secret::Secret;
@@ -56,195 +58,6 @@ impl DeliveryStatus {
     }
 }
 
-/// Whether a channel sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    Ready,
-    /// It does not, and why: switched off, or no destination.
-    Off(String),
-    /// The demo delivers it to the built-in demo channel.
-    Demo,
-}
-
-/// Where each channel delivers, and whether it may.
-#[derive(Debug, Clone, Default)]
-pub struct ChannelSettings {
-    pub slack_webhook: Option<Secret>,
-    pub discord_webhook: Option<Secret>,
-    pub webhook_url: Option<Secret>,
-    pub twilio: Option<Twilio>,
-    pub smtp: Option<Smtp>,
-    /// Kill switches: `SLACK_ALERTS_ENABLED`, ... (SMS is opt-in).
-    pub slack_on: bool,
-    pub discord_on: bool,
-    pub email_on: bool,
-    pub sms_on: bool,
-    pub webhook_on: bool,
-    /// The demo: channels without a destination deliver to the built-in demo channel.
-    pub demo: bool,
-}
-
-/// E-mail over SMTP: `SMTP_URL` (`smtp://user:pass@host:port`; `smtps://` for TLS,
-/// `?tls=required` for STARTTLS), `ALERT_EMAIL_FROM`, `ALERT_EMAIL_TO` (comma-separated).
-#[derive(Debug, Clone)]
-pub struct Smtp {
-    pub url: Secret,
-    pub from: String,
-    pub to: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Twilio {
-    pub api_url: String,
-    pub account_sid: String,
-    pub auth_token: Secret,
-    pub from: String,
-    pub to: String,
-}
-
-impl ChannelSettings {
-    /// From the environment (`SLACK_WEBHOOK_URL`, `DISCORD_WEBHOOK_URL`, `ALERT_WEBHOOK_URL`,
-    /// `SMTP_URL`, `ALERT_EMAIL_*`, `TWILIO_*`, `ALERT_SMS_TO`, the `*_ALERTS_ENABLED` switches),
-    /// then the config file's `[alert_channels]`.
-    pub fn from_env_and(file: &AlertChannels) -> Self {
-        Self::from_vars(|name| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .or_else(|| file.value_for(name))
-        })
-    }
-
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let secret = |name: &str| var(name).filter(|v| !v.trim().is_empty()).map(Secret::new);
-        let switch = |name: &str, default: bool| match var(name).as_deref().map(str::trim) {
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
-            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
-            _ => default,
-        };
-        let twilio = match (
-            var("TWILIO_ACCOUNT_SID"),
-            secret("TWILIO_AUTH_TOKEN"),
-            var("TWILIO_FROM"),
-            var("ALERT_SMS_TO"),
-        ) {
-            (Some(account_sid), Some(auth_token), Some(from), Some(to)) => Some(Twilio {
-                api_url: var("TWILIO_API_URL")
-                    .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
-                account_sid,
-                auth_token,
-                from,
-                to,
-            }),
-            _ => None,
-        };
-        let smtp = match (
-            secret("SMTP_URL"),
-            var("ALERT_EMAIL_FROM"),
-            var("ALERT_EMAIL_TO"),
-        ) {
-            (Some(url), Some(from), Some(to)) => Some(Smtp {
-                url,
-                from,
-                to: to
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            }),
-            _ => None,
-        };
-        ChannelSettings {
-            smtp,
-            slack_webhook: secret("SLACK_WEBHOOK_URL"),
-            discord_webhook: secret("DISCORD_WEBHOOK_URL"),
-            webhook_url: secret("ALERT_WEBHOOK_URL"),
-            twilio,
-            slack_on: switch("SLACK_ALERTS_ENABLED", true),
-            discord_on: switch("DISCORD_ALERTS_ENABLED", true),
-            email_on: switch("EMAIL_ALERTS_ENABLED", true),
-            sms_on: switch("SMS_ALERTS_ENABLED", false),
-            webhook_on: true,
-            demo: false,
-        }
-    }
-}
-
-/// `[alert_channels]` in the config file. Webhook URLs and tokens are secrets: they print as
-/// `[REDACTED]`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertChannels {
-    pub slack_webhook_url: Option<Secret>,
-    pub discord_webhook_url: Option<Secret>,
-    pub webhook_url: Option<Secret>,
-    pub smtp_url: Option<Secret>,
-    pub email_from: Option<String>,
-    /// Comma-separated.
-    pub email_to: Option<String>,
-    pub twilio_account_sid: Option<String>,
-    pub twilio_auth_token: Option<Secret>,
-    pub twilio_from: Option<String>,
-    pub twilio_api_url: Option<String>,
-    pub sms_to: Option<String>,
-    pub slack_enabled: Option<bool>,
-    pub discord_enabled: Option<bool>,
-    pub email_enabled: Option<bool>,
-    pub sms_enabled: Option<bool>,
-}
-
-impl AlertChannels {
-    /// The file's value for an environment variable's name (`SLACK_WEBHOOK_URL`, ...).
-    pub fn value_for(&self, env_name: &str) -> Option<String> {
-        let secret = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_owned());
-        let switch = |b: &Option<bool>| b.map(|b| b.to_string());
-        match env_name {
-            "SLACK_WEBHOOK_URL" => secret(&self.slack_webhook_url),
-            "DISCORD_WEBHOOK_URL" => secret(&self.discord_webhook_url),
-            "ALERT_WEBHOOK_URL" => secret(&self.webhook_url),
-            "SMTP_URL" => secret(&self.smtp_url),
-            "ALERT_EMAIL_FROM" => self.email_from.clone(),
-            "ALERT_EMAIL_TO" => self.email_to.clone(),
-            "TWILIO_ACCOUNT_SID" => self.twilio_account_sid.clone(),
-            "TWILIO_AUTH_TOKEN" => secret(&self.twilio_auth_token),
-            "TWILIO_FROM" => self.twilio_from.clone(),
-            "TWILIO_API_URL" => self.twilio_api_url.clone(),
-            "ALERT_SMS_TO" => self.sms_to.clone(),
-            "SLACK_ALERTS_ENABLED" => switch(&self.slack_enabled),
-            "DISCORD_ALERTS_ENABLED" => switch(&self.discord_enabled),
-            "EMAIL_ALERTS_ENABLED" => switch(&self.email_enabled),
-            "SMS_ALERTS_ENABLED" => switch(&self.sms_enabled),
-            _ => None,
-        }
-    }
-}
-
-/// A notification ready to go.
-enum Prepared {
-    Http(Request),
-    Email(Box<lettre::Message>, Secret),
-}
-
-/// The e-mail of a notification: plain text, subject without line breaks.
-fn email_message(smtp: &Smtp, n: &Notification<'_>) -> Result<lettre::Message, String> {
-    let mut builder = lettre::Message::builder()
-        .from(
-            smtp.from
-                .parse()
-                .map_err(|_| format!("ALERT_EMAIL_FROM {:?} is not an address", smtp.from))?,
-        )
-        .subject(channels::email::subject(n));
-    for to in &smtp.to {
-        builder = builder.to(to
-            .parse()
-            .map_err(|_| format!("ALERT_EMAIL_TO {to:?} is not an address"))?);
-    }
-    builder
-        .body(channels::email::body(n))
-        .map_err(|err| format!("could not build the e-mail: {err}"))
-}
-
 /// Sends over SMTP; 4xx replies and connection trouble are temporary, 5xx permanent.
 async fn send_email(message: &lettre::Message, url: &Secret) -> Result<(), Failure> {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -272,18 +85,6 @@ async fn send_email(message: &lettre::Message, url: &Secret) -> Result<(), Failu
             }
         }
     }
-}
-
-/// A prepared HTTP request to a channel.
-struct Request {
-    url: String,
-    body: Body,
-    basic_auth: Option<(String, Secret)>,
-}
-
-enum Body {
-    Json(serde_json::Value),
-    Form(String),
 }
 
 /// Sends notifications; shared by every alert of the process.
@@ -331,52 +132,9 @@ impl Deliverer {
         self
     }
 
-    /// Whether `channel` sends: it may be switched off, have no destination (in the demo, it
-    /// then delivers to the demo channel), or be ready.
+    /// Whether `channel` sends (see [`ChannelSettings::readiness`]).
     pub fn readiness(&self, channel: Channel) -> Readiness {
-        let s = &self.settings;
-        let (on, has_destination, switch, destination) = match channel {
-            Channel::Slack => (
-                s.slack_on,
-                s.slack_webhook.is_some(),
-                "SLACK_ALERTS_ENABLED",
-                "SLACK_WEBHOOK_URL",
-            ),
-            Channel::Discord => (
-                s.discord_on,
-                s.discord_webhook.is_some(),
-                "DISCORD_ALERTS_ENABLED",
-                "DISCORD_WEBHOOK_URL",
-            ),
-            Channel::Sms => (
-                s.sms_on,
-                s.twilio.is_some(),
-                "SMS_ALERTS_ENABLED",
-                "TWILIO_* and ALERT_SMS_TO",
-            ),
-            Channel::Webhook => (
-                s.webhook_on,
-                s.webhook_url.is_some(),
-                "",
-                "ALERT_WEBHOOK_URL",
-            ),
-            Channel::Email => (
-                s.email_on,
-                s.smtp.is_some(),
-                "EMAIL_ALERTS_ENABLED",
-                "SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO",
-            ),
-            Channel::Demo => return Readiness::Ready,
-        };
-        if !on {
-            Readiness::Off(format!("switched off ({switch})"))
-        } else if has_destination {
-            Readiness::Ready
-        } else if s.demo {
-            Readiness::Demo
-        } else {
-            Readiness::Off(format!("no destination ({destination})"))
-        }
+        self.settings.readiness(channel)
     }
 
     /// `Off` when `channel` will not send.
@@ -435,12 +193,12 @@ impl Deliverer {
             Readiness::Demo => return Ok(DeliveryStatus::Demo),
             Readiness::Ready => {}
         }
-        let outcome = match self.prepare(channel, notification) {
+        let outcome = match self.settings.request(channel, notification) {
             // The demo's channel: the notice in the log is its delivery.
-            Ok(None) => Ok(()),
-            Ok(Some(Prepared::Http(request))) => self.send(&request).await,
-            Ok(Some(Prepared::Email(message, url))) => send_email(&message, &url).await,
-            Err(reason) => Err(Failure::Permanent(reason)),
+            None => Ok(()),
+            Some(Ok(Request::Http(request))) => self.send(&request).await,
+            Some(Ok(Request::Email { message, server })) => send_email(&message, &server).await,
+            Some(Err(err)) => Err(Failure::Permanent(err.to_string())),
         };
         match outcome {
             Ok(()) => Ok(DeliveryStatus::Sent { at_ms: now_ms() }),
@@ -452,46 +210,8 @@ impl Deliverer {
         }
     }
 
-    /// What to send where; `Ok(None)` for the demo channel.
-    fn prepare(&self, channel: Channel, n: &Notification<'_>) -> Result<Option<Prepared>, String> {
-        let s = &self.settings;
-        if let (Channel::Email, Some(smtp)) = (channel, &s.smtp) {
-            let message = email_message(smtp, n)?;
-            return Ok(Some(Prepared::Email(Box::new(message), smtp.url.clone())));
-        }
-        let json = |url: &Secret, body| Request {
-            url: url.expose().to_owned(),
-            body: Body::Json(body),
-            basic_auth: None,
-        };
-        let request = match channel {
-            Channel::Slack => s
-                .slack_webhook
-                .as_ref()
-                .map(|url| json(url, channels::slack::payload(n))),
-            Channel::Discord => s.discord_webhook.as_ref().map(|url| Request {
-                url: channels::discord::url_with_wait(url.expose()),
-                body: Body::Json(channels::discord::payload(n)),
-                basic_auth: None,
-            }),
-            Channel::Webhook => s
-                .webhook_url
-                .as_ref()
-                .map(|url| json(url, channels::webhook::payload(n))),
-            Channel::Sms => s.twilio.as_ref().map(|t| Request {
-                url: channels::twilio::messages_url(&t.api_url, &t.account_sid),
-                body: Body::Form(channels::twilio::encode_form(&channels::twilio::form(
-                    n, &t.from, &t.to,
-                ))),
-                basic_auth: Some((t.account_sid.clone(), t.auth_token.clone())),
-            }),
-            Channel::Email | Channel::Demo => None,
-        };
-        Ok(request.map(Prepared::Http))
-    }
-
-    async fn send(&self, request: &Request) -> Result<(), Failure> {
-        let mut builder = self.http.post(&request.url);
+    async fn send(&self, request: &HttpRequest) -> Result<(), Failure> {
+        let mut builder = self.http.post(request.url.expose());
         builder = match &request.body {
             Body::Json(value) => builder.json(value),
             Body::Form(text) => builder
@@ -576,10 +296,7 @@ impl Deliverer {
 
 /// `alert_channel_pause:{channel}`: until when (ms) a channel waits, for every instance.
 fn pause_key(channel: Channel) -> String {
-    format!(
-        "alert_channel_pause:{}",
-        super::engine::channel_name(channel)
-    )
+    format!("alert_channel_pause:{}", channel.as_str())
 }
 
 /// Why one try did not deliver.

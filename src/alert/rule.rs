@@ -6,6 +6,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::channels::Channel;
 use crate::log::{LogEntry, Severity, Tier};
 
 /// How loud an alert is.
@@ -27,30 +28,6 @@ impl AlertSeverity {
             AlertSeverity::Critical => "critical",
         }
     }
-}
-
-/// Where notifications go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Slack,
-    Discord,
-    Email,
-    Sms,
-    Webhook,
-    /// The demo's built-in channel.
-    Demo,
-}
-
-impl Channel {
-    /// The real channels (not the demo's).
-    pub const ALL: [Channel; 5] = [
-        Channel::Slack,
-        Channel::Discord,
-        Channel::Email,
-        Channel::Sms,
-        Channel::Webhook,
-    ];
 }
 
 /// A rule as written in the config file (`[[alert_rules]]`). A rule whose `key` is a built-in's
@@ -313,8 +290,10 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
     for name in config.channels.clone().unwrap_or_default() {
         let channel: Channel = serde_json::from_value(serde_json::Value::String(name.clone()))
             .map_err(|_| {
+                let known = [Channel::ALL.as_slice(), &[Channel::Demo]].concat();
                 problem(format!(
-                    "unknown channel {name:?} (slack, discord, email, sms, webhook or demo)"
+                    "unknown channel {name:?} ({})",
+                    Channel::named(&known)
                 ))
             })?;
         channels.push(channel);

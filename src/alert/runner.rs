@@ -1,6 +1,6 @@
-//! Runs the alerting engine inside an app: entries in, decisions through the alert book
-//! (firing, acknowledged, resolved), snapshots out to the dashboard, commands (acknowledge,
-//! resolve) in from it.
+//! The alerting task of an app ([`Runner`]): entries in through the rule evaluator, decisions
+//! through the alert book (firing, acknowledged, resolved), snapshots out to the dashboard,
+//! commands (acknowledge, resolve) in from it.
 //!
 //! A notification is queued for each of the alert's channels (see `queue`), and is also written back into
 //! the log as an `action` entry (`alert_fired`) next to the line that fired it: the dashboard
@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::book::{AlertBook, AlertRecord, Outcome, DEFAULT_ACK, QUIET_PERIOD};
+use super::book::{AlertBook, AlertRecord, Announcement, DEFAULT_ACK, QUIET_PERIOD};
 use super::book_store;
+use super::channels::Channel;
 use super::delivery::{Deliverer, DeliveryStatus};
-use super::engine::{Alert, AlertEngine, AlertEvent};
+use super::evaluator::{Alert, AlertEvent, RuleEvaluator};
 use super::queue::worker::{Delivered, QueueSnapshot, Worker};
 use super::queue::{DeliveryQueue, Enqueued, Job};
-use super::rule::{AlertSeverity, Channel};
+use super::rule::AlertSeverity;
 use super::sync::{AlertSync, Shared, SharedAction};
 use crate::clock::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
@@ -46,7 +47,7 @@ pub struct AlertDesk {
     pub queue: watch::Receiver<QueueSnapshot>,
 }
 
-/// The event of the entries this module writes; the engine never evaluates them.
+/// The event of the entries this module writes; the rule evaluator never evaluates them.
 pub const ALERT_FIRED: &str = "alert_fired";
 
 /// The entry announcing a fired alert.
@@ -78,7 +79,8 @@ pub fn notice_entry(alert: &Alert) -> LogEntry {
 /// what other instances added.
 const KEEP_BOOK_EVERY: Duration = Duration::from_secs(2);
 
-/// The runner's ends for the app that starts it.
+/// The alerting task, to be started by an app with [`Runner::run`]; its desk is the
+/// dashboard's end.
 pub struct Runner {
     alerts: watch::Sender<Vec<AlertRecord>>,
     commands: mpsc::Receiver<AlertCommand>,
@@ -119,141 +121,218 @@ pub fn desk() -> (Runner, AlertDesk) {
 }
 
 impl Runner {
-    /// Runs the engine over the logger's `alerts` outlet until `shutdown`, keeping the alert
-    /// book, queueing what needs announcing, and acting on the desk's commands as `user`.
+    /// Runs the rule evaluator over the logger's `alerts` outlet until `shutdown`, keeping the
+    /// alert book, queueing what needs announcing, and acting on the desk's commands as `user`.
     /// Returns when the queue worker has sent what this run queued (within a bound).
     pub async fn run(
-        mut self,
-        engine: AlertEngine,
+        self,
+        evaluator: RuleEvaluator,
         entries: mpsc::Receiver<Arc<LogEntry>>,
         logger: Logger,
         shutdown: Shutdown,
         outward: Outward,
     ) {
-        let Outward {
-            deliverer,
-            queue,
-            metrics,
-            user,
-            sync,
-            store,
-        } = outward;
-        // Other instances' acknowledgements and resolutions (Redis pub/sub), when shared.
-        let mut remote = match &sync {
-            Some(sync) => match sync.subscribe().await {
-                Ok(remote) => Some(remote),
-                Err(err) => {
-                    tracing::warn!(%err, "alert actions are not shared");
-                    None
-                }
-            },
-            None => None,
-        };
+        let Runner {
+            alerts,
+            mut commands,
+            queue: snapshot,
+        } = self;
         let (decisions, mut decided) = mpsc::channel(1024);
         let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(1024);
         let (closing_tx, closing) = watch::channel(false);
-        let worker = Arc::new(
-            Worker::new(
-                queue.clone(),
-                deliverer.clone(),
-                delivered_tx,
-                metrics.clone(),
-                self.queue.clone(),
-            )
-            .minding(self.alerts.subscribe()),
-        );
-        let working = tokio::spawn(worker.run(closing));
-        let alerts = self.alerts.clone();
-        let engine = async move { engine.run(entries, decisions, shutdown).await };
-        let book = async move {
-            let mut book = AlertBook::default();
-            if let Some(store) = &store {
-                book_store::adopt(store, &mut book).await;
-            }
-            let mut sweep = tokio::time::interval(Duration::from_secs(60));
-            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut keep = tokio::time::interval(KEEP_BOOK_EVERY);
-            keep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut unsaved = false;
+        let worker = Worker::new(
+            outward.queue.clone(),
+            outward.deliverer.clone(),
+            delivered_tx,
+            outward.metrics.clone(),
+            snapshot,
+        )
+        .minding(alerts.subscribe());
+        let working = tokio::spawn(Arc::new(worker).run(closing));
+        let mut remote = subscribe(outward.sync.as_ref()).await;
+        let mut keeper = Keeper::new(alerts, logger, outward);
+        let keeping = async {
+            keeper.adopt().await;
+            let mut sweep = every(Duration::from_secs(60));
+            let mut keep = every(KEEP_BOOK_EVERY);
             loop {
                 tokio::select! {
                     event = decided.recv() => {
                         let Some(event) = event else { break };
-                        // Everything already decided goes in before the feed is rebuilt once
-                        // (a flood of repeats would otherwise rebuild it for each).
-                        let mut next = Some(event);
-                        while let Some(event) = next {
-                            if book.apply(&event, now_ms()) == Outcome::Notify {
-                                if let AlertEvent::Fired(alert) = &event {
-                                    logger.write(notice_entry(alert));
-                                    for &channel in &alert.channels {
-                                        let status = enqueue(&queue, &deliverer, &metrics, alert, channel).await;
-                                        book.set_delivery(alert.fingerprint.as_str(), channel, status);
-                                    }
-                                }
-                            }
-                            next = decided.try_recv().ok();
-                        }
+                        keeper.decided(event, &mut decided).await;
                     }
-                    Some(command) = self.commands.recv() => {
-                        let now = now_ms();
-                        if apply(&mut book, &command, &user, now) {
-                            tracing::info!(?command, %user, "alert action");
-                            if let Some(sync) = &sync {
-                                let action = SharedAction { command, by: user.clone(), at_ms: now };
-                                sync.publish(Shared::Action(action)).await;
-                            }
-                        }
-                    }
-                    Some(message) = next_remote(&mut remote) => match message {
-                        Shared::Action(action) => {
-                            apply(&mut book, &action.command, &action.by, action.at_ms);
-                        }
-                        Shared::Delivery(report) => {
-                            book.set_delivery(&report.fingerprint, report.channel, report.status);
-                        }
-                    },
-                    Some(report) = delivered.recv() => {
-                        book.set_delivery(&report.fingerprint, report.channel, report.status.clone());
-                        if let Some(sync) = &sync {
-                            sync.publish(Shared::Delivery(report)).await;
-                        }
-                    }
-                    _ = sweep.tick() => {
-                        book.resolve_quiet(now_ms(), QUIET_PERIOD);
-                    }
-                    _ = keep.tick(), if store.is_some() => {
-                        if let Some(store) = &store {
-                            book_store::adopt(store, &mut book).await;
-                            if unsaved {
-                                book_store::save(store, &book).await;
-                                unsaved = false;
-                            }
-                        }
-                    }
+                    Some(command) = commands.recv() => keeper.command(command).await,
+                    Some(message) = next_remote(&mut remote) => keeper.remote(message),
+                    Some(report) = delivered.recv() => keeper.delivered(report).await,
+                    _ = sweep.tick() => keeper.sweep(),
+                    _ = keep.tick(), if keeper.store.is_some() => keeper.keep().await,
                 }
-                let records = book.newest_first();
-                unsaved |= self.alerts.send_if_modified(|shown| {
-                    let changed = *shown != records;
-                    *shown = records;
-                    changed
-                });
+                keeper.show();
             }
-            (book, delivered, store, unsaved)
         };
-        let ((), (mut book, mut delivered, store, unsaved)) = tokio::join!(engine, book);
+        tokio::join!(evaluator.run(entries, decisions, shutdown), keeping);
         // Nothing more will be queued: what was (a `follow` that ends on a failed build must
         // still tell someone) is sent before the runner returns, and the book says how it went.
         let _ = closing_tx.send(true);
         let _ = working.await;
-        let mut changed = unsaved;
-        while let Ok(report) = delivered.try_recv() {
-            book.set_delivery(&report.fingerprint, report.channel, report.status);
-            changed = true;
+        keeper.finish(delivered).await;
+    }
+}
+
+/// The alert book during a run, and what each kind of news does to it.
+struct Keeper {
+    book: AlertBook,
+    /// The book as the desk sees it.
+    alerts: watch::Sender<Vec<AlertRecord>>,
+    logger: Logger,
+    queue: Arc<DeliveryQueue>,
+    deliverer: Arc<Deliverer>,
+    metrics: Arc<Metrics>,
+    user: String,
+    sync: Option<AlertSync>,
+    store: Option<StateStore>,
+    /// The book changed since it was last saved.
+    unsaved: bool,
+}
+
+impl Keeper {
+    fn new(alerts: watch::Sender<Vec<AlertRecord>>, logger: Logger, outward: Outward) -> Self {
+        Keeper {
+            book: AlertBook::default(),
+            alerts,
+            logger,
+            queue: outward.queue,
+            deliverer: outward.deliverer,
+            metrics: outward.metrics,
+            user: outward.user,
+            sync: outward.sync,
+            store: outward.store,
+            unsaved: false,
         }
-        alerts.send_replace(book.newest_first());
-        if let (Some(store), true) = (&store, changed) {
-            book_store::save(store, &book).await;
+    }
+
+    /// What the store's book holds (this instance's last run, the other instances).
+    async fn adopt(&mut self) {
+        if let Some(store) = &self.store {
+            book_store::adopt(store, &mut self.book).await;
+        }
+    }
+
+    /// Everything already decided goes in before the feed is rebuilt once (a flood of repeats
+    /// would otherwise rebuild it for each).
+    async fn decided(&mut self, first: AlertEvent, more: &mut mpsc::Receiver<AlertEvent>) {
+        let mut next = Some(first);
+        while let Some(event) = next {
+            if self.book.apply(&event, now_ms()) == Announcement::Notify {
+                if let AlertEvent::Fired(alert) = &event {
+                    self.announce(alert).await;
+                }
+            }
+            next = more.try_recv().ok();
+        }
+    }
+
+    /// The notice in the log, and a notification queued for each channel.
+    async fn announce(&mut self, alert: &Alert) {
+        self.logger.write(notice_entry(alert));
+        for &channel in &alert.channels {
+            let status = enqueue(&self.queue, &self.deliverer, &self.metrics, alert, channel).await;
+            self.book
+                .set_delivery(alert.fingerprint.as_str(), channel, status);
+        }
+    }
+
+    /// A person's acknowledgement or resolution here, shared with the other instances.
+    async fn command(&mut self, command: AlertCommand) {
+        let now = now_ms();
+        if apply(&mut self.book, &command, &self.user, now) {
+            tracing::info!(?command, user = %self.user, "alert action");
+            if let Some(sync) = &self.sync {
+                let action = SharedAction {
+                    command,
+                    by: self.user.clone(),
+                    at_ms: now,
+                };
+                sync.publish(Shared::Action(action)).await;
+            }
+        }
+    }
+
+    /// What another instance did or delivered.
+    fn remote(&mut self, message: Shared) {
+        match message {
+            Shared::Action(action) => {
+                apply(&mut self.book, &action.command, &action.by, action.at_ms);
+            }
+            Shared::Delivery(report) => {
+                self.book
+                    .set_delivery(&report.fingerprint, report.channel, report.status);
+            }
+        }
+    }
+
+    /// How a notification of this instance went, told to the other instances too.
+    async fn delivered(&mut self, report: Delivered) {
+        self.book
+            .set_delivery(&report.fingerprint, report.channel, report.status.clone());
+        if let Some(sync) = &self.sync {
+            sync.publish(Shared::Delivery(report)).await;
+        }
+    }
+
+    fn sweep(&mut self) {
+        self.book.resolve_quiet(now_ms(), QUIET_PERIOD);
+    }
+
+    /// Reads what the other instances added, and saves this book when it changed.
+    async fn keep(&mut self) {
+        if let Some(store) = &self.store {
+            book_store::adopt(store, &mut self.book).await;
+            if self.unsaved {
+                book_store::save(store, &self.book).await;
+                self.unsaved = false;
+            }
+        }
+    }
+
+    /// Shows the book on the desk, when it changed.
+    fn show(&mut self) {
+        let records = self.book.newest_first();
+        self.unsaved |= self.alerts.send_if_modified(|shown| {
+            let changed = *shown != records;
+            *shown = records;
+            changed
+        });
+    }
+
+    /// Takes in the last reports of the stopped worker, shows and saves the final book.
+    async fn finish(mut self, mut delivered: mpsc::Receiver<Delivered>) {
+        while let Ok(report) = delivered.try_recv() {
+            self.book
+                .set_delivery(&report.fingerprint, report.channel, report.status);
+            self.unsaved = true;
+        }
+        self.alerts.send_replace(self.book.newest_first());
+        if let (Some(store), true) = (&self.store, self.unsaved) {
+            book_store::save(store, &self.book).await;
+        }
+    }
+}
+
+/// An interval that skips the ticks it missed.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    interval
+}
+
+/// Other instances' acknowledgements and resolutions (Redis pub/sub), when shared.
+async fn subscribe(sync: Option<&AlertSync>) -> Option<mpsc::Receiver<Shared>> {
+    match sync?.subscribe().await {
+        Ok(remote) => Some(remote),
+        Err(err) => {
+            tracing::warn!(%err, "alert actions are not shared");
+            None
         }
     }
 }

@@ -5,11 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
-use shiplog::alert::channels::Notification;
-use shiplog::alert::delivery::{ChannelSettings, Deliverer, DeliveryStatus};
-use shiplog::alert::engine::channel_name;
+use shiplog::alert::channels::{ChannelSettings, Notification};
+use shiplog::alert::delivery::{Deliverer, DeliveryStatus};
 use shiplog::alert::{
-    Alert, AlertEngine, AlertEvent, AlertSeverity, Channel, Fingerprint, Suppressor,
+    Alert, AlertEvent, AlertSeverity, Channel, Fingerprint, RuleEvaluator, Suppressor,
 };
 use shiplog::exit;
 use shiplog::log::entry::clock;
@@ -30,7 +29,7 @@ pub async fn check(cli: &Cli, file: &Path) -> Exit {
                 .hint("give a file of entries as `shiplog follow --json` writes them")
         })?;
     // Windows are measured on the entries' own timestamps, as if they happened now.
-    let engine = AlertEngine::new(rules, Suppressor::replay(), Arc::new(Metrics::new()));
+    let engine = RuleEvaluator::new(rules, Suppressor::replay(), Arc::new(Metrics::new()));
     let (mut read, mut skipped) = (0u64, 0u64);
     let mut tally: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for line in input.split(b'\n') {
@@ -90,12 +89,12 @@ pub async fn check(cli: &Cli, file: &Path) -> Exit {
 pub async fn test(cli: &Cli, channel: &str) -> Exit {
     let settings = super::settings(cli)?;
     let asked = channel.to_ascii_lowercase();
-    let Some(channel) = Channel::ALL.into_iter().find(|c| channel_name(*c) == asked) else {
+    let Some(channel) = Channel::ALL.into_iter().find(|c| c.as_str() == asked) else {
         return Err(CommandError::new(
             exit::USAGE,
             format!("there is no channel {asked:?} to test"),
         )
-        .hint("use slack, discord, email, sms or webhook"));
+        .hint(format!("use {}", Channel::named(&Channel::ALL))));
     };
     let entry = LogEntry::new(
         Tier::System,
@@ -111,7 +110,7 @@ pub async fn test(cli: &Cli, channel: &str) -> Exit {
         entry: Arc::new(entry),
     };
     let deliverer = Deliverer::new(ChannelSettings::from_env_and(&settings.alert_channels));
-    let name = channel_name(channel);
+    let name = channel.as_str();
     let status = deliverer
         .deliver(channel, &Notification::firing(&alert), |progress| {
             eprintln!("shiplog: {name}: {}", progress.label());

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use shiplog::alert::queue::{DeliveryQueue, HealthHook, QueueHealthChange, QueueSettings};
+use shiplog::alert::queue::{DeliveryQueue, QueueHealthChange, QueueHealthHook, QueueSettings};
 use shiplog::config::{FileConfig, Settings};
 use shiplog::exit;
 use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
@@ -109,7 +109,7 @@ pub fn start_alerting(
 )> {
     // An outlet made for what might have been the demo, when it was not (a stored login).
     let entries = outlet.filter(|_| settings.alerts_enabled)?;
-    let engine = shiplog::alert::AlertEngine::new(
+    let engine = shiplog::alert::RuleEvaluator::new(
         settings.alert_rules.clone(),
         shiplog::alert::Suppressor::shared(store.clone()),
         metrics.clone(),
@@ -118,7 +118,7 @@ pub fn start_alerting(
     let redis = settings.redis_url.clone();
     let namespace = settings.namespace.clone();
     let mut channels =
-        shiplog::alert::delivery::ChannelSettings::from_env_and(&settings.alert_channels);
+        shiplog::alert::channels::ChannelSettings::from_env_and(&settings.alert_channels);
     // Without a token the API is the demo simulator: deliver to the demo channel.
     channels.demo = settings.is_demo();
     let deliverer =
@@ -166,7 +166,7 @@ pub fn start_alerting(
 
 /// Writes the alert queue's losses of Redis (`alert_queue_failed`, which the built-in rule of
 /// that name alerts on) and its recoveries into the log.
-fn queue_health_entries(logger: Logger) -> HealthHook {
+fn queue_health_entries(logger: Logger) -> QueueHealthHook {
     Arc::new(move |change| {
         let entry = match change {
             QueueHealthChange::Lost { reason } => LogEntry::new(

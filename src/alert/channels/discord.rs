@@ -1,6 +1,7 @@
-//! Discord webhooks: `POST` [`payload`] as JSON to [`url_with_wait`] of the webhook URL (with
-//! `wait=true` Discord answers 200 with the message; without it, 204, and "a message that is not
-//! saved does not return an error").
+//! Discord webhooks: `POST` [`payload`] as JSON to [`url_with_wait`] of the webhook URL
+//! (`DISCORD_WEBHOOK_URL`, `discord_webhook_url` in the config file; with `wait=true` Discord
+//! answers 200 with the message; without it, 204, and "a message that is not saved does not
+//! return an error"). On unless `DISCORD_ALERTS_ENABLED` (`discord_enabled`) is false.
 //!
 //! Limits (characters, which Discord counts as code points: discord-api-docs#1315), from Discord's
 //! API documentation (`discord-api-docs@c98d64bc`, `developers/resources/webhook.mdx` and
@@ -18,11 +19,13 @@
 
 use serde_json::{json, Value};
 
-use super::{
+use super::text::{
     chars, chat_fields, message_lines, short_fingerprint, title, truncate, web_link, Notification,
     RESOLVED,
 };
+use super::{Body, Destination, HttpRequest, Key, Request, RequestError, Switch, Vars};
 use crate::alert::AlertSeverity;
+use crate::secret::Secret;
 
 pub const CONTENT_MAX: usize = 2_000;
 pub const TITLE_MAX: usize = 256;
@@ -38,6 +41,36 @@ const MESSAGE_LINES: usize = 40;
 /// Our own field values are identifiers: cut well below [`FIELD_VALUE_MAX`], so the fixed part
 /// of the embed always leaves room for the description.
 const OUR_FIELD_MAX: usize = 256;
+
+const URL: Key = Key::secret("DISCORD_WEBHOOK_URL", "discord_webhook_url");
+
+/// Where Discord alerts go: a channel's webhook.
+#[derive(Debug, Clone)]
+pub struct DiscordWebhook {
+    pub url: Secret,
+}
+
+impl Destination for DiscordWebhook {
+    const SWITCH: Option<Switch> = Some(Switch::new(
+        "DISCORD_ALERTS_ENABLED",
+        "discord_enabled",
+        true,
+    ));
+    const KEYS: &'static [Key] = &[URL];
+    const NEEDS: &'static str = URL.env;
+
+    fn read(vars: &Vars) -> Option<Self> {
+        vars.secret(URL).map(|url| DiscordWebhook { url })
+    }
+
+    fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {
+        Ok(Request::Http(HttpRequest {
+            url: Secret::new(url_with_wait(self.url.expose())),
+            body: Body::Json(payload(n)),
+            basic_auth: None,
+        }))
+    }
+}
 
 /// The webhook JSON: a short `content` (the title, what a push notification shows), one embed
 /// (title, the message's first lines in a code block, colour by severity, fields, footer with the
@@ -173,8 +206,8 @@ fn non_empty(text: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::Notification;
+    use super::super::text::test_support::*;
+    use super::super::text::Notification;
     use super::*;
 
     fn check_limits(payload: &Value, name: &str) {

@@ -1,6 +1,6 @@
-//! E-mail: a [`subject`] and a plain-text [`body`] for the SMTP delivery (lettre)
-//! to put in a `text/plain; charset=utf-8` message. Encoding non-ASCII headers (RFC 2047), long
-//! lines and dot-stuffing are the transport's job.
+//! E-mail: a [`subject`] and a plain-text [`body`] in a `text/plain; charset=utf-8` message
+//! ([`message`]) that the delivery sends over SMTP (lettre) to the [`Smtp`] destination. Encoding
+//! non-ASCII headers (RFC 2047), long lines and dot-stuffing are the transport's job.
 //!
 //! Header injection is impossible: the subject never holds a CR, LF or any other control or
 //! line-separator character, whatever the alert's rule, project, state or message say. It is at
@@ -11,16 +11,76 @@
 //! (up to [`MESSAGE_LINES`] lines and [`MESSAGE_MAX`] characters), then the fingerprint. Each
 //! message line is indented by two spaces, so none can start with `From ` or be a lone `.`.
 
-use super::{
+use super::text::{
     deployment, headline, message_lines, project, rule_and_count, severity_label, state, title,
     truncate, web_link, Notification,
 };
+use super::{Destination, Key, Request, RequestError, Switch, Vars};
+use crate::secret::Secret;
 
 pub const SUBJECT_MAX: usize = 200;
 /// How many of the message's lines the body shows.
 pub const MESSAGE_LINES: usize = 50;
 /// How many characters of the message the body shows.
 pub const MESSAGE_MAX: usize = 20_000;
+
+/// `smtp://user:pass@host:port`; `smtps://` for TLS, `?tls=required` for STARTTLS.
+const URL: Key = Key::secret("SMTP_URL", "smtp_url");
+const FROM: Key = Key::text("ALERT_EMAIL_FROM", "email_from");
+/// Comma-separated.
+const TO: Key = Key::text("ALERT_EMAIL_TO", "email_to");
+
+/// Where e-mail alerts go: an SMTP server, the sender and the recipients.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub url: Secret,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+impl Destination for Smtp {
+    const SWITCH: Option<Switch> = Some(Switch::new("EMAIL_ALERTS_ENABLED", "email_enabled", true));
+    const KEYS: &'static [Key] = &[URL, FROM, TO];
+    const NEEDS: &'static str = "SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO";
+
+    fn read(vars: &Vars) -> Option<Self> {
+        Some(Smtp {
+            url: vars.secret(URL)?,
+            from: vars.text(FROM)?,
+            to: vars
+                .text(TO)?
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+
+    fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {
+        Ok(Request::Email {
+            message: Box::new(message(self, n)?),
+            server: self.url.clone(),
+        })
+    }
+}
+
+/// The e-mail of a notification: plain text, subject without line breaks.
+pub fn message(smtp: &Smtp, n: &Notification) -> Result<lettre::Message, RequestError> {
+    let address = |key: Key, value: &str| {
+        value.parse().map_err(|_| RequestError::NotAnAddress {
+            setting: key.env,
+            value: value.to_owned(),
+        })
+    };
+    let mut builder = lettre::Message::builder()
+        .from(address(FROM, &smtp.from)?)
+        .subject(subject(n));
+    for to in &smtp.to {
+        builder = builder.to(address(TO, to)?);
+    }
+    Ok(builder.body(body(n))?)
+}
 
 /// One line, at most [`SUBJECT_MAX`] characters, no CR/LF ever:
 /// `[HIGH] deploy_failed: storefront dpl_abc: Deployment dpl_abc is ERROR`.
@@ -47,7 +107,7 @@ pub fn body(n: &Notification) -> String {
     if let Some(deployment) = deployment(n) {
         fields.push(("Deployment", deployment));
     }
-    let id_field = |id: Option<&str>| id.map(|id| truncate(&super::one_line(id), 200));
+    let id_field = |id: Option<&str>| id.map(|id| truncate(&super::text::one_line(id), 200));
     if let Some(id) = id_field(entry.deployment_id.as_deref()) {
         if fields.iter().all(|(_, value)| *value != id) {
             fields.push(("Shiplog id", id));
@@ -61,7 +121,7 @@ pub fn body(n: &Notification) -> String {
         format!(
             "{} / {} ({})",
             entry.tier.as_str(),
-            truncate(&super::one_line(&entry.event), 100),
+            truncate(&super::text::one_line(&entry.event), 100),
             entry.severity.as_str()
         ),
     ));
@@ -96,8 +156,8 @@ pub fn body(n: &Notification) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{Notification, ACKNOWLEDGED};
+    use super::super::text::test_support::*;
+    use super::super::text::{Notification, ACKNOWLEDGED};
     use super::*;
     use crate::alert::AlertSeverity;
 

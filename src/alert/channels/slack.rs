@@ -1,5 +1,6 @@
-//! Slack incoming webhooks: `POST` [`payload`] as `application/json` to the webhook URL; success is
-//! HTTP 200 with the body `ok`.
+//! Slack incoming webhooks: `POST` [`payload`] as `application/json` to the webhook URL
+//! (`SLACK_WEBHOOK_URL`, `slack_webhook_url` in the config file); success is HTTP 200 with the
+//! body `ok`. On unless `SLACK_ALERTS_ENABLED` (`slack_enabled`) is false.
 //!
 //! Limits (characters), from Slack's API documentation:
 //! - `text` (the notification fallback) is truncated by Slack above 40 000
@@ -20,7 +21,11 @@
 
 use serde_json::{json, Value};
 
-use super::{chat_fields, fit_escaped, short_fingerprint, summary, title, web_link, Notification};
+use super::text::{
+    chat_fields, fit_escaped, short_fingerprint, summary, title, web_link, Notification,
+};
+use super::{Destination, Key, Request, RequestError, Switch, Vars};
+use crate::secret::Secret;
 
 pub const TEXT_MAX: usize = 40_000;
 pub const HEADER_MAX: usize = 150;
@@ -28,6 +33,28 @@ pub const SECTION_TEXT_MAX: usize = 3_000;
 pub const FIELD_MAX: usize = 2_000;
 pub const FIELDS_MAX: usize = 10;
 pub const BLOCKS_MAX: usize = 50;
+
+const URL: Key = Key::secret("SLACK_WEBHOOK_URL", "slack_webhook_url");
+
+/// Where Slack alerts go: an incoming webhook.
+#[derive(Debug, Clone)]
+pub struct SlackWebhook {
+    pub url: Secret,
+}
+
+impl Destination for SlackWebhook {
+    const SWITCH: Option<Switch> = Some(Switch::new("SLACK_ALERTS_ENABLED", "slack_enabled", true));
+    const KEYS: &'static [Key] = &[URL];
+    const NEEDS: &'static str = URL.env;
+
+    fn read(vars: &Vars) -> Option<Self> {
+        vars.secret(URL).map(|url| SlackWebhook { url })
+    }
+
+    fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {
+        Ok(Request::json(&self.url, payload(n)))
+    }
+}
 
 /// The incoming-webhook JSON: `text` (the notification fallback) plus `blocks`: a header with
 /// the title, a section of fields (severity, rule, project, deployment, count, state), a section
@@ -121,8 +148,8 @@ fn link_target(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{Notification, ACKNOWLEDGED, RESOLVED};
+    use super::super::text::test_support::*;
+    use super::super::text::{Notification, ACKNOWLEDGED, RESOLVED};
     use super::*;
 
     fn text_of(value: &Value) -> &str {

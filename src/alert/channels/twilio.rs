@@ -1,5 +1,6 @@
 //! Twilio SMS: `POST` [`encode_form`] of [`form`] as `application/x-www-form-urlencoded` to
-//! [`messages_url`], with HTTP Basic auth (AccountSid:AuthToken); success is 201 Created.
+//! [`messages_url`], with HTTP Basic auth (AccountSid:AuthToken); success is 201 Created. The
+//! destination is [`Twilio`]; SMS is opt-in: `SMS_ALERTS_ENABLED` (`sms_enabled`) turns it on.
 //!
 //! Limits, from Twilio's Messages API documentation:
 //! - `Body` up to 1600 characters ([`BODY_MAX`]).
@@ -13,7 +14,9 @@
 //! rather than from Twilio's documentation. A GSM-7 body is cut with "..." ("…" is not GSM-7 and would
 //! switch the whole body to UCS-2).
 
-use super::{deployment, project, rule_with_count, summary, tag, truncate, Notification};
+use super::text::{deployment, project, rule_with_count, summary, tag, truncate, Notification};
+use super::{Body, Destination, HttpRequest, Key, Request, RequestError, Switch, Vars};
+use crate::secret::Secret;
 
 pub const BODY_MAX: usize = 1_600;
 pub const MAX_SEGMENTS: usize = 2;
@@ -28,6 +31,50 @@ const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæ
 ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 /// The extension table: an escape plus the character, two septets each.
 const GSM_EXTENSION: &str = "\u{c}^{}\\[~]|€";
+
+const ACCOUNT_SID: Key = Key::text("TWILIO_ACCOUNT_SID", "twilio_account_sid");
+const AUTH_TOKEN: Key = Key::secret("TWILIO_AUTH_TOKEN", "twilio_auth_token");
+const FROM: Key = Key::text("TWILIO_FROM", "twilio_from");
+const TO: Key = Key::text("ALERT_SMS_TO", "sms_to");
+/// Twilio's API unless set (a local server in tests).
+const API_URL: Key = Key::text("TWILIO_API_URL", "twilio_api_url");
+
+/// Where SMS alerts go: a Twilio account, the sender and one recipient.
+#[derive(Debug, Clone)]
+pub struct Twilio {
+    pub api_url: String,
+    pub account_sid: String,
+    pub auth_token: Secret,
+    /// A phone number, or a Messaging Service SID.
+    pub from: String,
+    pub to: String,
+}
+
+impl Destination for Twilio {
+    const SWITCH: Option<Switch> = Some(Switch::new("SMS_ALERTS_ENABLED", "sms_enabled", false));
+    const KEYS: &'static [Key] = &[ACCOUNT_SID, AUTH_TOKEN, FROM, TO, API_URL];
+    const NEEDS: &'static str = "TWILIO_* and ALERT_SMS_TO";
+
+    fn read(vars: &Vars) -> Option<Self> {
+        Some(Twilio {
+            account_sid: vars.text(ACCOUNT_SID)?,
+            auth_token: vars.secret(AUTH_TOKEN)?,
+            from: vars.text(FROM)?,
+            to: vars.text(TO)?,
+            api_url: vars
+                .text(API_URL)
+                .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
+        })
+    }
+
+    fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {
+        Ok(Request::Http(HttpRequest {
+            url: Secret::new(messages_url(&self.api_url, &self.account_sid)),
+            body: Body::Form(encode_form(&form(n, &self.from, &self.to))),
+            basic_auth: Some((self.account_sid.clone(), self.auth_token.clone())),
+        }))
+    }
+}
 
 /// The form fields: `To`, `From` (or `MessagingServiceSid` when `from` is a Messaging Service
 /// SID, `MG` + 32 hex digits) and `Body`.
@@ -148,8 +195,8 @@ fn is_messaging_service_sid(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::{Notification, RESOLVED};
+    use super::super::text::test_support::*;
+    use super::super::text::{Notification, RESOLVED};
     use super::*;
 
     #[test]

@@ -1,4 +1,5 @@
-//! Plain webhooks: `POST` [`payload`] as `application/json`. The document is stable (its shape
+//! Plain webhooks: `POST` [`payload`] as `application/json` to `ALERT_WEBHOOK_URL`
+//! (`webhook_url` in the config file); there is no switch: a URL turns it on. The document is stable (its shape
 //! changes only with a new `version`) and nothing in it is cut: `entry` is the whole unified
 //! entry, as `shiplog follow --json` prints it.
 //!
@@ -13,10 +14,34 @@
 
 use serde_json::{json, Value};
 
-use super::{summary, title, Notification};
+use super::text::{summary, title, Notification};
+use super::{Destination, Key, Request, RequestError, Switch, Vars};
+use crate::secret::Secret;
 
 /// The version of the document's shape.
 pub const VERSION: &str = "1";
+
+const URL: Key = Key::secret("ALERT_WEBHOOK_URL", "webhook_url");
+
+/// Where plain webhook alerts go.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: Secret,
+}
+
+impl Destination for Webhook {
+    const SWITCH: Option<Switch> = None;
+    const KEYS: &'static [Key] = &[URL];
+    const NEEDS: &'static str = URL.env;
+
+    fn read(vars: &Vars) -> Option<Self> {
+        vars.secret(URL).map(|url| Webhook { url })
+    }
+
+    fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {
+        Ok(Request::json(&self.url, payload(n)))
+    }
+}
 
 /// The webhook JSON.
 pub fn payload(n: &Notification) -> Value {
@@ -42,8 +67,8 @@ pub fn payload(n: &Notification) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
-    use super::super::Notification;
+    use super::super::text::test_support::*;
+    use super::super::text::Notification;
     use super::*;
     use crate::alert::AlertSeverity;
     use crate::log::{LogEntry, Severity, Tier};

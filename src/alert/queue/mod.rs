@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{channel_name, Alert};
-use super::rule::Channel;
+use super::channels::Channel;
+use super::evaluator::Alert;
 pub use local::LocalQueue;
 pub use shared::SharedQueue;
 
@@ -87,7 +87,7 @@ pub struct Job {
 impl Job {
     pub fn new(alert: Alert, channel: Channel, now_ms: i64) -> Job {
         Job {
-            id: format!("{}.{}", alert.fingerprint.as_str(), channel_name(channel)),
+            id: format!("{}.{}", alert.fingerprint.as_str(), channel.as_str()),
             channel,
             alert,
             attempts_made: 0,
@@ -223,7 +223,7 @@ impl QueueError {
 }
 
 /// Told when the shared queue is lost and when it is back.
-pub type HealthHook = Arc<dyn Fn(QueueHealthChange) + Send + Sync>;
+pub type QueueHealthHook = Arc<dyn Fn(QueueHealthChange) + Send + Sync>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueHealthChange {
@@ -242,7 +242,7 @@ pub struct DeliveryQueue {
     local: LocalQueue,
     settings: QueueSettings,
     degraded: AtomicBool,
-    on_health: HealthHook,
+    on_health: QueueHealthHook,
     /// `LOGQ:{env}`
     name: String,
 }
@@ -254,7 +254,7 @@ impl DeliveryQueue {
         shared: Option<SharedQueue>,
         local: LocalQueue,
         settings: QueueSettings,
-        on_health: HealthHook,
+        on_health: QueueHealthHook,
     ) -> Self {
         DeliveryQueue {
             shared: tokio::sync::OnceCell::new_with(shared),
@@ -276,7 +276,7 @@ impl DeliveryQueue {
         env: &str,
         dir: &Path,
         settings: QueueSettings,
-        on_health: HealthHook,
+        on_health: QueueHealthHook,
     ) -> DeliveryQueue {
         let name = format!("LOGQ:{env}");
         let file: String = format!("{namespace}{name}")

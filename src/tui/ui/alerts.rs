@@ -8,7 +8,6 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use crate::alert::book::{AlertRecord, AlertState};
-use crate::alert::engine::channel_name;
 use crate::alert::AlertSeverity;
 use crate::clock::short_duration;
 use crate::tui::screens::alerts::AlertsScreen;
@@ -102,8 +101,8 @@ fn render_details(frame: &mut Frame, area: Rect, record: &AlertRecord, theme: &T
         .channels
         .iter()
         .map(|c| match record.deliveries.get(c) {
-            Some(status) => format!("{} {}", channel_name(*c), status.label()),
-            None => format!("{} pending", channel_name(*c)),
+            Some(status) => format!("{} {}", c.as_str(), status.label()),
+            None => format!("{} pending", c.as_str()),
         })
         .collect();
     let lines = vec![

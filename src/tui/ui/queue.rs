@@ -8,7 +8,6 @@ use ratatui::widgets::{Cell, Gauge, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
 use super::titled_block;
-use crate::alert::engine::channel_name;
 use crate::alert::queue::worker::{ChannelHealth, QueueSnapshot};
 use crate::clock::short_duration;
 use crate::tui::app::App;
@@ -159,7 +158,7 @@ fn render_channels(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .map(|(channel, health)| {
             let (state, style) = channel_state(health, now, theme);
             Row::new(vec![
-                Cell::from(channel_name(*channel)),
+                Cell::from(channel.as_str()),
                 Cell::from(Span::styled(state, style)),
                 Cell::from(health.last_sent_ms.map_or("-".to_owned(), |at| {
                     format!("{} ago", short_duration(now - at))
@@ -226,7 +225,7 @@ fn render_dead(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Row::new(vec![
                 Cell::from(format!("{} ago", short_duration(now - job.at_ms))).style(theme.muted),
                 Cell::from(job.rule.clone()),
-                Cell::from(channel_name(job.channel)),
+                Cell::from(job.channel.as_str()),
                 Cell::from(job.reason.clone().unwrap_or_default()).style(theme.severity_error),
             ])
         })

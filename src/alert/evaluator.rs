@@ -1,12 +1,14 @@
-//! The alerting engine: every entry through the rules; a match is fingerprinted and either
-//! fires or is counted as a repeat.
+//! The rule evaluator: every entry through the rules; a match is fingerprinted and either
+//! fires or is counted as a repeat. (The task around it, which keeps the alert book and queues
+//! the notifications, is [`super::runner::Runner`].)
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::channels::Channel;
 use super::fingerprint::Fingerprint;
-use super::rule::{AlertSeverity, Channel, RuleSet};
+use super::rule::{AlertSeverity, RuleSet};
 use super::suppression::{Decision, Suppressor};
 use crate::log::LogEntry;
 use crate::metrics::Metrics;
@@ -29,12 +31,12 @@ impl Alert {
         if self.channels.is_empty() {
             return "no channel".to_owned();
         }
-        let names: Vec<&str> = self.channels.iter().map(|c| channel_name(*c)).collect();
+        let names: Vec<&str> = self.channels.iter().map(|c| c.as_str()).collect();
         names.join(", ")
     }
 }
 
-/// What the engine decided about one rule match.
+/// What the evaluator decided about one rule match.
 #[derive(Debug, Clone)]
 pub enum AlertEvent {
     Fired(Alert),
@@ -45,15 +47,16 @@ pub enum AlertEvent {
     },
 }
 
-pub struct AlertEngine {
+/// Decides, for each entry, which rules fire and which only repeat.
+pub struct RuleEvaluator {
     rules: RuleSet,
     suppressor: Suppressor,
     metrics: Arc<Metrics>,
 }
 
-impl AlertEngine {
+impl RuleEvaluator {
     pub fn new(rules: RuleSet, suppressor: Suppressor, metrics: Arc<Metrics>) -> Self {
-        AlertEngine {
+        RuleEvaluator {
             rules,
             suppressor,
             metrics,
@@ -82,8 +85,7 @@ impl AlertEngine {
             {
                 Decision::Fire => {
                     for channel in &rule.channels {
-                        self.metrics
-                            .alert_triggered(&rule.key, channel_name(*channel));
+                        self.metrics.alert_triggered(&rule.key, channel.as_str());
                     }
                     events.push(AlertEvent::Fired(alert));
                 }
@@ -123,16 +125,5 @@ impl AlertEngine {
                 }
             }
         }
-    }
-}
-
-pub fn channel_name(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Slack => "slack",
-        Channel::Discord => "discord",
-        Channel::Email => "email",
-        Channel::Sms => "sms",
-        Channel::Webhook => "webhook",
-        Channel::Demo => "demo",
     }
 }

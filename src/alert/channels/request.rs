@@ -1,0 +1,54 @@
+//! What carries a notification: an HTTP request or an e-mail, as a channel makes it and the
+//! delivery (`super::super::delivery`) sends it.
+
+use crate::secret::Secret;
+
+/// A notification ready to go.
+pub enum Request {
+    Http(HttpRequest),
+    /// An e-mail and the SMTP server's URL (`smtp://user:pass@host:port`, a secret).
+    Email {
+        message: Box<lettre::Message>,
+        server: Secret,
+    },
+}
+
+/// A `POST` to a channel.
+pub struct HttpRequest {
+    /// A secret: for webhooks, the URL is the credential.
+    pub url: Secret,
+    pub body: Body,
+    /// HTTP Basic auth: the user and the password.
+    pub basic_auth: Option<(String, Secret)>,
+}
+
+pub enum Body {
+    Json(serde_json::Value),
+    /// `application/x-www-form-urlencoded`
+    Form(String),
+}
+
+impl Request {
+    /// JSON posted to `url`, without authentication (a webhook).
+    pub fn json(url: &Secret, body: serde_json::Value) -> Request {
+        Request::Http(HttpRequest {
+            url: url.clone(),
+            body: Body::Json(body),
+            basic_auth: None,
+        })
+    }
+}
+
+/// Why a notification cannot be made into a request: the settings name something unusable.
+/// Never worth another try.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// `setting` names the environment variable.
+    #[error("{setting} {value:?} is not an address")]
+    NotAnAddress {
+        setting: &'static str,
+        value: String,
+    },
+    #[error("could not build the e-mail: {0}")]
+    Email(#[from] lettre::error::Error),
+}
