@@ -160,7 +160,7 @@ async fn a_replay_measures_windows_on_the_entries_clock() {
 
 /// Polls a desk's alerts (woken by changes) until `test` holds, for at most 10 s.
 async fn wait_until(
-    desk: &shiplog::alert::runner::AlertDesk,
+    desk: &shiplog::alert::runner::AlertingHandle,
     what: &str,
     test: impl Fn(&[shiplog::alert::book::AlertRecord]) -> bool,
 ) {
@@ -182,7 +182,7 @@ async fn wait_until(
 /// A dashboard's alerting, acting as `user`: sharing actions through `sync`, and keeping its
 /// book in `store` when `keeps_book`.
 struct Instance {
-    desk: shiplog::alert::runner::AlertDesk,
+    desk: shiplog::alert::runner::AlertingHandle,
     logger: shiplog::log::Logger,
     /// Kept until the end of the test: a dropped sender would stop the runner.
     stop: tokio::sync::watch::Sender<bool>,

@@ -19,7 +19,7 @@ use super::evaluator::{Alert, AlertEvent, RuleEvaluator};
 use super::queue::worker::{Delivered, QueueSnapshot, Worker};
 use super::queue::{DeliveryQueue, Enqueued, Job};
 use super::rule::AlertSeverity;
-use super::sync::{AlertSync, Shared, SharedAction};
+use super::sync::{AlertSync, SharedAction, SyncMessage};
 use crate::clock::now_ms;
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::metrics::Metrics;
@@ -39,8 +39,9 @@ pub enum AlertCommand {
     },
 }
 
-/// The dashboard's end: the alerts as they stand, and a way to act on them.
-pub struct AlertDesk {
+/// The alerting task as the dashboard sees it: its snapshots (the alert book as it stands, the
+/// delivery queue) and its commands (acknowledge, resolve).
+pub struct AlertingHandle {
     pub alerts: watch::Receiver<Vec<AlertRecord>>,
     pub commands: mpsc::Sender<AlertCommand>,
     /// The delivery queue as the queue screen shows it.
@@ -101,8 +102,8 @@ pub struct Outward {
     pub store: Option<StateStore>,
 }
 
-/// A runner and the desk that talks to it.
-pub fn desk() -> (Runner, AlertDesk) {
+/// A runner and the handle that talks to it; the runner starts with [`Runner::run`].
+pub fn desk() -> (Runner, AlertingHandle) {
     let (alerts, alerts_rx) = watch::channel(Vec::new());
     let (commands_tx, commands) = mpsc::channel(64);
     let (queue, queue_rx) = watch::channel(QueueSnapshot::default());
@@ -112,7 +113,7 @@ pub fn desk() -> (Runner, AlertDesk) {
             commands,
             queue,
         },
-        AlertDesk {
+        AlertingHandle {
             alerts: alerts_rx,
             commands: commands_tx,
             queue: queue_rx,
@@ -253,18 +254,18 @@ impl Keeper {
                     by: self.user.clone(),
                     at_ms: now,
                 };
-                sync.publish(Shared::Action(action)).await;
+                sync.publish(SyncMessage::Action(action)).await;
             }
         }
     }
 
     /// What another instance did or delivered.
-    fn remote(&mut self, message: Shared) {
+    fn remote(&mut self, message: SyncMessage) {
         match message {
-            Shared::Action(action) => {
+            SyncMessage::Action(action) => {
                 apply(&mut self.book, &action.command, &action.by, action.at_ms);
             }
-            Shared::Delivery(report) => {
+            SyncMessage::Delivery(report) => {
                 self.book
                     .set_delivery(&report.fingerprint, report.channel, report.status);
             }
@@ -276,7 +277,7 @@ impl Keeper {
         self.book
             .set_delivery(&report.fingerprint, report.channel, report.status.clone());
         if let Some(sync) = &self.sync {
-            sync.publish(Shared::Delivery(report)).await;
+            sync.publish(SyncMessage::Delivery(report)).await;
         }
     }
 
@@ -327,7 +328,7 @@ fn every(period: Duration) -> tokio::time::Interval {
 }
 
 /// Other instances' acknowledgements and resolutions (Redis pub/sub), when shared.
-async fn subscribe(sync: Option<&AlertSync>) -> Option<mpsc::Receiver<Shared>> {
+async fn subscribe(sync: Option<&AlertSync>) -> Option<mpsc::Receiver<SyncMessage>> {
     match sync?.subscribe().await {
         Ok(remote) => Some(remote),
         Err(err) => {
@@ -368,7 +369,7 @@ fn apply(book: &mut AlertBook, command: &AlertCommand, by: &str, at_ms: i64) -> 
 }
 
 /// The next message from another instance; never resolves when nothing is shared.
-async fn next_remote(remote: &mut Option<mpsc::Receiver<Shared>>) -> Option<Shared> {
+async fn next_remote(remote: &mut Option<mpsc::Receiver<SyncMessage>>) -> Option<SyncMessage> {
     match remote {
         Some(remote) => remote.recv().await,
         None => std::future::pending().await,

@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use super::queue::worker::Delivered;
 use super::runner::AlertCommand;
 use crate::redis_io::{
-    ConnectFailure, RedisLink, RedisTarget, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    ConnectFailure, RedisIoError, RedisLink, RedisTarget, DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
 };
 
 /// An action taken on one instance, as every other instance hears it.
@@ -26,7 +27,7 @@ pub struct SharedAction {
 /// What instances tell each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Shared {
+pub enum SyncMessage {
     Action(SharedAction),
     /// How a notification went, reported by the instance whose worker sent it.
     Delivery(Delivered),
@@ -36,11 +37,24 @@ pub enum Shared {
 struct Envelope {
     /// The instance that sent it; it ignores its own messages.
     origin: String,
-    message: Shared,
+    message: SyncMessage,
 }
 
 /// How often a lost subscription (Redis restarted) is tried again.
 const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the pub/sub link could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Url(#[from] RedisIoError),
+    #[error("Redis did not answer")]
+    NoAnswer,
+    #[error("could not connect to Redis for alert actions: {0}")]
+    Connect(String),
+    #[error("could not subscribe to alert actions")]
+    Subscribe,
+}
 
 /// The pub/sub link of one instance.
 pub struct AlertSync {
@@ -52,17 +66,14 @@ pub struct AlertSync {
 }
 
 impl AlertSync {
-    pub async fn connect(url: &str, namespace: &str) -> Result<Self, String> {
-        let (client, target) = RedisTarget::open(url).map_err(|err| err.to_string())?;
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self, SyncError> {
+        let (client, target) = RedisTarget::open(url)?;
         let connection = target
             .manager(client.clone(), DEFAULT_CONNECT_TIMEOUT)
             .await
             .map_err(|failure| match failure {
-                ConnectFailure::NoAnswer => "Redis did not answer".to_owned(),
-                ConnectFailure::Refused(err) => format!(
-                    "could not connect to Redis for alert actions: {}",
-                    target.describe(&err)
-                ),
+                ConnectFailure::NoAnswer => SyncError::NoAnswer,
+                ConnectFailure::Refused(err) => SyncError::Connect(target.describe(&err)),
             })?;
         Ok(AlertSync {
             client,
@@ -73,7 +84,7 @@ impl AlertSync {
     }
 
     /// Tells every other instance.
-    pub async fn publish(&self, message: Shared) {
+    pub async fn publish(&self, message: SyncMessage) {
         let envelope = Envelope {
             origin: self.instance.clone(),
             message,
@@ -92,7 +103,7 @@ impl AlertSync {
 
     /// What other instances say, as they say it. Subscribed when this returns; a subscription
     /// lost with Redis is made again when Redis is back.
-    pub async fn subscribe(&self) -> Result<mpsc::Receiver<Shared>, String> {
+    pub async fn subscribe(&self) -> Result<mpsc::Receiver<SyncMessage>, SyncError> {
         let mut pubsub = listen(&self.client, &self.channel).await?;
         let (tx, rx) = mpsc::channel(256);
         let client = self.client.clone();
@@ -132,11 +143,11 @@ impl AlertSync {
 }
 
 /// A connection subscribed to `channel`.
-async fn listen(client: &redis::Client, channel: &str) -> Result<PubSub, String> {
-    let failed = |_| "could not subscribe to alert actions".to_owned();
+async fn listen(client: &redis::Client, channel: &str) -> Result<PubSub, SyncError> {
+    let failed = |_| SyncError::Subscribe;
     let mut pubsub = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, client.get_async_pubsub())
         .await
-        .map_err(|_| "Redis did not answer".to_owned())?
+        .map_err(|_| SyncError::NoAnswer)?
         .map_err(failed)?;
     pubsub.subscribe(channel).await.map_err(failed)?;
     Ok(pubsub)

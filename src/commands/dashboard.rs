@@ -8,14 +8,14 @@ use shiplog::tui::app::{App, Source};
 use shiplog::tui::theme::Theme;
 use shiplog::tui::{self, Feeds};
 
-use shiplog::alert::runner::AlertDesk;
+use shiplog::alert::runner::AlertingHandle;
 use shiplog::breakglass::desk::BreakglassHandle;
 use shiplog::config::Settings;
 use shiplog::shutdown::Shutdown;
 use shiplog::stream::engine::StreamHandle;
 
 use super::error::{CommandError, Exit};
-use super::team::Team;
+use super::team::TeamSession;
 use crate::cli::Cli;
 
 /// Entries buffered between the engines and the UI; past this the UI shows lag, never blocks them.
@@ -37,7 +37,7 @@ pub async fn run(cli: &Cli) -> Exit {
     let alerts = settings.alerts_enabled || settings.is_demo();
     let (builder, alert_outlet) = super::with_alerts(builder, alerts);
     let logger = builder.build();
-    let team = Team::open(&mut settings, &logger, false).await?;
+    let team = TeamSession::open(&mut settings, &logger, false).await?;
     let source = match team.simulator {
         Some(_) => Source::Demo,
         None => Source::Team(settings.team_id.clone()),
@@ -61,10 +61,10 @@ pub async fn run(cli: &Cli) -> Exit {
         engine_shutdown.clone(),
     );
     let breakglass = start_breakglass(&settings, &logger, &team, engine_shutdown.clone()).await;
-    let (alerting, alert_desk) = alerting.unzip();
+    let (alerting, alert_handle) = alerting.unzip();
     super::report_metrics(&settings, &team.metrics, engine_shutdown.clone());
     let stream = team.engine.start(engine_shutdown);
-    let feeds = connect(&mut app, &stream, entries, alert_desk, breakglass);
+    let feeds = connect(&mut app, &stream, entries, alert_handle, breakglass);
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;
     // Followers save where they were before the process ends.
     let _ = stop_engine.send(true);
@@ -85,7 +85,7 @@ pub async fn run(cli: &Cli) -> Exit {
 async fn start_breakglass(
     settings: &Settings,
     logger: &Logger,
-    team: &Team,
+    team: &TeamSession,
     shutdown: Shutdown,
 ) -> Option<BreakglassHandle> {
     let service = super::breakglass::for_screen(settings, logger, team.simulator.is_some()).await?;
@@ -103,14 +103,14 @@ fn connect(
     app: &mut App,
     stream: &StreamHandle,
     entries: tokio::sync::mpsc::Receiver<std::sync::Arc<shiplog::log::LogEntry>>,
-    alerting: Option<AlertDesk>,
+    alerting: Option<AlertingHandle>,
     breakglass: Option<BreakglassHandle>,
 ) -> Feeds {
     let mut feeds = Feeds::new(stream.snapshot.clone(), entries);
-    if let Some(desk) = alerting {
-        feeds.alerts = Some(desk.alerts);
-        feeds.queue = Some(desk.queue);
-        app.alerts.connect(desk.commands);
+    if let Some(handle) = alerting {
+        feeds.alerts = Some(handle.alerts);
+        feeds.queue = Some(handle.queue);
+        app.alerts.connect(handle.commands);
     }
     if let Some(handle) = breakglass {
         feeds.breakglass = Some(handle.snapshot);

@@ -69,7 +69,7 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
     let result = follower.follow(&args.deployment, shutdown).await;
     // The build's last lines may still raise an alert: let the engine finish them.
     let _ = stop_alerting.send(true);
-    if let Some((alerting, _desk)) = alerting {
+    if let Some((alerting, _handle)) = alerting {
         let _ = alerting.await;
     }
     logger.flush().await;

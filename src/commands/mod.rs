@@ -95,7 +95,7 @@ pub fn with_alerts(builder: LoggerBuilder, enabled: bool) -> (LoggerBuilder, Ale
 }
 
 /// Starts the alerting engine over the outlet; stop it with `stop` and await the handle to
-/// have every alert of the entries written so far announced. The desk is the dashboard's end.
+/// have every alert of the entries written so far announced. The handle is the dashboard's end.
 pub fn start_alerting(
     settings: &Settings,
     store: &StateStore,
@@ -105,7 +105,7 @@ pub fn start_alerting(
     stop: Shutdown,
 ) -> Option<(
     tokio::task::JoinHandle<()>,
-    shiplog::alert::runner::AlertDesk,
+    shiplog::alert::runner::AlertingHandle,
 )> {
     // An outlet made for what might have been the demo, when it was not (a stored login).
     let entries = outlet.filter(|_| settings.alerts_enabled)?;
@@ -114,7 +114,7 @@ pub fn start_alerting(
         shiplog::alert::Suppressor::shared(store.clone()),
         metrics.clone(),
     );
-    let (runner, desk) = shiplog::alert::runner::desk();
+    let (runner, handle) = shiplog::alert::runner::desk();
     let redis = settings.redis_url.clone();
     let namespace = settings.namespace.clone();
     let mut channels =
@@ -161,7 +161,7 @@ pub fn start_alerting(
         };
         runner.run(engine, entries, logger, stop, outward).await
     });
-    Some((task, desk))
+    Some((task, handle))
 }
 
 /// Writes the alert queue's losses of Redis (`alert_queue_failed`, which the built-in rule of
@@ -250,7 +250,7 @@ pub async fn alert_on(settings: &Settings, logger: &Logger, outlet: AlertOutlet)
     };
     let metrics = Arc::new(shiplog::metrics::Metrics::new());
     let (stop, stopped) = tokio::sync::watch::channel(true);
-    if let Some((alerting, _desk)) =
+    if let Some((alerting, _handle)) =
         start_alerting(settings, &store, logger, &metrics, outlet, stopped)
     {
         let _ = alerting.await;

@@ -19,7 +19,7 @@ use super::{report_drops, AlertOutlet};
 use crate::cli::Cli;
 
 /// The streaming engine over the team (or the demo), ready to run.
-pub struct Team {
+pub struct TeamSession {
     pub engine: StreamEngine,
     pub store: StateStore,
     /// The demo simulator, when there is no token.
@@ -28,13 +28,13 @@ pub struct Team {
     pub metrics: Arc<Metrics>,
 }
 
-impl Team {
+impl TeamSession {
     /// Connects to the team, or starts the demo; `announce` prints the demo notice to stderr.
     pub async fn open(
         settings: &mut Settings,
         logger: &Logger,
         announce: bool,
-    ) -> Result<Team, CommandError> {
+    ) -> Result<TeamSession, CommandError> {
         let mut simulator = None;
         // The store the stored login was found in serves the session too.
         let mut store = None;
@@ -95,7 +95,7 @@ impl Team {
             metrics.clone(),
             options,
         );
-        Ok(Team {
+        Ok(TeamSession {
             engine,
             store,
             simulator,
@@ -114,7 +114,7 @@ pub async fn run_headless(
     super::init_diagnostics(&settings);
     let shutdown = super::shutdown_on_signals();
     let (logger, alert_outlet) = logger_for(&mut settings)?;
-    let team = Team::open(&mut settings, &logger, true).await?;
+    let team = TeamSession::open(&mut settings, &logger, true).await?;
     let alerting = super::start_alerting(
         &settings,
         &team.store,
@@ -134,7 +134,7 @@ pub async fn run_headless(
         }
     }
     let _ = team.engine.start(shutdown).task.await;
-    if let Some((alerting, _desk)) = alerting {
+    if let Some((alerting, _handle)) = alerting {
         let _ = alerting.await;
     }
     logger.flush().await;

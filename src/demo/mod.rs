@@ -55,7 +55,7 @@ pub use model::{
 pub use server::STREAM_CONTENT_TYPE;
 pub use stream::KEEPALIVE_LINE;
 
-use state::Shared;
+use state::Simulation;
 
 /// Control handle of a running simulator. Cheap to clone; see the module docs for its lifetime.
 #[derive(Clone)]
@@ -64,7 +64,7 @@ pub struct SimulatorHandle {
 }
 
 struct HandleInner {
-    shared: Arc<Shared>,
+    shared: Arc<Simulation>,
     addr: SocketAddr,
     stopped: watch::Receiver<bool>,
 }
@@ -89,7 +89,7 @@ impl SimulatorHandle {
     pub async fn start(options: SimulatorOptions) -> std::io::Result<SimulatorHandle> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(options, tokio::runtime::Handle::current()));
+        let shared = Arc::new(Simulation::new(options, tokio::runtime::Handle::current()));
         let app = server::router(shared.clone());
         let (stopped_tx, stopped) = watch::channel(false);
         let mut shutdown = shared.shutdown.subscribe();
@@ -113,7 +113,7 @@ impl SimulatorHandle {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    fn shared(&self) -> &Arc<Simulation> {
         &self.inner.shared
     }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::demo::model::ReadyState;
-use crate::demo::state::{Deployment, TEAM_ID, USERNAME, USER_EMAIL, USER_ID};
+use crate::demo::state::{SimDeployment, TEAM_ID, USERNAME, USER_EMAIL, USER_ID};
 
 #[derive(Serialize)]
 struct Info<'a> {
@@ -63,7 +63,7 @@ pub(crate) fn serial(buf: &mut String, created: i64, salt: u32, index: usize) {
 
 /// Appends event `index` of `dep` as one NDJSON line (`JSON + "\n"`).
 pub(crate) fn write_event_line(
-    dep: &Deployment,
+    dep: &SimDeployment,
     index: usize,
     scratch: &mut String,
     out: &mut BytesMut,
@@ -83,7 +83,7 @@ pub(crate) fn write_event_line(
 
 #[allow(clippy::too_many_arguments)]
 fn write_event_line_with(
-    dep: &Deployment,
+    dep: &SimDeployment,
     created: i64,
     index: usize,
     kind: &str,
@@ -136,7 +136,7 @@ fn write_event_line_with(
 }
 
 /// The line of event `index` alone.
-pub(crate) fn event_line(dep: &Deployment, index: usize) -> BytesMut {
+pub(crate) fn event_line(dep: &SimDeployment, index: usize) -> BytesMut {
     let mut out = BytesMut::with_capacity(256 + dep.events.text(index).len());
     write_event_line(dep, index, &mut String::new(), &mut out);
     out
@@ -144,7 +144,7 @@ pub(crate) fn event_line(dep: &Deployment, index: usize) -> BytesMut {
 
 /// A valid event line of exactly `bytes` bytes (without its `\n`, at least the skeleton's size),
 /// stamped like event `index`, with a sequence number no real event uses.
-pub(crate) fn oversized_line(dep: &Deployment, index: usize, bytes: usize) -> BytesMut {
+pub(crate) fn oversized_line(dep: &SimDeployment, index: usize, bytes: usize) -> BytesMut {
     let created = dep
         .events
         .created
@@ -181,7 +181,7 @@ pub(crate) fn oversized_line(dep: &Deployment, index: usize, bytes: usize) -> By
 }
 
 /// Two bad lines: truncated JSON (valid UTF-8), then a line with invalid UTF-8 bytes.
-pub(crate) fn malformed_lines(dep: &Deployment, index: usize) -> Vec<u8> {
+pub(crate) fn malformed_lines(dep: &SimDeployment, index: usize) -> Vec<u8> {
     let created = dep
         .events
         .created
@@ -235,7 +235,7 @@ fn opt_ms(v: Option<i64>) -> Value {
     v.map(Value::from).unwrap_or(Value::Null)
 }
 
-fn meta(dep: &Deployment) -> Value {
+fn meta(dep: &SimDeployment) -> Value {
     json!({
         "githubCommitAuthorName": "Demo User",
         "githubCommitAuthorLogin": USERNAME,
@@ -258,7 +258,7 @@ fn creator() -> Value {
 }
 
 /// An item of `GET /v6/deployments`.
-pub(crate) fn list_item(dep: &Deployment) -> Value {
+pub(crate) fn list_item(dep: &SimDeployment) -> Value {
     let p = dep.progress();
     let mut v = json!({
         "uid": dep.id,
@@ -293,7 +293,7 @@ pub(crate) fn list_item(dep: &Deployment) -> Value {
 }
 
 /// `GET /v13/deployments/{idOrUrl}` (also the body of a successful cancel).
-pub(crate) fn full_deployment(dep: &Deployment) -> Value {
+pub(crate) fn full_deployment(dep: &SimDeployment) -> Value {
     let p = dep.progress();
     let mut v = json!({
         "id": dep.id,
@@ -355,7 +355,7 @@ pub(crate) fn full_deployment(dep: &Deployment) -> Value {
 }
 
 /// A ready deployment's branch alias.
-fn aliases(dep: &Deployment, state: ReadyState) -> Value {
+fn aliases(dep: &SimDeployment, state: ReadyState) -> Value {
     if state != ReadyState::Ready {
         return json!([]);
     }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::clock::now_ms;
 use crate::demo::model::{RecordedRequest, SinceMode};
 use crate::demo::render;
-use crate::demo::state::{Deployment, RequestFault, Shared, TEAM_ID, TEAM_SLUG};
+use crate::demo::state::{RequestFault, SimDeployment, Simulation, TEAM_ID, TEAM_SLUG};
 use crate::demo::state::{USERNAME, USER_EMAIL, USER_ID};
 use crate::demo::stream::{Plan, Streamer};
 
@@ -24,7 +24,7 @@ const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// Nominal rate limit advertised in `X-RateLimit-*` headers.
 const RATE_LIMIT_TOTAL: u64 = 100;
 
-type AppState = Arc<Shared>;
+type AppState = Arc<Simulation>;
 
 pub(crate) fn router(shared: AppState) -> Router {
     Router::new()
@@ -347,7 +347,7 @@ async fn list_deployments(State(shared): State<AppState>, req: Request) -> Respo
     let branch = q.get("branch").filter(|s| !s.is_empty());
     let sha = q.get("sha").filter(|s| !s.is_empty());
 
-    let mut matching: Vec<Arc<Deployment>> = shared
+    let mut matching: Vec<Arc<SimDeployment>> = shared
         .all()
         .into_iter()
         .filter(|d| {
@@ -588,7 +588,7 @@ fn fault_response(fault: RequestFault) -> Response {
 }
 
 fn json_array(
-    dep: &Deployment,
+    dep: &SimDeployment,
     start: usize,
     end: usize,
     limit: Option<usize>,

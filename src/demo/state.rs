@@ -156,7 +156,7 @@ pub(crate) enum RequestFault {
 }
 
 /// One simulated deployment.
-pub(crate) struct Deployment {
+pub(crate) struct SimDeployment {
     pub id: String,
     pub build_name: String,
     pub url: String,
@@ -180,7 +180,7 @@ pub(crate) struct Deployment {
     has_faults: AtomicBool,
 }
 
-impl Deployment {
+impl SimDeployment {
     pub fn progress(&self) -> Progress {
         *self.progress.borrow()
     }
@@ -288,12 +288,12 @@ impl Deployment {
     }
 }
 
-/// State shared by the handle, the HTTP server and the timelines.
-pub(crate) struct Shared {
+/// The simulation: state shared by the handle, the HTTP server and the timelines.
+pub(crate) struct Simulation {
     pub options: SimulatorOptions,
     pub speed: f64,
-    deployments: Mutex<Vec<Arc<Deployment>>>,
-    by_id: Mutex<HashMap<String, Arc<Deployment>>>,
+    deployments: Mutex<Vec<Arc<SimDeployment>>>,
+    by_id: Mutex<HashMap<String, Arc<SimDeployment>>>,
     projects: Mutex<HashMap<String, String>>,
     requests: Mutex<Vec<RecordedRequest>>,
     last_created: Mutex<i64>,
@@ -304,10 +304,10 @@ pub(crate) struct Shared {
     pub open_streams: Arc<watch::Sender<usize>>,
 }
 
-impl Shared {
-    pub fn new(options: SimulatorOptions, runtime: tokio::runtime::Handle) -> Shared {
+impl Simulation {
+    pub fn new(options: SimulatorOptions, runtime: tokio::runtime::Handle) -> Simulation {
         let speed = sanitize_speed(options.speed);
-        Shared {
+        Simulation {
             options,
             speed,
             deployments: Mutex::new(Vec::new()),
@@ -333,13 +333,13 @@ impl Shared {
         lock(&self.requests).clone()
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Deployment>> {
+    pub fn get(&self, id: &str) -> Option<Arc<SimDeployment>> {
         lock(&self.by_id).get(id).cloned()
     }
 
     /// Looks a deployment up by id or by its URL hostname (with or without scheme / trailing
     /// slash).
-    pub fn find(&self, id_or_url: &str) -> Option<Arc<Deployment>> {
+    pub fn find(&self, id_or_url: &str) -> Option<Arc<SimDeployment>> {
         if let Some(d) = self.get(id_or_url) {
             return Some(d);
         }
@@ -354,7 +354,7 @@ impl Shared {
     }
 
     /// All deployments, oldest first.
-    pub fn all(&self) -> Vec<Arc<Deployment>> {
+    pub fn all(&self) -> Vec<Arc<SimDeployment>> {
         lock(&self.deployments).clone()
     }
 
@@ -389,7 +389,7 @@ impl Shared {
     }
 
     /// Registers a deployment; the caller starts its timeline.
-    pub fn insert(&self, spec: &DeploymentSpec) -> Arc<Deployment> {
+    pub fn insert(&self, spec: &DeploymentSpec) -> Arc<SimDeployment> {
         let mut rng = rand::rng();
         let id = format!("dpl_{}", Alphanumeric.sample_string(&mut rng, 28));
         let build_name = format!("bld_{}", lower_alnum(&mut rng, 9));
@@ -430,7 +430,7 @@ impl Shared {
             });
         }
         let has_faults = faults.iter().any(|s| s.remaining > 0);
-        let dep = Arc::new(Deployment {
+        let dep = Arc::new(SimDeployment {
             id: id.clone(),
             build_name,
             url,

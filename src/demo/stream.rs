@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::demo::model::Fault;
 use crate::demo::render;
-use crate::demo::state::{Deployment, Progress};
+use crate::demo::state::{Progress, SimDeployment};
 
 /// The keepalive line sent on an idle follow stream: an object without `created`.
 pub const KEEPALIVE_LINE: &str = "{}\n";
@@ -55,7 +55,7 @@ enum Next {
 }
 
 pub(crate) struct Streamer {
-    dep: Arc<Deployment>,
+    dep: Arc<SimDeployment>,
     progress: watch::Receiver<Progress>,
     shutdown: watch::Receiver<bool>,
     keepalive: Duration,
@@ -77,7 +77,7 @@ impl Drop for Streamer {
 
 impl Streamer {
     pub fn new(
-        dep: Arc<Deployment>,
+        dep: Arc<SimDeployment>,
         shutdown: watch::Receiver<bool>,
         speed: f64,
         plan: Plan,

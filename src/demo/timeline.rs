@@ -6,11 +6,11 @@ use tokio::time::Instant;
 
 use crate::clock::now_ms;
 use crate::demo::model::ReadyState;
-use crate::demo::state::{scaled, Deployment, Shared};
+use crate::demo::state::{scaled, SimDeployment, Simulation};
 
 /// Spawns the timeline task of `dep`. It ends when the outcome is reached, the deployment is
 /// canceled, or the simulator shuts down.
-pub(crate) fn spawn(shared: &Arc<Shared>, dep: Arc<Deployment>) {
+pub(crate) fn spawn(shared: &Arc<Simulation>, dep: Arc<SimDeployment>) {
     let speed = shared.speed;
     let queued = dep.queued_for;
     let mut shutdown = shared.shutdown.subscribe();

@@ -23,7 +23,7 @@ use super::text::{
     chars, chat_fields, message_lines, short_fingerprint, title, truncate, web_link, Notification,
     RESOLVED,
 };
-use super::{Body, Destination, HttpRequest, Key, Request, RequestError, Switch, Vars};
+use super::{Body, Destination, HttpRequest, Request, RequestError, Setting, Switch, Vars};
 use crate::alert::AlertSeverity;
 use crate::secret::Secret;
 
@@ -42,7 +42,7 @@ const MESSAGE_LINES: usize = 40;
 /// of the embed always leaves room for the description.
 const OUR_FIELD_MAX: usize = 256;
 
-const URL: Key = Key::secret("DISCORD_WEBHOOK_URL", "discord_webhook_url");
+const URL: Setting = Setting::secret("DISCORD_WEBHOOK_URL", "discord_webhook_url");
 
 /// Where Discord alerts go: a channel's webhook.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ impl Destination for DiscordWebhook {
         "discord_enabled",
         true,
     ));
-    const KEYS: &'static [Key] = &[URL];
+    const KEYS: &'static [Setting] = &[URL];
     const NEEDS: &'static str = URL.env;
 
     fn read(vars: &Vars) -> Option<Self> {

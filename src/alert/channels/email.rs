@@ -15,7 +15,7 @@ use super::text::{
     deployment, headline, message_lines, project, rule_and_count, severity_label, state, title,
     truncate, web_link, Notification,
 };
-use super::{Destination, Key, Request, RequestError, Switch, Vars};
+use super::{Destination, Request, RequestError, Setting, Switch, Vars};
 use crate::secret::Secret;
 
 pub const SUBJECT_MAX: usize = 200;
@@ -25,10 +25,10 @@ pub const MESSAGE_LINES: usize = 50;
 pub const MESSAGE_MAX: usize = 20_000;
 
 /// `smtp://user:pass@host:port`; `smtps://` for TLS, `?tls=required` for STARTTLS.
-const URL: Key = Key::secret("SMTP_URL", "smtp_url");
-const FROM: Key = Key::text("ALERT_EMAIL_FROM", "email_from");
+const URL: Setting = Setting::secret("SMTP_URL", "smtp_url");
+const FROM: Setting = Setting::text("ALERT_EMAIL_FROM", "email_from");
 /// Comma-separated.
-const TO: Key = Key::text("ALERT_EMAIL_TO", "email_to");
+const TO: Setting = Setting::text("ALERT_EMAIL_TO", "email_to");
 
 /// Where e-mail alerts go: an SMTP server, the sender and the recipients.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ pub struct Smtp {
 
 impl Destination for Smtp {
     const SWITCH: Option<Switch> = Some(Switch::new("EMAIL_ALERTS_ENABLED", "email_enabled", true));
-    const KEYS: &'static [Key] = &[URL, FROM, TO];
+    const KEYS: &'static [Setting] = &[URL, FROM, TO];
     const NEEDS: &'static str = "SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO";
 
     fn read(vars: &Vars) -> Option<Self> {
@@ -67,7 +67,7 @@ impl Destination for Smtp {
 
 /// The e-mail of a notification: plain text, subject without line breaks.
 pub fn message(smtp: &Smtp, n: &Notification) -> Result<lettre::Message, RequestError> {
-    let address = |key: Key, value: &str| {
+    let address = |key: Setting, value: &str| {
         value.parse().map_err(|_| RequestError::NotAnAddress {
             setting: key.env,
             value: value.to_owned(),

@@ -1,5 +1,5 @@
 //! Where channel settings come from: each setting has an environment variable and a key in the
-//! config file's `[alert_channels]` table ([`Key`]); the environment wins over the file.
+//! config file's `[alert_channels]` table ([`Setting`]); the environment wins over the file.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use crate::secret::Secret;
 
 /// One setting of a channel: its environment variable and its config-file key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key {
+pub struct Setting {
     /// `SLACK_WEBHOOK_URL`, ...
     pub env: &'static str,
     /// `slack_webhook_url`, ... in `[alert_channels]`.
@@ -27,17 +27,17 @@ enum Kind {
     Switch,
 }
 
-impl Key {
-    pub const fn text(env: &'static str, file: &'static str) -> Key {
-        Key {
+impl Setting {
+    pub const fn text(env: &'static str, file: &'static str) -> Setting {
+        Setting {
             env,
             file,
             kind: Kind::Text,
         }
     }
 
-    pub const fn secret(env: &'static str, file: &'static str) -> Key {
-        Key {
+    pub const fn secret(env: &'static str, file: &'static str) -> Setting {
+        Setting {
             env,
             file,
             kind: Kind::Secret,
@@ -48,14 +48,14 @@ impl Key {
 /// A channel's kill switch, and whether the channel is on when nothing says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Switch {
-    pub key: Key,
+    pub key: Setting,
     pub default: bool,
 }
 
 impl Switch {
     pub const fn new(env: &'static str, file: &'static str, default: bool) -> Switch {
         Switch {
-            key: Key {
+            key: Setting {
                 env,
                 file,
                 kind: Kind::Switch,
@@ -75,12 +75,12 @@ impl<'a> Vars<'a> {
         Vars { var }
     }
 
-    pub fn text(&self, key: Key) -> Option<String> {
+    pub fn text(&self, key: Setting) -> Option<String> {
         (self.var)(key.env)
     }
 
     /// A secret, when it is not blank.
-    pub fn secret(&self, key: Key) -> Option<Secret> {
+    pub fn secret(&self, key: Setting) -> Option<Secret> {
         self.text(key)
             .filter(|v| !v.trim().is_empty())
             .map(Secret::new)

@@ -22,7 +22,7 @@ pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 
-pub use keys::{AlertChannels, Key, Switch, Vars};
+pub use keys::{AlertChannels, Setting, Switch, Vars};
 pub use request::{Body, HttpRequest, Request, RequestError};
 pub use text::Notification;
 
@@ -79,7 +79,7 @@ macro_rules! channels {
         }
 
         /// Every key any channel reads.
-        fn every_key() -> impl Iterator<Item = Key> {
+        fn every_key() -> impl Iterator<Item = Setting> {
             std::iter::empty()$(.chain(keys_of::<$destination>()))*
         }
     };
@@ -110,7 +110,7 @@ pub trait Destination: std::fmt::Debug + Clone + Sized {
     /// The kill switch, when the channel has one (without one it is always on).
     const SWITCH: Option<Switch>;
     /// What names a destination (the switch aside).
-    const KEYS: &'static [Key];
+    const KEYS: &'static [Setting];
     /// What a destination needs, for "no destination (…)".
     const NEEDS: &'static str;
 
@@ -122,7 +122,7 @@ pub trait Destination: std::fmt::Debug + Clone + Sized {
 }
 
 /// The keys of the destination `D`, its switch's included.
-fn keys_of<D: Destination>() -> impl Iterator<Item = Key> {
+fn keys_of<D: Destination>() -> impl Iterator<Item = Setting> {
     D::KEYS.iter().copied().chain(D::SWITCH.map(|s| s.key))
 }
 
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn no_two_channels_read_the_same_key() {
-        let keys: Vec<Key> = every_key().collect();
+        let keys: Vec<Setting> = every_key().collect();
         for (i, key) in keys.iter().enumerate() {
             for other in &keys[i + 1..] {
                 assert!(key.env != other.env && key.file != other.file, "{key:?}");

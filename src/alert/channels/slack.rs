@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use super::text::{
     chat_fields, fit_escaped, short_fingerprint, summary, title, web_link, Notification,
 };
-use super::{Destination, Key, Request, RequestError, Switch, Vars};
+use super::{Destination, Request, RequestError, Setting, Switch, Vars};
 use crate::secret::Secret;
 
 pub const TEXT_MAX: usize = 40_000;
@@ -34,7 +34,7 @@ pub const FIELD_MAX: usize = 2_000;
 pub const FIELDS_MAX: usize = 10;
 pub const BLOCKS_MAX: usize = 50;
 
-const URL: Key = Key::secret("SLACK_WEBHOOK_URL", "slack_webhook_url");
+const URL: Setting = Setting::secret("SLACK_WEBHOOK_URL", "slack_webhook_url");
 
 /// Where Slack alerts go: an incoming webhook.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub struct SlackWebhook {
 
 impl Destination for SlackWebhook {
     const SWITCH: Option<Switch> = Some(Switch::new("SLACK_ALERTS_ENABLED", "slack_enabled", true));
-    const KEYS: &'static [Key] = &[URL];
+    const KEYS: &'static [Setting] = &[URL];
     const NEEDS: &'static str = URL.env;
 
     fn read(vars: &Vars) -> Option<Self> {

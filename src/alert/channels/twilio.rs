@@ -15,7 +15,7 @@
 //! switch the whole body to UCS-2).
 
 use super::text::{deployment, project, rule_with_count, summary, tag, truncate, Notification};
-use super::{Body, Destination, HttpRequest, Key, Request, RequestError, Switch, Vars};
+use super::{Body, Destination, HttpRequest, Request, RequestError, Setting, Switch, Vars};
 use crate::secret::Secret;
 
 pub const BODY_MAX: usize = 1_600;
@@ -32,12 +32,12 @@ const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæ
 /// The extension table: an escape plus the character, two septets each.
 const GSM_EXTENSION: &str = "\u{c}^{}\\[~]|€";
 
-const ACCOUNT_SID: Key = Key::text("TWILIO_ACCOUNT_SID", "twilio_account_sid");
-const AUTH_TOKEN: Key = Key::secret("TWILIO_AUTH_TOKEN", "twilio_auth_token");
-const FROM: Key = Key::text("TWILIO_FROM", "twilio_from");
-const TO: Key = Key::text("ALERT_SMS_TO", "sms_to");
+const ACCOUNT_SID: Setting = Setting::text("TWILIO_ACCOUNT_SID", "twilio_account_sid");
+const AUTH_TOKEN: Setting = Setting::secret("TWILIO_AUTH_TOKEN", "twilio_auth_token");
+const FROM: Setting = Setting::text("TWILIO_FROM", "twilio_from");
+const TO: Setting = Setting::text("ALERT_SMS_TO", "sms_to");
 /// Twilio's API unless set (a local server in tests).
-const API_URL: Key = Key::text("TWILIO_API_URL", "twilio_api_url");
+const API_URL: Setting = Setting::text("TWILIO_API_URL", "twilio_api_url");
 
 /// Where SMS alerts go: a Twilio account, the sender and one recipient.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub struct Twilio {
 
 impl Destination for Twilio {
     const SWITCH: Option<Switch> = Some(Switch::new("SMS_ALERTS_ENABLED", "sms_enabled", false));
-    const KEYS: &'static [Key] = &[ACCOUNT_SID, AUTH_TOKEN, FROM, TO, API_URL];
+    const KEYS: &'static [Setting] = &[ACCOUNT_SID, AUTH_TOKEN, FROM, TO, API_URL];
     const NEEDS: &'static str = "TWILIO_* and ALERT_SMS_TO";
 
     fn read(vars: &Vars) -> Option<Self> {

@@ -15,13 +15,13 @@
 use serde_json::{json, Value};
 
 use super::text::{summary, title, Notification};
-use super::{Destination, Key, Request, RequestError, Switch, Vars};
+use super::{Destination, Request, RequestError, Setting, Switch, Vars};
 use crate::secret::Secret;
 
 /// The version of the document's shape.
 pub const VERSION: &str = "1";
 
-const URL: Key = Key::secret("ALERT_WEBHOOK_URL", "webhook_url");
+const URL: Setting = Setting::secret("ALERT_WEBHOOK_URL", "webhook_url");
 
 /// Where plain webhook alerts go.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub struct Webhook {
 
 impl Destination for Webhook {
     const SWITCH: Option<Switch> = None;
-    const KEYS: &'static [Key] = &[URL];
+    const KEYS: &'static [Setting] = &[URL];
     const NEEDS: &'static str = URL.env;
 
     fn read(vars: &Vars) -> Option<Self> {
