@@ -35,7 +35,9 @@
 //! [`run_demo_loop`] holds a clone, so a server running the demo loop stops only via `shutdown()`.
 
 mod demo_loop;
+mod events;
 mod model;
+mod query;
 mod render;
 pub mod scenarios;
 pub(crate) mod server;

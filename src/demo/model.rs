@@ -220,7 +220,7 @@ impl RecordedRequest {
 
     /// The first value of a query parameter, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        crate::demo::server::parse_query(&self.query)
+        crate::demo::query::parse_query(&self.query)
             .into_iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -12,19 +11,20 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::clock::now_ms;
-use crate::demo::model::{RecordedRequest, SinceMode};
+use crate::demo::events::events;
+use crate::demo::model::RecordedRequest;
+use crate::demo::query::Query;
 use crate::demo::render;
-use crate::demo::state::{RequestFault, SimDeployment, Simulation, TEAM_ID, TEAM_SLUG};
+use crate::demo::state::{SimDeployment, Simulation, TEAM_ID, TEAM_SLUG};
 use crate::demo::state::{USERNAME, USER_EMAIL, USER_ID};
-use crate::demo::stream::{Plan, Streamer};
 
 /// Content type of NDJSON event responses.
 pub const STREAM_CONTENT_TYPE: &str = "application/stream+json";
-const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+pub(super) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// Nominal rate limit advertised in `X-RateLimit-*` headers.
-const RATE_LIMIT_TOTAL: u64 = 100;
+pub(super) const RATE_LIMIT_TOTAL: u64 = 100;
 
-type AppState = Arc<Simulation>;
+pub(super) type AppState = Arc<Simulation>;
 
 pub(crate) fn router(shared: AppState) -> Router {
     Router::new()
@@ -74,20 +74,11 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn bad_request(message: &str) -> Response {
+pub(super) fn bad_request(message: &str) -> Response {
     error_response(StatusCode::BAD_REQUEST, "bad_request", message, Value::Null)
 }
 
-/// A query parameter that is wrong, answered with 400 and this message.
-struct BadParameter(String);
-
-impl IntoResponse for BadParameter {
-    fn into_response(self) -> Response {
-        bad_request(&self.0)
-    }
-}
-
-fn deployment_not_found(id: &str) -> Response {
+pub(super) fn deployment_not_found(id: &str) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -178,91 +169,6 @@ async fn method_unknown(method: Method) -> Response {
         &format!("This endpoint does not respond to {method}"),
         Value::Null,
     )
-}
-
-/// Decodes `a=1&b=x%20y` into pairs (`+` is a space; invalid escapes are kept verbatim).
-pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn from_request(req_query: Option<&str>) -> Query {
-        Query(parse_query(req_query.unwrap_or("")))
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A millisecond timestamp (integers; fractional values are floored). Empty → absent.
-    /// A time parameter in ms (a fraction is cut off); a bad one is answered with 400.
-    fn ms(&self, name: &str) -> Result<Option<i64>, BadParameter> {
-        match self.get(name).map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .or_else(|| {
-                    v.parse::<f64>()
-                        .ok()
-                        .filter(|f| f.is_finite())
-                        .map(|f| f.floor() as i64)
-                })
-                .map(Some)
-                .ok_or_else(|| {
-                    BadParameter(format!(
-                        "Invalid query parameter `{name}`: {v:?} is not a number"
-                    ))
-                }),
-        }
-    }
 }
 
 async fn get_user() -> Response {
@@ -413,213 +319,4 @@ async fn cancel_deployment(State(shared): State<AppState>, Path(id): Path<String
             Value::Null,
         )
     }
-}
-
-/// True when the Accept header ranks `application/stream+json` above `application/json`.
-fn prefers_stream(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let mut q_stream: Option<f32> = None;
-    let mut q_json: Option<f32> = None;
-    let mut q_any: Option<f32> = None;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .filter_map(|v| v.trim().parse::<f32>().ok())
-            .next()
-            .unwrap_or(1.0);
-        match media.as_str() {
-            "application/stream+json" => q_stream = Some(q),
-            "application/json" => q_json = Some(q),
-            "*/*" | "application/*" => q_any = Some(q_any.map_or(q, |a: f32| a.max(q))),
-            _ => {}
-        }
-    }
-    let stream = q_stream.or(q_any).unwrap_or(0.0);
-    let json = q_json.or(q_any).unwrap_or(0.0);
-    stream > json
-}
-
-/// What a request for a deployment's events asks for.
-struct EventsAsk {
-    follow: bool,
-    backward: bool,
-    since: Option<i64>,
-    until: Option<i64>,
-    limit: Option<usize>,
-    /// One event per line rather than a JSON array.
-    ndjson: bool,
-}
-
-impl EventsAsk {
-    /// The request's query and `Accept`; a bad parameter is answered with 400.
-    fn parse(q: &Query, headers: &HeaderMap) -> Result<Self, BadParameter> {
-        let follow = matches!(q.get("follow").map(str::trim), Some("1") | Some("true"));
-        let backward = match q.get("direction").map(str::trim) {
-            None | Some("") | Some("forward") => false,
-            Some("backward") => true,
-            Some(other) => {
-                return Err(BadParameter(format!(
-                    "Invalid query parameter `direction`: {other:?} (expected forward or backward)"
-                )))
-            }
-        };
-        if backward && follow {
-            return Err(BadParameter(
-                "`direction=backward` cannot be combined with `follow=1`".to_owned(),
-            ));
-        }
-        let limit = match q.get("limit").map(str::trim) {
-            None | Some("") => None,
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) if n < 0 => None,
-                Ok(n) => Some(n as usize),
-                Err(_) => {
-                    return Err(BadParameter(format!(
-                        "Invalid query parameter `limit`: {v:?}"
-                    )))
-                }
-            },
-        };
-        Ok(EventsAsk {
-            follow,
-            backward,
-            since: q.ms("since")?,
-            until: q.ms("until")?,
-            limit,
-            ndjson: follow || q.get("format") == Some("lines") || prefers_stream(headers),
-        })
-    }
-}
-
-async fn events(
-    State(shared): State<AppState>,
-    Path(id_or_url): Path<String>,
-    req: Request,
-) -> Response {
-    let q = Query::from_request(req.uri().query());
-    let Some(dep) = shared.find(&id_or_url) else {
-        return deployment_not_found(&id_or_url);
-    };
-    let ask = match EventsAsk::parse(&q, req.headers()) {
-        Ok(ask) => ask,
-        Err(bad) => return bad.into_response(),
-    };
-    if let Some(fault) = dep.take_request_fault() {
-        return fault_response(fault);
-    }
-    let created = &dep.events.created;
-    let start = match (shared.options.since_mode, ask.since) {
-        (_, None) | (SinceMode::Ignored, _) => 0,
-        (SinceMode::Inclusive, Some(s)) => created.partition_point(|&c| c < s),
-        (SinceMode::Exclusive, Some(s)) => created.partition_point(|&c| c <= s),
-    };
-    let mut end = match ask.until {
-        Some(u) => created.partition_point(|&c| c <= u),
-        None => created.len(),
-    };
-    if !ask.follow {
-        end = end.min(dep.progress().produced);
-    }
-    let end = end.max(start);
-
-    if !ask.ndjson {
-        return json_array(&dep, start, end, ask.limit, ask.backward);
-    }
-    let plan = Plan {
-        start,
-        end,
-        limit: ask.limit,
-        follow: ask.follow,
-        backward: ask.backward,
-        faults: true,
-    };
-    let streamer = Streamer::new(
-        dep,
-        shared.shutdown.subscribe(),
-        shared.speed,
-        plan,
-        shared.open_streams.clone(),
-    );
-    let mut resp = Response::new(Body::from_stream(streamer.into_stream()));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(STREAM_CONTENT_TYPE),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
-}
-
-/// The answer of an injected request fault: a 429 with Vercel's headers, or a 500.
-fn fault_response(fault: RequestFault) -> Response {
-    match fault {
-        RequestFault::RateLimit { retry_after_secs } => {
-            let reset_ms = now_ms() + (retry_after_secs as i64) * 1000;
-            let mut resp = error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                &format!("Rate limit exceeded. Try again in {retry_after_secs} seconds"),
-                json!({ "limit": {
-                    "remaining": 0,
-                    "reset": reset_ms / 1000,
-                    "resetMs": reset_ms,
-                    "total": RATE_LIMIT_TOTAL,
-                }}),
-            );
-            let h = resp.headers_mut();
-            h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            h.insert("x-ratelimit-limit", HeaderValue::from(RATE_LIMIT_TOTAL));
-            h.insert("x-ratelimit-remaining", HeaderValue::from(0));
-            h.insert("x-ratelimit-reset", HeaderValue::from(reset_ms / 1000));
-            resp
-        }
-        RequestFault::ServerError => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_server_error",
-            "An unexpected internal error occurred",
-            Value::Null,
-        ),
-    }
-}
-
-fn json_array(
-    dep: &SimDeployment,
-    start: usize,
-    end: usize,
-    limit: Option<usize>,
-    backward: bool,
-) -> Response {
-    let limit = limit.unwrap_or(usize::MAX);
-    let indices: Box<dyn Iterator<Item = usize>> = if backward {
-        Box::new((start..end).rev().take(limit))
-    } else {
-        Box::new((start..end).take(limit))
-    };
-    let mut out = bytes::BytesMut::new();
-    let mut line = bytes::BytesMut::new();
-    let mut scratch = String::new();
-    out.extend_from_slice(b"[");
-    for (n, i) in indices.enumerate() {
-        if n > 0 {
-            out.extend_from_slice(b",");
-        }
-        line.clear();
-        render::write_event_line(dep, i, &mut scratch, &mut line);
-        out.extend_from_slice(&line[..line.len() - 1]);
-    }
-    out.extend_from_slice(b"]");
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(JSON_CONTENT_TYPE),
-        )],
-        out.freeze(),
-    )
-        .into_response()
 }

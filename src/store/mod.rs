@@ -75,10 +75,11 @@ pub struct StateStore {
 
 struct Inner {
     namespace: String,
-    engine: Engine,
+    backing: Backing,
 }
 
-enum Engine {
+/// What keeps the values: files, or Redis with files to fall back on.
+enum Backing {
     Embedded(EmbeddedStore),
     Redis(FailoverStore),
 }
@@ -87,7 +88,7 @@ impl StateStore {
     /// Embedded backend rooted at `dir` (created if missing). `namespace` e.g. "shiplog:development:".
     pub fn embedded(dir: impl Into<PathBuf>, namespace: &str) -> Result<Self, StoreError> {
         let store = EmbeddedStore::open(dir.into())?;
-        Ok(Self::with_engine(namespace, Engine::Embedded(store)))
+        Ok(Self::with_backing(namespace, Backing::Embedded(store)))
     }
 
     /// Redis backend; connects and PINGs with a timeout (3 s) so a bad URL fails fast with a
@@ -120,31 +121,31 @@ impl StateStore {
         let fallback = EmbeddedStore::open(fallback_dir.into())?;
         let redis = RedisStore::connect(url, &options).await?;
         let failover = FailoverStore::new(redis, fallback, on_degraded, options.retry_interval);
-        Ok(Self::with_engine(namespace, Engine::Redis(failover)))
+        Ok(Self::with_backing(namespace, Backing::Redis(failover)))
     }
 
-    fn with_engine(namespace: &str, engine: Engine) -> Self {
+    fn with_backing(namespace: &str, backing: Backing) -> Self {
         Self {
             inner: Arc::new(Inner {
                 namespace: namespace.to_owned(),
-                engine,
+                backing,
             }),
         }
     }
 
     /// The backend chosen at start; a degraded Redis store still reports `Redis`.
     pub fn backend(&self) -> Backend {
-        match self.inner.engine {
-            Engine::Embedded(_) => Backend::Embedded,
-            Engine::Redis(_) => Backend::Redis,
+        match self.inner.backing {
+            Backing::Embedded(_) => Backend::Embedded,
+            Backing::Redis(_) => Backend::Redis,
         }
     }
 
     /// True while a Redis store serves from its local fallback because Redis is gone.
     pub fn is_degraded(&self) -> bool {
-        match &self.inner.engine {
-            Engine::Embedded(_) => false,
-            Engine::Redis(failover) => failover.is_degraded(),
+        match &self.inner.backing {
+            Backing::Embedded(_) => false,
+            Backing::Redis(failover) => failover.is_degraded(),
         }
     }
 
@@ -178,9 +179,9 @@ impl StateStore {
             reason: err.to_string(),
         })?;
         let key = self.full_key(key);
-        match &self.inner.engine {
-            Engine::Embedded(store) => store.put(&key, &text, ttl).await,
-            Engine::Redis(store) => store.put(&key, &text, ttl).await,
+        match &self.inner.backing {
+            Backing::Embedded(store) => store.put(&key, &text, ttl).await,
+            Backing::Redis(store) => store.put(&key, &text, ttl).await,
         }
     }
 
@@ -194,26 +195,26 @@ impl StateStore {
         ttl: Duration,
     ) -> Result<String, StoreError> {
         let key = self.full_key(key);
-        match &self.inner.engine {
-            Engine::Embedded(store) => store.put_if_absent(&key, value, ttl).await,
-            Engine::Redis(store) => store.put_if_absent(&key, value, ttl).await,
+        match &self.inner.backing {
+            Backing::Embedded(store) => store.put_if_absent(&key, value, ttl).await,
+            Backing::Redis(store) => store.put_if_absent(&key, value, ttl).await,
         }
     }
 
     /// Remove `key`; removing an absent key is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let key = self.full_key(key);
-        match &self.inner.engine {
-            Engine::Embedded(store) => store.delete(&key).await,
-            Engine::Redis(store) => store.delete(&key).await,
+        match &self.inner.backing {
+            Backing::Embedded(store) => store.delete(&key).await,
+            Backing::Redis(store) => store.delete(&key).await,
         }
     }
 
     async fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = self.full_key(key);
-        match &self.inner.engine {
-            Engine::Embedded(store) => store.get(&key).await,
-            Engine::Redis(store) => store.get(&key).await,
+        match &self.inner.backing {
+            Backing::Embedded(store) => store.get(&key).await,
+            Backing::Redis(store) => store.get(&key).await,
         }
     }
 
@@ -227,9 +228,9 @@ impl fmt::Debug for StateStore {
         let mut out = f.debug_struct("StateStore");
         out.field("backend", &self.backend().to_string())
             .field("namespace", &self.inner.namespace);
-        match &self.inner.engine {
-            Engine::Embedded(store) => out.field("dir", &store.dir()),
-            Engine::Redis(store) => out
+        match &self.inner.backing {
+            Backing::Embedded(store) => out.field("dir", &store.dir()),
+            Backing::Redis(store) => out
                 .field("redis", &store.redacted_url())
                 .field("fallback_dir", &store.fallback_dir())
                 .field("degraded", &store.is_degraded()),

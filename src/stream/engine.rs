@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::follower::{FollowOptions, Follower, HealthHook, StreamHealth};
+use super::follower::Follower;
+use super::options::{FollowOptions, HealthHook, StreamHealth};
 use crate::log::{LogEntry, Logger, Severity};
 use crate::metrics::Metrics;
 use crate::shutdown::{stopped, Shutdown};

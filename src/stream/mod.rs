@@ -5,7 +5,9 @@ pub mod entries;
 pub mod fallback;
 pub mod follower;
 pub mod identity;
+pub mod options;
 pub mod resume;
 
-pub use follower::{FollowError, FollowOptions, Follower, StreamHealth};
+pub use follower::{FollowError, Follower};
+pub use options::{FollowOptions, HealthHook, StreamHealth};
 pub use resume::ResumeState;

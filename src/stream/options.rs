@@ -1,0 +1,75 @@
+//! How a follower is set up (timeouts, backoff, where to start, a fallback), and how it reports
+//! the health of its stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fallback::CliFallback;
+use crate::retry::RetryPolicy;
+
+/// How a follower follows.
+#[derive(Clone)]
+pub struct FollowOptions {
+    /// A connection that sends no byte for this long is treated as broken.
+    pub idle_timeout: Duration,
+    /// Backoff between failed connections; `max_attempts` failures in a row make the stream degraded.
+    pub reconnect: RetryPolicy,
+    /// How often to ask for the deployment's state while its stream is open.
+    pub status_poll: Duration,
+    /// Once the build is over, a live connection quiet for this long has nothing more to say.
+    pub drain_idle: Duration,
+    /// Start from this time (ms) instead of the saved resume state.
+    pub since: Option<i64>,
+    /// Run this when the stream is degraded.
+    pub cli_fallback: Option<CliFallback>,
+    /// At most this often the resume state is written while events flow.
+    pub persist_every: Duration,
+    /// Told how the stream is doing (the dashboard's "live / reconnecting / degraded").
+    pub on_health: Option<HealthHook>,
+}
+
+/// How a deployment's stream is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamHealth {
+    /// Connected and reading.
+    Live,
+    /// Between connections: the last one ended, broke or stalled.
+    Reconnecting,
+    /// Every retry failed.
+    Degraded,
+    /// The build is over and its log complete.
+    Finished,
+}
+
+/// Receives `(vercel deployment id, health)` on every change.
+pub type HealthHook = Arc<dyn Fn(&str, StreamHealth) + Send + Sync>;
+
+impl std::fmt::Debug for FollowOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowOptions")
+            .field("idle_timeout", &self.idle_timeout)
+            .field("reconnect", &self.reconnect)
+            .field("since", &self.since)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions {
+            idle_timeout: Duration::from_secs(30),
+            reconnect: RetryPolicy {
+                max_attempts: 10,
+                base_delay: Duration::from_millis(200),
+                // Short on purpose: a stream resumes within 2 s of the server being back.
+                max_delay: Duration::from_millis(1500),
+            },
+            status_poll: Duration::from_secs(5),
+            drain_idle: Duration::from_secs(2),
+            since: None,
+            cli_fallback: None,
+            persist_every: Duration::from_millis(250),
+            on_health: None,
+        }
+    }
+}
