@@ -53,6 +53,9 @@ pub struct GlobalArgs {
     /// Seconds without data after which a stream counts as broken.
     #[arg(long, env = "SHIPLOG_IDLE_TIMEOUT", global = true)]
     pub idle_timeout: Option<u64>,
+    /// Seconds a finished build's log must stay quiet before it counts as complete [default: 10].
+    #[arg(long, env = "SHIPLOG_SETTLE_SECS", global = true, value_name = "SECS")]
+    pub settle: Option<u64>,
     /// Command run as `<cmd> inspect <id> --logs` when the events API stays unreachable.
     #[arg(long, env = "SHIPLOG_CLI_FALLBACK", global = true)]
     pub cli_fallback: Option<String>,
@@ -111,6 +114,7 @@ impl GlobalArgs {
             state_dir: self.state_dir.clone(),
             redis_url: self.redis_url.clone(),
             idle_timeout_secs: self.idle_timeout,
+            settle_secs: self.settle,
             cli_fallback: self.cli_fallback.clone(),
             theme: self.theme.clone(),
             buffer_lines: self.buffer_lines,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::alert::channels::AlertChannels;
 use crate::secret::Secret;
+use crate::stream::DEFAULT_SETTLE;
 use crate::vercel::client::DEFAULT_API_URL;
 
 /// The default number of log lines the dashboard keeps per deployment.
@@ -38,6 +39,8 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     pub namespace: Option<String>,
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds to keep asking for late log lines once a build is over.
+    pub settle_secs: Option<u64>,
     pub poll_interval_secs: Option<u64>,
     pub cli_fallback: Option<String>,
     /// A built-in theme name or a path to a theme file.
@@ -214,6 +217,7 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     pub redis_url: Option<String>,
     pub idle_timeout_secs: Option<u64>,
+    pub settle_secs: Option<u64>,
     pub cli_fallback: Option<String>,
     pub theme: Option<String>,
     pub buffer_lines: Option<usize>,
@@ -244,6 +248,8 @@ pub struct Settings {
     pub namespace: String,
     pub redis_url: Option<Secret>,
     pub idle_timeout: Duration,
+    /// Once a build is over, how long its log must stay quiet before it counts as complete.
+    pub settle: Duration,
     pub poll_interval: Duration,
     pub cli_fallback: Option<String>,
     pub theme: Option<String>,
@@ -326,6 +332,10 @@ impl Settings {
             namespace,
             redis_url: redis_url.map(Secret::new),
             idle_timeout: Duration::from_secs(idle_secs),
+            settle: overrides
+                .settle_secs
+                .or(file.settle_secs)
+                .map_or(DEFAULT_SETTLE, Duration::from_secs),
             poll_interval: Duration::from_secs(file.poll_interval_secs.unwrap_or(5).max(1)),
             cli_fallback: overrides.cli_fallback.or(file.cli_fallback),
             theme: overrides.theme.or(file.theme),

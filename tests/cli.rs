@@ -310,12 +310,26 @@ async fn bad_tokens_unreachable_apis_and_bad_settings_get_one_clear_message() {
 
 /// Reads a child's stdout line by line into a shared buffer.
 fn collect_lines(child: &mut Child) -> tokio::sync::watch::Receiver<Vec<String>> {
+    read_lines(child, None)
+}
+
+/// Reads a child's stdout like `collect_lines`, but at most `per_ms` lines a millisecond, like a
+/// slow terminal or a busy pipe reader: the child's output then backs up into its own buffers.
+fn read_lines(
+    child: &mut Child,
+    per_ms: Option<usize>,
+) -> tokio::sync::watch::Receiver<Vec<String>> {
     let (tx, rx) = tokio::sync::watch::channel(Vec::new());
     let stdout = child.stdout.take().expect("stdout piped");
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
+        let mut count = 0;
         while let Ok(Some(line)) = lines.next_line().await {
             tx.send_modify(|all| all.push(line));
+            count += 1;
+            if per_ms.is_some_and(|n| count % n == 0) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     });
     rx
@@ -383,6 +397,94 @@ async fn sigterm_saves_the_place_and_a_rerun_continues_without_repeats() {
         .filter_map(|l| l.split_once("stdout  ").map(|(_, text)| text.to_owned()))
         .collect();
     assert_eq!(printed, produced_texts(&sim, &id));
+}
+
+/// `follow` killed with SIGKILL at random points of a build (as the OOM killer would), then run
+/// again: together the runs print every line, in order, and repeat at most one checkpoint's
+/// worth of lines per kill.
+#[tokio::test]
+async fn sigkill_anywhere_loses_no_line_and_a_rerun_repeats_a_bounded_few() {
+    use rand::Rng;
+    let sim = simulator(1.0, None).await;
+    // Long lines in bursts, faster than the reader takes them, as a bundler's output is.
+    let padding = "x".repeat(400);
+    let events = (0..3_000)
+        .map(|i| {
+            let pause = if i % 300 == 0 { 60 } else { 0 };
+            SimEvent::stdout(pause, format!("step {i} of the build {padding}"))
+        })
+        .collect();
+    let id = sim.add_deployment(DeploymentSpec {
+        project: "storefront".to_owned(),
+        events,
+        ..DeploymentSpec::default()
+    });
+    let state = tempfile::tempdir().expect("dir");
+    let mut printed = Vec::new();
+    let kills = 4;
+    for _ in 0..kills {
+        let mut child = shiplog(state.path(), &sim.base_url())
+            .arg("follow")
+            .arg(&id)
+            .spawn()
+            .expect("spawn");
+        let mut lines = read_lines(&mut child, Some(5));
+        let kill_after = rand::rng().random_range(1..=800);
+        let waited = tokio::time::timeout(
+            Duration::from_secs(30),
+            lines.wait_for(|l| l.len() >= kill_after),
+        )
+        .await
+        .map(|_| ());
+        child.start_kill().expect("SIGKILL");
+        let _ = child.wait().await;
+        // What the child wrote before it died is still in the pipe: read it to its end.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while lines.changed().await.is_ok() {}
+        })
+        .await
+        .expect("stdout read to its end");
+        let mut run = lines.borrow().clone();
+        // A kill in the middle of a write leaves half a line; the next run prints it whole.
+        if run.last().is_some_and(|l| !l.ends_with(&padding)) {
+            run.pop();
+        }
+        printed.extend(run);
+        if waited.is_err() {
+            break; // the build ended before this run got that far
+        }
+    }
+    let last = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id);
+        c
+    })
+    .await;
+    assert_eq!(last.code, 0, "{}", last.stderr);
+    printed.extend(last.stdout.lines().map(str::to_owned));
+
+    let expected = produced_texts(&sim, &id);
+    let mut next = 0;
+    let mut repeats = 0;
+    for text in printed
+        .iter()
+        .filter_map(|l| l.split_once("stdout  ").map(|(_, text)| text))
+    {
+        let step = text.split(' ').nth(1).unwrap_or_default();
+        if next < expected.len() && text == expected[next] {
+            next += 1;
+        } else {
+            let seen = expected[..next].iter().any(|e| e == text);
+            assert!(seen, "step {step} came before step {next}: a line was lost");
+            repeats += 1;
+        }
+    }
+    assert_eq!(next, expected.len(), "every line was printed");
+    let bound = kills * shiplog::stream::options::CHECKPOINT_LINES as usize;
+    assert!(
+        repeats <= bound,
+        "{repeats} lines repeated (at most {bound})"
+    );
 }
 
 #[tokio::test]

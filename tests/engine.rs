@@ -47,6 +47,7 @@ async fn every_building_deployment_is_followed_to_its_end() {
             follow: FollowOptions {
                 status_poll: Duration::from_millis(100),
                 drain_idle: Duration::from_millis(200),
+                settle: Duration::ZERO,
                 ..FollowOptions::default()
             },
         },

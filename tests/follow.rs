@@ -8,17 +8,19 @@ use std::time::Duration;
 use shiplog::demo::{
     DeploymentSpec, Fault, SimEvent, SimulatorHandle, SimulatorOptions, SinceMode,
 };
-use shiplog::log::{Delivery, LogEntry, Logger, Severity, Tier};
+use shiplog::log::{Delivery, EntryReceiver, LogEntry, Logger, Severity, Tier};
 use shiplog::metrics::{Metrics, RestartReason};
 use shiplog::retry::RetryPolicy;
 use shiplog::secret::Secret;
 use shiplog::store::StateStore;
 use shiplog::stream::fallback::CliFallback;
-use shiplog::stream::{FollowError, FollowOptions, Follower};
+use shiplog::stream::identity::resume_key;
+use shiplog::stream::{FollowError, FollowOptions, Follower, ResumeState};
 use shiplog::vercel::{ClientConfig, ReadyState, VercelClient};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-/// Options that keep tests quick: short idle and drain windows, fast reconnects.
+/// Options that keep tests quick: short idle and drain windows, fast reconnects, no settle
+/// window (but in the tests of late lines).
 fn quick_options() -> FollowOptions {
     FollowOptions {
         idle_timeout: Duration::from_millis(700),
@@ -30,6 +32,7 @@ fn quick_options() -> FollowOptions {
         status_poll: Duration::from_millis(100),
         drain_idle: Duration::from_millis(300),
         persist_every: Duration::ZERO,
+        settle: Duration::ZERO,
         ..FollowOptions::default()
     }
 }
@@ -101,6 +104,25 @@ async fn follow(
     options: FollowOptions,
     stop_after: Option<usize>,
 ) -> Run {
+    let (stop, shutdown) = watch::channel(false);
+    follow_until(sim, store, id, options, shutdown, |builds| {
+        if Some(builds) == stop_after {
+            let _ = stop.send(true);
+        }
+    })
+    .await
+}
+
+/// Follows until the build is over or `shutdown`; `on_build_line` hears how many build lines
+/// came so far.
+async fn follow_until(
+    sim: &SimulatorHandle,
+    store: &StateStore,
+    id: &str,
+    options: FollowOptions,
+    shutdown: watch::Receiver<bool>,
+    mut on_build_line: impl FnMut(usize),
+) -> Run {
     let (builder, mut rx) = Logger::builder().channel("test", 64, Delivery::WaitWhenFull);
     let logger = builder.build();
     let metrics = Arc::new(Metrics::new());
@@ -111,19 +133,17 @@ async fn follow(
         metrics.clone(),
         options,
     );
-    let (stop, shutdown) = watch::channel(false);
     let id = id.to_owned();
     let task = tokio::spawn(async move { follower.follow(&id, shutdown).await });
     let mut entries = Vec::new();
     let mut builds = 0;
     // The follower owns the only logger: the channel closes when it is done.
     while let Some(entry) = recv(&mut rx).await {
-        if entry.tier == Tier::Build {
-            builds += 1;
-        }
+        let build_line = entry.tier == Tier::Build;
         entries.push(entry);
-        if Some(builds) == stop_after {
-            let _ = stop.send(true);
+        if build_line {
+            builds += 1;
+            on_build_line(builds);
         }
     }
     let result = task.await.expect("follower task");
@@ -134,7 +154,7 @@ async fn follow(
     }
 }
 
-async fn recv(rx: &mut mpsc::Receiver<Arc<LogEntry>>) -> Option<Arc<LogEntry>> {
+async fn recv(rx: &mut EntryReceiver) -> Option<Arc<LogEntry>> {
     tokio::time::timeout(Duration::from_secs(30), rx.recv())
         .await
         .expect("the follower went silent for 30 s")
@@ -405,6 +425,96 @@ async fn a_restarted_follower_continues_where_it_stopped() {
         first.entries[0].deployment_id, second.entries[0].deployment_id,
         "the stable deployment id survives a restart"
     );
+}
+
+/// Options with a settle window: Vercel's late lines are waited for.
+fn settling_options(settle: Duration) -> FollowOptions {
+    FollowOptions {
+        settle,
+        settle_poll: Duration::from_millis(200),
+        ..quick_options()
+    }
+}
+
+fn late_tail(events: usize, delay_ms: u64) -> Vec<Fault> {
+    vec![Fault::LateTail { events, delay_ms }]
+}
+
+/// Vercel can report a build READY before the last lines of its log can be read. Without a
+/// settle window they are lost; with one they are printed, in order, once, before the outcome.
+#[tokio::test]
+async fn lines_that_arrive_after_the_build_ended_are_caught_by_the_settle_window() {
+    let sim = simulator(SinceMode::Inclusive).await;
+    let (_dir, store) = embedded_store();
+    let hasty = sim.add_deployment(spec(build_of(40), late_tail(5, 2_000)));
+    let run = follow(&sim, &store, &hasty, quick_options(), None).await;
+    assert_eq!(*run.result.as_ref().expect("follows"), ReadyState::Ready);
+    assert_eq!(
+        run.build_lines().len(),
+        35,
+        "without a window the tail is lost"
+    );
+
+    let patient = sim.add_deployment(spec(build_of(40), late_tail(5, 2_000)));
+    let run = follow(
+        &sim,
+        &store,
+        &patient,
+        settling_options(Duration::from_secs(4)),
+        None,
+    )
+    .await;
+    assert_eq!(*run.result.as_ref().expect("follows"), ReadyState::Ready);
+    assert_eq!(run.build_lines().len(), 40);
+    assert_eq!(run.build_lines(), produced_ids(&sim, &patient));
+    let last = run.entries.last().expect("entries");
+    assert_eq!(
+        (last.tier, last.event.as_str()),
+        (Tier::Deploy, "completed")
+    );
+}
+
+/// A follower stopped while it waits for late lines, then started again, prints them once.
+#[tokio::test]
+async fn a_follower_stopped_while_it_settles_prints_the_late_lines_once_when_restarted() {
+    let sim = simulator(SinceMode::Exclusive).await;
+    let (_dir, store) = embedded_store();
+    let id = sim.add_deployment(spec(build_of(40), late_tail(5, 2_000)));
+    let options = settling_options(Duration::from_secs(4));
+    let (stop, shutdown) = watch::channel(false);
+    let key = resume_key(&id);
+    let settling = async {
+        // The saved state says since when the follower settles.
+        support::wait::eventually("the follower settles", async || {
+            let state: Option<ResumeState> = store.get_json(&key).await.ok().flatten();
+            state.is_some_and(|s| s.settle_from.is_some())
+        })
+        .await;
+        let _ = stop.send(true);
+    };
+    let (first, ()) = tokio::join!(
+        follow_until(&sim, &store, &id, options.clone(), shutdown, |_| {}),
+        settling
+    );
+    assert!(
+        matches!(first.result, Err(FollowError::Interrupted)),
+        "{:?}",
+        first.result
+    );
+    assert_eq!(
+        first.build_lines().len(),
+        35,
+        "stopped before the tail came"
+    );
+    let second = follow(&sim, &store, &id, options, None).await;
+    assert_eq!(
+        *second.result.as_ref().expect("finishes"),
+        ReadyState::Ready
+    );
+    let mut all = first.build_lines();
+    all.extend(second.build_lines());
+    assert_eq!(all, produced_ids(&sim, &id));
+    assert_eq!(all.len(), 40);
 }
 
 /// The same restart, with the resume state and the stable id kept in Redis.

@@ -272,6 +272,6 @@ async fn a_stored_login_in_development_does_not_alert_unless_switched_on() {
     // What alerting there is has its say before `watch` exits.
     stdout.read_to_string(&mut printed).await.expect("read");
     let status = child.wait().await.expect("status");
-    assert_eq!(status.code(), Some(0), "{printed}");
+    assert_eq!(status.code(), Some(130), "stopped by SIGTERM: {printed}");
     assert!(!printed.contains("ALERT"), "{printed}");
 }

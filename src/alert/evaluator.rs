@@ -10,7 +10,7 @@ use super::channels::Channel;
 use super::fingerprint::Fingerprint;
 use super::rule::{AlertSeverity, RuleSet};
 use super::suppression::{Decision, Suppressor};
-use crate::log::LogEntry;
+use crate::log::{EntryReceiver, LogEntry};
 use crate::metrics::Metrics;
 use crate::shutdown::{stopped, Shutdown};
 
@@ -101,7 +101,7 @@ impl RuleEvaluator {
     /// Takes entries from the logger's alerting outlet until shutdown; sends what it decides.
     pub async fn run(
         &self,
-        mut entries: mpsc::Receiver<Arc<LogEntry>>,
+        mut entries: EntryReceiver,
         decisions: mpsc::Sender<AlertEvent>,
         mut shutdown: Shutdown,
     ) {

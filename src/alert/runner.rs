@@ -21,7 +21,7 @@ use super::queue::{DeliveryQueue, Enqueued, Job};
 use super::rule::AlertSeverity;
 use super::sync::{AlertSync, SharedAction, SyncMessage};
 use crate::clock::now_ms;
-use crate::log::{LogEntry, Logger, Severity, Tier};
+use crate::log::{EntryReceiver, LogEntry, Logger, Severity, Tier};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::StateStore;
@@ -128,7 +128,7 @@ impl Runner {
     pub async fn run(
         self,
         evaluator: RuleEvaluator,
-        entries: mpsc::Receiver<Arc<LogEntry>>,
+        entries: EntryReceiver,
         logger: Logger,
         shutdown: Shutdown,
         outward: Outward,

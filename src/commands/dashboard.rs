@@ -102,7 +102,7 @@ async fn start_breakglass(
 fn connect(
     app: &mut App,
     stream: &StreamHandle,
-    entries: tokio::sync::mpsc::Receiver<std::sync::Arc<shiplog::log::LogEntry>>,
+    entries: shiplog::log::EntryReceiver,
     alerting: Option<AlertingHandle>,
     breakglass: Option<BreakglassHandle>,
 ) -> Feeds {

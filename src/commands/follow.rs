@@ -46,6 +46,7 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
     let client = super::client_for(&settings, token.clone(), &store)?;
     let options = FollowOptions {
         idle_timeout: settings.idle_timeout,
+        settle: settings.settle,
         since,
         cli_fallback: settings
             .cli_fallback

@@ -15,13 +15,11 @@ pub mod watch;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
-
 use shiplog::alert::queue::{DeliveryQueue, QueueHealthChange, QueueHealthHook, QueueSettings};
 use shiplog::config::{FileConfig, Settings};
 use shiplog::exit;
 use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
-use shiplog::log::{Delivery, LogEntry, Logger, LoggerBuilder, Severity, Tier};
+use shiplog::log::{Delivery, EntryReceiver, LogEntry, Logger, LoggerBuilder, Severity, Tier};
 use shiplog::secret::Secret;
 use shiplog::shutdown::Shutdown;
 use shiplog::store::{DegradedHook, StateStore, StoreError};
@@ -83,7 +81,7 @@ pub fn text_format(show_project: bool) -> PrintFormat {
 const ALERT_BUFFER: usize = 4096;
 
 /// Every entry is offered to the alerting engine through this outlet, when alerts are on.
-pub type AlertOutlet = Option<mpsc::Receiver<Arc<LogEntry>>>;
+pub type AlertOutlet = Option<EntryReceiver>;
 
 /// Adds the alerting outlet to a logger when alerts are on.
 pub fn with_alerts(builder: LoggerBuilder, enabled: bool) -> (LoggerBuilder, AlertOutlet) {

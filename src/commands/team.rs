@@ -84,6 +84,7 @@ impl TeamSession {
             project: settings.project.clone(),
             follow: FollowOptions {
                 idle_timeout: settings.idle_timeout,
+                settle: settings.settle,
                 ..FollowOptions::default()
             },
         };
@@ -105,9 +106,10 @@ impl TeamSession {
 }
 
 /// A headless command over the team (`watch`, `serve`): the streaming engine, and alerting
-/// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM.
+/// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM; then exits with `stopped`.
 pub async fn run_headless(
     cli: &Cli,
+    stopped: i32,
     logger_for: impl FnOnce(&mut Settings) -> Result<(Logger, AlertOutlet), CommandError>,
 ) -> Exit {
     let mut settings = super::settings(cli)?;
@@ -142,5 +144,5 @@ pub async fn run_headless(
     if let Some(handle) = &team.simulator {
         handle.shutdown();
     }
-    Ok(exit::OK)
+    Ok(stopped)
 }

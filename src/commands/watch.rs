@@ -4,7 +4,8 @@ use super::team::run_headless;
 use crate::cli::Cli;
 
 pub async fn run(cli: &Cli) -> super::error::Exit {
-    run_headless(cli, |settings| {
+    // Only a signal ends it, like a `follow` stopped before its build ended.
+    run_headless(cli, shiplog::exit::INTERRUPTED, |settings| {
         // Possibly the demo, which shows alerting at work: `start_alerting` knows for sure.
         let alerts = settings.alerts_enabled || settings.is_demo();
         super::stdout_logger(super::text_format(true), None, alerts)

@@ -141,6 +141,9 @@ impl SimEvent {
 ///
 /// The request faults (`RateLimitNextRequest`, `ServerErrorNextRequests`) apply to the next
 /// events requests (any mode) for that deployment, in spec order.
+///
+/// `LateTail` changes the timeline itself and fires when the build starts; it must be in the
+/// spec (injected later, it has no effect).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Fault {
     /// Everything before the event is written and flushed, then the connection is aborted
@@ -168,6 +171,10 @@ pub enum Fault {
     RateLimitNextRequest { retry_after_secs: u64 },
     /// The next `count` events requests get `500` with the `internal_server_error` body.
     ServerErrorNextRequests { count: usize },
+    /// The last `events` events of the build reach the events API only `delay_ms` (scaled by
+    /// speed) after the deployment reports its outcome, as Vercel's sometimes do: a follow
+    /// stream ends at the outcome without them, and a request made at once does not return them.
+    LateTail { events: usize, delay_ms: u64 },
 }
 
 impl Fault {
@@ -180,7 +187,9 @@ impl Fault {
             | Fault::StallBefore { event }
             | Fault::OversizedLineBefore { event, .. }
             | Fault::MalformedLineBefore { event } => Some(event),
-            Fault::RateLimitNextRequest { .. } | Fault::ServerErrorNextRequests { .. } => None,
+            Fault::RateLimitNextRequest { .. }
+            | Fault::ServerErrorNextRequests { .. }
+            | Fault::LateTail { .. } => None,
         }
     }
 

@@ -42,7 +42,8 @@ pub(crate) fn sanitize_speed(speed: f64) -> f64 {
 }
 
 /// Where a deployment's timeline stands. Updated atomically (one `watch` send), so a reader that
-/// sees a terminal `state` also sees the final `produced` count.
+/// sees a terminal `state` also sees the final `produced` count (but for a `LateTail` fault,
+/// whose events are produced after the outcome).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Progress {
     pub produced: usize,
@@ -213,6 +214,23 @@ impl SimDeployment {
         }
         self.refresh_has_faults(&slots);
         fired
+    }
+
+    /// Takes (fires) the `LateTail` fault: how many events come late, and how late (in spec ms).
+    pub fn take_late_tail(&self) -> Option<(usize, u64)> {
+        if !self.has_faults.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut slots = lock(&self.faults);
+        let tail = slots.iter_mut().find_map(|slot| match slot.fault {
+            Fault::LateTail { events, delay_ms } if slot.remaining > 0 => {
+                slot.remaining = 0;
+                Some((events, delay_ms))
+            }
+            _ => None,
+        });
+        self.refresh_has_faults(&slots);
+        tail
     }
 
     /// Takes the first pending request fault, if any.

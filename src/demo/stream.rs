@@ -274,7 +274,9 @@ impl Streamer {
                     self.queue.push_back(Step::Flush);
                     self.queue.push_back(Step::Stall);
                 }
-                Fault::RateLimitNextRequest { .. } | Fault::ServerErrorNextRequests { .. } => {}
+                Fault::RateLimitNextRequest { .. }
+                | Fault::ServerErrorNextRequests { .. }
+                | Fault::LateTail { .. } => {}
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Plays one deployment: QUEUED → BUILDING → events at their scheduled moments → outcome.
+//! Plays one deployment: QUEUED → BUILDING → events at their scheduled moments → outcome (and,
+//! with a `LateTail` fault, the last events some time after the outcome).
 
 use std::sync::Arc;
 
@@ -18,6 +19,9 @@ pub(crate) fn spawn(shared: &Arc<Simulation>, dep: Arc<SimDeployment>) {
         let start = Instant::now() + queued;
         let mut progress = dep.progress.subscribe();
         let total = dep.events.len();
+        // Events produced before the outcome; a late tail follows it.
+        let late_tail = dep.take_late_tail();
+        let shown = total - late_tail.map_or(0, |(events, _)| events.min(total));
         // Wait out the queue.
         if queued > std::time::Duration::ZERO {
             tokio::select! {
@@ -31,7 +35,7 @@ pub(crate) fn spawn(shared: &Arc<Simulation>, dep: Arc<SimDeployment>) {
                 return false;
             }
             p.state = ReadyState::Building;
-            if total == 0 {
+            if shown == 0 {
                 p.state = dep.outcome;
                 p.finished_at = Some(now_ms());
             }
@@ -41,15 +45,15 @@ pub(crate) fn spawn(shared: &Arc<Simulation>, dep: Arc<SimDeployment>) {
             return;
         }
         let mut next = 0usize;
-        while next < total {
+        while next < shown {
             // Everything due by now is produced in one update.
             let elapsed = Instant::now().saturating_duration_since(start);
             let mut due = next;
-            while due < total && scaled(dep.events.offsets_ms[due] as f64, speed) <= elapsed {
+            while due < shown && scaled(dep.events.offsets_ms[due] as f64, speed) <= elapsed {
                 due += 1;
             }
             if due > next {
-                let finished = due == total;
+                let finished = due == shown;
                 let applied = dep.progress.send_if_modified(|p| {
                     if p.state.is_terminal() {
                         return false;
@@ -73,6 +77,13 @@ pub(crate) fn spawn(shared: &Arc<Simulation>, dep: Arc<SimDeployment>) {
                 _ = progress.wait_for(|p| p.state.is_terminal()) => return,
                 _ = shutdown.wait_for(|s| *s) => return,
             }
+        }
+        if let Some((_, delay_ms)) = late_tail {
+            tokio::select! {
+                _ = tokio::time::sleep(scaled(delay_ms as f64, speed)) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            dep.progress.send_modify(|p| p.produced = total);
         }
     });
 }

@@ -5,10 +5,12 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::entry::LogEntry;
+use super::receiver::EntryReceiver;
 use super::redact::{self, Redactor};
 use super::sinks::Sink;
 
@@ -31,7 +33,21 @@ enum Route {
     /// A sink driven by its own thread (blocking I/O: stdout, files).
     Thread(mpsc::Sender<SinkMessage>),
     /// An async consumer in this process (the UI, the alerting engine, tests).
-    Channel(mpsc::Sender<Arc<LogEntry>>),
+    Channel(Consumer),
+}
+
+/// An in-process consumer's buffer, with counts of what went in and what it took out.
+struct Consumer {
+    tx: mpsc::Sender<Arc<LogEntry>>,
+    sent: AtomicU64,
+    taken: Arc<AtomicU64>,
+}
+
+impl Consumer {
+    /// Has it taken everything it was given so far (or is it gone)?
+    fn caught_up(&self, sent: u64) -> bool {
+        self.taken.load(Ordering::Acquire) >= sent || self.tx.is_closed()
+    }
 }
 
 struct Outlet {
@@ -47,10 +63,14 @@ impl Outlet {
             Route::Thread(tx) => tx.try_send(SinkMessage::Entry(entry.clone())).is_ok(),
             // A consumer that is gone (or was not wanted after all) is not one that could not
             // keep up: only a full channel counts.
-            Route::Channel(tx) => !matches!(
-                tx.try_send(entry.clone()),
-                Err(mpsc::error::TrySendError::Full(_))
-            ),
+            Route::Channel(consumer) => match consumer.tx.try_send(entry.clone()) {
+                Ok(()) => {
+                    consumer.sent.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => false,
+                Err(mpsc::error::TrySendError::Closed(_)) => true,
+            },
         };
         if !sent {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -61,8 +81,10 @@ impl Outlet {
         let sent = match &self.route {
             Route::Thread(tx) => tx.send(SinkMessage::Entry(entry.clone())).await.is_ok(),
             // Fails only when the consumer is gone: see `offer`.
-            Route::Channel(tx) => {
-                let _ = tx.send(entry.clone()).await;
+            Route::Channel(consumer) => {
+                if consumer.tx.send(entry.clone()).await.is_ok() {
+                    consumer.sent.fetch_add(1, Ordering::Relaxed);
+                }
                 true
             }
         };
@@ -70,7 +92,28 @@ impl Outlet {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    async fn flush(&self) {
+        match &self.route {
+            Route::Thread(tx) => {
+                let (done, wait) = oneshot::channel();
+                if tx.send(SinkMessage::Flush(done)).await.is_ok() {
+                    let _ = wait.await;
+                }
+            }
+            // Polled: the consumer's side only counts, so that taking an entry stays cheap.
+            Route::Channel(consumer) => {
+                let sent = consumer.sent.load(Ordering::Relaxed);
+                while !consumer.caught_up(sent) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
 }
+
+/// How long [`Logger::flush`] waits for sinks and consumers that do not keep up.
+const FLUSH_PATIENCE: Duration = Duration::from_secs(5);
 
 struct Inner {
     redactor: &'static Redactor,
@@ -147,15 +190,20 @@ impl LoggerBuilder {
         name: &str,
         capacity: usize,
         delivery: Delivery,
-    ) -> (Self, mpsc::Receiver<Arc<LogEntry>>) {
+    ) -> (Self, EntryReceiver) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let taken = Arc::new(AtomicU64::new(0));
         self.outlets.push(Outlet {
             name: name.to_owned(),
             delivery,
-            route: Route::Channel(tx),
+            route: Route::Channel(Consumer {
+                tx,
+                sent: AtomicU64::new(0),
+                taken: taken.clone(),
+            }),
             dropped: AtomicU64::new(0),
         });
-        (self, rx)
+        (self, EntryReceiver::new(rx, taken))
     }
 
     pub fn build(self) -> Logger {
@@ -192,16 +240,16 @@ impl Logger {
         }
     }
 
-    /// Wait until every thread sink has written and flushed what it was given so far.
-    pub async fn flush(&self) {
-        for outlet in &self.inner.outlets {
-            if let Route::Thread(tx) = &outlet.route {
-                let (done, wait) = oneshot::channel();
-                if tx.send(SinkMessage::Flush(done)).await.is_ok() {
-                    let _ = wait.await;
-                }
+    /// Waits until every thread sink has written and flushed what it was given so far, and every
+    /// in-process consumer has taken it. False when one of them did not within a few seconds (a
+    /// stuck consumer): what was given is then not known to be out.
+    pub async fn flush(&self) -> bool {
+        let all = async {
+            for outlet in &self.inner.outlets {
+                outlet.flush().await;
             }
-        }
+        };
+        tokio::time::timeout(FLUSH_PATIENCE, all).await.is_ok()
     }
 
     /// Entries dropped so far, per sink name.
@@ -330,5 +378,35 @@ mod tests {
         }
         assert_eq!(reader.await.expect("reader finished"), 50);
         assert_eq!(logger.dropped(), vec![("primary".to_owned(), 0)]);
+    }
+
+    #[tokio::test]
+    async fn flush_waits_until_a_consumer_took_everything_without_crowding_other_writers() {
+        let (builder, mut rx) = Logger::builder().channel("ui", 4, Delivery::DropWhenFull);
+        let logger = builder.build();
+        logger.write(line("one"));
+        logger.write(line("two"));
+        let flushing = logger.flush();
+        tokio::pin!(flushing);
+        assert!(
+            futures_util::FutureExt::now_or_never(flushing.as_mut()).is_none(),
+            "two entries not taken yet"
+        );
+        // Another writer meanwhile finds room as before.
+        logger.write(line("three"));
+        logger.write(line("four"));
+        assert_eq!(logger.dropped(), vec![("ui".to_owned(), 0)]);
+        for _ in 0..2 {
+            rx.recv().await.expect("entry");
+        }
+        assert!(flushing.await, "taken: flushed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_consumer_that_never_takes_makes_flush_give_up() {
+        let (builder, _stuck) = Logger::builder().channel("stuck", 4, Delivery::DropWhenFull);
+        let logger = builder.build();
+        logger.write(line("one"));
+        assert!(!logger.flush().await);
     }
 }

@@ -2,8 +2,10 @@
 
 pub mod entry;
 pub mod fanout;
+pub mod receiver;
 pub mod redact;
 pub mod sinks;
 
 pub use entry::{LogEntry, Severity, Tier};
 pub use fanout::{Delivery, Logger, LoggerBuilder};
+pub use receiver::EntryReceiver;

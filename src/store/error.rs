@@ -1,3 +1,5 @@
+//! What can go wrong with the state store, in one error type for every backend.
+
 use std::path::{Path, PathBuf};
 
 use crate::redis_io::RedisIoError;

@@ -9,5 +9,5 @@ pub mod options;
 pub mod resume;
 
 pub use follower::{FollowError, Follower};
-pub use options::{FollowOptions, HealthHook, StreamHealth};
+pub use options::{FollowOptions, HealthHook, StreamHealth, DEFAULT_SETTLE};
 pub use resume::ResumeState;

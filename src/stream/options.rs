@@ -7,6 +7,14 @@ use std::time::Duration;
 use super::fallback::CliFallback;
 use crate::retry::RetryPolicy;
 
+/// After a crash, at most this many lines are printed again (and none is lost): the resume state
+/// is saved, after the output it covers has been written out, at least this often.
+pub const CHECKPOINT_LINES: u64 = 500;
+
+/// How long a finished build's log must stay quiet before it counts as complete: Vercel can
+/// report a build over some seconds before the last lines of its log can be read.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);
+
 /// How a follower follows.
 #[derive(Clone)]
 pub struct FollowOptions {
@@ -24,6 +32,14 @@ pub struct FollowOptions {
     pub cli_fallback: Option<CliFallback>,
     /// At most this often the resume state is written while events flow.
     pub persist_every: Duration,
+    /// At most this many lines are emitted between two saves of the resume state, so a restart
+    /// after a crash repeats at most this many.
+    pub checkpoint_lines: u64,
+    /// Once the build is over, keep asking for late lines until none has come for this long
+    /// (Vercel can report a build over before the last lines of its log can be read).
+    pub settle: Duration,
+    /// How often to ask for late lines during the settle window.
+    pub settle_poll: Duration,
     /// Told how the stream is doing (the dashboard's "live / reconnecting / degraded").
     pub on_health: Option<HealthHook>,
 }
@@ -50,6 +66,7 @@ impl std::fmt::Debug for FollowOptions {
             .field("idle_timeout", &self.idle_timeout)
             .field("reconnect", &self.reconnect)
             .field("since", &self.since)
+            .field("settle", &self.settle)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +86,9 @@ impl Default for FollowOptions {
             since: None,
             cli_fallback: None,
             persist_every: Duration::from_millis(250),
+            checkpoint_lines: CHECKPOINT_LINES,
+            settle: DEFAULT_SETTLE,
+            settle_poll: Duration::from_secs(2),
             on_health: None,
         }
     }

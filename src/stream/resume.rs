@@ -25,6 +25,10 @@ pub struct ResumeState {
     /// Events older than this are not wanted (`--since`).
     #[serde(default)]
     pub floor: Option<i64>,
+    /// When the build was seen over, or the latest late line arrived after that (wall-clock ms):
+    /// the settle window runs from here, across restarts.
+    #[serde(default)]
+    pub settle_from: Option<i64>,
     /// Events of `last_timestamp` seen on the current connection.
     #[serde(skip)]
     seen_at_last_timestamp: u64,

@@ -21,7 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::alert::book::AlertRecord;
 use crate::alert::queue::worker::QueueSnapshot;
 use crate::breakglass::desk::{AccessResult, BreakglassView};
-use crate::log::LogEntry;
+use crate::log::{EntryReceiver, LogEntry};
 use crate::shutdown::{stopped, Shutdown};
 use crate::stream::engine::EngineSnapshot;
 use app::App;
@@ -36,7 +36,7 @@ const BATCH: usize = 4096;
 /// What the dashboard reads from the engines.
 pub struct Feeds {
     pub snapshots: watch::Receiver<EngineSnapshot>,
-    pub entries: mpsc::Receiver<Arc<LogEntry>>,
+    pub entries: EntryReceiver,
     /// The alert book, when alerting runs.
     pub alerts: Option<watch::Receiver<Vec<AlertRecord>>>,
     /// The delivery queue, when alerting runs.
@@ -63,10 +63,7 @@ enum Change {
 
 impl Feeds {
     /// The streaming engine's feeds; alerting and breakglass are added when they run.
-    pub fn new(
-        snapshots: watch::Receiver<EngineSnapshot>,
-        entries: mpsc::Receiver<Arc<LogEntry>>,
-    ) -> Self {
+    pub fn new(snapshots: watch::Receiver<EngineSnapshot>, entries: EntryReceiver) -> Self {
         Feeds {
             snapshots,
             entries,

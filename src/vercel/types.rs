@@ -67,9 +67,25 @@ pub struct Deployment {
     #[serde(default)]
     pub ready: Option<i64>,
     #[serde(default)]
+    pub build_error_at: Option<i64>,
+    #[serde(default)]
+    pub canceled_at: Option<i64>,
+    #[serde(default)]
     pub target: Option<String>,
     #[serde(default)]
     pub meta: Map<String, Value>,
+}
+
+impl Deployment {
+    /// When the build ended (ms), as far as Vercel says.
+    pub fn ended_at(&self) -> Option<i64> {
+        match self.ready_state {
+            ReadyState::Ready => self.ready,
+            ReadyState::Error => self.build_error_at,
+            ReadyState::Canceled => self.canceled_at,
+            _ => None,
+        }
+    }
 }
 
 /// One item of `GET /v6/deployments`.

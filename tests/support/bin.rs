@@ -8,7 +8,8 @@ use tokio::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shiplog");
 
-/// `shiplog` with a clean environment: no token, no team, private state and config.
+/// `shiplog` with a clean environment: no token, no team, private state and config, and no
+/// settle window after a build ends (the tests of the window set their own).
 pub fn shiplog(state: &Path, api_url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
@@ -18,6 +19,7 @@ pub fn shiplog(state: &Path, api_url: &str) -> Command {
         .env("SHIPLOG_STATE_DIR", state.join("state"))
         .env("VERCEL_API_URL", api_url)
         .env("VERCEL_TOKEN", "test-token")
+        .env("SHIPLOG_SETTLE_SECS", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,0 +1,235 @@
+//! One connection to the events stream: opened from the cursor, read line by line, each new
+//! line handed to the logger, the resume state saved as the output catches up.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use super::{FollowError, Follower, Track};
+use crate::clock::now_ms;
+use crate::log::Severity;
+use crate::metrics::RestartReason;
+use crate::shutdown::stopped;
+use crate::stream::entries::build_entry;
+use crate::stream::options::StreamHealth;
+use crate::vercel::event::MalformedLine;
+use crate::vercel::{parse_event, EventsQuery, Line, ParsedLine, ReadyState, VercelError};
+
+/// One try at the events stream: how the connection went, and what the next try needs.
+pub(super) struct Attempt {
+    pub connection: Connection,
+    /// The build was over before this connection was opened (a request without `follow`).
+    pub over_before_connect: ReadyState,
+    /// How long the server asked us to wait.
+    pub retry_after: Option<Duration>,
+    /// Why the stream could not be opened.
+    pub error: Option<String>,
+}
+
+/// What one connection amounted to.
+pub(super) enum Connection {
+    /// The server ended the response.
+    Ended {
+        delivered: u64,
+    },
+    /// The connection broke or stalled.
+    Broken {
+        delivered: u64,
+        reason: RestartReason,
+    },
+    Interrupted,
+}
+
+/// What one read of a body brought.
+enum Read {
+    More,
+    End,
+    Broken(RestartReason),
+}
+
+/// A line, parsed as soon as the splitter hands it over (so its bytes need no copy).
+enum Item {
+    Parsed(Result<ParsedLine, MalformedLine>),
+    Oversized(usize),
+}
+
+impl From<Line<'_>> for Item {
+    fn from(line: Line<'_>) -> Self {
+        match line {
+            Line::Complete(bytes) => Item::Parsed(parse_event(bytes)),
+            Line::Oversized { bytes } => Item::Oversized(bytes),
+        }
+    }
+}
+
+impl Follower {
+    /// Opens the events stream from the cursor and reads it; `None` when the circuit breaker
+    /// kept us from calling and its trial call is now due (not an attempt).
+    pub(super) async fn connect(
+        &self,
+        track: &mut Track<'_>,
+    ) -> Result<Option<Attempt>, FollowError> {
+        let over_before_connect = track.status.borrow_and_update().state;
+        let query = EventsQuery {
+            follow: !over_before_connect.is_terminal(),
+            since: track.cursor.since_param(),
+            until: None,
+        };
+        let opened = tokio::select! {
+            opened = self.client.open_events(&track.ctx.vercel_id, &query) => opened,
+            _ = stopped(track.shutdown) => return Err(FollowError::Interrupted),
+        };
+        let attempt = match opened {
+            Ok(body) => {
+                self.report(track.ctx, StreamHealth::Live);
+                track.cursor.start_connection();
+                Attempt {
+                    connection: self.read(body, track, over_before_connect).await,
+                    over_before_connect,
+                    retry_after: None,
+                    error: None,
+                }
+            }
+            Err(err) if !err.is_retryable() => return Err(err.into()),
+            Err(VercelError::CircuitOpen { retry_in, .. }) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(retry_in) => return Ok(None),
+                    _ = stopped(track.shutdown) => return Err(FollowError::Interrupted),
+                }
+            }
+            Err(err) => {
+                let reason = match err.status() {
+                    Some(429) => RestartReason::RateLimited,
+                    Some(_) => RestartReason::ServerError,
+                    None => RestartReason::Error,
+                };
+                Attempt {
+                    connection: Connection::Broken {
+                        delivered: 0,
+                        reason,
+                    },
+                    over_before_connect,
+                    retry_after: err.retry_after(),
+                    error: Some(err.to_string()),
+                }
+            }
+        };
+        Ok(Some(attempt))
+    }
+
+    /// Reads one connection's body until it ends, breaks, stalls, or (live connection, build
+    /// over) goes quiet.
+    async fn read(
+        &self,
+        body: impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>>,
+        track: &mut Track<'_>,
+        over_before_connect: ReadyState,
+    ) -> Connection {
+        let mut body = std::pin::pin!(body);
+        let mut delivered = 0u64;
+        let mut last_save = Instant::now();
+        let live = !over_before_connect.is_terminal();
+        let mut build_over = !live;
+        let mut items = Vec::new();
+        loop {
+            // Once the build is over, a quiet live connection has nothing more to say.
+            let idle = if live && build_over {
+                self.options.drain_idle
+            } else {
+                self.options.idle_timeout
+            };
+            let chunk = tokio::select! {
+                chunk = tokio::time::timeout(idle, body.next()) => chunk,
+                changed = track.status.changed(), if !build_over => {
+                    if changed.is_ok() && track.status.borrow().state.is_terminal() {
+                        build_over = true;
+                    }
+                    continue;
+                }
+                _ = stopped(track.shutdown) => return Connection::Interrupted,
+            };
+            let read = match chunk {
+                Ok(Some(Ok(bytes))) => {
+                    track
+                        .splitter
+                        .push(&bytes, |line| items.push(Item::from(line)));
+                    Read::More
+                }
+                Ok(None) => {
+                    track.splitter.finish(|line| items.push(Item::from(line)));
+                    Read::End
+                }
+                Ok(Some(Err(_))) => Read::Broken(RestartReason::Error),
+                Err(_) if live && build_over => Read::End,
+                Err(_) => Read::Broken(RestartReason::Stall),
+            };
+            for item in items.drain(..) {
+                if !self.take(item, track, &mut delivered).await {
+                    return Connection::Interrupted;
+                }
+                if track.unsaved >= self.options.checkpoint_lines {
+                    self.checkpoint(track).await;
+                    last_save = Instant::now();
+                }
+            }
+            match read {
+                Read::More => {}
+                Read::End => {
+                    track.splitter.reset();
+                    return Connection::Ended { delivered };
+                }
+                Read::Broken(reason) => {
+                    track.splitter.reset();
+                    return Connection::Broken { delivered, reason };
+                }
+            }
+            if last_save.elapsed() >= self.options.persist_every {
+                self.checkpoint(track).await;
+                last_save = Instant::now();
+            }
+        }
+    }
+
+    /// Handles one line; false when interrupted while waiting to emit.
+    async fn take(&self, item: Item, track: &mut Track<'_>, delivered: &mut u64) -> bool {
+        let ctx = track.ctx;
+        let event = match item {
+            Item::Oversized(bytes) => {
+                self.metrics.line_skipped();
+                self.logger.write(self.system_entry(
+                    ctx,
+                    Severity::Warn,
+                    "line_skipped",
+                    format!("Skipped a build log line of {bytes} bytes (limit 1 MiB)"),
+                ));
+                return true;
+            }
+            Item::Parsed(Ok(ParsedLine::Event(event))) => event,
+            Item::Parsed(Ok(ParsedLine::Keepalive)) => return true,
+            Item::Parsed(Err(err)) => {
+                self.metrics.line_skipped();
+                tracing::warn!(deployment = %ctx.vercel_id, %err, "skipped a malformed event line");
+                return true;
+            }
+        };
+        *delivered += 1;
+        self.metrics.event_received();
+        if !track.cursor.is_new(event.created) {
+            return true;
+        }
+        let lag = now_ms() - event.created;
+        if lag >= 0 {
+            self.metrics.observe_lag(lag as u64);
+        }
+        let (created, id) = (event.created, event.id.clone());
+        let entry = build_entry(event, ctx);
+        tokio::select! {
+            _ = self.logger.write_waiting(entry) => {}
+            _ = stopped(track.shutdown) => return false,
+        }
+        track.cursor.record(created, id);
+        track.unsaved += 1;
+        true
+    }
+}
