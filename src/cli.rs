@@ -261,4 +261,10 @@ pub struct DemoArgs {
     /// Serve one finished build of this many log lines instead of the sample loop (benchmarks).
     #[arg(long, requires = "serve_only")]
     pub synthetic: Option<usize>,
+    /// With --synthetic: this many builds at once.
+    #[arg(long, default_value_t = 1, requires = "synthetic")]
+    pub builds: usize,
+    /// With --synthetic: play each build over this many seconds instead of finishing at once.
+    #[arg(long, default_value_t = 0, requires = "synthetic", value_name = "SECS")]
+    pub build_secs: u64,
 }

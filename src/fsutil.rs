@@ -1,7 +1,6 @@
 //! Writing files safely: a file is replaced whole. The bytes go to a temporary file beside it,
 //! which is then renamed over it, so a crash mid-write leaves the previous version and readers
-//! never see half. The bytes reach the disk before the rename, so even a machine that loses
-//! power keeps one whole version, old or new.
+//! never see half.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
@@ -27,7 +26,7 @@ pub fn replace(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     }
     let written = options
         .open(&temporary)
-        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_data()))
+        .and_then(|mut file| file.write_all(bytes))
         .and_then(|()| fs::rename(&temporary, path));
     if written.is_err() {
         let _ = fs::remove_file(&temporary);

@@ -24,10 +24,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One stream needs one thread (its output has a thread of its own): no work stealing and no
+    // hand-offs between workers. The team's commands follow many streams at once.
+    let mut runtime = match cli.command {
+        Some(Command::Follow(_)) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("shiplog: could not start: {err}");

@@ -52,9 +52,17 @@ pub async fn run(cli: &Cli, args: DemoArgs) -> Exit {
     })?;
     println!("Vercel simulator listening on {}", handle.base_url());
     if let Some(lines) = args.synthetic {
-        let id = handle.add_deployment(scenarios::synthetic(lines));
-        handle.wait_finished(&id).await;
-        println!("synthetic deployment: {id}");
+        let spec = scenarios::synthetic_over(lines, args.build_secs.saturating_mul(1000));
+        let ids: Vec<String> = (0..args.builds)
+            .map(|_| handle.add_deployment(spec.clone()))
+            .collect();
+        // Finished builds are announced once they are over; playing ones at once.
+        for id in &ids {
+            if args.build_secs == 0 {
+                handle.wait_finished(id).await;
+            }
+            println!("synthetic deployment: {id}");
+        }
     }
     println!("Any bearer token is accepted. Try:");
     println!(

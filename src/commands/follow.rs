@@ -32,8 +32,12 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
     } else {
         super::text_format(false)
     };
-    let (logger, alert_outlet) =
-        super::stdout_logger(format, args.ndjson.as_deref(), settings.alerts_enabled)?;
+    let (logger, alert_outlet) = super::stdout_logger(
+        format,
+        args.ndjson.as_deref(),
+        settings.alerts_enabled,
+        true,
+    )?;
     let store = super::open_state(&settings, &logger).await?;
     if settings.token.is_none() {
         settings.token = super::login::stored_token(&mut settings, &store).await?;

@@ -201,18 +201,20 @@ pub fn report_metrics(
 }
 
 /// The logger of a headless command: stdout (lossless), an optional NDJSON file, and the
-/// alerting outlet when alerts are on.
+/// alerting outlet when alerts are on. With `one_stream` (`follow`), stdout is written by the
+/// follower itself: a thread hand-off per batch would cost more than the write.
 pub fn stdout_logger(
     format: PrintFormat,
     ndjson: Option<&std::path::Path>,
     alerts: bool,
+    one_stream: bool,
 ) -> Result<(Logger, AlertOutlet), CommandError> {
-    let mut builder: LoggerBuilder = Logger::builder().sink(
-        "stdout",
-        Box::new(Printer::stdout(format)),
-        1024,
-        Delivery::WaitWhenFull,
-    );
+    let stdout = Box::new(Printer::stdout(format));
+    let mut builder: LoggerBuilder = if one_stream {
+        Logger::builder().inline_sink("stdout", stdout)
+    } else {
+        Logger::builder().sink("stdout", stdout, 1024, Delivery::WaitWhenFull)
+    };
     if let Some(path) = ndjson {
         let file = NdjsonFile::open(path).map_err(|err| {
             CommandError::config(format!("cannot open {} for writing: {err}", path.display()))

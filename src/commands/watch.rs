@@ -8,7 +8,7 @@ pub async fn run(cli: &Cli) -> super::error::Exit {
     run_headless(cli, shiplog::exit::INTERRUPTED, |settings| {
         // Possibly the demo, which shows alerting at work: `start_alerting` knows for sure.
         let alerts = settings.alerts_enabled || settings.is_demo();
-        super::stdout_logger(super::text_format(true), None, alerts)
+        super::stdout_logger(super::text_format(true), None, alerts, false)
     })
     .await
 }

@@ -138,7 +138,14 @@ pub fn builtin() -> Vec<DeploymentSpec> {
 /// millisecond), outcome READY: for benchmarks of 10k..1M events. Every 10th line carries ANSI
 /// colour and a multi-byte character, as real builds do.
 pub fn synthetic(events: usize) -> DeploymentSpec {
-    let events = (0..events)
+    synthetic_over(events, 0)
+}
+
+/// Like [`synthetic`], the events spread evenly over `span_ms` of build time.
+pub fn synthetic_over(count: usize, span_ms: u64) -> DeploymentSpec {
+    // Cumulative offsets rounded down, so that the whole span is used whatever the count.
+    let offset = |i: usize| span_ms.saturating_mul(i as u64) / count.max(1) as u64;
+    let events = (0..count)
         .map(|i| {
             let text = if i % 10 == 9 {
                 format!(
@@ -154,7 +161,7 @@ pub fn synthetic(events: usize) -> DeploymentSpec {
                 )
             };
             SimEvent {
-                after_ms: 0,
+                after_ms: offset(i + 1) - offset(i),
                 same_ms_as_previous: false,
                 kind: "stdout".to_string(),
                 text,

@@ -214,8 +214,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// The time of day of `ms`, UTC, as `HH:MM:SS.mmm`.
 pub fn clock(ms: i64) -> String {
-    let ts = rfc3339(ms);
-    ts.get(11..23).unwrap_or(&ts).to_owned()
+    rfc3339_ms::with_text(ms, |ts| ts.get(11..23).unwrap_or(ts).to_owned())
 }
 
 /// Optional times as RFC 3339 (null when absent).
@@ -244,25 +243,47 @@ pub mod rfc3339_ms {
     use super::*;
     use serde::{Deserializer, Serializer};
 
+    const EPOCH: &str = "1970-01-01T00:00:00.000Z";
+
     pub fn format(ms: i64) -> String {
-        let nanos = i128::from(ms) * 1_000_000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(t) => {
-                let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
-                format!(
-                    "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-                    t.hour(),
-                    t.minute(),
-                    t.second(),
-                    t.millisecond()
-                )
+        with_text(ms, str::to_owned)
+    }
+
+    /// Hands `use_text` the time as text, made on the stack: every `--json` line has one, so
+    /// it is written digit by digit rather than through `format!`.
+    pub fn with_text<R>(ms: i64, use_text: impl FnOnce(&str) -> R) -> R {
+        let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+            return use_text(EPOCH);
+        };
+        // Years before 0 (never a real log's) take the slow road.
+        let Ok(year) = u32::try_from(t.year()) else {
+            let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
+            let (h, mi, s, ms) = t.to_hms_milli();
+            return use_text(&format!(
+                "{y:05}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z"
+            ));
+        };
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let fields = [
+            (0..4, year),
+            (5..7, u32::from(u8::from(t.month()))),
+            (8..10, u32::from(t.day())),
+            (11..13, u32::from(t.hour())),
+            (14..16, u32::from(t.minute())),
+            (17..19, u32::from(t.second())),
+            (20..23, u32::from(t.millisecond())),
+        ];
+        for (place, mut value) in fields {
+            for digit in text[place].iter_mut().rev() {
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
             }
-            Err(_) => "1970-01-01T00:00:00.000Z".to_owned(),
         }
+        use_text(std::str::from_utf8(&text).unwrap_or(EPOCH))
     }
 
     pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*ms))
+        with_text(*ms, |text| s.serialize_str(text))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -279,6 +300,26 @@ pub mod rfc3339_ms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The hand-made stamp says what `time` says, and reads back to the same instant.
+        #[test]
+        fn stamps_match_the_time_crate_and_read_back(ms in -62_135_596_800_000i64..253_402_300_799_999) {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .expect("in range");
+            let (h, mi, sec, milli) = t.to_hms_milli();
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{h:02}:{mi:02}:{sec:02}.{milli:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day()
+            );
+            let stamp = rfc3339(ms);
+            prop_assert_eq!(&stamp, &expected);
+            prop_assert_eq!(rfc3339_ms::parse(&stamp).ok(), Some(ms));
+        }
+    }
 
     #[test]
     fn json_uses_the_design_field_names_and_rfc3339_ms() {

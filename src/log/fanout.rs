@@ -3,13 +3,11 @@
 //! that sink are dropped and counted.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-
 use super::entry::LogEntry;
+use super::outlet::Outlet;
 use super::receiver::EntryReceiver;
 use super::redact::{self, Redactor};
 use super::sinks::Sink;
@@ -22,94 +20,6 @@ pub enum Delivery {
     /// In [`Logger::write_waiting`], wait for room: for the primary output of a headless command,
     /// whose producer can itself slow down (a network stream) without losing anything.
     WaitWhenFull,
-}
-
-enum SinkMessage {
-    Entry(Arc<LogEntry>),
-    Flush(oneshot::Sender<()>),
-}
-
-enum Route {
-    /// A sink driven by its own thread (blocking I/O: stdout, files).
-    Thread(mpsc::Sender<SinkMessage>),
-    /// An async consumer in this process (the UI, the alerting engine, tests).
-    Channel(Consumer),
-}
-
-/// An in-process consumer's buffer, with counts of what went in and what it took out.
-struct Consumer {
-    tx: mpsc::Sender<Arc<LogEntry>>,
-    sent: AtomicU64,
-    taken: Arc<AtomicU64>,
-}
-
-impl Consumer {
-    /// Has it taken everything it was given so far (or is it gone)?
-    fn caught_up(&self, sent: u64) -> bool {
-        self.taken.load(Ordering::Acquire) >= sent || self.tx.is_closed()
-    }
-}
-
-struct Outlet {
-    name: String,
-    delivery: Delivery,
-    route: Route,
-    dropped: AtomicU64,
-}
-
-impl Outlet {
-    fn offer(&self, entry: &Arc<LogEntry>) {
-        let sent = match &self.route {
-            Route::Thread(tx) => tx.try_send(SinkMessage::Entry(entry.clone())).is_ok(),
-            // A consumer that is gone (or was not wanted after all) is not one that could not
-            // keep up: only a full channel counts.
-            Route::Channel(consumer) => match consumer.tx.try_send(entry.clone()) {
-                Ok(()) => {
-                    consumer.sent.fetch_add(1, Ordering::Relaxed);
-                    true
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => false,
-                Err(mpsc::error::TrySendError::Closed(_)) => true,
-            },
-        };
-        if !sent {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    async fn deliver(&self, entry: &Arc<LogEntry>) {
-        let sent = match &self.route {
-            Route::Thread(tx) => tx.send(SinkMessage::Entry(entry.clone())).await.is_ok(),
-            // Fails only when the consumer is gone: see `offer`.
-            Route::Channel(consumer) => {
-                if consumer.tx.send(entry.clone()).await.is_ok() {
-                    consumer.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                true
-            }
-        };
-        if !sent {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    async fn flush(&self) {
-        match &self.route {
-            Route::Thread(tx) => {
-                let (done, wait) = oneshot::channel();
-                if tx.send(SinkMessage::Flush(done)).await.is_ok() {
-                    let _ = wait.await;
-                }
-            }
-            // Polled: the consumer's side only counts, so that taking an entry stays cheap.
-            Route::Channel(consumer) => {
-                let sent = consumer.sent.load(Ordering::Relaxed);
-                while !consumer.caught_up(sent) {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }
-    }
 }
 
 /// How long [`Logger::flush`] waits for sinks and consumers that do not keep up.
@@ -144,43 +54,19 @@ impl LoggerBuilder {
     pub fn sink(
         mut self,
         name: &str,
-        mut sink: Box<dyn Sink>,
+        sink: Box<dyn Sink>,
         capacity: usize,
         delivery: Delivery,
     ) -> Self {
-        let (tx, mut rx) = mpsc::channel::<SinkMessage>(capacity.max(1));
-        let thread_name = format!("shiplog-sink-{name}");
-        let spawned = std::thread::Builder::new()
-            .name(thread_name)
-            .spawn(move || {
-                while let Some(message) = rx.blocking_recv() {
-                    match message {
-                        SinkMessage::Entry(entry) => {
-                            if let Err(err) = sink.write(&entry) {
-                                tracing::warn!(error = %err, "log sink write failed");
-                            }
-                            // Flush when the buffer runs dry: batches writes under load, stays live when quiet.
-                            if rx.is_empty() {
-                                let _ = sink.flush();
-                            }
-                        }
-                        SinkMessage::Flush(done) => {
-                            let _ = sink.flush();
-                            let _ = done.send(());
-                        }
-                    }
-                }
-                let _ = sink.flush();
-            });
-        if let Err(err) = spawned {
-            tracing::error!(error = %err, sink = name, "could not start log sink thread");
-        }
-        self.outlets.push(Outlet {
-            name: name.to_owned(),
-            delivery,
-            route: Route::Thread(tx),
-            dropped: AtomicU64::new(0),
-        });
+        self.outlets
+            .push(Outlet::thread(name, sink, capacity, delivery));
+        self
+    }
+
+    /// A sink written at once by whoever writes to the logger (see `Outlet::inline`); it never
+    /// drops an entry.
+    pub fn inline_sink(mut self, name: &str, sink: Box<dyn Sink>) -> Self {
+        self.outlets.push(Outlet::inline(name, sink));
         self
     }
 
@@ -191,19 +77,9 @@ impl LoggerBuilder {
         capacity: usize,
         delivery: Delivery,
     ) -> (Self, EntryReceiver) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let taken = Arc::new(AtomicU64::new(0));
-        self.outlets.push(Outlet {
-            name: name.to_owned(),
-            delivery,
-            route: Route::Channel(Consumer {
-                tx,
-                sent: AtomicU64::new(0),
-                taken: taken.clone(),
-            }),
-            dropped: AtomicU64::new(0),
-        });
-        (self, EntryReceiver::new(rx, taken))
+        let (outlet, receiver) = Outlet::channel(name, capacity, delivery);
+        self.outlets.push(outlet);
+        (self, receiver)
     }
 
     pub fn build(self) -> Logger {
@@ -223,7 +99,7 @@ impl Logger {
 
     /// Redact and offer an entry to every sink; never waits.
     pub fn write(&self, entry: LogEntry) {
-        let entry = Arc::new(self.redact(entry));
+        let entry = [Arc::new(self.redact(entry))];
         for outlet in &self.inner.outlets {
             outlet.offer(&entry);
         }
@@ -231,11 +107,20 @@ impl Logger {
 
     /// Like [`Logger::write`], but waits for room in sinks marked [`Delivery::WaitWhenFull`].
     pub async fn write_waiting(&self, entry: LogEntry) {
-        let entry = Arc::new(self.redact(entry));
+        self.write_all_waiting(vec![entry]).await;
+    }
+
+    /// Like [`Logger::write_waiting`] for several entries at once, in order: each sink gets them
+    /// in one hand-over.
+    pub async fn write_all_waiting(&self, entries: Vec<LogEntry>) {
+        let entries: Vec<Arc<LogEntry>> = entries
+            .into_iter()
+            .map(|entry| Arc::new(self.redact(entry)))
+            .collect();
         for outlet in &self.inner.outlets {
             match outlet.delivery {
-                Delivery::DropWhenFull => outlet.offer(&entry),
-                Delivery::WaitWhenFull => outlet.deliver(&entry).await,
+                Delivery::DropWhenFull => outlet.offer(&entries),
+                Delivery::WaitWhenFull => outlet.deliver(&entries).await,
             }
         }
     }
@@ -257,7 +142,7 @@ impl Logger {
         self.inner
             .outlets
             .iter()
-            .map(|o| (o.name.clone(), o.dropped.load(Ordering::Relaxed)))
+            .map(|o| (o.name.clone(), o.dropped()))
             .collect()
     }
 

@@ -2,6 +2,7 @@
 
 pub mod entry;
 pub mod fanout;
+mod outlet;
 pub mod receiver;
 pub mod redact;
 pub mod sinks;

@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use super::entry::{LogEntry, Tier};
@@ -9,8 +10,14 @@ use super::entry::{LogEntry, Tier};
 /// Something that writes entries somewhere. Called from a dedicated thread, so it may block.
 pub trait Sink: Send + 'static {
     fn write(&mut self, entry: &LogEntry) -> io::Result<()>;
+    /// Hands what was written to the operating system.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+    /// Flushes, and when the output is a file, waits until it is on disk (a follower saves its
+    /// place only after that, so that a power cut cannot leave the place ahead of the file).
+    fn sync(&mut self) -> io::Result<()> {
+        self.flush()
     }
 }
 
@@ -28,6 +35,8 @@ pub enum PrintFormat {
 pub struct Printer<W: Write + Send + 'static> {
     out: BufWriter<W>,
     format: PrintFormat,
+    /// The file behind the writer, when it is a regular file (stdout redirected to one).
+    file: Option<File>,
 }
 
 impl<W: Write + Send + 'static> Printer<W> {
@@ -35,14 +44,23 @@ impl<W: Write + Send + 'static> Printer<W> {
         Printer {
             out: BufWriter::with_capacity(64 * 1024, out),
             format,
+            file: None,
         }
     }
 }
 
 impl Printer<io::Stdout> {
     pub fn stdout(format: PrintFormat) -> Self {
-        Printer::new(io::stdout(), format)
+        let mut printer = Printer::new(io::stdout(), format);
+        printer.file = regular_file(io::stdout().as_fd());
+        printer
     }
+}
+
+/// The file behind `fd` when it is a regular file, to sync it; not a terminal or a pipe.
+fn regular_file(fd: BorrowedFd<'_>) -> Option<File> {
+    let file = File::from(fd.try_clone_to_owned().ok()?);
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 impl<W: Write + Send + 'static> Sink for Printer<W> {
@@ -61,6 +79,14 @@ impl<W: Write + Send + 'static> Sink for Printer<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        match &self.file {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -159,6 +185,10 @@ impl<S: Sink> Sink for Only<S> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.inner.sync()
+    }
 }
 
 /// Appends one JSON entry per line to a file.
@@ -183,6 +213,11 @@ impl Sink for NdjsonFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
     }
 }
 

@@ -9,7 +9,7 @@ use crate::retry::RetryPolicy;
 
 /// After a crash, at most this many lines are printed again (and none is lost): the resume state
 /// is saved, after the output it covers has been written out, at least this often.
-pub const CHECKPOINT_LINES: u64 = 500;
+pub const CHECKPOINT_LINES: u64 = 1000;
 
 /// How long a finished build's log must stay quiet before it counts as complete: Vercel can
 /// report a build over some seconds before the last lines of its log can be read.

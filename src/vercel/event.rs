@@ -17,9 +17,6 @@ pub struct VercelEvent {
     pub text: String,
     /// `error` or `warning` when Vercel set one.
     pub level: Option<String>,
-    pub deployment_id: Option<String>,
-    /// The build's name (`info.name`, e.g. `bld_5gndb9d0q`).
-    pub build_name: Option<String>,
 }
 
 /// What one line turned out to be.
@@ -49,19 +46,9 @@ struct Wire<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     level: Option<Cow<'a, str>>,
-    #[serde(rename = "deploymentId", borrow)]
-    deployment_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    info: Option<Info<'a>>,
     #[serde(borrow)]
     payload: Option<Box<Wire<'a>>>,
     alias: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct Info<'a> {
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
 }
 
 fn owned(value: Option<Cow<'_, str>>) -> Option<String> {
@@ -91,8 +78,6 @@ fn normalise(wire: Wire<'_>) -> Result<ParsedLine, MalformedLine> {
         text,
         kind,
         level,
-        deployment_id,
-        info,
         payload,
         alias,
     } = wire;
@@ -111,8 +96,6 @@ fn normalise(wire: Wire<'_>) -> Result<ParsedLine, MalformedLine> {
             kind,
             text,
             level: owned(inner.level.or(level)),
-            deployment_id: owned(inner.deployment_id.or(deployment_id)),
-            build_name: owned(inner.info.and_then(|i| i.name)),
         }));
     }
     let kind = owned(kind).unwrap_or_else(|| "stdout".to_owned());
@@ -128,8 +111,6 @@ fn normalise(wire: Wire<'_>) -> Result<ParsedLine, MalformedLine> {
             kind,
             text,
             level: owned(level),
-            deployment_id: owned(deployment_id),
-            build_name: None,
         }));
     }
     let Some(created) = created else {
@@ -143,8 +124,6 @@ fn normalise(wire: Wire<'_>) -> Result<ParsedLine, MalformedLine> {
         kind,
         text,
         level: owned(level),
-        deployment_id: owned(deployment_id),
-        build_name: owned(info.and_then(|i| i.name)),
     }))
 }
 
@@ -182,11 +161,6 @@ mod tests {
         assert_eq!(e.id, "1783471638756857881582900003");
         assert_eq!(e.kind, "stdout");
         assert_eq!(e.text, "Uploading build cache [80.83 MB]");
-        assert_eq!(e.build_name.as_deref(), Some("bld_5gndb9d0q"));
-        assert_eq!(
-            e.deployment_id.as_deref(),
-            Some("dpl_2A1YdwhTadMp5nphik5kEwFBwnxR")
-        );
     }
 
     #[test]
@@ -201,7 +175,7 @@ mod tests {
             e.id,
             "34536610937913059182614073591023254523011083812228628481"
         );
-        assert_eq!(e.build_name.as_deref(), Some("bld_j178cr7cm"));
+        assert_eq!(e.kind, "stdout");
         assert!(e.text.starts_with("sandbox worker"));
     }
 

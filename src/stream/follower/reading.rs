@@ -3,16 +3,17 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use super::{FollowError, Follower, Track};
 use crate::clock::now_ms;
-use crate::log::Severity;
+use crate::log::{LogEntry, Severity};
 use crate::metrics::RestartReason;
 use crate::shutdown::stopped;
 use crate::stream::entries::build_entry;
 use crate::stream::options::StreamHealth;
+use crate::stream::resume::ResumeState;
 use crate::vercel::event::MalformedLine;
 use crate::vercel::{parse_event, EventsQuery, Line, ParsedLine, ReadyState, VercelError};
 
@@ -39,6 +40,31 @@ pub(super) enum Connection {
         reason: RestartReason,
     },
     Interrupted,
+}
+
+/// At most this many lines are gathered from chunks that are already here before they go to the
+/// logger together.
+const BATCH_LINES: usize = 1000;
+
+/// Splits a chunk of the body (`None`: its end) into parsed lines.
+fn split(
+    chunk: Option<Result<bytes::Bytes, reqwest::Error>>,
+    track: &mut Track<'_>,
+    items: &mut Vec<Item>,
+) -> Read {
+    match chunk {
+        Some(Ok(bytes)) => {
+            track
+                .splitter
+                .push(&bytes, |line| items.push(Item::from(line)));
+            Read::More
+        }
+        None => {
+            track.splitter.finish(|line| items.push(Item::from(line)));
+            Read::End
+        }
+        Some(Err(_)) => Read::Broken(RestartReason::Error),
+    }
 }
 
 /// What one read of a body brought.
@@ -149,29 +175,20 @@ impl Follower {
                 }
                 _ = stopped(track.shutdown) => return Connection::Interrupted,
             };
-            let read = match chunk {
-                Ok(Some(Ok(bytes))) => {
-                    track
-                        .splitter
-                        .push(&bytes, |line| items.push(Item::from(line)));
-                    Read::More
-                }
-                Ok(None) => {
-                    track.splitter.finish(|line| items.push(Item::from(line)));
-                    Read::End
-                }
-                Ok(Some(Err(_))) => Read::Broken(RestartReason::Error),
+            let mut read = match chunk {
+                Ok(chunk) => split(chunk, track, &mut items),
                 Err(_) if live && build_over => Read::End,
                 Err(_) => Read::Broken(RestartReason::Stall),
             };
-            for item in items.drain(..) {
-                if !self.take(item, track, &mut delivered).await {
-                    return Connection::Interrupted;
+            // Chunks already here join this batch: one hand-over to the logger for all of them.
+            while matches!(read, Read::More) && items.len() < BATCH_LINES {
+                match body.next().now_or_never() {
+                    Some(chunk) => read = split(chunk, track, &mut items),
+                    None => break,
                 }
-                if track.unsaved >= self.options.checkpoint_lines {
-                    self.checkpoint(track).await;
-                    last_save = Instant::now();
-                }
+            }
+            if !self.emit(&mut items, track, &mut delivered).await {
+                return Connection::Interrupted;
             }
             match read {
                 Read::More => {}
@@ -184,15 +201,67 @@ impl Follower {
                     return Connection::Broken { delivered, reason };
                 }
             }
-            if last_save.elapsed() >= self.options.persist_every {
+            if track.unsaved > 0 && last_save.elapsed() >= self.options.persist_every {
                 self.checkpoint(track).await;
                 last_save = Instant::now();
             }
         }
     }
 
-    /// Handles one line; false when interrupted while waiting to emit.
-    async fn take(&self, item: Item, track: &mut Track<'_>, delivered: &mut u64) -> bool {
+    /// Turns a chunk's lines into entries and hands them to the logger together, saving the
+    /// resume state whenever `checkpoint_lines` lines went out since the last save; false when
+    /// interrupted.
+    async fn emit(
+        &self,
+        items: &mut Vec<Item>,
+        track: &mut Track<'_>,
+        delivered: &mut u64,
+    ) -> bool {
+        let mut batch = Vec::new();
+        let mut before = track.cursor.clone();
+        for item in items.drain(..) {
+            let Some(entry) = self.take(item, track, delivered) else {
+                continue;
+            };
+            batch.push(entry);
+            if track.unsaved + batch.len() as u64 >= self.options.checkpoint_lines {
+                if !self
+                    .hand_over(std::mem::take(&mut batch), before, track)
+                    .await
+                {
+                    return false;
+                }
+                self.checkpoint(track).await;
+                before = track.cursor.clone();
+            }
+        }
+        batch.is_empty() || self.hand_over(batch, before, track).await
+    }
+
+    /// Gives the logger a batch of new lines. Interrupted, the cursor goes back to where it was
+    /// before them (`before`): some may be printed again after a restart, none is skipped.
+    async fn hand_over(
+        &self,
+        batch: Vec<LogEntry>,
+        before: ResumeState,
+        track: &mut Track<'_>,
+    ) -> bool {
+        let count = batch.len() as u64;
+        tokio::select! {
+            _ = self.logger.write_all_waiting(batch) => {
+                track.unsaved += count;
+                true
+            }
+            _ = stopped(track.shutdown) => {
+                *track.cursor = before;
+                false
+            }
+        }
+    }
+
+    /// One line: the entry to emit when it is a new event (the cursor then counts it as
+    /// emitted); skipped lines are counted and reported.
+    fn take(&self, item: Item, track: &mut Track<'_>, delivered: &mut u64) -> Option<LogEntry> {
         let ctx = track.ctx;
         let event = match item {
             Item::Oversized(bytes) => {
@@ -203,33 +272,26 @@ impl Follower {
                     "line_skipped",
                     format!("Skipped a build log line of {bytes} bytes (limit 1 MiB)"),
                 ));
-                return true;
+                return None;
             }
             Item::Parsed(Ok(ParsedLine::Event(event))) => event,
-            Item::Parsed(Ok(ParsedLine::Keepalive)) => return true,
+            Item::Parsed(Ok(ParsedLine::Keepalive)) => return None,
             Item::Parsed(Err(err)) => {
                 self.metrics.line_skipped();
                 tracing::warn!(deployment = %ctx.vercel_id, %err, "skipped a malformed event line");
-                return true;
+                return None;
             }
         };
         *delivered += 1;
         self.metrics.event_received();
         if !track.cursor.is_new(event.created) {
-            return true;
+            return None;
         }
         let lag = now_ms() - event.created;
         if lag >= 0 {
             self.metrics.observe_lag(lag as u64);
         }
-        let (created, id) = (event.created, event.id.clone());
-        let entry = build_entry(event, ctx);
-        tokio::select! {
-            _ = self.logger.write_waiting(entry) => {}
-            _ = stopped(track.shutdown) => return false,
-        }
-        track.cursor.record(created, id);
-        track.unsaved += 1;
-        true
+        track.cursor.record(event.created, event.id.clone());
+        Some(build_entry(event, ctx))
     }
 }
