@@ -72,30 +72,7 @@ impl Outlet {
         let freed = room.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("shiplog-sink-{name}"))
-            .spawn(move || {
-                while let Some(message) = rx.blocking_recv() {
-                    match message {
-                        SinkMessage::Entries(entries) => {
-                            for entry in &entries {
-                                if let Err(err) = sink.write(entry) {
-                                    tracing::warn!(error = %err, "log sink write failed");
-                                }
-                            }
-                            // Flush when the buffer runs dry: batches writes under load, stays
-                            // live when quiet.
-                            if rx.is_empty() {
-                                let _ = sink.flush();
-                            }
-                            freed.add_permits(entries.len());
-                        }
-                        SinkMessage::Flush(done) => {
-                            let _ = sink.sync();
-                            let _ = done.send(());
-                        }
-                    }
-                }
-                let _ = sink.flush();
-            });
+            .spawn(move || drive(sink.as_mut(), &mut rx, &freed));
         if let Err(err) = spawned {
             tracing::error!(error = %err, sink = name, "could not start log sink thread");
         }
@@ -230,6 +207,50 @@ impl Outlet {
     fn count_dropped(&self, entries: usize) {
         if entries > 0 {
             self.dropped.fetch_add(entries as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How long a sink thread that ran dry waits for more before it sleeps on its channel: under
+/// load (a team's builds) it then wakes every few milliseconds, not once per batch, and the
+/// output still appears at once (it is flushed first).
+const LINGER: Duration = Duration::from_millis(5);
+
+/// A sink thread's life: write what comes, flush when the channel runs dry, until every sender
+/// is gone.
+fn drive(sink: &mut dyn Sink, rx: &mut mpsc::UnboundedReceiver<SinkMessage>, freed: &Semaphore) {
+    while let Some(message) = rx.blocking_recv() {
+        take(sink, message, freed);
+        loop {
+            match rx.try_recv() {
+                Ok(message) => take(sink, message, freed),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let _ = sink.flush();
+                    std::thread::sleep(LINGER);
+                    if rx.is_empty() {
+                        break;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        }
+    }
+    let _ = sink.flush();
+}
+
+fn take(sink: &mut dyn Sink, message: SinkMessage, freed: &Semaphore) {
+    match message {
+        SinkMessage::Entries(entries) => {
+            for entry in &entries {
+                if let Err(err) = sink.write(entry) {
+                    tracing::warn!(error = %err, "log sink write failed");
+                }
+            }
+            freed.add_permits(entries.len());
+        }
+        SinkMessage::Flush(done) => {
+            let _ = sink.sync();
+            let _ = done.send(());
         }
     }
 }

@@ -85,7 +85,7 @@ impl Default for FollowOptions {
             drain_idle: Duration::from_secs(2),
             since: None,
             cli_fallback: None,
-            persist_every: Duration::from_millis(250),
+            persist_every: Duration::from_secs(5),
             checkpoint_lines: CHECKPOINT_LINES,
             settle: DEFAULT_SETTLE,
             settle_poll: Duration::from_secs(2),

@@ -46,6 +46,10 @@ pub(super) enum Connection {
 /// logger together.
 const BATCH_LINES: usize = 1000;
 
+/// How long to wait after a small batch for more lines to arrive (well under what a reader
+/// notices).
+const COALESCE: Duration = Duration::from_millis(20);
+
 /// Splits a chunk of the body (`None`: its end) into parsed lines.
 fn split(
     chunk: Option<Result<bytes::Bytes, reqwest::Error>>,
@@ -182,15 +186,33 @@ impl Follower {
             };
             // Chunks already here join this batch: one hand-over to the logger for all of them.
             while matches!(read, Read::More) && items.len() < BATCH_LINES {
-                match body.next().now_or_never() {
-                    Some(chunk) => read = split(chunk, track, &mut items),
-                    None => break,
-                }
+                let chunk = match body.next().now_or_never() {
+                    Some(chunk) => chunk,
+                    None => {
+                        // The connection's own task hands the body over a chunk at a time: let
+                        // it read what the socket holds.
+                        tokio::task::yield_now().await;
+                        match body.next().now_or_never() {
+                            Some(chunk) => chunk,
+                            None => break,
+                        }
+                    }
+                };
+                read = split(chunk, track, &mut items);
             }
+            let gathered = items.len();
             if !self.emit(&mut items, track, &mut delivered).await {
                 return Connection::Interrupted;
             }
             match read {
+                // A short pause after a small batch lets what follows arrive together: a build
+                // that prints a line at a time then costs a few wake-ups a second, not one a line.
+                Read::More if gathered > 0 && gathered < BATCH_LINES => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(COALESCE) => {}
+                        _ = stopped(track.shutdown) => return Connection::Interrupted,
+                    }
+                }
                 Read::More => {}
                 Read::End => {
                     track.splitter.reset();
