@@ -474,6 +474,31 @@ async fn lines_that_arrive_after_the_build_ended_are_caught_by_the_settle_window
     );
 }
 
+/// A saved settle window that starts in the future (a clock that ran ahead, a tampered file)
+/// does not keep the follower waiting for ever: the window starts now at the latest.
+#[tokio::test]
+async fn a_settle_window_saved_in_the_future_still_ends() {
+    let sim = simulator(SinceMode::Inclusive).await;
+    let (_dir, store) = embedded_store();
+    let id = sim.add_deployment(spec(build_of(10), vec![]));
+    let mut future = ResumeState::default();
+    future.settle_from = Some(i64::MAX / 2);
+    store
+        .put_json(&resume_key(&id), &future, Duration::from_secs(60))
+        .await
+        .expect("saved");
+    let run = follow(
+        &sim,
+        &store,
+        &id,
+        settling_options(Duration::from_secs(1)),
+        None,
+    )
+    .await;
+    assert_eq!(*run.result.as_ref().expect("ends"), ReadyState::Ready);
+    assert_eq!(run.build_lines(), produced_ids(&sim, &id));
+}
+
 /// A follower stopped while it waits for late lines, then started again, prints them once.
 #[tokio::test]
 async fn a_follower_stopped_while_it_settles_prints_the_late_lines_once_when_restarted() {

@@ -21,11 +21,16 @@ impl Follower {
         end: ReadyState,
     ) -> Result<ReadyState, FollowError> {
         let window = i64::try_from(self.options.settle.as_millis()).unwrap_or(i64::MAX);
+        // Never later than now: a clock that ran ahead, or a tampered state file, must not
+        // keep a follower waiting for ever.
         let ended_at = track.status.borrow().ended_at;
-        let mut from = *track
+        let mut from = track
             .cursor
             .settle_from
-            .get_or_insert_with(|| ended_at.unwrap_or_else(now_ms).min(now_ms()));
+            .or(ended_at)
+            .unwrap_or_else(now_ms)
+            .min(now_ms());
+        track.cursor.settle_from = Some(from);
         self.checkpoint(track).await;
         // The request that brought us here asked after the build ended.
         let mut last_ask_ok = true;
