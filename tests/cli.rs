@@ -24,6 +24,15 @@ fn scenario(name: &str) -> DeploymentSpec {
     scenarios::by_name(name).expect("built-in scenario")
 }
 
+/// A build of the `storefront` project with these lines.
+fn storefront(events: Vec<SimEvent>) -> DeploymentSpec {
+    DeploymentSpec {
+        project: "storefront".to_owned(),
+        events,
+        ..DeploymentSpec::default()
+    }
+}
+
 fn produced_texts(sim: &SimulatorHandle, id: &str) -> Vec<String> {
     sim.produced_events(id)
         .iter()
@@ -341,11 +350,7 @@ async fn sigterm_saves_the_place_and_a_rerun_continues_without_repeats() {
     let events = (0..120)
         .map(|i| SimEvent::stdout(20, format!("step {i} of the build")))
         .collect();
-    let id = sim.add_deployment(DeploymentSpec {
-        project: "storefront".to_owned(),
-        events,
-        ..DeploymentSpec::default()
-    });
+    let id = sim.add_deployment(storefront(events));
     let state = tempfile::tempdir().expect("dir");
     let mut first = shiplog(state.path(), &sim.base_url())
         .arg("follow")
@@ -414,11 +419,7 @@ async fn sigkill_anywhere_loses_no_line_and_a_rerun_repeats_a_bounded_few() {
             SimEvent::stdout(pause, format!("step {i} of the build {padding}"))
         })
         .collect();
-    let id = sim.add_deployment(DeploymentSpec {
-        project: "storefront".to_owned(),
-        events,
-        ..DeploymentSpec::default()
-    });
+    let id = sim.add_deployment(storefront(events));
     let state = tempfile::tempdir().expect("dir");
     let mut printed = Vec::new();
     let kills = 4;

@@ -52,17 +52,9 @@ pub async fn run(cli: &Cli) -> Exit {
     }
     let shutdown = super::shutdown_on_signals();
     let (stop_engine, engine_shutdown) = tokio::sync::watch::channel(false);
-    let alerting = super::start_alerting(
-        &settings,
-        &team.store,
-        &logger,
-        &team.metrics,
-        alert_outlet,
-        engine_shutdown.clone(),
-    );
+    let alerting = team.start_alerting(&settings, &logger, alert_outlet, engine_shutdown.clone());
     let breakglass = start_breakglass(&settings, &logger, &team, engine_shutdown.clone()).await;
     let (alerting, alert_handle) = alerting.unzip();
-    super::report_metrics(&settings, &team.metrics, engine_shutdown.clone());
     let stream = team.engine.start(engine_shutdown);
     let feeds = connect(&mut app, &stream, entries, alert_handle, breakglass);
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
+
+use shiplog::alert::runner::AlertingHandle;
 use shiplog::config::Settings;
 use shiplog::demo::SimulatorHandle;
 use shiplog::exit;
 use shiplog::log::Logger;
 use shiplog::metrics::Metrics;
 use shiplog::secret::Secret;
+use shiplog::shutdown::Shutdown;
 use shiplog::store::StateStore;
 use shiplog::stream::engine::{EngineOptions, StreamEngine};
 use shiplog::stream::FollowOptions;
@@ -29,6 +33,26 @@ pub struct TeamSession {
 }
 
 impl TeamSession {
+    /// The alerting engine over the team's store (when `outlet` is given and alerting is on),
+    /// and the metrics reports, until `shutdown`.
+    pub fn start_alerting(
+        &self,
+        settings: &Settings,
+        logger: &Logger,
+        outlet: AlertOutlet,
+        shutdown: Shutdown,
+    ) -> Option<(JoinHandle<()>, AlertingHandle)> {
+        super::report_metrics(settings, &self.metrics, shutdown.clone());
+        super::start_alerting(
+            settings,
+            &self.store,
+            logger,
+            &self.metrics,
+            outlet,
+            shutdown,
+        )
+    }
+
     /// Connects to the team, or starts the demo; `announce` prints the demo notice to stderr.
     pub async fn open(
         settings: &mut Settings,
@@ -117,15 +141,7 @@ pub async fn run_headless(
     let shutdown = super::shutdown_on_signals();
     let (logger, alert_outlet) = logger_for(&mut settings)?;
     let team = TeamSession::open(&mut settings, &logger, true).await?;
-    let alerting = super::start_alerting(
-        &settings,
-        &team.store,
-        &logger,
-        &team.metrics,
-        alert_outlet,
-        shutdown.clone(),
-    );
-    super::report_metrics(&settings, &team.metrics, shutdown.clone());
+    let alerting = team.start_alerting(&settings, &logger, alert_outlet, shutdown.clone());
     if team.simulator.is_none() {
         if let Ok(breakglass) = super::breakglass::open(&settings, None).await {
             tokio::spawn(shiplog::breakglass::desk::sweep_every(
