@@ -507,14 +507,8 @@ async fn a_follower_stopped_while_it_settles_prints_the_late_lines_once_when_res
     let id = sim.add_deployment(spec(build_of(40), late_tail(5, 2_000)));
     let options = settling_options(Duration::from_secs(4));
     let (stop, shutdown) = watch::channel(false);
-    let key = resume_key(&id);
     let settling = async {
-        // The saved state says since when the follower settles.
-        support::wait::eventually("the follower settles", async || {
-            let state: Option<ResumeState> = store.get_json(&key).await.ok().flatten();
-            state.is_some_and(|s| s.settle_from.is_some())
-        })
-        .await;
+        until_settling(&store, &id).await;
         let _ = stop.send(true);
     };
     let (first, ()) = tokio::join!(
@@ -540,6 +534,38 @@ async fn a_follower_stopped_while_it_settles_prints_the_late_lines_once_when_res
     all.extend(second.build_lines());
     assert_eq!(all, produced_ids(&sim, &id));
     assert_eq!(all.len(), 40);
+}
+
+/// Returns once the follower of `id` waits for late lines: its saved state says since when.
+async fn until_settling(store: &StateStore, id: &str) {
+    let key = resume_key(id);
+    support::wait::eventually("the follower settles", async || {
+        let state: Option<ResumeState> = store.get_json(&key).await.ok().flatten();
+        state.is_some_and(|s| s.settle_from.is_some())
+    })
+    .await;
+}
+
+/// When every request of the settle window fails, the follower says so once and ends with the
+/// build's state rather than waiting for ever.
+#[tokio::test]
+async fn a_settle_window_that_cannot_be_checked_ends_with_a_warning() {
+    let sim = simulator(SinceMode::Inclusive).await;
+    let (_dir, store) = embedded_store();
+    let id = sim.add_deployment(spec(build_of(20), vec![]));
+    let (_stop, shutdown) = watch::channel(false);
+    let failing = async {
+        until_settling(&store, &id).await;
+        sim.inject_fault(&id, Fault::ServerErrorNextRequests { count: 1_000 });
+    };
+    let options = settling_options(Duration::from_secs(60));
+    let (run, ()) = tokio::join!(
+        follow_until(&sim, &store, &id, options, shutdown, |_| {}),
+        failing
+    );
+    assert_eq!(*run.result.as_ref().expect("ends"), ReadyState::Ready);
+    assert_eq!(run.system("settle_failed").len(), 1);
+    assert_eq!(run.build_lines(), produced_ids(&sim, &id));
 }
 
 /// The same restart, with the resume state and the stable id kept in Redis.
