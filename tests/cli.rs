@@ -322,11 +322,18 @@ fn collect_lines(child: &mut Child) -> tokio::sync::watch::Receiver<Vec<String>>
     read_lines(child, None)
 }
 
-/// Reads a child's stdout like `collect_lines`, but at most `per_ms` lines a millisecond, like a
-/// slow terminal or a busy pipe reader: the child's output then backs up into its own buffers.
+/// A reader that falls behind the build: after every 100 lines it waits for the build to make
+/// 300 more, so the child's output backs up into its own buffers, as behind a slow terminal.
+struct Lagging {
+    sim: SimulatorHandle,
+    id: String,
+    total: usize,
+}
+
+/// Reads a child's stdout like `collect_lines`; with `lagging`, behind the build.
 fn read_lines(
     child: &mut Child,
-    per_ms: Option<usize>,
+    lagging: Option<Lagging>,
 ) -> tokio::sync::watch::Receiver<Vec<String>> {
     let (tx, rx) = tokio::sync::watch::channel(Vec::new());
     let stdout = child.stdout.take().expect("stdout piped");
@@ -336,8 +343,9 @@ fn read_lines(
         while let Ok(Some(line)) = lines.next_line().await {
             tx.send_modify(|all| all.push(line));
             count += 1;
-            if per_ms.is_some_and(|n| count % n == 0) {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            if let Some(lag) = lagging.as_ref().filter(|_| count % 100 == 0) {
+                let ahead = lag.sim.produced_count(&lag.id) + 300;
+                lag.sim.wait_produced(&lag.id, ahead.min(lag.total)).await;
             }
         }
     });
@@ -429,7 +437,12 @@ async fn sigkill_anywhere_loses_no_line_and_a_rerun_repeats_a_bounded_few() {
             .arg(&id)
             .spawn()
             .expect("spawn");
-        let mut lines = read_lines(&mut child, Some(5));
+        let lagging = Lagging {
+            sim: sim.clone(),
+            id: id.clone(),
+            total: 3_000,
+        };
+        let mut lines = read_lines(&mut child, Some(lagging));
         let kill_after = rand::rng().random_range(1..=800);
         let waited = tokio::time::timeout(
             Duration::from_secs(30),

@@ -185,7 +185,7 @@ suppression_minutes = 60
 /// A rule from a file, with where it was written.
 #[derive(Debug, Clone)]
 pub struct LocatedRule {
-    /// `config file /path/to/config.toml`
+    /// `config file <its path>`
     pub origin: String,
     pub line: usize,
     pub config: RuleConfig,
