@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
 
 use super::entry::LogEntry;
 use super::fanout::Delivery;
@@ -125,13 +125,7 @@ impl Outlet {
         let dropped = match &self.route {
             Route::Thread(sink) => entries
                 .chunks(sink.capacity)
-                .map(|part| match sink.room.try_acquire_many(part.len() as u32) {
-                    Ok(permits) => {
-                        permits.forget();
-                        sink.send(part.to_vec())
-                    }
-                    Err(_) => part.len(),
-                })
+                .map(|part| sink.send(part, sink.room.try_acquire_many(part.len() as u32).ok()))
                 .sum(),
             Route::Channel(consumer) => entries
                 .iter()
@@ -157,13 +151,8 @@ impl Outlet {
             Route::Thread(sink) => {
                 let mut dropped = 0;
                 for part in entries.chunks(sink.capacity) {
-                    dropped += match sink.room.acquire_many(part.len() as u32).await {
-                        Ok(permits) => {
-                            permits.forget();
-                            sink.send(part.to_vec())
-                        }
-                        Err(_) => part.len(),
-                    };
+                    let room = sink.room.acquire_many(part.len() as u32).await.ok();
+                    dropped += sink.send(part, room);
                 }
                 dropped
             }
@@ -220,10 +209,10 @@ const LINGER: Duration = Duration::from_millis(5);
 /// is gone.
 fn drive(sink: &mut dyn Sink, rx: &mut mpsc::UnboundedReceiver<SinkMessage>, freed: &Semaphore) {
     while let Some(message) = rx.blocking_recv() {
-        take(sink, message, freed);
+        write_message(sink, message, freed);
         loop {
             match rx.try_recv() {
-                Ok(message) => take(sink, message, freed),
+                Ok(message) => write_message(sink, message, freed),
                 Err(mpsc::error::TryRecvError::Empty) => {
                     let _ = sink.flush();
                     std::thread::sleep(LINGER);
@@ -238,7 +227,7 @@ fn drive(sink: &mut dyn Sink, rx: &mut mpsc::UnboundedReceiver<SinkMessage>, fre
     let _ = sink.flush();
 }
 
-fn take(sink: &mut dyn Sink, message: SinkMessage, freed: &Semaphore) {
+fn write_message(sink: &mut dyn Sink, message: SinkMessage, freed: &Semaphore) {
     match message {
         SinkMessage::Entries(entries) => {
             for entry in &entries {
@@ -273,12 +262,17 @@ fn write_inline(sink: &Mutex<Box<dyn Sink>>, entries: &[Arc<LogEntry>]) -> usize
 }
 
 impl SinkThread {
-    /// Sends entries whose room is taken; returns how many were lost (the thread is gone).
-    fn send(&self, entries: Vec<Arc<LogEntry>>) -> usize {
-        let count = entries.len();
-        match self.tx.send(SinkMessage::Entries(entries)) {
+    /// Sends `part` to the thread when `room` was found for it (the thread gives the room back
+    /// once written); returns how many entries were lost: all of them without room, or when the
+    /// thread is gone.
+    fn send(&self, part: &[Arc<LogEntry>], room: Option<SemaphorePermit<'_>>) -> usize {
+        let Some(room) = room else {
+            return part.len();
+        };
+        room.forget();
+        match self.tx.send(SinkMessage::Entries(part.to_vec())) {
             Ok(()) => 0,
-            Err(_) => count,
+            Err(_) => part.len(),
         }
     }
 }

@@ -23,7 +23,7 @@ use super::text::{
     chars, chat_fields, message_lines, short_fingerprint, title, truncate, web_link, Notification,
     RESOLVED,
 };
-use super::{Body, Destination, HttpRequest, Request, RequestError, Setting, Switch, Vars};
+use super::{Destination, Request, RequestError, Setting, Switch, Vars};
 use crate::alert::AlertSeverity;
 use crate::secret::Secret;
 
@@ -64,11 +64,8 @@ impl Destination for DiscordWebhook {
     }
 
     fn request(&self, n: &Notification<'_>) -> Result<Request, RequestError> {
-        Ok(Request::Http(HttpRequest {
-            url: Secret::new(url_with_wait(self.url.expose())),
-            body: Body::Json(payload(n)),
-            basic_auth: None,
-        }))
+        let url = Secret::new(url_with_wait(self.url.expose()));
+        Ok(Request::json(&url, payload(n)))
     }
 }
 

@@ -199,6 +199,8 @@ pub enum Enqueued {
 pub struct QueueError {
     pub reason: String,
     pub outage: bool,
+    /// Redis's error code when it said no, such as `NOGROUP`.
+    pub code: Option<String>,
 }
 
 impl QueueError {
@@ -206,6 +208,7 @@ impl QueueError {
         QueueError {
             reason: reason.into(),
             outage: true,
+            code: None,
         }
     }
 
@@ -213,12 +216,13 @@ impl QueueError {
         QueueError {
             reason: reason.into(),
             outage: false,
+            code: None,
         }
     }
 
-    /// Redis's error code in the reason, such as `NOGROUP`.
+    /// Did Redis answer with this error code, such as `NOGROUP`?
     pub fn says(&self, code: &str) -> bool {
-        self.reason.contains(code)
+        self.code.as_deref() == Some(code)
     }
 }
 

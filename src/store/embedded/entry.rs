@@ -1,6 +1,6 @@
 //! What one state file holds.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,10 +42,7 @@ impl StoredEntry {
     }
 }
 
+/// The wall clock, as the unsigned milliseconds the file holds.
 fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
+    u64::try_from(crate::clock::now_ms()).unwrap_or(0)
 }

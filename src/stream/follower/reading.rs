@@ -186,18 +186,14 @@ impl Follower {
             };
             // Chunks already here join this batch: one hand-over to the logger for all of them.
             while matches!(read, Read::More) && items.len() < BATCH_LINES {
-                let chunk = match body.next().now_or_never() {
-                    Some(chunk) => chunk,
-                    None => {
-                        // The connection's own task hands the body over a chunk at a time: let
-                        // it read what the socket holds.
-                        tokio::task::yield_now().await;
-                        match body.next().now_or_never() {
-                            Some(chunk) => chunk,
-                            None => break,
-                        }
-                    }
-                };
+                let mut chunk = body.next().now_or_never();
+                if chunk.is_none() {
+                    // The connection's own task hands the body over a chunk at a time: let it
+                    // read what the socket holds.
+                    tokio::task::yield_now().await;
+                    chunk = body.next().now_or_never();
+                }
+                let Some(chunk) = chunk else { break };
                 read = split(chunk, track, &mut items);
             }
             let gathered = items.len();

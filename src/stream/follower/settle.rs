@@ -32,13 +32,12 @@ impl Follower {
             .min(now_ms());
         track.cursor.settle_from = Some(from);
         self.checkpoint(track).await;
-        // The request that brought us here asked after the build ended.
-        let mut last_ask_ok = true;
+        // Failed asks in a row; none at first: the request that brought us here got through.
         let mut failures = 0;
         loop {
             let deadline = from.saturating_add(window);
             let now = now_ms();
-            if now >= deadline && last_ask_ok {
+            if now >= deadline && failures == 0 {
                 return Ok(end);
             }
             let wait = if now >= deadline {
@@ -53,7 +52,7 @@ impl Follower {
                 _ = stopped(track.shutdown) => return Err(FollowError::Interrupted),
             }
             let emitted = track.cursor.events_emitted;
-            last_ask_ok = match self.connect(track).await? {
+            let answered = match self.connect(track).await? {
                 Some(attempt) => match attempt.connection {
                     Connection::Ended { .. } => true,
                     Connection::Broken { .. } => false,
@@ -66,7 +65,7 @@ impl Follower {
                 track.cursor.settle_from = Some(from);
             }
             self.checkpoint(track).await;
-            failures = if last_ask_ok { 0 } else { failures + 1 };
+            failures = if answered { 0 } else { failures + 1 };
             if failures >= self.options.reconnect.max_attempts {
                 self.logger.write(self.system_entry(
                     track.ctx,

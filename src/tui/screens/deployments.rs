@@ -110,11 +110,14 @@ impl DeploymentsScreen {
             let Some(id) = entry.build_id.as_deref() else {
                 continue;
             };
-            let capacity = self.buffer_capacity;
-            self.logs
-                .entry(id.to_owned())
-                .or_insert_with(|| LogBuffer::new(capacity))
-                .push_entry(entry);
+            // The id is copied only for a deployment's first line, not for every line.
+            if !self.logs.contains_key(id) {
+                let buffer = LogBuffer::new(self.buffer_capacity);
+                self.logs.insert(id.to_owned(), buffer);
+            }
+            if let Some(buffer) = self.logs.get_mut(id) {
+                buffer.push_entry(entry);
+            }
             if entry.tier == Tier::Build {
                 self.lag_ms = Some((now - entry.ts).max(0));
             }

@@ -428,9 +428,14 @@ fn entry_job(fields: &std::collections::HashMap<String, Value>) -> Option<Job> {
 /// An outage (the local queue takes over) or an error Redis answered with.
 impl From<RedisIoError> for QueueError {
     fn from(err: RedisIoError) -> Self {
+        let code = match &err {
+            RedisIoError::Refused { code, .. } => code.clone(),
+            _ => None,
+        };
         QueueError {
             reason: err.reason(),
             outage: err.is_outage(),
+            code,
         }
     }
 }
