@@ -31,9 +31,14 @@ pub enum PrintFormat {
     Json,
 }
 
+/// How many bytes the printer gathers before it writes them out.
+const PRINT_BUFFER: usize = 64 * 1024;
+
 /// Prints entries to any writer (stdout in the CLI).
 pub struct Printer<W: Write + Send + 'static> {
-    out: BufWriter<W>,
+    out: W,
+    /// What is written but not yet handed to `out`; handed over past [`PRINT_BUFFER`].
+    pending: Vec<u8>,
     format: PrintFormat,
     /// The file behind the writer, when it is a regular file (stdout redirected to one).
     file: Option<File>,
@@ -42,7 +47,8 @@ pub struct Printer<W: Write + Send + 'static> {
 impl<W: Write + Send + 'static> Printer<W> {
     pub fn new(out: W, format: PrintFormat) -> Self {
         Printer {
-            out: BufWriter::with_capacity(64 * 1024, out),
+            out,
+            pending: Vec::with_capacity(PRINT_BUFFER),
             format,
             file: None,
         }
@@ -67,22 +73,30 @@ impl<W: Write + Send + 'static> Sink for Printer<W> {
     fn write(&mut self, entry: &LogEntry) -> io::Result<()> {
         match self.format {
             PrintFormat::Json => {
-                serde_json::to_writer(&mut self.out, entry)?;
-                self.out.write_all(b"\n")
+                // sonic-rs escapes with SIMD: every `--json` line goes through here, and it
+                // writes what serde_json would (a property test holds it to that).
+                sonic_rs::to_writer(&mut self.pending, entry).map_err(io::Error::other)?;
+                self.pending.push(b'\n');
             }
             PrintFormat::Text {
                 color,
                 show_project,
-            } => write_text(&mut self.out, entry, color, show_project),
+            } => write_text(&mut self.pending, entry, color, show_project)?,
         }
+        if self.pending.len() >= PRINT_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.pending)?;
+        self.pending.clear();
         self.out.flush()
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.out.flush()?;
+        self.flush()?;
         match &self.file {
             Some(file) => file.sync_data(),
             None => Ok(()),
@@ -247,5 +261,28 @@ mod tests {
         let raw = "\u{1b}[31mred\u{1b}[39m \u{1b}[2J\u{1b}]0;pwned\u{7}ok\u{8}\r";
         assert_eq!(make_printable(raw, false), "red ok");
         assert_eq!(make_printable(raw, true), "\u{1b}[31mred\u{1b}[39m ok");
+    }
+
+    proptest::proptest! {
+        /// `--json` lines are the entry as serde_json writes it, whatever the text holds.
+        #[test]
+        fn json_lines_are_what_serde_json_writes(
+            message in "\\PC*|[\"\\\\\u{0}-\u{1f}\u{7f}-\u{9f}a]*",
+            event in "\\PC{0,12}",
+            ts in -10_000_000_000_000i64..10_000_000_000_000,
+        ) {
+            let entry = LogEntry::at(ts, Tier::Build, Severity::Info, event, message)
+                .with_deployment("dpl_1")
+                .with_meta("ready_state", "READY");
+            let mut printer = Printer::new(Vec::new(), PrintFormat::Json);
+            printer.write(&entry).expect("writes");
+            printer.write(&entry).expect("writes");
+            printer.flush().expect("flushes");
+            let line = serde_json::to_string(&entry).expect("serialises");
+            proptest::prop_assert_eq!(
+                String::from_utf8(printer.out).expect("utf-8"),
+                format!("{line}\n{line}\n")
+            );
+        }
     }
 }
