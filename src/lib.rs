@@ -9,7 +9,7 @@
 //! tui/                         App (routing, theme, input, help), screens/ (state and keys), ui/ (render)
 //! stream/ alert/ breakglass/   the engines, each started once and handed out as a Handle
 //! vercel/ store/ log/ metrics  services the engines use; demo/ and login/ beside them
-//! shutdown clock retry fsutil secret exit redis_io    leaf modules, used by all
+//! shutdown clock retry fsutil secret exit redis_io printable    leaf modules, used by all
 //! ```
 
 // Wiring.
@@ -31,6 +31,7 @@ pub mod vercel;
 pub mod clock;
 pub mod exit;
 pub mod fsutil;
+pub mod printable;
 pub mod redis_io;
 pub mod retry;
 pub mod secret;

@@ -100,7 +100,7 @@ async fn follow_prints_a_ready_build_as_text_and_exits_0() {
         .find(|t| t.contains("Compiled successfully"))
         .expect("line");
     // Colours are dropped when stdout is not a terminal.
-    let compiled = shiplog::log::sinks::make_printable(compiled, false);
+    let compiled = shiplog::printable::display(compiled, false).into_owned();
     assert_eq!(
         out.stdout.matches(compiled.as_str()).count(),
         1,

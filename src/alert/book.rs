@@ -259,7 +259,7 @@ impl AlertBook {
 }
 
 fn first_line(text: &str) -> String {
-    crate::log::sinks::make_printable(text.lines().next().unwrap_or(""), false)
+    crate::printable::one_line(text.lines().next().unwrap_or("")).into_owned()
 }
 
 #[cfg(test)]

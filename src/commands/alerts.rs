@@ -56,7 +56,7 @@ pub async fn check(cli: &Cli, file: &Path) -> Exit {
                         alert.rule,
                         alert.severity.as_str(),
                         alert.channel_list(),
-                        shiplog::log::sinks::make_printable(message, false),
+                        shiplog::printable::display(message, false),
                         alert
                             .entry
                             .deployment_id

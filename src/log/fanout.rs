@@ -2,14 +2,13 @@
 //! bounded buffer. A slow sink never slows the writer: its buffer fills and further entries for
 //! that sink are dropped and counted.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::entry::LogEntry;
 use super::outlet::Outlet;
 use super::receiver::EntryReceiver;
-use super::redact::{self, Redactor};
+use super::redact::{self, scrub::Scrubber};
 use super::sinks::Sink;
 
 /// What happens to an entry when a sink's buffer is full.
@@ -26,7 +25,7 @@ pub enum Delivery {
 const FLUSH_PATIENCE: Duration = Duration::from_secs(5);
 
 struct Inner {
-    redactor: &'static Redactor,
+    scrubber: Scrubber,
     outlets: Vec<Outlet>,
 }
 
@@ -85,7 +84,7 @@ impl LoggerBuilder {
     pub fn build(self) -> Logger {
         Logger {
             inner: Arc::new(Inner {
-                redactor: redact::global(),
+                scrubber: Scrubber::new(redact::global()),
                 outlets: self.outlets,
             }),
         }
@@ -99,7 +98,7 @@ impl Logger {
 
     /// Redact and offer an entry to every sink; never waits.
     pub fn write(&self, entry: LogEntry) {
-        let entry = [Arc::new(self.redact(entry))];
+        let entry = self.inner.scrubber.scrub(vec![entry]);
         for outlet in &self.inner.outlets {
             outlet.offer(&entry);
         }
@@ -113,10 +112,7 @@ impl Logger {
     /// Like [`Logger::write_waiting`] for several entries at once, in order: each sink gets them
     /// in one hand-over.
     pub async fn write_all_waiting(&self, entries: Vec<LogEntry>) {
-        let entries: Vec<Arc<LogEntry>> = entries
-            .into_iter()
-            .map(|entry| Arc::new(self.redact(entry)))
-            .collect();
+        let entries = self.inner.scrubber.scrub(entries);
         for outlet in &self.inner.outlets {
             match outlet.delivery {
                 Delivery::DropWhenFull => outlet.offer(&entries),
@@ -144,40 +140,6 @@ impl Logger {
             .iter()
             .map(|o| (o.name.clone(), o.dropped()))
             .collect()
-    }
-
-    fn redact(&self, mut entry: LogEntry) -> LogEntry {
-        let redactor = self.inner.redactor;
-        redact_string(redactor, &mut entry.message);
-        let meta = &mut entry.metadata;
-        for text in [
-            &mut meta.vercel_event_id,
-            &mut meta.vercel_type,
-            &mut meta.level,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            redact_string(redactor, text);
-        }
-        for shared in [&mut meta.vercel_deployment_id, &mut meta.project]
-            .into_iter()
-            .flatten()
-        {
-            if let Cow::Owned(clean) = redactor.redact(shared) {
-                *shared = clean.into();
-            }
-        }
-        for value in meta.extra.values_mut() {
-            redactor.redact_value(value);
-        }
-        entry
-    }
-}
-
-fn redact_string(redactor: &Redactor, text: &mut String) {
-    if let Cow::Owned(clean) = redactor.redact(text) {
-        *text = clean;
     }
 }
 

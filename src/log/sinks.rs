@@ -119,7 +119,7 @@ fn write_text(
         Tier::Build => entry.event.clone(),
         _ => format!("[{}]", entry.severity.as_str()),
     };
-    let text = make_printable(&entry.message, color);
+    let text = crate::printable::display(&entry.message, color);
     let mut lines = text.split('\n').peekable();
     while let Some(line) = lines.next() {
         // A trailing newline in the event's text is not an extra empty line.
@@ -129,49 +129,6 @@ fn write_text(
         writeln!(out, "{clock} {label:<7} {line}")?;
     }
     Ok(())
-}
-
-/// Makes build output safe for a terminal: colour sequences (SGR) are kept when `keep_color`,
-/// every other escape sequence and control character is removed, so build output can never
-/// move the cursor, retitle the window or clear the screen.
-pub fn make_printable(text: &str, keep_color: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.peek() {
-                Some('[') => {
-                    chars.next();
-                    let mut seq = String::from("\u{1b}[");
-                    for c in chars.by_ref() {
-                        seq.push(c);
-                        if ('\u{40}'..='\u{7e}').contains(&c) {
-                            break;
-                        }
-                    }
-                    if keep_color && seq.ends_with('m') {
-                        out.push_str(&seq);
-                    }
-                }
-                Some(']') => {
-                    // OSC: up to BEL or ESC \
-                    chars.next();
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                _ => {
-                    chars.next();
-                }
-            },
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Passes on only the entries `keep` accepts (a worker's stdout shows shiplog's own entries and
@@ -254,13 +211,6 @@ mod tests {
             text_of(&entry, false),
             "00:47:18.756 stderr  Line 1\n00:47:18.756 stderr  Line 2\n"
         );
-    }
-
-    #[test]
-    fn escapes_are_made_harmless() {
-        let raw = "\u{1b}[31mred\u{1b}[39m \u{1b}[2J\u{1b}]0;pwned\u{7}ok\u{8}\r";
-        assert_eq!(make_printable(raw, false), "red ok");
-        assert_eq!(make_printable(raw, true), "\u{1b}[31mred\u{1b}[39m ok");
     }
 
     proptest::proptest! {

@@ -2,8 +2,8 @@
 
 use std::collections::VecDeque;
 
-use crate::log::sinks::make_printable;
 use crate::log::{LogEntry, Severity, Tier};
+use crate::printable::display;
 
 /// Which stream a line came from, for its colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl LogBuffer {
             (Tier::Build, _) => Stream::Stdout,
             _ => Stream::System,
         };
-        let text = make_printable(&entry.message, false);
+        let text = display(&entry.message, false);
         let text = text.strip_suffix('\n').unwrap_or(&text);
         for line in text.split('\n') {
             self.push(LogLine {

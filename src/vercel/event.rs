@@ -66,8 +66,59 @@ pub fn parse_event(line: &[u8]) -> Result<ParsedLine, MalformedLine> {
                 serde_json::from_str(&repaired).map_err(|_| MalformedLine(err.to_string()))?;
             normalise(wire)
         }
-        Err(err) => Err(MalformedLine(err.to_string())),
+        Err(err) => match lone_surrogates_replaced(line) {
+            // JSON allows `\ud800` alone; Rust strings do not. Show it as `�`, lose no line.
+            Some(repaired) => match sonic_rs::from_slice::<Wire>(&repaired) {
+                Ok(wire) => normalise(wire),
+                Err(_) => Err(MalformedLine(err.to_string())),
+            },
+            None => Err(MalformedLine(err.to_string())),
+        },
     }
+}
+
+/// `line` with every `\uXXXX` escape of a surrogate that is not half of a pair replaced by
+/// `\ufffd`; `None` when it has none.
+fn lone_surrogates_replaced(line: &[u8]) -> Option<Vec<u8>> {
+    let hex = |at: usize| -> Option<u16> {
+        let digits = line.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let escape_at = |at: usize| line.get(at..at + 2) == Some(b"\\u".as_slice());
+    let mut out = Vec::with_capacity(line.len());
+    let mut replaced = false;
+    let mut at = 0;
+    while at < line.len() {
+        if line[at] != b'\\' {
+            out.push(line[at]);
+            at += 1;
+            continue;
+        }
+        let unit = if escape_at(at) { hex(at + 2) } else { None };
+        let Some(unit) = unit else {
+            // Any other escape, `\\` included, passes whole.
+            out.extend_from_slice(&line[at..(at + 2).min(line.len())]);
+            at += 2;
+            continue;
+        };
+        let low = if escape_at(at + 6) { hex(at + 8) } else { None };
+        match unit {
+            0xd800..=0xdbff if low.is_some_and(|low| (0xdc00..=0xdfff).contains(&low)) => {
+                out.extend_from_slice(&line[at..at + 12]);
+                at += 12;
+            }
+            0xd800..=0xdfff => {
+                out.extend_from_slice(b"\\ufffd");
+                replaced = true;
+                at += 6;
+            }
+            _ => {
+                out.extend_from_slice(&line[at..at + 6]);
+                at += 6;
+            }
+        }
+    }
+    replaced.then_some(out)
 }
 
 fn normalise(wire: Wire<'_>) -> Result<ParsedLine, MalformedLine> {
@@ -236,6 +287,17 @@ mod tests {
             proptest::prop_assert_eq!(parsed.created, created);
             let _ = parse_event(&junk);
         }
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_shown_not_dropped() {
+        let lone = event(
+            r#"{"created":1,"id":"a","text":"bad \ud800 half, ok \ud83d\ude00, \\ud800 text"}"#,
+        );
+        assert_eq!(lone.text, "bad \u{fffd} half, ok \u{1f600}, \\ud800 text");
+        let low_first = event(r#"{"created":1,"id":"a","text":"\udc00\ud800"}"#);
+        assert_eq!(low_first.text, "\u{fffd}\u{fffd}");
+        assert!(parse_event(br#"{"created":1,"text":"cut \ud8"}"#).is_err());
     }
 
     fn event_bytes(line: &[u8]) -> VercelEvent {

@@ -10,7 +10,7 @@
 //! Secrets are redacted upstream (the logger redacts an entry before any rule sees it).
 
 use crate::alert::{Alert, AlertSeverity};
-use crate::log::sinks::make_printable;
+use crate::printable::display;
 
 /// The state of an alert that has just fired.
 pub const FIRING: &str = "firing";
@@ -56,11 +56,11 @@ pub fn title(n: &Notification) -> String {
 }
 
 /// The message's first non-blank line, cleaned: escape sequences and control characters removed,
-/// tabs made spaces, bidirectional overrides dropped, trimmed. For an entry without a message,
+/// tabs made spaces, bidirectional overrides shown as `�`, trimmed. For an entry without a message,
 /// its event (e.g. `failed`). Not cut: each channel cuts it to its own limits.
 pub fn summary(n: &Notification) -> String {
     let entry = &n.alert.entry;
-    let cleaned = make_printable(&entry.message, false);
+    let cleaned = display(&entry.message, false);
     let first = cleaned
         .split(['\n', '\u{2028}', '\u{2029}'])
         .map(clean_line)
@@ -242,17 +242,10 @@ pub(crate) fn web_link(n: &Notification) -> Option<String> {
 /// The message's lines from its first non-blank one, cleaned, at most `max_lines` of them, each
 /// with trailing whitespace removed, plus how many lines were left out.
 pub(crate) fn message_lines(n: &Notification, max_lines: usize) -> (Vec<String>, usize) {
-    let cleaned = make_printable(&n.alert.entry.message, false);
+    let cleaned = display(&n.alert.entry.message, false);
     let mut lines = cleaned
         .split(['\n', '\u{2028}', '\u{2029}'])
-        .map(|line| {
-            line.replace('\t', "    ")
-                .chars()
-                .filter(|c| !is_bidi_control(*c))
-                .collect::<String>()
-                .trim_end()
-                .to_owned()
-        })
+        .map(|line| line.replace('\t', "    ").trim_end().to_owned())
         .skip_while(|line| line.trim().is_empty())
         .collect::<Vec<_>>();
     while lines.last().is_some_and(|l| l.is_empty()) {
@@ -266,28 +259,17 @@ pub(crate) fn message_lines(n: &Notification, max_lines: usize) -> (Vec<String>,
 /// Any text on one line: escape sequences and control characters removed, every run of
 /// whitespace (line breaks included) one space, trimmed.
 pub(crate) fn one_line(text: &str) -> String {
-    make_printable(text, false)
+    display(text, false)
         .split(|c: char| c.is_whitespace())
         .filter(|word| !word.is_empty())
-        .map(|word| word.chars().filter(|c| !is_bidi_control(*c)).collect())
+        .map(str::to_owned)
         .collect::<Vec<String>>()
         .join(" ")
 }
 
-/// One line of cleaned text: tabs as spaces, bidi controls dropped, trimmed.
+/// One line of cleaned text: tabs as spaces, trimmed.
 fn clean_line(line: &str) -> String {
-    line.chars()
-        .map(|c| if c == '\t' { ' ' } else { c })
-        .filter(|c| !is_bidi_control(*c))
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
-/// Characters that reorder the text around them (the "Trojan Source" ones): an alert must read
-/// the way it was written.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    line.replace('\t', " ").trim().to_owned()
 }
 
 #[cfg(test)]
@@ -467,7 +449,7 @@ mod tests {
         let text = title(&Notification::firing(&hostile));
         assert_eq!(
             text,
-            "[LOW] rule Bcc: x@y: storefront dpl_2A1YdwhTadMp5nphik5kEwFBwnxR: lineone  end"
+            "[LOW] rule Bcc: x@y: storefront dpl_2A1YdwhTadMp5nphik5kEwFBwnxR: lineone\u{fffd}  end"
         );
         for giant in giant_alerts() {
             let name = giant.name;
@@ -487,7 +469,8 @@ mod tests {
             ("\u{1b}[31mError\u{1b}[0m: red\r\n", "Error: red"),
             ("a\u{2028}b", "a"),
             ("tab\there", "tab here"),
-            ("\u{202e}reversed", "reversed"),
+            // Characters that reorder the text (the "Trojan Source" ones) show as `�`.
+            ("\u{202e}reversed", "\u{fffd}reversed"),
             ("", "failed"),
             ("   \n  ", "failed"),
         ];

@@ -448,5 +448,5 @@ fn store_denial(err: BreakglassStoreError) -> Denial {
 
 /// Text from a person, fit for an audit trail or a terminal: one line, no control characters.
 fn printable(text: &str) -> String {
-    crate::log::sinks::make_printable(&text.replace(['\n', '\r'], " "), false)
+    crate::printable::one_line(text).into_owned()
 }

@@ -87,7 +87,7 @@ pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, now: i6
 
 fn meta(d: &crate::vercel::DeploymentSummary, key: &str) -> String {
     let text = d.meta.get(key).and_then(|v| v.as_str()).unwrap_or("");
-    crate::log::sinks::make_printable(text.lines().next().unwrap_or(""), false)
+    crate::printable::one_line(text.lines().next().unwrap_or("")).into_owned()
 }
 
 fn short_state(state: ReadyState) -> &'static str {

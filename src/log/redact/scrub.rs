@@ -1,0 +1,279 @@
+//! Scrubbing whole entries before any sink sees them: every string that may have come from the
+//! network is redacted and made safe for a terminal, and a private key that a build prints a
+//! line per event (as Vercel sends it) is hidden from its BEGIN line to its END line.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{Redactor, REDACTED};
+use crate::log::entry::LogEntry;
+use crate::printable;
+
+/// How many lines after a BEGIN line are hidden when no END line comes: a 4096-bit RSA key in
+/// PEM is about 50 lines.
+pub const MAX_KEY_LINES: u32 = 200;
+
+/// How many ids known to hold no secret are remembered. Ids are shared (`Arc`) by every entry
+/// of a deployment, so one check serves them all.
+const KNOWN_CLEAN: usize = 64;
+
+#[derive(Default)]
+struct State {
+    /// Streams (by deployment id) inside a private key block, with the lines left to hide.
+    key_blocks: HashMap<Arc<str>, u32>,
+    /// Ids already checked and found clean; compared by pointer, and held so the pointer
+    /// cannot be reused.
+    known_clean: Vec<Arc<str>>,
+}
+
+/// Redacts and cleans entries; shared by every writer of a logger.
+pub struct Scrubber {
+    redactor: &'static Redactor,
+    state: Mutex<State>,
+}
+
+impl Scrubber {
+    pub fn new(redactor: &'static Redactor) -> Self {
+        Scrubber {
+            redactor,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Scrubs `entries`, in order (a key block spans entries).
+    pub fn scrub(&self, entries: Vec<LogEntry>) -> Vec<Arc<LogEntry>> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .into_iter()
+            .map(|entry| Arc::new(self.entry(&mut state, entry)))
+            .collect()
+    }
+
+    fn entry(&self, state: &mut State, mut entry: LogEntry) -> LogEntry {
+        if let Some(message) = self.message(state, entry.deployment_id.as_ref(), &entry.message) {
+            entry.message = message;
+        }
+        let meta = &mut entry.metadata;
+        for text in [
+            Some(&mut entry.event),
+            meta.vercel_event_id.as_mut(),
+            meta.vercel_type.as_mut(),
+            meta.level.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Cow::Owned(clean) = self.field(text) {
+                *text = clean;
+            }
+        }
+        for id in [
+            &mut entry.deployment_id,
+            &mut entry.build_id,
+            &mut entry.project_id,
+            &mut entry.user_id,
+            &mut entry.correlation_id,
+            &mut meta.vercel_deployment_id,
+            &mut meta.project,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.shared_field(state, id);
+        }
+        for value in meta.extra.values_mut() {
+            self.redactor.redact_value(value);
+        }
+        entry
+    }
+
+    /// A line of output: redacted, colors kept, nothing else that drives a terminal; `None`
+    /// when it is fine as it is.
+    fn message(&self, state: &mut State, stream: Option<&Arc<str>>, text: &str) -> Option<String> {
+        let redactor = self.redactor;
+        if let Some(stream) = stream {
+            if let Some(lines_left) = state.key_blocks.get_mut(stream) {
+                let plain = printable::for_matching(text);
+                return match redactor.key_block_end(&plain) {
+                    Some(end) => {
+                        state.key_blocks.remove(stream);
+                        let rest = redactor.redact(&plain[end..]);
+                        Some(format!("{REDACTED}{}", printable::display(&rest, true)))
+                    }
+                    None => {
+                        *lines_left -= 1;
+                        if *lines_left == 0 {
+                            state.key_blocks.remove(stream);
+                        }
+                        Some(REDACTED.to_owned())
+                    }
+                };
+            }
+            if redactor.opens_key_block(text) {
+                state.key_blocks.insert(Arc::clone(stream), MAX_KEY_LINES);
+            }
+        }
+        match redactor.redact(text) {
+            Cow::Borrowed(text) => match printable::display(text, true) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(shown) => Some(shown),
+            },
+            Cow::Owned(redacted) => Some(printable::display(&redacted, true).into_owned()),
+        }
+    }
+
+    /// A name, a type, an id: redacted and shown on one line.
+    fn field<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.redactor.redact(text) {
+            Cow::Borrowed(text) => printable::one_line(text),
+            Cow::Owned(redacted) => Cow::Owned(printable::one_line(&redacted).into_owned()),
+        }
+    }
+
+    fn shared_field(&self, state: &mut State, id: &mut Arc<str>) {
+        if state.known_clean.iter().any(|known| Arc::ptr_eq(known, id)) {
+            return;
+        }
+        match self.field(id) {
+            Cow::Owned(clean) => *id = clean.into(),
+            Cow::Borrowed(_) => {
+                if state.known_clean.len() == KNOWN_CLEAN {
+                    state.known_clean.remove(0);
+                }
+                state.known_clean.push(Arc::clone(id));
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scrubber").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Severity, Tier};
+
+    fn line(deployment: &Arc<str>, text: &str) -> LogEntry {
+        LogEntry::new(Tier::Build, Severity::Info, "stdout", text)
+            .with_deployment(Arc::clone(deployment))
+    }
+
+    fn messages(scrubber: &Scrubber, entries: Vec<LogEntry>) -> Vec<String> {
+        scrubber
+            .scrub(entries)
+            .iter()
+            .map(|e| e.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_key_printed_line_by_line_is_hidden_in_its_stream_only() {
+        let scrubber = Scrubber::new(super::super::global());
+        let (a, b): (Arc<str>, Arc<str>) = ("dpl_a".into(), "dpl_b".into());
+        let out = messages(
+            &scrubber,
+            vec![
+                line(&a, "cat key.pem"),
+                line(&a, "\u{1b}[2m-----BEGIN OPENSSH PRIVATE KEY-----"),
+                line(&b, "other build, ordinary line"),
+                line(
+                    &a,
+                    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+                ),
+                line(
+                    &a,
+                    "QyNTUxOQAAACDcTQ1c2Sl4QbDQm8YpBxgjB0ruPZo3FHKXtF5T0vhzygAAAJhRbUk7UW1J",
+                ),
+            ],
+        );
+        assert_eq!(out[0], "cat key.pem");
+        assert_eq!(out[1], REDACTED);
+        assert_eq!(out[2], "other build, ordinary line");
+        assert_eq!(&out[3..], [REDACTED, REDACTED]);
+        // A later batch is still inside the block, up to its END line and no further.
+        let out = messages(
+            &scrubber,
+            vec![
+                line(&a, "AAAEC0n5RKlsD8Nm"),
+                line(&a, "-----END OPENSSH PRIVATE KEY----- done"),
+                line(&a, "Build Completed in /vercel/output [58s]"),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                REDACTED,
+                "[REDACTED] done",
+                "Build Completed in /vercel/output [58s]"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_block_without_an_end_is_hidden_for_a_bounded_number_of_lines() {
+        let scrubber = Scrubber::new(super::super::global());
+        let a: Arc<str> = "dpl_a".into();
+        let mut batch = vec![line(&a, "-----BEGIN PRIVATE KEY-----")];
+        batch.extend((0..MAX_KEY_LINES + 1).map(|n| line(&a, &format!("line {n}"))));
+        let out = messages(&scrubber, batch);
+        assert!(out[..=MAX_KEY_LINES as usize].iter().all(|m| m == REDACTED));
+        assert_eq!(
+            out.last().map(String::as_str),
+            Some(format!("line {MAX_KEY_LINES}").as_str())
+        );
+    }
+
+    #[test]
+    fn every_field_is_redacted_and_cleaned() {
+        let scrubber = Scrubber::new(super::super::global());
+        let mut entry = LogEntry::new(
+            Tier::Build,
+            Severity::Info,
+            "stdout\u{1b}]52;c;cm0gLXJmIH4=\u{7}",
+            "\u{1b}[32mok\u{1b}[39m \u{1b}[2Jdone \u{202e}txt.exe",
+        )
+        .with_deployment("dpl_\u{1b}[2Jx")
+        .with_build("token=abc123")
+        .with_project(Some("prj\nname".into()));
+        entry.metadata.project = Some("acme\u{1b}[31m".into());
+        entry.metadata.vercel_type = Some("AKIA\u{7}LALEMEL33243OLIB".to_owned());
+        let entry = scrubber.scrub(vec![entry]).remove(0);
+        assert_eq!(entry.event, "stdout");
+        assert_eq!(entry.message, "\u{1b}[32mok\u{1b}[39m done \u{fffd}txt.exe");
+        assert_eq!(entry.deployment_id.as_deref(), Some("dpl_x"));
+        assert_eq!(entry.build_id.as_deref(), Some("token=[REDACTED]"));
+        assert_eq!(entry.project_id.as_deref(), Some("prj name"));
+        assert_eq!(entry.metadata.project.as_deref(), Some("acme"));
+        assert_eq!(entry.metadata.vercel_type.as_deref(), Some(REDACTED));
+    }
+
+    #[test]
+    fn a_shared_id_is_checked_once() {
+        let scrubber = Scrubber::new(super::super::global());
+        let a: Arc<str> = "dpl_a".into();
+        let out = scrubber.scrub(vec![line(&a, "x"), line(&a, "y")]);
+        for entry in &out {
+            assert!(entry
+                .deployment_id
+                .as_ref()
+                .is_some_and(|id| Arc::ptr_eq(id, &a)));
+        }
+        let state = scrubber.state.lock().expect("lock");
+        assert_eq!(
+            state
+                .known_clean
+                .iter()
+                .filter(|k| Arc::ptr_eq(k, &a))
+                .count(),
+            1
+        );
+    }
+}
