@@ -42,6 +42,15 @@ fn is_control(c: char) -> bool {
 /// True when `text` has nothing but plain text: the common case, checked byte by byte.
 fn is_plain(text: &str) -> bool {
     let bytes = text.as_bytes();
+    // Most lines are printable ASCII: checked 32 bytes at a time, without a branch per byte.
+    let printable_ascii = |chunk: &[u8]| {
+        chunk.iter().fold(true, |all, &b| {
+            all & (b.wrapping_sub(0x20) < 0x5f || b == b'\n' || b == b'\t')
+        })
+    };
+    if bytes.chunks(32).all(printable_ascii) {
+        return true;
+    }
     bytes.iter().enumerate().all(|(at, &b)| match b {
         b'\n' | b'\t' => true,
         0..=0x1f | 0x7f => false,
