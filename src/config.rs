@@ -85,9 +85,12 @@ impl FileConfig {
             }
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let mut config: FileConfig = toml::from_str(&text).map_err(|err| ConfigError::Invalid {
-            path: path.clone(),
-            message: err.to_string().trim().replace('\n', " "),
+        let mut config: FileConfig = toml::from_str(&text).map_err(|err| {
+            let (line, problem) = crate::alert::rule::toml_problem(&text, &err);
+            ConfigError::Invalid {
+                path: path.clone(),
+                message: format!("line {line}: {problem}"),
+            }
         })?;
         let origin = format!("config file {}", path.display());
         config.rules = crate::alert::rule::rules_in(&text, &origin)?;
@@ -95,14 +98,29 @@ impl FileConfig {
     }
 }
 
-/// `VERCEL_API_URL`: an http(s) URL.
+/// `VERCEL_API_URL`: an https URL; plain http only to this machine (the simulator, tests), since
+/// the token travels in every request.
 fn api_url(url: String) -> Result<String, ConfigError> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(url)
-    } else {
-        Err(ConfigError::Value(format!(
-            "VERCEL_API_URL must start with http:// or https://, not {url:?}"
-        )))
+    let parsed = reqwest::Url::parse(&url).ok();
+    let host = parsed.as_ref().and_then(reqwest::Url::host_str);
+    let loopback = host.is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match parsed.as_ref().map(reqwest::Url::scheme) {
+        Some("https") if host.is_some() => Ok(url),
+        Some("http") if loopback => Ok(url),
+        Some("http") => Err(ConfigError::Value(format!(
+            "VERCEL_API_URL must use https:// (plain http:// only to this machine, as the simulator does), not {}",
+            parsed.as_ref().map_or(String::new(), |u| u.origin().ascii_serialization())
+        ))),
+        _ => Err(ConfigError::Value(
+            "VERCEL_API_URL must be an https:// URL".to_owned(),
+        )),
     }
 }
 
@@ -367,13 +385,41 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_api_is_https_or_this_machine() {
+        for ok in [
+            "https://api.vercel.com",
+            "http://127.0.0.1:3000",
+            "http://localhost:8080/",
+            "http://[::1]:9",
+        ] {
+            assert_eq!(
+                super::api_url(ok.to_owned()).ok().as_deref(),
+                Some(ok),
+                "{ok}"
+            );
+        }
+        for refused in [
+            "http://api.vercel.com",
+            "http://collector.example:80",
+            "http://127.0.0.1.example",
+            "ftp://x",
+            "api.vercel.com",
+        ] {
+            let err = super::api_url(refused.to_owned())
+                .expect_err(refused)
+                .to_string();
+            assert!(err.contains("https://"), "{err}");
+        }
+    }
+
     use super::*;
 
     #[test]
     fn flags_and_env_beat_the_file_which_beats_defaults() {
         let file = FileConfig {
             team_id: Some("team_file".into()),
-            api_url: Some("http://file.example".into()),
+            api_url: Some("https://file.example".into()),
             ..FileConfig::default()
         };
         let overrides = Overrides {
@@ -382,7 +428,7 @@ mod tests {
         };
         let s = Settings::resolve(overrides, file).expect("valid");
         assert_eq!(s.team_id.as_deref(), Some("team_flag"));
-        assert_eq!(s.api_url, "http://file.example");
+        assert_eq!(s.api_url, "https://file.example");
         assert_eq!(s.namespace, "shiplog:development:");
         assert_eq!(s.idle_timeout, Duration::from_secs(30));
     }
@@ -397,6 +443,26 @@ mod tests {
         assert!(text.contains("config.toml"), "{text}");
         assert!(text.contains("line 2"), "{text}");
         assert!(text.contains("team_idd"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_config_line_is_named_never_quoted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("config.toml");
+        for text in [
+            // A value of the wrong type: serde quotes it.
+            "[alert_channels]\nsms_enabled = \"https://hooks.slack.com/services/T/B/s3cr3t\"\n",
+            // A syntax error: toml shows the line.
+            "[alert_channels]\nslack_webhook_url = \"https://hooks.slack.com/services/T/B/s3cr3t\n",
+            "team_id = 5\ntwilio_auth_token = s3cr3t\n",
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = FileConfig::load(Some(&path))
+                .expect_err("invalid")
+                .to_string();
+            assert!(!err.contains("s3cr3t"), "{err}");
+            assert!(err.contains("line "), "{err}");
+        }
     }
 
     #[test]

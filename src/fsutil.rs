@@ -6,25 +6,12 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-/// Who may read the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// The process's default (umask).
-    Shared,
-    /// Its owner only (0600): secrets, sealed or not, and their audit.
-    Private,
-}
-
-/// Replaces `path` with `bytes`.
-pub fn replace(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+/// Replaces `path` with `bytes`; the file is its owner's only (0600).
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let temporary = temp_path(path);
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if access == Access::Private {
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    }
-    let written = options
+    let written = private_file()
+        .write(true)
+        .create_new(true)
         .open(&temporary)
         .and_then(|mut file| file.write_all(bytes))
         .and_then(|()| fs::rename(&temporary, path));
@@ -32,6 +19,34 @@ pub fn replace(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
         let _ = fs::remove_file(&temporary);
     }
     written
+}
+
+/// Options that create a file only its owner may read and write (0600). State, logs and
+/// audit trails hold deployment ids, alert texts and sealed secrets.
+pub fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Creates `dir` (and its parents) if missing, and makes it its owner's only (0700); a
+/// directory an earlier version made 0755 is tightened.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700).create(dir)?;
+        let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    builder.create(dir)
 }
 
 /// A name no other writer (thread or process) uses at the same time.

@@ -11,6 +11,7 @@ use cli::{Cli, Command};
 use shiplog::exit;
 
 fn main() -> ExitCode {
+    shiplog::secret::protect_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

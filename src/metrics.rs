@@ -246,7 +246,7 @@ pub async fn report_periodically(
             _ = crate::shutdown::stopped(&mut shutdown) => return,
         }
         let text = metrics.render_prometheus();
-        let written = crate::fsutil::replace(&path, text.as_bytes(), crate::fsutil::Access::Shared);
+        let written = crate::fsutil::replace(&path, text.as_bytes());
         match written {
             Ok(()) => tracing::info!(
                 events = metrics.events_received(),

@@ -48,6 +48,7 @@ fn connection(token: &str) -> Connection {
         scopes: Vec::new(),
         created_at: 1_795_684_800_000,
         updated_at: 1_795_684_800_000,
+        api_origin: None,
     }
 }
 

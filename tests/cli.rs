@@ -521,6 +521,15 @@ async fn alerts_check_replays_recorded_entries_through_the_rules() {
         lines.push(serde_json::to_string(&entry).expect("json"));
     }
     lines.push("not json at all".to_owned());
+    // A valid entry over the 1 MiB line limit is skipped as `follow` skips it, not read whole.
+    let giant = shiplog::log::LogEntry::at(
+        1_795_684_900_000,
+        shiplog::log::Tier::Build,
+        shiplog::log::Severity::Error,
+        "failed",
+        "x".repeat(3 << 20),
+    );
+    lines.insert(25, serde_json::to_string(&giant).expect("json"));
     std::fs::write(&file, lines.join("\n")).expect("write");
     let out = run({
         let mut c = shiplog(state.path(), "http://127.0.0.1:9");
@@ -538,7 +547,7 @@ async fn alerts_check_replays_recorded_entries_through_the_rules() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("1 alerts would fire, 49 repeats would be suppressed (50 entries read, 1 lines skipped)"),
+        out.stdout.contains("1 alerts would fire, 49 repeats would be suppressed (50 entries read, 2 lines skipped)"),
         "{}",
         out.stdout
     );
@@ -567,6 +576,24 @@ async fn alerts_check_replays_recorded_entries_through_the_rules() {
         "{}",
         out.stderr
     );
+
+    // A rule that would stall alerting on long lines is refused before anything runs.
+    std::fs::write(
+        &config,
+        "[[alert_rules]]\nkey = \"slow\"\nmessage = '[a-z]{3000}[0-9]'\n",
+    )
+    .expect("write");
+    let out = run({
+        let mut c = shiplog(state.path(), "http://127.0.0.1:9");
+        c.arg("--config")
+            .arg(&config)
+            .args(["alerts", "check"])
+            .arg(&file);
+        c
+    })
+    .await;
+    assert_eq!(out.code, 78);
+    assert!(out.stderr.contains("repeats 3000 times"), "{}", out.stderr);
 
     let missing = run({
         let mut c = shiplog(state.path(), "http://127.0.0.1:9");

@@ -80,6 +80,57 @@ async fn a_stored_login_is_used_and_recovered_through_breakglass_when_its_key_is
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("Build Completed"), "{}", out.stdout);
 
+    // The stored token goes to no other API: not to another server, not over plain http to
+    // another machine, and not after the record's origin is edited to the other server's.
+    let other = SimulatorHandle::start(SimulatorOptions::default())
+        .await
+        .expect("simulator");
+    let mut cmd = with_keys(state, &other.base_url(), TOKEN_KEY);
+    cmd.arg("follow").arg(&id);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("made for {}", api.trim_end_matches('/'))),
+        "{}",
+        out.stderr
+    );
+    let mut cmd = with_keys(state, "http://collector.example", TOKEN_KEY);
+    cmd.arg("follow").arg(&id);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(out.stderr.contains("https://"), "{}", out.stderr);
+    let (here, there) = (api.trim_end_matches('/'), other.base_url());
+    let there = there.trim_end_matches('/');
+    let mut edited = 0;
+    for path in support::files::all_files(state) {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if text.contains("api_origin") && text.contains(here) {
+            std::fs::write(&path, text.replace(here, there)).expect("edits");
+            edited += 1;
+        }
+    }
+    assert_eq!(edited, 1, "one connection record names the origin");
+    let mut cmd = with_keys(state, there, TOKEN_KEY);
+    cmd.arg("follow").arg(&id);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be opened"), "{}", out.stderr);
+    assert!(
+        other.requests().is_empty(),
+        "a request reached the other server"
+    );
+    for path in support::files::all_files(state) {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if text.contains("api_origin") && text.contains(there) {
+            std::fs::write(&path, text.replace(there, here)).expect("restores");
+        }
+    }
+
     // The list, as JSON with the plan's names and without any token.
     let mut cmd = with_keys(state, &api, TOKEN_KEY);
     cmd.args(["breakglass", "list", "--json"]);

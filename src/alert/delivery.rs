@@ -239,11 +239,17 @@ impl Deliverer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let body = response.text().await.unwrap_or_default();
-        let detail = crate::log::redact::global()
-            .redact(body.trim())
-            .chars()
-            .take(200)
-            .collect::<String>();
+        // A service may echo what it was sent: the webhook's path, the credentials.
+        let mut known = crate::secret::url_parts(request.url.expose());
+        if let Some((_, password)) = &request.basic_auth {
+            known.push(password.expose().to_owned());
+        }
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let detail =
+            crate::secret::scrub(&crate::log::redact::global().redact(body.trim()), &known)
+                .chars()
+                .take(200)
+                .collect::<String>();
         let reason = if detail.is_empty() {
             format!("answered {}", status.as_u16())
         } else {

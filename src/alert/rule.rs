@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::channels::Channel;
@@ -76,14 +76,62 @@ impl Rule {
             && self
                 .message
                 .as_ref()
-                .is_none_or(|re| re.is_match(&entry.message))
+                .is_none_or(|re| re.is_match(matched_part(&entry.message)))
             && self.metadata.iter().all(|(key, re)| {
                 entry
                     .metadata
                     .get_str(key)
-                    .is_some_and(|value| re.is_match(value))
+                    .is_some_and(|value| re.is_match(matched_part(value)))
             })
     }
+}
+
+/// How much of a text a rule's regular expression looks at: its first 16 KiB. A build line
+/// can be 1 MiB, and no rule may stall alerting on one.
+pub const MATCHED_BYTES: usize = 16 * 1024;
+
+/// How large a rule's regular expression may be once compiled: room for Unicode classes
+/// (`\w` alone is tens of KiB), not for thousands of states.
+const REGEX_SIZE_LIMIT: usize = 1024 * 1024;
+
+/// The largest count a rule's `{n}` or `{n,m}` may have. A pattern such as `[a-z]{3000}[0-9]`
+/// is small to write but makes the matcher track thousands of positions at every byte.
+pub const MAX_REPETITION: u32 = 100;
+
+/// The first counted repetition in `pattern` over [`MAX_REPETITION`], nested counts multiplied
+/// (`(a{20}){20}` counts 400), if any.
+fn costly_repetition(pattern: &str) -> Option<u32> {
+    use regex_syntax::hir::{Hir, HirKind};
+    let hir = regex_syntax::parse(pattern).ok()?;
+    let mut stack: Vec<(&Hir, u32)> = vec![(&hir, 1)];
+    while let Some((hir, outer)) = stack.pop() {
+        match hir.kind() {
+            HirKind::Repetition(rep) => {
+                let count = outer.saturating_mul(rep.max.unwrap_or(rep.min).max(rep.min).max(1));
+                if count > MAX_REPETITION {
+                    return Some(count);
+                }
+                stack.push((&rep.sub, count));
+            }
+            HirKind::Capture(capture) => stack.push((&capture.sub, outer)),
+            HirKind::Concat(all) | HirKind::Alternation(all) => {
+                stack.extend(all.iter().map(|hir| (hir, outer)));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn matched_part(text: &str) -> &str {
+    if text.len() <= MATCHED_BYTES {
+        return text;
+    }
+    let mut end = MATCHED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// A rule that cannot be used: names the file, the line and the rule.
@@ -234,11 +282,14 @@ impl RuleSet {
 
 /// The `[[alert_rules]]` tables of a TOML text (a config file), each with its line.
 pub fn rules_in(text: &str, origin: &str) -> Result<Vec<LocatedRule>, RuleError> {
-    let file: RulesFile = toml::from_str(text).map_err(|err| RuleError {
-        origin: origin.to_owned(),
-        line: err.span().map_or(0, |s| line_of(text, s.start)),
-        key: String::new(),
-        problem: err.message().to_owned(),
+    let file: RulesFile = toml::from_str(text).map_err(|err| {
+        let (line, problem) = toml_problem(text, &err);
+        RuleError {
+            origin: origin.to_owned(),
+            line,
+            key: String::new(),
+            problem,
+        }
     })?;
     Ok(file
         .alert_rules
@@ -252,6 +303,28 @@ pub fn rules_in(text: &str, origin: &str) -> Result<Vec<LocatedRule>, RuleError>
 }
 
 /// The 1-based line of a byte offset.
+/// A TOML error as it may be shown: its line and what is wrong, without the line's text or any
+/// value quoted from it (a config file holds webhook URLs and tokens).
+pub fn toml_problem(text: &str, err: &toml::de::Error) -> (usize, String) {
+    let line = err.span().map_or(0, |s| line_of(text, s.start));
+    let mut problem = String::new();
+    let mut quoted = false;
+    let mut chars = err.message().chars();
+    while let Some(c) = chars.next() {
+        if quoted && c == '\\' {
+            chars.next();
+        } else if c == '"' {
+            if !quoted {
+                problem.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            problem.push(c);
+        }
+    }
+    (line, problem.trim().replace('\n', " "))
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(0, |before| before.matches('\n').count() + 1)
@@ -273,13 +346,23 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
         return Err(problem("a rule needs a key".to_owned()));
     }
     let regex = |pattern: &str| {
-        Regex::new(pattern).map_err(|err| {
-            let reason = err.to_string();
-            problem(format!(
-                "bad regular expression {pattern:?}: {}",
-                reason.lines().last().unwrap_or("invalid").trim()
-            ))
-        })
+        if let Some(count) = costly_repetition(pattern) {
+            return Err(problem(format!(
+                "regular expression {pattern:?} repeats {count} times; at most {MAX_REPETITION} \
+                 are allowed, so that no rule can stall alerting on a long line"
+            )));
+        }
+        RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(4 * REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|err| {
+                let reason = err.to_string();
+                problem(format!(
+                    "bad regular expression {pattern:?}: {}",
+                    reason.lines().last().unwrap_or("invalid").trim()
+                ))
+            })
     };
     let message = config.message.as_deref().map(regex).transpose()?;
     let mut metadata = Vec::new();
@@ -415,6 +498,35 @@ channels = ["webhook"]
         );
         entry.metadata.vercel_type = Some("stderr".to_owned());
         assert!(keys(&set, &entry).contains(&"prisma_migration".to_owned()));
+    }
+
+    #[test]
+    fn a_costly_regex_is_refused_and_long_lines_are_matched_on_their_start() {
+        let rule = |pattern: &str| {
+            let text = format!("[[alert_rules]]\nkey = \"r\"\nmessage = '{pattern}'\n");
+            RuleSet::with_overrides(rules_in(&text, "config file c.toml").expect("parses"))
+        };
+        let err = rule("[a-z]{3000}[0-9]").expect_err("too costly");
+        assert!(err.to_string().contains("repeats 3000 times"), "{err}");
+        assert!(rule("(a{50}){3}").is_err());
+        assert!(rule("x{101,}").is_err());
+        assert!(rule("(a{10}b+){10}").is_ok());
+        for ordinary in [
+            r"(?i)(error|fatal).*timeout",
+            r"^Error: .*ENOENT",
+            r"\w+@\w+\.\w+",
+            r"(?i)out of memory|heap limit|SIGKILL",
+            r"[a-z]{30}[0-9]",
+        ] {
+            rule(ordinary).unwrap_or_else(|err| panic!("{ordinary}: {err}"));
+        }
+        let set = rule("needle").expect("compiles");
+        let at = |offset: usize| {
+            let text = format!("{}needle", "é".repeat(offset / 2));
+            LogEntry::at(1, Tier::Build, Severity::Info, "stdout", text)
+        };
+        assert!(keys(&set, &at(MATCHED_BYTES - 100)).contains(&"r".to_owned()));
+        assert!(!keys(&set, &at(MATCHED_BYTES + 100)).contains(&"r".to_owned()));
     }
 
     #[test]

@@ -29,6 +29,28 @@ pub struct Connection {
     pub created_at: i64,
     #[serde(with = "rfc3339_ms")]
     pub updated_at: i64,
+    /// The API origin the login was made for (`https://api.vercel.com`); the token goes to no
+    /// other. Sealed into the tokens, so editing it makes them unreadable. Logins stored before
+    /// it was recorded were made for Vercel's API.
+    #[serde(default)]
+    pub api_origin: Option<String>,
+}
+
+/// The origin of Vercel's own API, for logins that do not record one.
+pub const VERCEL_ORIGIN: &str = "https://api.vercel.com";
+
+/// `scheme://host[:port]` of an API URL, as a stored login records it.
+pub fn api_origin(api_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(api_url).ok()?;
+    Some(url.origin().ascii_serialization()).filter(|origin| origin != "null")
+}
+
+/// What a connection's tokens are sealed to: the connection, and the API origin when recorded.
+pub fn token_binding(connection_id: &str, api_origin: Option<&str>) -> String {
+    match api_origin {
+        Some(origin) => format!("{connection_id} for {origin}"),
+        None => connection_id.to_owned(),
+    }
 }
 
 impl Connection {
@@ -40,12 +62,22 @@ impl Connection {
 
     /// The access token, opened with the token keys.
     pub fn access_token(&self, keys: &Keyring) -> Result<Secret, VaultError> {
+        let binding = self.binding();
         let context = Context {
             purpose: vault::TOKEN,
-            connection_id: &self.connection_id,
+            connection_id: &binding,
             field: "access_token",
         };
         vault::open(keys, context, &self.access_token)
+    }
+
+    /// The API origin this login's token may be sent to.
+    pub fn origin(&self) -> &str {
+        self.api_origin.as_deref().unwrap_or(VERCEL_ORIGIN)
+    }
+
+    fn binding(&self) -> String {
+        token_binding(&self.connection_id, self.api_origin.as_deref())
     }
 
     /// The plan's `requireScope()` for this login (see [`require_scopes`]).
@@ -55,7 +87,7 @@ impl Connection {
 
     /// Seals both tokens again with the newest key (`shiplog vault rotate`).
     pub fn reseal(&mut self, keys: &Keyring, now: i64) -> Result<(), VaultError> {
-        let id = &self.connection_id;
+        let id = &self.binding();
         let (access, refresh) = vault::open_tokens(
             keys,
             vault::TOKEN,
@@ -175,6 +207,7 @@ mod tests {
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             created_at: 0,
             updated_at: 0,
+            api_origin: None,
         }
     }
 

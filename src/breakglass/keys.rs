@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::VaultError;
+use crate::secret::Locked;
 
 /// One key and its id.
 pub struct Key {
@@ -19,7 +20,8 @@ pub struct Key {
 
 /// The keys of one purpose (tokens, or the breakglass copy), newest first.
 pub struct Keyring {
-    keys: Vec<Key>,
+    /// Locked out of swap; the ciphers wipe their key schedules on drop.
+    keys: Vec<Locked<Key>>,
     /// The variable the newest key came from, for messages.
     pub(super) source: &'static str,
     /// The variable of the older keys, for messages.
@@ -44,10 +46,10 @@ impl Keyring {
         source: &'static str,
         older_source: &'static str,
     ) -> Result<Keyring, VaultError> {
-        let mut keys = vec![key_from(current, source)?];
+        let mut keys = vec![Locked::new(key_from(current, source)?)];
         for text in older.unwrap_or("").split(',').map(str::trim) {
             if !text.is_empty() {
-                keys.push(key_from(text, older_source)?);
+                keys.push(Locked::new(key_from(text, older_source)?));
             }
         }
         Ok(Keyring {
@@ -62,11 +64,22 @@ impl Keyring {
         current: &'static str,
         older: &'static str,
     ) -> Result<Option<Keyring>, VaultError> {
-        let Some(text) = std::env::var(current).ok().filter(|v| !v.trim().is_empty()) else {
+        // The copies read here are wiped once parsed.
+        let Some(text) = std::env::var(current)
+            .ok()
+            .map(Zeroizing::new)
+            .filter(|v| !v.trim().is_empty())
+        else {
             return Ok(None);
         };
-        let older_text = std::env::var(older).ok();
-        Keyring::parse(&text, older_text.as_deref(), current, older).map(Some)
+        let older_text = std::env::var(older).ok().map(Zeroizing::new);
+        Keyring::parse(
+            &text,
+            older_text.as_deref().map(String::as_str),
+            current,
+            older,
+        )
+        .map(Some)
     }
 
     pub fn newest(&self) -> &Key {
@@ -74,7 +87,7 @@ impl Keyring {
     }
 
     pub fn get(&self, id: u32) -> Option<&Key> {
-        self.keys.iter().find(|k| k.id == id)
+        self.keys.iter().map(|k| &**k).find(|k| k.id == id)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `shiplog alerts check <file.ndjson>`: a dry run of the alert rules over recorded entries.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use shiplog::log::entry::clock;
 use shiplog::log::LogEntry;
 use shiplog::log::{Severity, Tier};
 use shiplog::metrics::Metrics;
+use shiplog::vercel::{Line, LineSplitter};
 
 use super::error::{CommandError, Exit};
 use crate::cli::Cli;
@@ -22,64 +23,86 @@ use crate::cli::Cli;
 pub async fn check(cli: &Cli, file: &Path) -> Exit {
     let settings = super::settings(cli)?;
     let rules = settings.alert_rules;
-    let input = std::fs::File::open(file)
-        .map(BufReader::new)
-        .map_err(|err| {
-            CommandError::new(exit::DATA, format!("cannot read {}: {err}", file.display()))
-                .hint("give a file of entries as `shiplog follow --json` writes them")
-        })?;
+    let mut input = std::fs::File::open(file).map_err(|err| {
+        CommandError::new(exit::DATA, format!("cannot read {}: {err}", file.display()))
+            .hint("give a file of entries as `shiplog follow --json` writes them")
+    })?;
     // Windows are measured on the entries' own timestamps, as if they happened now.
     let engine = RuleEvaluator::new(rules, Suppressor::replay(), Arc::new(Metrics::new()));
     let (mut read, mut skipped) = (0u64, 0u64);
     let mut tally: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for line in input.split(b'\n') {
-        let Ok(line) = line else {
-            skipped += 1;
-            break;
+    // Lines are cut as `follow` cuts them: one over 1 MiB is skipped without being held whole.
+    let mut splitter = LineSplitter::default();
+    let mut chunk = vec![0; 64 * 1024];
+    let mut entries: Vec<Option<LogEntry>> = Vec::new();
+    loop {
+        let parse = |line: Line<'_>| {
+            entries.push(match line {
+                Line::Complete(bytes) => serde_json::from_slice::<LogEntry>(bytes).ok(),
+                Line::Oversized { .. } => None,
+            })
         };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let Ok(entry) = serde_json::from_slice::<LogEntry>(&line) else {
-            skipped += 1;
-            continue;
-        };
-        read += 1;
-        for event in engine.evaluate(Arc::new(entry)).await {
-            match event {
-                AlertEvent::Fired(alert) => {
-                    tally.entry(alert.rule.clone()).or_default().0 += 1;
-                    let message = alert.entry.message.lines().next().unwrap_or("");
-                    println!(
-                        "{} FIRE {} ({}) -> {}: {} [{}{}]",
-                        clock(alert.entry.ts),
-                        alert.rule,
-                        alert.severity.as_str(),
-                        alert.channel_list(),
-                        shiplog::printable::display(message, false),
-                        alert
-                            .entry
-                            .deployment_id
-                            .as_deref()
-                            .map(|d| format!("{d}, "))
-                            .unwrap_or_default(),
-                        &alert.fingerprint.as_str()[..8],
-                    );
-                }
-                AlertEvent::Repeated { alert, .. } => tally.entry(alert.rule).or_default().1 += 1,
+        let ended = match input.read(&mut chunk) {
+            Ok(0) => {
+                splitter.finish(parse);
+                true
             }
+            Ok(n) => {
+                splitter.push(&chunk[..n], parse);
+                false
+            }
+            Err(_) => {
+                skipped += 1;
+                true
+            }
+        };
+        for entry in entries.drain(..) {
+            let Some(entry) = entry else {
+                skipped += 1;
+                continue;
+            };
+            read += 1;
+            for event in engine.evaluate(Arc::new(entry)).await {
+                match event {
+                    AlertEvent::Fired(alert) => {
+                        tally.entry(alert.rule.clone()).or_default().0 += 1;
+                        let message = alert.entry.message.lines().next().unwrap_or("");
+                        say!(
+                            "{} FIRE {} ({}) -> {}: {} [{}{}]",
+                            clock(alert.entry.ts),
+                            alert.rule,
+                            alert.severity.as_str(),
+                            alert.channel_list(),
+                            shiplog::printable::display(message, false),
+                            alert
+                                .entry
+                                .deployment_id
+                                .as_deref()
+                                .map(|d| format!("{d}, "))
+                                .unwrap_or_default(),
+                            &alert.fingerprint.as_str()[..8],
+                        );
+                    }
+                    AlertEvent::Repeated { alert, .. } => {
+                        tally.entry(alert.rule).or_default().1 += 1
+                    }
+                }
+            }
+        }
+        if ended {
+            break;
         }
     }
     let fired: u64 = tally.values().map(|t| t.0).sum();
     let repeats: u64 = tally.values().map(|t| t.1).sum();
-    println!();
-    println!(
+    say!();
+    say!(
         "{fired} alerts would fire, {repeats} repeats would be suppressed ({read} entries read, {skipped} lines skipped)"
     );
     if !tally.is_empty() {
-        println!("{:<24} {:>6} {:>11}", "rule", "fired", "suppressed");
+        say!("{:<24} {:>6} {:>11}", "rule", "fired", "suppressed");
         for (rule, (fired, suppressed)) in &tally {
-            println!("{rule:<24} {fired:>6} {suppressed:>11}");
+            say!("{rule:<24} {fired:>6} {suppressed:>11}");
         }
     }
     Ok(exit::OK)
@@ -118,7 +141,7 @@ pub async fn test(cli: &Cli, channel: &str) -> Exit {
         .await;
     match status {
         DeliveryStatus::Sent { .. } => {
-            println!("{name}: sent");
+            say!("{name}: sent");
             Ok(exit::OK)
         }
         other => Err(CommandError::new(

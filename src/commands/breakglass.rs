@@ -52,7 +52,7 @@ pub fn required_token_keys(hint: &str) -> Result<Keyring, CommandError> {
 
 /// Prints `value` as pretty JSON on stdout.
 fn print_json<T: serde::Serialize>(value: &T) -> Exit {
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
@@ -141,6 +141,7 @@ pub async fn for_screen(
         scopes: Vec::new(),
         created_at: now,
         updated_at: now,
+        api_origin: None,
     };
     let token: String = (0..24)
         .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)]))
@@ -242,7 +243,7 @@ async fn access(settings: &Settings, connection: &str, justification: &str) -> E
     super::alert_on(settings, &logger, outlet).await;
     match result {
         Ok(grant) => {
-            println!("{}", grant.access_token.expose());
+            say!("{}", grant.access_token.expose());
             eprintln!(
                 "shiplog: breakglass access granted and audited: {} uses left, the entry expires {}.\n  {}",
                 grant.uses_left,

@@ -50,7 +50,7 @@ pub async fn run(cli: &Cli, args: DemoArgs) -> Exit {
         )
         .hint("pick another port with --port, or 0 for a free one")
     })?;
-    println!("Vercel simulator listening on {}", handle.base_url());
+    say!("Vercel simulator listening on {}", handle.base_url());
     if let Some(lines) = args.synthetic {
         let spec = scenarios::synthetic_over(lines, args.build_secs.saturating_mul(1000));
         let ids: Vec<String> = (0..args.builds)
@@ -61,11 +61,11 @@ pub async fn run(cli: &Cli, args: DemoArgs) -> Exit {
             if args.build_secs == 0 {
                 handle.wait_finished(id).await;
             }
-            println!("synthetic deployment: {id}");
+            say!("synthetic deployment: {id}");
         }
     }
-    println!("Any bearer token is accepted. Try:");
-    println!(
+    say!("Any bearer token is accepted. Try:");
+    say!(
         "  VERCEL_API_URL={} VERCEL_TOKEN=demo shiplog follow <dpl_id from {}/v6/deployments>",
         handle.base_url(),
         handle.base_url()

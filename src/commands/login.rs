@@ -10,7 +10,9 @@ use std::io::BufRead as _;
 use std::time::Duration;
 
 use shiplog::breakglass::access::{EntryError, Requester};
-use shiplog::breakglass::connection::{require_scopes, Connections, REQUIRED_SCOPES};
+use shiplog::breakglass::connection::{
+    api_origin, require_scopes, token_binding, Connections, REQUIRED_SCOPES,
+};
 use shiplog::breakglass::{vault, Connection, Keyring, VaultError};
 use shiplog::clock::now_ms;
 use shiplog::config::Settings;
@@ -65,7 +67,7 @@ pub async fn run(cli: &Cli, args: LoginArgs) -> Exit {
         )
         .await;
     match made {
-        Ok(entry) => println!(
+        Ok(entry) => say!(
             "Breakglass entry made ({}): {} uses within {}.",
             tokens.reason,
             entry.max_access_count,
@@ -116,10 +118,11 @@ async fn store_connection(
     let id = previous
         .as_ref()
         .map_or_else(Connection::new_id, |c| c.connection_id.clone());
+    let api_origin = api_origin(&settings.api_url);
     let (access_token, refresh_token) = vault::seal_tokens(
         keys,
         vault::TOKEN,
-        &id,
+        &token_binding(&id, api_origin.as_deref()),
         &tokens.access,
         tokens.refresh.as_ref(),
     )
@@ -135,6 +138,7 @@ async fn store_connection(
         scopes: tokens.scopes.clone(),
         created_at: previous.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
+        api_origin,
     };
     connections.save(&connection).await.map_err(|err| {
         CommandError::new(
@@ -148,7 +152,7 @@ async fn store_connection(
         .clone()
         .or(connection.team_id.clone())
         .unwrap_or_else(|| "personal account".to_owned());
-    println!("Logged in as {who} ({scope}); connection {id}; the token is sealed with TOKEN_ENCRYPTION_KEY.");
+    say!("Logged in as {who} ({scope}); connection {id}; the token is sealed with TOKEN_ENCRYPTION_KEY.");
     Ok(connection)
 }
 
@@ -250,6 +254,16 @@ pub async fn stored_token(
     else {
         return Ok(None);
     };
+    // A stored token goes only to the API it was made for: whoever can set VERCEL_API_URL or
+    // `api_url` must not be able to collect it.
+    let here = api_origin(&settings.api_url).unwrap_or_default();
+    if connection.origin() != here {
+        return Err(CommandError::config(format!(
+            "the stored login was made for {}, and the API is set to {here}; shiplog sends a stored token only to the API it was made for",
+            connection.origin()
+        ))
+        .hint("give a token for that API with VERCEL_TOKEN, or `shiplog login` against it"));
+    }
     // Before any API call: what the login was granted covers what shiplog needs.
     connection
         .require_scopes(&REQUIRED_SCOPES)

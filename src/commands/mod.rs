@@ -1,5 +1,14 @@
 //! The commands, and what they share: settings, diagnostics, the state store, signals.
 
+/// `println!` for command output that does not panic when the reader has gone (`| head`): the
+/// rest of the output is then of no use to anyone, and the command carries on or ends as usual.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod alerts;
 pub mod breakglass;
 pub mod dashboard;
@@ -47,11 +56,11 @@ pub fn settings(cli: &Cli) -> Result<Settings, CommandError> {
 
 /// Diagnostics go to `shiplog.log` in the state directory, never to the terminal.
 pub fn init_diagnostics(settings: &Settings) {
-    if std::fs::create_dir_all(&settings.state_dir).is_err() {
+    if shiplog::fsutil::private_dir(&settings.state_dir).is_err() {
         return;
     }
     let path = settings.state_dir.join("shiplog.log");
-    let Ok(file) = std::fs::OpenOptions::new()
+    let Ok(file) = shiplog::fsutil::private_file()
         .create(true)
         .append(true)
         .open(path)

@@ -42,7 +42,7 @@ pub async fn rotate(cli: &Cli) -> Exit {
             );
         }
     }
-    println!(
+    say!(
         "Resealed {} of {} stored tokens with key {}.",
         total - failed,
         total,
@@ -55,7 +55,7 @@ pub async fn rotate(cli: &Cli) -> Exit {
                 eprintln!("shiplog: the emergency copy of {connection} was not resealed: {err}");
             }
             failed += problems.len();
-            println!("Resealed {resealed} emergency copies.");
+            say!("Resealed {resealed} emergency copies.");
         }
         Err(shiplog::breakglass::access::EntryError::NoKey) => {
             eprintln!("shiplog: BREAKGLASS_KEY is not set, so the emergency copies were left as they are.");

@@ -1,6 +1,6 @@
 //! Sinks: where entries end up. Each runs on its own thread behind the logger's fan-out.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
@@ -169,7 +169,10 @@ pub struct NdjsonFile {
 
 impl NdjsonFile {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = crate::fsutil::private_file()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(NdjsonFile {
             out: BufWriter::new(file),
         })

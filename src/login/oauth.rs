@@ -307,7 +307,14 @@ impl CallbackParams {
         if self.code.is_none() && self.error.is_none() {
             return None;
         }
-        if self.state.as_deref() != Some(expected_state) {
+        // Compared in constant time: how long the check takes says nothing of the state.
+        let state_matches = self.state.as_deref().is_some_and(|state| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                state.as_bytes(),
+                expected_state.as_bytes(),
+            ))
+        });
+        if !state_matches {
             return Some(Err(OAuthError::StateMismatch));
         }
         if let Some(error) = self.error {
@@ -476,11 +483,8 @@ fn describe(description: Option<&str>, hide: &[&str]) -> String {
 /// Text from a server made safe for a terminal: `hide` values replaced, control characters
 /// (which could move the cursor or recolour the screen) dropped, length capped.
 fn printable(text: &str, hide: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for secret in hide.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(secret, "[REDACTED]");
-    }
-    text.chars()
+    crate::secret::scrub(text, hide)
+        .chars()
         .filter(|c| !c.is_control())
         .take(MAX_SERVER_TEXT)
         .collect()

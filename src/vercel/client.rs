@@ -77,7 +77,9 @@ pub struct ListQuery {
 pub struct VercelClient {
     http: reqwest::Client,
     base: String,
-    token: Secret,
+    /// `Bearer <token>`, made once and marked sensitive (reqwest and hyper never log it); the
+    /// text it was made from is wiped.
+    authorization: Option<HeaderValue>,
     team_id: Option<String>,
     request_timeout: Duration,
     retry: RetryPolicy,
@@ -88,6 +90,13 @@ pub struct VercelClient {
 struct Breakers {
     deployments: CircuitBreaker,
     events: CircuitBreaker,
+}
+
+fn bearer(token: &Secret) -> Option<HeaderValue> {
+    let text = zeroize::Zeroizing::new(format!("Bearer {}", token.expose()));
+    let mut value = HeaderValue::from_str(&text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 impl VercelClient {
@@ -101,7 +110,7 @@ impl VercelClient {
         Ok(VercelClient {
             http,
             base: config.api_url.trim_end_matches('/').to_owned(),
-            token: config.token,
+            authorization: bearer(&config.token),
             team_id: config.team_id.filter(|t| !t.is_empty()),
             request_timeout: config.request_timeout,
             retry: config.retry,
@@ -196,9 +205,8 @@ impl VercelClient {
 
     fn request(&self, method: Method, path: &str, params: &[(&str, String)]) -> RequestBuilder {
         let mut headers = HeaderMap::new();
-        if let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", self.token.expose())) {
-            auth.set_sensitive(true);
-            headers.insert(AUTHORIZATION, auth);
+        if let Some(auth) = &self.authorization {
+            headers.insert(AUTHORIZATION, auth.clone());
         }
         if let Ok(id) = HeaderValue::from_str(&ulid::Ulid::new().to_string()) {
             headers.insert("x-correlation-id", id);

@@ -15,3 +15,17 @@ pub fn all_text(dir: &Path) -> String {
     }
     all
 }
+
+/// Every file under `dir`.
+pub fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(all_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

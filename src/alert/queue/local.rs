@@ -80,10 +80,10 @@ impl LocalQueue {
     pub fn open(path: &Path, settings: QueueSettings) -> Self {
         // A failure shows when the lock file cannot be made, just below.
         if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = fsutil::private_dir(dir);
         }
         let lock_path = path.with_extension("lock");
-        let lock = std::fs::OpenOptions::new()
+        let lock = fsutil::private_file()
             .create(true)
             .truncate(false)
             .write(true)
@@ -347,7 +347,7 @@ impl LocalQueue {
         };
         let written = serde_json::to_vec(&state.saved)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| fsutil::replace(path, &bytes, fsutil::Access::Shared));
+            .and_then(|bytes| fsutil::replace(path, &bytes));
         if let Err(err) = written {
             tracing::warn!(path = %path.display(), %err, "could not save the alert queue");
         }

@@ -188,11 +188,9 @@ impl Files {
 
     pub(super) fn append_audit(&self, line: &str) -> Result<(), BreakglassStoreError> {
         let path = self.dir.join("audit.ndjson");
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file: File = options
+        let mut file: File = fsutil::private_file()
+            .create(true)
+            .append(true)
             .open(&path)
             .map_err(|err| unavailable("open the audit trail", &path, err))?;
         file.write_all(format!("{line}\n").as_bytes())
@@ -218,8 +216,7 @@ impl Files {
 
 /// Replaces a file that only its owner may read (0600).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BreakglassStoreError> {
-    fsutil::replace(path, bytes, fsutil::Access::Private)
-        .map_err(|err| unavailable("write", path, err))
+    fsutil::replace(path, bytes).map_err(|err| unavailable("write", path, err))
 }
 
 /// Connection ids are ours (`conn_...`), but a file name never takes a path from outside.

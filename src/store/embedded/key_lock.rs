@@ -3,7 +3,7 @@
 //! Writers hold it for the few milliseconds of a read-check-rename; readers never take it.
 //! A lock left behind by a crashed process is broken once it is older than `STALE_AFTER`.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -45,7 +45,11 @@ impl KeyLock {
     }
 
     fn create(path: &Path) -> Result<Option<Self>, StoreError> {
-        match OpenOptions::new().write(true).create_new(true).open(path) {
+        match crate::fsutil::private_file()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
             Ok(_) => Ok(Some(Self {
                 path: path.to_owned(),
             })),

@@ -29,7 +29,7 @@ pub(crate) struct EmbeddedStore {
 
 impl EmbeddedStore {
     pub(crate) fn open(dir: PathBuf) -> Result<Self, StoreError> {
-        fs::create_dir_all(&dir).map_err(|err| StoreError::file("create", &dir, err))?;
+        crate::fsutil::private_dir(&dir).map_err(|err| StoreError::file("create", &dir, err))?;
         let files = EntryFiles { dir };
         files.sweep();
         Ok(Self {
@@ -187,8 +187,7 @@ fn write_entry(path: &Path, entry: &StoredEntry) -> Result<(), StoreError> {
         key: entry.key.clone(),
         reason: err.to_string(),
     })?;
-    crate::fsutil::replace(path, &bytes, crate::fsutil::Access::Shared)
-        .map_err(|err| StoreError::file("write", path, err))
+    crate::fsutil::replace(path, &bytes).map_err(|err| StoreError::file("write", path, err))
 }
 
 /// Lazy expiry: remove the entry if it is still expired once we hold its lock. Skipped when a
