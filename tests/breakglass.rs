@@ -78,7 +78,7 @@ async fn with_entry(bg: &Breakglass, token: &str) -> Connection {
 
 fn files() -> (tempfile::TempDir, BreakglassStore) {
     let dir = tempfile::tempdir().expect("dir");
-    let store = BreakglassStore::files(dir.path().join("breakglass")).expect("store");
+    let store = BreakglassStore::files(dir.path().join("breakglass"), None).expect("store");
     (dir, store)
 }
 
@@ -281,7 +281,7 @@ async fn a_tampered_copy_or_a_wrong_breakglass_key_reveals_nothing() {
         true,
         Storage::Sealed,
         Some(ring(NEW_TOKEN_KEY, "BREAKGLASS_KEY")),
-        BreakglassStore::files(dir2.path().join("breakglass")).expect("store"),
+        BreakglassStore::files(dir2.path().join("breakglass"), None).expect("store"),
         None,
     );
     let denied = wrong

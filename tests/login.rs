@@ -326,3 +326,111 @@ async fn a_stored_login_in_development_does_not_alert_unless_switched_on() {
     assert_eq!(status.code(), Some(130), "stopped by SIGTERM: {printed}");
     assert!(!printed.contains("ALERT"), "{printed}");
 }
+
+/// The breakglass files, found by name under the state directory.
+fn breakglass_file(state: &Path, prefix: &str) -> std::path::PathBuf {
+    support::files::all_files(state)
+        .into_iter()
+        .find(|p| {
+            p.parent().is_some_and(|d| d.ends_with("breakglass"))
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no breakglass file {prefix}*"))
+}
+
+#[tokio::test]
+async fn tampered_breakglass_files_are_refused_and_reported() {
+    let sim = SimulatorHandle::start(SimulatorOptions {
+        token: Some(TOKEN.to_owned()),
+        ..SimulatorOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let api = sim.base_url();
+    let home = tempfile::tempdir().expect("dir");
+    let state = home.path();
+    let mut cmd = with_keys(state, &api, TOKEN_KEY);
+    cmd.env("VERCEL_TOKEN", TOKEN).arg("login");
+    assert_eq!(run(cmd).await.code, 0);
+    let access = |state: &Path| {
+        let mut cmd = admin(with_keys(state, &api, TOKEN_KEY));
+        let connection = breakglass_file(state, "entry-")
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .trim_start_matches("entry-")
+                    .trim_end_matches(".json")
+                    .to_owned()
+            })
+            .expect("name");
+        cmd.args(["breakglass", "access", &connection, "--justification", WHY]);
+        cmd
+    };
+    let audit = |state: &Path| {
+        let mut cmd = with_keys(state, &api, TOKEN_KEY);
+        cmd.args(["breakglass", "audit"]);
+        cmd
+    };
+    let out = run(access(state)).await;
+    assert_eq!(out.code, 0, "the untouched store grants: {}", out.stderr);
+    assert_eq!(run(audit(state)).await.code, 0);
+
+    // Each tampering, then the file put back.
+    let entry = breakglass_file(state, "entry-");
+    let original = std::fs::read_to_string(&entry).expect("entry");
+    std::fs::write(
+        &entry,
+        original.replace("\"max_access_count\": 10", "\"max_access_count\": 1000"),
+    )
+    .expect("edit");
+    let out = run(access(state)).await;
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    assert!(out.stderr.contains("tampered with"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("VERCEL_BREAKGLASS_ACCESS"),
+        "the alarm is raised: {}",
+        out.stderr
+    );
+    std::fs::write(&entry, &original).expect("restore");
+
+    let counter = breakglass_file(state, "uses-");
+    let count = std::fs::read(&counter).expect("counter");
+    std::fs::remove_file(&counter).expect("delete");
+    let out = run(access(state)).await;
+    assert_eq!(
+        out.code, 77,
+        "a deleted counter is not a reset: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("is missing"), "{}", out.stderr);
+    std::fs::write(&counter, &count).expect("restore");
+
+    let trail = breakglass_file(state, "audit.ndjson");
+    let records = std::fs::read_to_string(&trail).expect("trail");
+    std::fs::write(&trail, records.replacen("granted", "denied", 1)).expect("edit");
+    let out = run(audit(state)).await;
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(out.stderr.contains("broken at record 1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("VERCEL_BREAKGLASS_ACCESS"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&trail, "").expect("truncate");
+    let out = run(audit(state)).await;
+    assert_eq!(
+        out.code, 65,
+        "a cut trail is not an empty one: {}",
+        out.stderr
+    );
+    let out = run(access(state)).await;
+    assert_eq!(
+        out.code, 77,
+        "nothing is granted on a broken trail: {}",
+        out.stderr
+    );
+    std::fs::write(&trail, &records).expect("restore");
+    let out = run(access(state)).await;
+    assert_eq!(out.code, 0, "restored, it grants again: {}", out.stderr);
+}

@@ -16,6 +16,55 @@ use crate::secret::Locked;
 pub struct Key {
     pub id: u32,
     pub(super) cipher: Aes256Gcm,
+    /// For [`FileSeal`]: derived from the key, never the key itself.
+    mac_key: Zeroizing<[u8; 32]>,
+}
+
+type Hmac = hmac::Hmac<Sha256>;
+
+/// Tags that make the breakglass files tamper-evident: HMAC-SHA256 with a key derived from
+/// `BREAKGLASS_KEY` (older keys verify what they tagged). Whoever edits a file without the key
+/// cannot make its tag.
+#[derive(Clone)]
+pub struct FileSeal {
+    /// (key id, derived key), newest first.
+    keys: std::sync::Arc<Vec<(u32, Zeroizing<[u8; 32]>)>>,
+}
+
+impl std::fmt::Debug for FileSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileSeal([REDACTED])")
+    }
+}
+
+impl FileSeal {
+    fn mac(key: &[u8; 32], data: &[u8]) -> Hmac {
+        let mut mac = <Hmac as hmac::Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        hmac::Mac::update(&mut mac, data);
+        mac
+    }
+
+    /// `keyid:hex` of `data` under the newest key.
+    pub fn tag(&self, data: &[u8]) -> String {
+        let (id, key) = &self.keys[0];
+        let bytes = hmac::Mac::finalize(Self::mac(key, data)).into_bytes();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:{hex}", key_id_text(*id))
+    }
+
+    /// Whether `tag` is `data`'s, under the key it names; compared in constant time.
+    pub fn verify(&self, data: &[u8], tag: &str) -> bool {
+        let Some((id, hex)) = tag.split_once(':') else {
+            return false;
+        };
+        let Some((_, key)) = self.keys.iter().find(|(k, _)| key_id_text(*k) == id) else {
+            return false;
+        };
+        let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        bytes.is_some_and(|bytes| hmac::Mac::verify_slice(Self::mac(key, data), &bytes).is_ok())
+    }
 }
 
 /// The keys of one purpose (tokens, or the breakglass copy), newest first.
@@ -86,6 +135,18 @@ impl Keyring {
         &self.keys[0]
     }
 
+    /// The tags for files this keyring guards.
+    pub fn file_seal(&self) -> FileSeal {
+        FileSeal {
+            keys: std::sync::Arc::new(
+                self.keys
+                    .iter()
+                    .map(|k| (k.id, k.mac_key.clone()))
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn get(&self, id: u32) -> Option<&Key> {
         self.keys.iter().map(|k| &**k).find(|k| k.id == id)
     }
@@ -113,7 +174,21 @@ fn key_from(text: &str, source: &'static str) -> Result<Key, VaultError> {
         var: source,
         bytes: 0,
     })?;
-    Ok(Key { id, cipher })
+    let mut mac_key = Zeroizing::new([0u8; 32]);
+    let derived = hmac::Mac::finalize(FileSeal::mac(
+        bytes[..].try_into().map_err(|_| VaultError::KeyLength {
+            var: source,
+            bytes: bytes.len(),
+        })?,
+        b"shiplog breakglass files v1",
+    ))
+    .into_bytes();
+    mac_key.copy_from_slice(&derived);
+    Ok(Key {
+        id,
+        cipher,
+        mac_key,
+    })
 }
 
 /// 64 hex digits, or base64 (standard or URL-safe, padded or not).

@@ -6,7 +6,7 @@
 use std::io::Write as _;
 
 use shiplog::breakglass::access::Requester;
-use shiplog::breakglass::store::{prefix_for, BreakglassStore};
+use shiplog::breakglass::store::{prefix_for, BreakglassStore, BreakglassStoreError};
 use shiplog::breakglass::{Breakglass, Keyring};
 use shiplog::config::Settings;
 use shiplog::exit;
@@ -70,16 +70,19 @@ async fn open_as(
     logger: Option<Logger>,
     url_var: &str,
 ) -> Result<Breakglass, CommandError> {
+    let keys = breakglass_keys()?;
     let store = match redis_url(settings, url_var) {
         Some(url) => BreakglassStore::redis(&url, &prefix_for(&settings.namespace)).await,
-        None => BreakglassStore::files(settings.state_dir.join("breakglass")),
+        None => BreakglassStore::files(
+            settings.state_dir.join("breakglass"),
+            keys.as_ref().map(Keyring::file_seal),
+        ),
     };
     let store = store.map_err(|err| {
         CommandError::config(err).hint(
             "check BREAKGLASS_REDIS_URL (or REDIS_URL), or unset them to keep breakglass in local files",
         )
     })?;
-    let keys = breakglass_keys()?;
     if let (Some(copies), Some(tokens)) = (&keys, token_keys()?) {
         if copies.newest().id == tokens.newest().id {
             return Err(CommandError::config(
@@ -111,7 +114,8 @@ pub async fn for_screen(
             .map_err(|_| tracing::warn!("breakglass is not available on this dashboard"))
             .ok();
     }
-    let store = BreakglassStore::files(settings.state_dir.join("breakglass-demo")).ok()?;
+    // The demo keeps no seal: its key may be made afresh each run.
+    let store = BreakglassStore::files(settings.state_dir.join("breakglass-demo"), None).ok()?;
     // The demo's copies are sealed with BREAKGLASS_KEY when set, else a key of this run only.
     let keys = match breakglass_keys().ok().flatten() {
         Some(keys) => keys,
@@ -260,11 +264,18 @@ async fn access(settings: &Settings, connection: &str, justification: &str) -> E
 }
 
 async fn audit(settings: &Settings, json: bool, limit: usize) -> Exit {
-    let breakglass = open_as(settings, None, "BREAKGLASS_AUDIT_REDIS_URL").await?;
-    let records = breakglass.audit(limit).await.map_err(|err| {
-        CommandError::new(exit::FOLLOW_FAILED, err).hint(
+    // A broken chain raises the breakglass_access alert, as an access would.
+    let (logger, outlet) = super::stderr_logger(settings.alerts_enabled);
+    let breakglass = open_as(settings, Some(logger.clone()), "BREAKGLASS_AUDIT_REDIS_URL").await?;
+    let records = breakglass.audit(limit).await;
+    super::alert_on(settings, &logger, outlet).await;
+    let records = records.map_err(|err| match err {
+        BreakglassStoreError::Tampered(_) => CommandError::new(exit::DATA, err).hint(
+            "restore the breakglass directory from a backup; every access is refused until then",
+        ),
+        err => CommandError::new(exit::FOLLOW_FAILED, err).hint(
             "on Redis the audit trail is read with the auditor's user: BREAKGLASS_AUDIT_REDIS_URL",
-        )
+        ),
     })?;
     if json {
         return print_json(&records);

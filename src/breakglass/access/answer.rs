@@ -31,6 +31,10 @@ pub enum Denial {
     StoreUnavailable { reason: String },
     #[error("the emergency copy cannot be opened: {reason}")]
     CopyUnavailable { reason: String },
+    /// An entry, counter or audit record was changed outside shiplog: no access until it is
+    /// restored or replaced; raises the `breakglass_access` alert.
+    #[error("{reason}")]
+    Tampered { reason: String },
 }
 
 /// What a grant reveals. `Debug` never shows the tokens.

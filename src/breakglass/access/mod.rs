@@ -198,8 +198,26 @@ impl Breakglass {
     }
 
     /// The audit trail, newest first.
+    /// The newest `limit` records; on files sealed with `BREAKGLASS_KEY`, only after the whole
+    /// chain checks out (a broken one raises the alarm).
     pub async fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, BreakglassStoreError> {
-        self.store.audit(limit).await
+        let records = self.store.audit(limit).await;
+        if let Err(err @ BreakglassStoreError::Tampered(_)) = &records {
+            self.alarm(&err.to_string());
+        }
+        records
+    }
+
+    /// A critical `breakglass_access` entry: the store was tampered with.
+    fn alarm(&self, reason: &str) {
+        if let Some(logger) = &self.logger {
+            logger.write(LogEntry::new(
+                Tier::System,
+                Severity::Critical,
+                "breakglass_access",
+                format!("VERCEL_BREAKGLASS_ACCESS: {reason}"),
+            ));
+        }
     }
 
     /// Recovers a connection's tokens, if every rule allows it. Audited either way.
@@ -212,6 +230,9 @@ impl Breakglass {
         let result = self
             .try_access(connection_id, requester, justification)
             .await;
+        if let Err(Denial::Tampered { reason }) = &result {
+            self.alarm(reason);
+        }
         if let Err(denial) = &result {
             // A denial is recorded too; if even that fails the answer stays no.
             let record = self.record(
@@ -346,8 +367,11 @@ impl Breakglass {
         self.store
             .append_audit(&record)
             .await
-            .map_err(|err| Denial::AuditUnavailable {
-                reason: err.to_string(),
+            .map_err(|err| match err {
+                BreakglassStoreError::Tampered(_) => store_denial(err),
+                err => Denial::AuditUnavailable {
+                    reason: err.to_string(),
+                },
             })?;
         Ok((checked, tokens))
     }
@@ -441,8 +465,13 @@ impl Breakglass {
 }
 
 fn store_denial(err: BreakglassStoreError) -> Denial {
-    Denial::StoreUnavailable {
-        reason: err.to_string(),
+    match err {
+        BreakglassStoreError::Tampered(_) => Denial::Tampered {
+            reason: err.to_string(),
+        },
+        err => Denial::StoreUnavailable {
+            reason: err.to_string(),
+        },
     }
 }
 

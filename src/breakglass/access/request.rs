@@ -53,7 +53,8 @@ pub(super) fn is_connection_id(id: &str) -> bool {
     })
 }
 
-/// What is wrong with a justification, if anything: too short, or a placeholder.
+/// What is wrong with a justification, if anything: too short, a placeholder, or mostly the
+/// same words again.
 pub fn justification_problem(text: &str) -> Option<String> {
     let text = text.trim();
     let length = text.chars().count();
@@ -94,7 +95,13 @@ pub fn justification_problem(text: &str) -> Option<String> {
         .count()
         * 2
         >= words.len();
-    if words.len() < 3 || distinct_letters < 6 || mostly_placeholder {
+    // `abcdef abcdef abcdef`: length without content.
+    let distinct_words = words
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mostly_repetition = distinct_words * 2 <= words.len();
+    if words.len() < 3 || distinct_letters < 6 || mostly_placeholder || mostly_repetition {
         return Some(
             "looks like a placeholder: say what broke and why these tokens are needed".to_owned(),
         );
@@ -116,6 +123,8 @@ mod tests {
             "lorem ipsum lorem ipsum dolor",
             "justification placeholder tbd",
             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "abcdef abcdef abcdef abcdef",
+            "deploy broken deploy broken deploy broken",
         ] {
             assert!(
                 justification_problem(placeholder).is_some_and(|p| p.contains("placeholder")),

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use super::audit::AuditRecord;
 use super::entry::BreakglassEntry;
+use super::keys::FileSeal;
 pub use files::Files;
 pub use redis_store::RedisBackend;
 
@@ -23,6 +24,9 @@ pub enum BreakglassStoreError {
     /// Redis said no (NOPERM: this Redis user may not touch breakglass keys).
     #[error("the breakglass store refused: {0}")]
     Refused(String),
+    /// A file was changed, removed or cut outside shiplog: its seal does not match.
+    #[error("the breakglass store was tampered with: {0}")]
+    Tampered(String),
 }
 
 /// How a reservation went.
@@ -60,9 +64,10 @@ pub enum BreakglassStore {
 }
 
 impl BreakglassStore {
-    /// Files under `dir` (created if missing).
-    pub fn files(dir: PathBuf) -> Result<Self, BreakglassStoreError> {
-        Files::open(dir).map(BreakglassStore::Files)
+    /// Files under `dir` (created if missing), tamper-evident when `seal` is given (it comes
+    /// from `BREAKGLASS_KEY`).
+    pub fn files(dir: PathBuf, seal: Option<FileSeal>) -> Result<Self, BreakglassStoreError> {
+        Files::open(dir, seal).map(BreakglassStore::Files)
     }
 
     /// Redis at `url` (its user decides what this process may do), keys under `prefix`.
