@@ -210,6 +210,28 @@ pub fn for_matching(text: &str) -> Cow<'_, str> {
     })
 }
 
+/// `text` with each piece put before the character at its position (taken modulo the number
+/// of characters plus one): for tests that hide things inside a text.
+#[cfg(test)]
+pub(crate) fn with_inserted(text: &str, pieces: &[(usize, &str)]) -> String {
+    let bounds: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
+    let mut inserts: Vec<(usize, &str)> = pieces
+        .iter()
+        .map(|&(at, piece)| (bounds[at % bounds.len()], piece))
+        .collect();
+    // From the end, so that each offset still points into the original text.
+    inserts.sort_by_key(|insert| std::cmp::Reverse(insert.0));
+    let mut out = text.to_owned();
+    for (at, piece) in inserts {
+        out.insert_str(at, piece);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,18 +296,9 @@ mod tests {
             text in "[a-zA-Z0-9 =:/._\\-é✓]{0,40}",
             noise in prop::collection::vec((0usize..41, noise()), 0..6),
         ) {
-            // Byte offsets of the text's character boundaries, filled from the end so that
-            // each offset still points into the original text.
-            let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
-            let mut inserts: Vec<(usize, String)> = noise
-                .into_iter()
-                .map(|(at, piece)| (bounds[at.min(bounds.len() - 1)], piece))
-                .collect();
-            inserts.sort_by_key(|insert| std::cmp::Reverse(insert.0));
-            let mut noisy = text.clone();
-            for (at, piece) in inserts {
-                noisy.insert_str(at, &piece);
-            }
+            let noise: Vec<(usize, &str)> =
+                noise.iter().map(|(at, piece)| (*at, piece.as_str())).collect();
+            let noisy = with_inserted(&text, &noise);
             prop_assert_eq!(for_matching(&noisy), text.as_str());
             let shown = display(&noisy, false);
             prop_assert!(!shown.contains(|c: char| is_control(c) || is_bidi(c)), "{:?}", shown);

@@ -3,7 +3,7 @@
 
 mod support;
 
-use shiplog::demo::{DeploymentSpec, SimEvent, SimulatorHandle, SimulatorOptions};
+use shiplog::demo::{DeploymentSpec, Fault, SimEvent, SimulatorHandle, SimulatorOptions};
 use shiplog::printable;
 
 use support::bin::{run, shiplog};
@@ -118,6 +118,8 @@ fn leaking_build() -> DeploymentSpec {
     DeploymentSpec {
         project: "storefront".to_owned(),
         events,
+        // Half a surrogate pair, which JSON allows: shown with `�`, not dropped.
+        faults: vec![Fault::LoneSurrogateBefore { event: 2 }],
         ..DeploymentSpec::default()
     }
 }
@@ -168,6 +170,7 @@ async fn no_secret_reaches_text_output_and_nothing_drives_the_terminal() {
         assert!(!stdout.contains(raw), "{raw:?} printed raw:\n{stdout}");
     }
     assert!(stdout.contains("invoice for \u{fffd}exe.txt"), "{stdout}");
+    assert!(stdout.contains("half \u{fffd} a pair"), "{stdout}");
     // Only the secret goes: the cookie's name and attributes stay.
     assert!(
         stdout.contains("Set-Cookie: __session=[REDACTED]; Path=/; HttpOnly"),

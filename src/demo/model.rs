@@ -166,6 +166,10 @@ pub enum Fault {
     /// Two extra lines are written before the event: one truncated JSON object (valid UTF-8,
     /// invalid JSON) and one that holds invalid UTF-8 bytes. Neither is part of `produced_events`.
     MalformedLineBefore { event: usize },
+    /// One extra line is written before the event: a valid flat `stdout` event whose text holds
+    /// half a UTF-16 surrogate pair (`\ud800`), which JSON allows and Rust strings do not. It is
+    /// not part of `produced_events`.
+    LoneSurrogateBefore { event: usize },
     /// The next events request gets `429` with `Retry-After: N` (seconds), `X-RateLimit-*`
     /// headers and the `rate_limited` error body.
     RateLimitNextRequest { retry_after_secs: u64 },
@@ -186,7 +190,8 @@ impl Fault {
             | Fault::CleanEndBefore { event }
             | Fault::StallBefore { event }
             | Fault::OversizedLineBefore { event, .. }
-            | Fault::MalformedLineBefore { event } => Some(event),
+            | Fault::MalformedLineBefore { event }
+            | Fault::LoneSurrogateBefore { event } => Some(event),
             Fault::RateLimitNextRequest { .. }
             | Fault::ServerErrorNextRequests { .. }
             | Fault::LateTail { .. } => None,

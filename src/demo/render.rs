@@ -181,6 +181,22 @@ pub(crate) fn oversized_line(dep: &SimDeployment, index: usize, bytes: usize) ->
 }
 
 /// Two bad lines: truncated JSON (valid UTF-8), then a line with invalid UTF-8 bytes.
+/// A valid event line whose text holds a lone surrogate escape (see
+/// `Fault::LoneSurrogateBefore`).
+pub(crate) fn lone_surrogate_line(dep: &SimDeployment, index: usize) -> Vec<u8> {
+    let created = dep
+        .events
+        .created
+        .get(index)
+        .copied()
+        .unwrap_or(dep.building_at);
+    format!(
+        "{{\"created\":{created},\"date\":{created},\"deploymentId\":\"{}\",\"id\":\"lone-{index}\",\"type\":\"stdout\",\"text\":\"half \\ud800 a pair\"}}\n",
+        dep.id
+    )
+    .into_bytes()
+}
+
 pub(crate) fn malformed_lines(dep: &SimDeployment, index: usize) -> Vec<u8> {
     let created = dep
         .events

@@ -252,6 +252,10 @@ impl Streamer {
                     let line = render::oversized_line(&self.dep, index, bytes);
                     self.queue.push_back(Step::Data(line.freeze()));
                 }
+                Fault::LoneSurrogateBefore { .. } => {
+                    let line = render::lone_surrogate_line(&self.dep, index);
+                    self.queue.push_back(Step::Data(Bytes::from(line)));
+                }
                 Fault::MalformedLineBefore { .. } => {
                     let lines = render::malformed_lines(&self.dep, index);
                     self.queue.push_back(Step::Data(Bytes::from(lines)));

@@ -84,10 +84,14 @@ impl Rule {
                 let mut at = value.start();
                 for pair in value.as_str().split(';') {
                     if let Some(eq) = pair.find('=') {
+                        // A cookie's value has no space, comma or quote (RFC 6265).
+                        let value = &pair[eq + 1..];
+                        let len = value
+                            .find(|c: char| c.is_whitespace() || matches!(c, ',' | '"' | '\\'))
+                            .unwrap_or(value.len());
                         let start = at + eq + 1;
-                        let end = at + pair.trim_end().len();
-                        if start < end {
-                            spans.push(start..end);
+                        if len > 0 {
+                            spans.push(start..start + len);
                         }
                     }
                     at += pair.len() + 1;

@@ -565,6 +565,34 @@ fn fragment() -> impl Strategy<Value = String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
+    /// Any text around any format: the secret goes, the rest stays byte for byte.
+    #[test]
+    fn only_the_secret_goes(
+        case in 0..FORMATS.len(),
+        prefix in "[a-z0-9 .,()]{0,20}",
+        suffix in "[a-z0-9 .,()]{0,20}",
+    ) {
+        let (before, secret, after) = FORMATS[case];
+        let line = format!("{prefix} {before}{secret}{after} {suffix}");
+        prop_assert_eq!(redact(&line), format!("{prefix} {before}{REDACTED}{after} {suffix}"));
+    }
+
+    /// Colors around a secret, escapes and control characters inside it: it never survives.
+    #[test]
+    fn escapes_and_controls_never_hide_a_secret(
+        case in 0..FORMATS.len(),
+        noise in prop::collection::vec((0usize..200, prop_oneof![
+            Just("\u{1b}[33m"), Just("\u{1b}[1m"), Just("\u{1b}[22m"), Just("\u{1b}[0m"),
+            Just("\u{7}"), Just("\u{0}"), Just("\r"), Just("\u{85}"), Just("\u{200b}"),
+        ]), 1..4),
+    ) {
+        let (before, secret, after) = FORMATS[case];
+        let line = crate::printable::with_inserted(&format!("{before}{secret}{after}"), &noise);
+        let out = redact(&line);
+        let seen = crate::printable::for_matching(&out);
+        prop_assert!(!seen.contains(secret), "{:?} -> {:?}", line, out);
+    }
+
     #[test]
     fn redaction_is_idempotent(parts in prop::collection::vec(fragment(), 0..12)) {
         let text = parts.concat();
