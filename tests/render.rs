@@ -155,6 +155,29 @@ fn main_screen() {
 }
 
 #[test]
+fn names_from_the_api_cannot_drive_the_terminal() {
+    let mut app = app();
+    app.apply_snapshot(EngineSnapshot {
+        deployments: vec![deployment(
+            "dpl_evil",
+            "evil\u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2J\u{202e}gpj.exe",
+            "READY",
+            "main\u{1b}[31m",
+            "msg\u{9b}31m",
+            60,
+        )],
+        loaded: true,
+        ..EngineSnapshot::default()
+    });
+    let text = screen_text(&app, 160, 30);
+    assert!(text.contains("evil\u{fffd}gpj.exe"), "{text}");
+    assert!(
+        !text.contains(|c: char| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+}
+
+#[test]
 fn help_overlay() {
     let mut app = app();
     press(&mut app, KeyCode::Char('?'));

@@ -43,7 +43,10 @@ pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, now: i6
                     format!("{symbol} {}", short_state(state)),
                     style,
                 )),
-                Cell::from(d.name.clone().unwrap_or_default()),
+                // A name comes from the API: nothing in it may drive the terminal.
+                Cell::from(
+                    crate::printable::one_line(d.name.as_deref().unwrap_or_default()).into_owned(),
+                ),
             ];
             if wide {
                 cells.push(Cell::from(meta(d, "githubCommitRef")).style(theme.muted));
