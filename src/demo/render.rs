@@ -142,15 +142,19 @@ pub(crate) fn event_line(dep: &SimDeployment, index: usize) -> BytesMut {
     out
 }
 
-/// A valid event line of exactly `bytes` bytes (without its `\n`, at least the skeleton's size),
-/// stamped like event `index`, with a sequence number no real event uses.
-pub(crate) fn oversized_line(dep: &SimDeployment, index: usize, bytes: usize) -> BytesMut {
-    let created = dep
-        .events
+/// When event `index` was created (the build's start when it has not been).
+fn created_at(dep: &SimDeployment, index: usize) -> i64 {
+    dep.events
         .created
         .get(index)
         .copied()
-        .unwrap_or(dep.building_at);
+        .unwrap_or(dep.building_at)
+}
+
+/// A valid event line of exactly `bytes` bytes (without its `\n`, at least the skeleton's size),
+/// stamped like event `index`, with a sequence number no real event uses.
+pub(crate) fn oversized_line(dep: &SimDeployment, index: usize, bytes: usize) -> BytesMut {
+    let created = created_at(dep, index);
     let fake_index = 9_999_999;
     let mut skeleton = BytesMut::new();
     let mut scratch = String::new();
@@ -184,12 +188,7 @@ pub(crate) fn oversized_line(dep: &SimDeployment, index: usize, bytes: usize) ->
 /// A valid event line whose text holds a lone surrogate escape (see
 /// `Fault::LoneSurrogateBefore`).
 pub(crate) fn lone_surrogate_line(dep: &SimDeployment, index: usize) -> Vec<u8> {
-    let created = dep
-        .events
-        .created
-        .get(index)
-        .copied()
-        .unwrap_or(dep.building_at);
+    let created = created_at(dep, index);
     format!(
         "{{\"created\":{created},\"date\":{created},\"deploymentId\":\"{}\",\"id\":\"lone-{index}\",\"type\":\"stdout\",\"text\":\"half \\ud800 a pair\"}}\n",
         dep.id
@@ -198,12 +197,7 @@ pub(crate) fn lone_surrogate_line(dep: &SimDeployment, index: usize) -> Vec<u8> 
 }
 
 pub(crate) fn malformed_lines(dep: &SimDeployment, index: usize) -> Vec<u8> {
-    let created = dep
-        .events
-        .created
-        .get(index)
-        .copied()
-        .unwrap_or(dep.building_at);
+    let created = created_at(dep, index);
     let mut out = Vec::new();
     out.extend_from_slice(
         format!(
