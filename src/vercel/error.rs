@@ -96,13 +96,22 @@ impl VercelError {
         let parsed = serde_json::from_slice::<Envelope>(body)
             .ok()
             .and_then(|e| e.error);
+        // What the server says reaches a terminal: redacted, one clean line, a sentence long.
+        let shown = |text: &str| -> String {
+            let redacted = crate::log::redact::global().redact(text);
+            crate::printable::one_line(&redacted)
+                .chars()
+                .take(300)
+                .collect()
+        };
         let code = parsed
             .as_ref()
-            .and_then(|b| b.code.clone())
+            .and_then(|b| b.code.as_deref())
+            .map(shown)
             .unwrap_or_else(|| default_code(status).to_owned());
         let message = parsed
             .and_then(|b| b.message)
-            .map(|m| crate::log::redact::global().redact(&m).into_owned())
+            .map(|m| shown(&m))
             .unwrap_or_else(|| default_message(status).to_owned());
         VercelError::Api {
             status,
@@ -137,6 +146,19 @@ fn default_message(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hostile_error_body_reaches_the_terminal_clean_and_short() {
+        let body = serde_json::json!({"error": {
+            "code": "bad\u{1b}[2J",
+            "message": format!("\u{1b}]52;c;cm0=\u{7}token=abc123 {}", "x".repeat(5000)),
+        }});
+        let err = VercelError::from_response(400, None, &serde_json::to_vec(&body).expect("json"));
+        let text = err.to_string();
+        assert!(!text.contains(|c: char| c.is_control()), "{text:?}");
+        assert!(!text.contains("abc123"), "{text}");
+        assert!(text.len() < 500, "{}", text.len());
+    }
 
     #[test]
     fn parses_the_vercel_error_envelopes_from_the_fixtures() {
