@@ -368,6 +368,7 @@ fn breakglass_app() -> App {
     use shiplog::breakglass::audit::{AuditRecord, Outcome};
     use shiplog::breakglass::desk::BreakglassView;
     use shiplog::breakglass::entry::{BreakglassEntry, Storage};
+    use shiplog::breakglass::store::Boundary;
     use shiplog::breakglass::Role;
 
     let entry = |id: &str, team: &str, left_ms: i64, used: u32, active: bool| BreakglassEntry {
@@ -408,6 +409,7 @@ fn breakglass_app() -> App {
         user: "ana".to_owned(),
         role: Role::BreakglassAdmin,
         storage: Storage::Sealed,
+        boundary: Boundary::FileOwner,
         entries: vec![
             entry("conn_7hq2m9x4k1pz", "Acme", 20 * 3_600_000, 3, true),
             entry("conn_b4c1d8e2f0aa", "Acme Labs", -60_000, 0, false),

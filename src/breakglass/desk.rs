@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::access::{Breakglass, Denial, Grant, Requester, Role};
 use super::audit::AuditRecord;
 use super::entry::{BreakglassEntry, Storage};
+use super::store::Boundary;
 use crate::shutdown::{stopped, Shutdown};
 
 /// What the breakglass screen shows.
@@ -19,6 +20,8 @@ pub struct BreakglassView {
     pub user: String,
     pub role: Role,
     pub storage: Storage,
+    /// What enforces access, said on the screen.
+    pub boundary: Boundary,
     /// Without their tokens.
     pub entries: Vec<BreakglassEntry>,
     pub audit: Vec<AuditRecord>,
@@ -60,6 +63,7 @@ pub fn start(
         user: requester.user.clone(),
         role: requester.role,
         storage: breakglass.storage,
+        boundary: breakglass.boundary(),
         entries: Vec::new(),
         audit: Vec::new(),
         audit_error: None,

@@ -220,6 +220,11 @@ impl Breakglass {
         }
     }
 
+    /// What keeps people out: the files' owner and key, or Redis's ACL users.
+    pub fn boundary(&self) -> super::store::Boundary {
+        self.store.boundary()
+    }
+
     /// Recovers a connection's tokens, if every rule allows it. Audited either way.
     pub async fn request_access(
         &self,

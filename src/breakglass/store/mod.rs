@@ -63,7 +63,23 @@ pub enum BreakglassStore {
     Redis(RedisBackend),
 }
 
+/// What actually keeps people out of the breakglass store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    /// Files: the role is a claim; the OS user owning them and `BREAKGLASS_KEY` are the boundary.
+    FileOwner,
+    /// Redis: its ACL users.
+    RedisAcl,
+}
+
 impl BreakglassStore {
+    pub fn boundary(&self) -> Boundary {
+        match self {
+            BreakglassStore::Files(_) => Boundary::FileOwner,
+            BreakglassStore::Redis(_) => Boundary::RedisAcl,
+        }
+    }
+
     /// Files under `dir` (created if missing), tamper-evident when `seal` is given (it comes
     /// from `BREAKGLASS_KEY`).
     pub fn files(dir: PathBuf, seal: Option<FileSeal>) -> Result<Self, BreakglassStoreError> {

@@ -11,6 +11,7 @@ use ratatui::Frame;
 use super::titled_block;
 use crate::breakglass::desk::BreakglassView;
 use crate::breakglass::entry::Storage;
+use crate::breakglass::store::Boundary;
 use crate::log::entry::rfc3339;
 use crate::tui::app::App;
 use crate::tui::screens::breakglass::{masked, Answer};
@@ -29,9 +30,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let [banner, status, entries, answer, audit] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(if view.storage == Storage::Plaintext {
-            2
+            3
         } else {
-            1
+            2
         }),
         Constraint::Length((view.entries.len().max(1) as u16 + 3).min(10)),
         Constraint::Length(4),
@@ -83,6 +84,17 @@ fn render_status(frame: &mut Frame, area: Rect, view: &BreakglassView, theme: &T
             Storage::Plaintext => "PLAINTEXT",
         }),
     ])];
+    lines.push(Line::from(Span::styled(
+        match view.boundary {
+            Boundary::FileOwner => {
+                " Files: the role is a claim; the OS user and BREAKGLASS_KEY are the boundary."
+            }
+            Boundary::RedisAcl => {
+                " Redis: its ACL users enforce access, not the role on this screen."
+            }
+        },
+        theme.muted,
+    )));
     if view.storage == Storage::Plaintext {
         lines.push(Line::from(Span::styled(
             " ▲ Plaintext storage: anyone who can read the store can read these tokens (BREAKGLASS_STORAGE). ",
