@@ -359,11 +359,11 @@ fn signals() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Tells the user on stderr when a sink could not keep up.
+/// Tells the user on stderr when a sink could not keep up, or was closed.
 pub fn report_drops(logger: &Logger) {
     for (sink, dropped) in logger.dropped() {
         if dropped > 0 {
-            eprintln!("shiplog: {dropped} entries were not written to {sink} because it could not keep up");
+            eprintln!("shiplog: {dropped} entries were not written to {sink}: it could not keep up or was closed");
         }
     }
 }

@@ -123,14 +123,19 @@ impl Logger {
 
     /// Waits until every thread sink has written and flushed what it was given so far, and every
     /// in-process consumer has taken it. False when one of them did not within a few seconds (a
-    /// stuck consumer): what was given is then not known to be out.
+    /// stuck consumer) or could not (a closed pipe, a full disk): what was given is then not
+    /// known to be out.
     pub async fn flush(&self) -> bool {
         let all = async {
+            let mut out = true;
             for outlet in &self.inner.outlets {
-                outlet.flush().await;
+                out &= outlet.flush().await;
             }
+            out
         };
-        tokio::time::timeout(FLUSH_PATIENCE, all).await.is_ok()
+        tokio::time::timeout(FLUSH_PATIENCE, all)
+            .await
+            .unwrap_or(false)
     }
 
     /// Entries dropped so far, per sink name.

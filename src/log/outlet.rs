@@ -33,7 +33,8 @@ enum Route {
 
 enum SinkMessage {
     Entries(Vec<Arc<LogEntry>>),
-    Flush(oneshot::Sender<()>),
+    /// Answers whether everything so far is out.
+    Flush(oneshot::Sender<bool>),
 }
 
 /// The way to a sink thread. `room` holds one permit per entry the buffer may still take; the
@@ -171,31 +172,29 @@ impl Outlet {
     }
 
     /// Waits until the sink has written and flushed what it was given, or the consumer has
-    /// taken it.
-    pub async fn flush(&self) {
+    /// taken it; false when the sink could not (what it was given is not known to be out).
+    pub async fn flush(&self) -> bool {
         match &self.route {
             Route::Thread(sink) => {
                 let (done, wait) = oneshot::channel();
-                if sink.tx.send(SinkMessage::Flush(done)).is_ok() {
-                    let _ = wait.await;
-                }
+                sink.tx.send(SinkMessage::Flush(done)).is_ok() && wait.await.unwrap_or(false)
             }
-            Route::Inline(sink) => {
-                let _ = lock(sink).sync();
-            }
+            Route::Inline(sink) => lock(sink).sync().is_ok(),
             // Polled: the consumer's side only counts, so that taking an entry stays cheap.
             Route::Channel(consumer) => {
                 let sent = consumer.sent.load(Ordering::Relaxed);
                 while !consumer.caught_up(sent) {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
+                true
             }
         }
     }
 
     fn count_dropped(&self, entries: usize) {
-        if entries > 0 {
-            self.dropped.fetch_add(entries as u64, Ordering::Relaxed);
+        if entries > 0 && self.dropped.fetch_add(entries as u64, Ordering::Relaxed) == 0 {
+            // Once: further losses are counted (see `dropped`), not each written to the log.
+            tracing::warn!(sink = %self.name, "a log sink lost entries; further losses are only counted");
         }
     }
 }
@@ -230,16 +229,20 @@ fn drive(sink: &mut dyn Sink, rx: &mut mpsc::UnboundedReceiver<SinkMessage>, fre
 fn write_message(sink: &mut dyn Sink, message: SinkMessage, freed: &Semaphore) {
     match message {
         SinkMessage::Entries(entries) => {
-            for entry in &entries {
-                if let Err(err) = sink.write(entry) {
-                    tracing::warn!(error = %err, "log sink write failed");
-                }
+            // Said once per batch: a sink that fails (a full disk) fails for every entry.
+            let failed = entries
+                .iter()
+                .map(|entry| sink.write(entry))
+                .filter_map(Result::err);
+            if let Some((count, err)) = failed.fold(None, |seen: Option<(usize, _)>, err| {
+                Some(seen.map_or((1, err), |(n, first)| (n + 1, first)))
+            }) {
+                tracing::warn!(error = %err, count, "log sink write failed");
             }
             freed.add_permits(entries.len());
         }
         SinkMessage::Flush(done) => {
-            let _ = sink.sync();
-            let _ = done.send(());
+            let _ = done.send(sink.sync().is_ok());
         }
     }
 }
@@ -248,17 +251,18 @@ fn lock(sink: &Mutex<Box<dyn Sink>>) -> std::sync::MutexGuard<'_, Box<dyn Sink>>
     sink.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Writes entries to an inline sink and flushes them out (one write for the batch); a sink that
-/// fails is reported, as a thread sink's is, and nothing counts as dropped.
+/// Writes entries to an inline sink and flushes them out (one write for the batch); returns how
+/// many could not be written (all of a batch whose flush failed: a closed pipe, a full disk).
 fn write_inline(sink: &Mutex<Box<dyn Sink>>, entries: &[Arc<LogEntry>]) -> usize {
     let mut sink = lock(sink);
-    for entry in entries {
-        if let Err(err) = sink.write(entry) {
-            tracing::warn!(error = %err, "log sink write failed");
-        }
+    let mut failed = entries
+        .iter()
+        .filter(|entry| sink.write(entry).is_err())
+        .count();
+    if sink.flush().is_err() {
+        failed = entries.len();
     }
-    let _ = sink.flush();
-    0
+    failed
 }
 
 impl SinkThread {

@@ -39,6 +39,9 @@ pub struct Printer<W: Write + Send + 'static> {
     out: W,
     /// What is written but not yet handed to `out`; handed over past [`PRINT_BUFFER`].
     pending: Vec<u8>,
+    /// Some output could not be written (the reader went away): from then on nothing counts
+    /// as out, so no resume state is saved past it.
+    lost: bool,
     format: PrintFormat,
     /// The file behind the writer, when it is a regular file (stdout redirected to one).
     file: Option<File>,
@@ -49,6 +52,7 @@ impl<W: Write + Send + 'static> Printer<W> {
         Printer {
             out,
             pending: Vec::with_capacity(PRINT_BUFFER),
+            lost: false,
             format,
             file: None,
         }
@@ -90,13 +94,21 @@ impl<W: Write + Send + 'static> Sink for Printer<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.pending)?;
+        let written = self
+            .out
+            .write_all(&self.pending)
+            .and_then(|()| self.out.flush());
+        // Cleared even when the write failed: output that cannot go out must not pile up.
         self.pending.clear();
-        self.out.flush()
+        self.lost |= written.is_err();
+        written
     }
 
     fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
+        if self.lost {
+            return Err(io::Error::other("earlier output could not be written"));
+        }
         match &self.file {
             Some(file) => file.sync_data(),
             None => Ok(()),
@@ -214,6 +226,42 @@ mod tests {
             text_of(&entry, false),
             "00:47:18.756 stderr  Line 1\n00:47:18.756 stderr  Line 2\n"
         );
+    }
+
+    /// A reader that went away after `room` bytes.
+    struct ClosedAfter {
+        room: usize,
+    }
+
+    impl Write for ClosedAfter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_that_cannot_go_out_neither_piles_up_nor_counts_as_out() {
+        let mut printer = Printer::new(ClosedAfter { room: 100 }, PrintFormat::Json);
+        let entry = LogEntry::new(Tier::Build, Severity::Info, "stdout", "x".repeat(1000));
+        for _ in 0..500 {
+            let _ = printer.write(&entry);
+        }
+        assert!(
+            printer.pending.len() <= PRINT_BUFFER + 2000,
+            "{}",
+            printer.pending.len()
+        );
+        assert!(printer.sync().is_err(), "lost output must not count as out");
+        assert!(printer.sync().is_err(), "and stays lost");
     }
 
     proptest::proptest! {

@@ -67,8 +67,10 @@ struct Track<'a> {
     splitter: LineSplitter,
     status: watch::Receiver<BuildStatus>,
     shutdown: &'a mut Shutdown,
-    /// Lines emitted since the resume state was last saved.
+    /// Lines emitted since the resume state was last saved, or could not be.
     unsaved: u64,
+    /// The output could not be confirmed at the last checkpoint (said once, not per attempt).
+    held: bool,
 }
 
 impl Follower {
@@ -133,6 +135,7 @@ impl Follower {
             status: status.subscribe(),
             shutdown: &mut shutdown,
             unsaved: 0,
+            held: false,
         };
         let result = self.run(&mut track, &status).await;
         self.metrics.stream_closed();
@@ -223,11 +226,15 @@ impl Follower {
     /// cannot be confirmed (a consumer is stuck), the state is not saved: a restart then repeats
     /// lines rather than skip some.
     async fn checkpoint(&self, track: &mut Track<'_>) {
+        // Whatever happens, the next attempt waits for the next batch of lines.
+        track.unsaved = 0;
         if !self.logger.flush().await {
-            tracing::warn!(deployment = %track.ctx.vercel_id, "the output is not written out yet: the resume state waits");
+            if !std::mem::replace(&mut track.held, true) {
+                tracing::warn!(deployment = %track.ctx.vercel_id, "the output is not known to be written out (a stuck consumer, or a closed pipe): the resume state stays where it was");
+            }
             return;
         }
-        track.unsaved = 0;
+        track.held = false;
         if let Err(err) = self
             .store
             .put_json(&resume_key(&track.ctx.vercel_id), &*track.cursor, STATE_TTL)
