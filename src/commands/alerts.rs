@@ -20,6 +20,26 @@ use shiplog::vercel::{Line, LineSplitter};
 use super::error::{CommandError, Exit};
 use crate::cli::Cli;
 
+/// One line for an alert that would fire: when, rule, severity, channels, first line, where.
+fn say_fired(alert: &Alert) {
+    let message = alert.entry.message.lines().next().unwrap_or("");
+    say!(
+        "{} FIRE {} ({}) -> {}: {} [{}{}]",
+        clock(alert.entry.ts),
+        alert.rule,
+        alert.severity.as_str(),
+        alert.channel_list(),
+        shiplog::printable::display(message, false),
+        alert
+            .entry
+            .deployment_id
+            .as_deref()
+            .map(|d| format!("{d}, "))
+            .unwrap_or_default(),
+        &alert.fingerprint.as_str()[..8],
+    );
+}
+
 pub async fn check(cli: &Cli, file: &Path) -> Exit {
     let settings = super::settings(cli)?;
     let rules = settings.alert_rules;
@@ -66,22 +86,7 @@ pub async fn check(cli: &Cli, file: &Path) -> Exit {
                 match event {
                     AlertEvent::Fired(alert) => {
                         tally.entry(alert.rule.clone()).or_default().0 += 1;
-                        let message = alert.entry.message.lines().next().unwrap_or("");
-                        say!(
-                            "{} FIRE {} ({}) -> {}: {} [{}{}]",
-                            clock(alert.entry.ts),
-                            alert.rule,
-                            alert.severity.as_str(),
-                            alert.channel_list(),
-                            shiplog::printable::display(message, false),
-                            alert
-                                .entry
-                                .deployment_id
-                                .as_deref()
-                                .map(|d| format!("{d}, "))
-                                .unwrap_or_default(),
-                            &alert.fingerprint.as_str()[..8],
-                        );
+                        say_fired(&alert);
                     }
                     AlertEvent::Repeated { alert, .. } => {
                         tally.entry(alert.rule).or_default().1 += 1
