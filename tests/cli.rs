@@ -704,3 +704,34 @@ async fn serve_follows_building_deployments_and_prints_outcomes_and_alerts_only(
         .expect("status");
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn follow_stops_when_its_reader_goes_away() {
+    let sim = simulator(1.0, None).await;
+    let events = (0..400)
+        .map(|n| SimEvent::stdout(100, format!("step {n} of a long build")))
+        .collect();
+    let id = sim.add_deployment(storefront(events));
+    let state = tempfile::tempdir().expect("dir");
+    let mut child = {
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.arg("follow").arg(&id);
+        c.spawn().expect("spawns")
+    };
+    // A reader that takes two lines and goes, as `| head -2` does.
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    for _ in 0..2 {
+        lines.next_line().await.expect("reads").expect("a line");
+    }
+    drop(lines);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("follow stopped once nobody read it")
+        .expect("waits");
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        sim.produced_events(&id).len() < 400,
+        "it stopped before the build ended"
+    );
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 use shiplog::clock::now_ms;
 use shiplog::exit;
 use shiplog::log::sinks::PrintFormat;
+use shiplog::log::Logger;
 use shiplog::metrics::Metrics;
+use shiplog::shutdown::Shutdown;
 use shiplog::stream::fallback::CliFallback;
 use shiplog::stream::{FollowError, FollowOptions, Follower};
 use shiplog::vercel::ReadyState;
@@ -70,7 +72,7 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
         alerting_stop,
     );
     let follower = Follower::new(client, store, logger.clone(), metrics, options);
-    let shutdown = super::shutdown_on_signals();
+    let shutdown = stop_when_output_closes(super::shutdown_on_signals(), logger.clone());
     let result = follower.follow(&args.deployment, shutdown).await;
     // The build's last lines may still raise an alert: let the engine finish them.
     let _ = stop_alerting.send(true);
@@ -80,6 +82,32 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
     logger.flush().await;
     report_drops(&logger);
     exit_status(result)
+}
+
+/// How often `follow` looks whether its output still reaches anyone.
+const OUTPUT_CHECK: Duration = Duration::from_millis(200);
+
+/// `signalled`, or the moment stdout stops taking lines (the reader went away, as with
+/// `| head`): following on would only spend the API's and the machine's time. The follower
+/// then stops as it does on a signal, and saves no place past what was written.
+fn stop_when_output_closes(mut signalled: Shutdown, logger: Logger) -> Shutdown {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut check = tokio::time::interval(OUTPUT_CHECK);
+        loop {
+            tokio::select! {
+                _ = shiplog::shutdown::stopped(&mut signalled) => break,
+                _ = check.tick() => {
+                    let lost = logger.dropped().iter().any(|(sink, n)| sink == "stdout" && *n > 0);
+                    if lost {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = stop.send(true);
+    });
+    shutdown
 }
 
 /// The exit status of a followed build: how it ended, or why it could not be followed.
