@@ -98,7 +98,7 @@ fn stop_when_output_closes(mut signalled: Shutdown, logger: Logger) -> Shutdown 
             tokio::select! {
                 _ = shiplog::shutdown::stopped(&mut signalled) => break,
                 _ = check.tick() => {
-                    let lost = logger.dropped().iter().any(|(sink, n)| sink == "stdout" && *n > 0);
+                    let lost = logger.dropped().iter().any(|(sink, n)| sink == super::STDOUT && *n > 0);
                     if lost {
                         break;
                     }

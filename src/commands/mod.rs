@@ -220,9 +220,9 @@ pub fn stdout_logger(
 ) -> Result<(Logger, AlertOutlet), CommandError> {
     let stdout = Box::new(Printer::stdout(format));
     let mut builder: LoggerBuilder = if one_stream {
-        Logger::builder().inline_sink("stdout", stdout)
+        Logger::builder().inline_sink(STDOUT, stdout)
     } else {
-        Logger::builder().sink("stdout", stdout, 1024, Delivery::WaitWhenFull)
+        Logger::builder().sink(STDOUT, stdout, 1024, Delivery::WaitWhenFull)
     };
     if let Some(path) = ndjson {
         let file = NdjsonFile::open(path).map_err(|err| {
@@ -358,6 +358,9 @@ fn signals() -> impl std::future::Future<Output = ()> {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// The name of the logger's sink that prints to stdout.
+pub const STDOUT: &str = "stdout";
 
 /// Tells the user on stderr when a sink could not keep up, or was closed.
 pub fn report_drops(logger: &Logger) {

@@ -24,8 +24,12 @@ pub async fn run(cli: &Cli, json: bool) -> super::error::Exit {
             super::text_format(true)
         };
         let printer = Only::new(Printer::stdout(format), worth_printing);
-        let builder =
-            Logger::builder().sink("stdout", Box::new(printer), 1024, Delivery::DropWhenFull);
+        let builder = Logger::builder().sink(
+            super::STDOUT,
+            Box::new(printer),
+            1024,
+            Delivery::DropWhenFull,
+        );
         let (builder, outlet) = super::with_alerts(builder, settings.alerts_enabled);
         Ok((builder.build(), outlet))
     })

@@ -230,13 +230,9 @@ fn write_message(sink: &mut dyn Sink, message: SinkMessage, freed: &Semaphore) {
     match message {
         SinkMessage::Entries(entries) => {
             // Said once per batch: a sink that fails (a full disk) fails for every entry.
-            let failed = entries
-                .iter()
-                .map(|entry| sink.write(entry))
-                .filter_map(Result::err);
-            if let Some((count, err)) = failed.fold(None, |seen: Option<(usize, _)>, err| {
-                Some(seen.map_or((1, err), |(n, first)| (n + 1, first)))
-            }) {
+            let mut failed = entries.iter().filter_map(|entry| sink.write(entry).err());
+            if let Some(err) = failed.next() {
+                let count = 1 + failed.count();
                 tracing::warn!(error = %err, count, "log sink write failed");
             }
             freed.add_permits(entries.len());

@@ -266,7 +266,7 @@ impl Files {
             return self.append_line(line);
         };
         self.locked(|| {
-            let (count, previous) = self.verified_chain(seal)?;
+            let (count, previous) = self.verified_chain(seal, &self.audit_text()?)?;
             let path = self.audit_path();
             let mut record: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(line).map_err(|err| unavailable("encode", &path, err))?;
@@ -305,9 +305,13 @@ impl Files {
         }
     }
 
-    /// Checks the chain from the first record to `audit.head`; gives the number of records
-    /// and the last tag, or says where the chain breaks.
-    fn verified_chain(&self, seal: &FileSeal) -> Result<(usize, String), BreakglassStoreError> {
+    /// Checks the chain of `text` (the trail) from the first record to `audit.head`; gives the
+    /// number of records and the last tag, or says where the chain breaks.
+    fn verified_chain(
+        &self,
+        seal: &FileSeal,
+        text: &str,
+    ) -> Result<(usize, String), BreakglassStoreError> {
         let path = self.audit_path();
         let broken = |at: usize, why: &str| {
             BreakglassStoreError::Tampered(format!(
@@ -315,7 +319,6 @@ impl Files {
                 path.display()
             ))
         };
-        let text = self.audit_text()?;
         let mut previous = String::new();
         let mut count = 0;
         for (index, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
@@ -364,10 +367,10 @@ impl Files {
     }
 
     pub(super) fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, BreakglassStoreError> {
-        if let Some(seal) = &self.seal {
-            self.verified_chain(seal)?;
-        }
         let text = self.audit_text()?;
+        if let Some(seal) = &self.seal {
+            self.verified_chain(seal, &text)?;
+        }
         Ok(text
             .lines()
             .rev()

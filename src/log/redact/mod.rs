@@ -21,6 +21,15 @@ use serde_json::Value;
 use crate::printable;
 use rules::{secret_key_suffix, Secret, RULES, SENSITIVE_JSON_KEYS};
 
+/// How a redacted text is shown (see `printable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// A name, a type, an id: one line, no escapes.
+    OneLine,
+    /// Text as it may reach a terminal, colors kept or not.
+    Text { keep_color: bool },
+}
+
 /// The replacement for every secret.
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -234,6 +243,21 @@ impl Redactor {
         out
     }
 
+    /// `text` redacted, then made fit to show as `shown` says; `None` when it already is both.
+    pub fn redact_shown(&self, text: &str, shown: Shown) -> Option<String> {
+        let show = |text| match shown {
+            Shown::OneLine => printable::one_line(text),
+            Shown::Text { keep_color } => printable::display(text, keep_color),
+        };
+        match self.redact(text) {
+            Cow::Borrowed(text) => match show(text) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(clean) => Some(clean),
+            },
+            Cow::Owned(redacted) => Some(show(&redacted).into_owned()),
+        }
+    }
+
     /// Does `text` begin a private key block that it does not end (a key printed a line at a
     /// time)?
     pub fn opens_key_block(&self, text: &str) -> bool {
@@ -294,11 +318,8 @@ impl Redactor {
             }
             match value {
                 Value::String(text) => {
-                    let clean = match self.redact(text) {
-                        Cow::Borrowed(text) => printable::display(text, false).into_owned(),
-                        Cow::Owned(redacted) => printable::display(&redacted, false).into_owned(),
-                    };
-                    if clean != *text {
+                    if let Some(clean) = self.redact_shown(text, Shown::Text { keep_color: false })
+                    {
                         *text = clean;
                     }
                 }

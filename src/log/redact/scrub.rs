@@ -2,11 +2,10 @@
 //! network is redacted and made safe for a terminal, and a private key that a build prints a
 //! line per event (as Vercel sends it) is hidden from its BEGIN line to its END line.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::{Redactor, REDACTED};
+use super::{Redactor, Shown, REDACTED};
 use crate::log::entry::LogEntry;
 use crate::printable;
 
@@ -67,7 +66,7 @@ impl Scrubber {
         .into_iter()
         .flatten()
         {
-            if let Cow::Owned(clean) = self.field(text) {
+            if let Some(clean) = self.field(text) {
                 *text = clean;
             }
         }
@@ -101,8 +100,8 @@ impl Scrubber {
                 return match redactor.key_block_end(&plain) {
                     Some(end) => {
                         state.key_blocks.remove(stream);
-                        let rest = redactor.redact(&plain[end..]);
-                        Some(format!("{REDACTED}{}", printable::display(&rest, true)))
+                        // `plain` holds nothing that drives a terminal.
+                        Some(format!("{REDACTED}{}", redactor.redact(&plain[end..])))
                     }
                     None => {
                         *lines_left -= 1;
@@ -117,21 +116,12 @@ impl Scrubber {
                 state.key_blocks.insert(Arc::clone(stream), MAX_KEY_LINES);
             }
         }
-        match redactor.redact(text) {
-            Cow::Borrowed(text) => match printable::display(text, true) {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(shown) => Some(shown),
-            },
-            Cow::Owned(redacted) => Some(printable::display(&redacted, true).into_owned()),
-        }
+        redactor.redact_shown(text, Shown::Text { keep_color: true })
     }
 
-    /// A name, a type, an id: redacted and shown on one line.
-    fn field<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        match self.redactor.redact(text) {
-            Cow::Borrowed(text) => printable::one_line(text),
-            Cow::Owned(redacted) => Cow::Owned(printable::one_line(&redacted).into_owned()),
-        }
+    /// A name, a type, an id: redacted and shown on one line; `None` when fine as it is.
+    fn field(&self, text: &str) -> Option<String> {
+        self.redactor.redact_shown(text, Shown::OneLine)
     }
 
     fn shared_field(&self, state: &mut State, id: &mut Arc<str>) {
@@ -139,8 +129,8 @@ impl Scrubber {
             return;
         }
         match self.field(id) {
-            Cow::Owned(clean) => *id = clean.into(),
-            Cow::Borrowed(_) => {
+            Some(clean) => *id = clean.into(),
+            None => {
                 if state.known_clean.len() == KNOWN_CLEAN {
                     state.known_clean.remove(0);
                 }
