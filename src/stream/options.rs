@@ -11,6 +11,11 @@ use crate::retry::RetryPolicy;
 /// is saved, after the output it covers has been written out, at least this often.
 pub const CHECKPOINT_LINES: u64 = 1000;
 
+/// Two saves of the resume state are at least this far apart: a build printing more than 5,000
+/// lines a second (a log replayed whole) would otherwise spend a tenth of its CPU replacing
+/// state files. After a crash it may then repeat what it printed in this time.
+pub const CHECKPOINT_GAP: Duration = Duration::from_millis(200);
+
 /// How long a finished build's log must stay quiet before it counts as complete: Vercel can
 /// report a build over some seconds before the last lines of its log can be read.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);

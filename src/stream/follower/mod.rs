@@ -12,8 +12,9 @@
 //!
 //! The resume state never runs ahead of the output: it is saved only once the logger has written
 //! out every line it covers ([`Follower::checkpoint`]), at least every
-//! [`FollowOptions::checkpoint_lines`] lines. After a crash a restart prints at most that many
-//! lines again, and loses none.
+//! [`FollowOptions::checkpoint_lines`] lines (or, when lines come faster, every
+//! [`CHECKPOINT_GAP`](super::options::CHECKPOINT_GAP)). After a crash a restart prints at most
+//! that many lines again, and loses none.
 
 mod degrade;
 mod reading;
@@ -23,6 +24,7 @@ mod status;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::entries::{outcome_entry, EntryContext};
 use super::identity::{resume_key, stable_deployment_id, STATE_TTL};
@@ -71,6 +73,8 @@ struct Track<'a> {
     unsaved: u64,
     /// The output could not be confirmed at the last checkpoint (said once, not per attempt).
     held: bool,
+    /// When the last checkpoint was tried.
+    checkpointed: Instant,
 }
 
 impl Follower {
@@ -136,6 +140,7 @@ impl Follower {
             shutdown: &mut shutdown,
             unsaved: 0,
             held: false,
+            checkpointed: Instant::now(),
         };
         let result = self.run(&mut track, &status).await;
         self.metrics.stream_closed();
@@ -228,6 +233,7 @@ impl Follower {
     async fn checkpoint(&self, track: &mut Track<'_>) {
         // Whatever happens, the next attempt waits for the next batch of lines.
         track.unsaved = 0;
+        track.checkpointed = Instant::now();
         if !self.logger.flush().await {
             if !std::mem::replace(&mut track.held, true) {
                 tracing::warn!(deployment = %track.ctx.vercel_id, "the output is not known to be written out (a stuck consumer, or a closed pipe): the resume state stays where it was");

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
-use tokio::time::Instant;
 
 use super::{FollowError, Follower, Track};
 use crate::clock::now_ms;
@@ -12,7 +11,7 @@ use crate::log::{LogEntry, Severity};
 use crate::metrics::RestartReason;
 use crate::shutdown::stopped;
 use crate::stream::entries::build_entry;
-use crate::stream::options::StreamHealth;
+use crate::stream::options::{StreamHealth, CHECKPOINT_GAP};
 use crate::stream::resume::ResumeState;
 use crate::vercel::event::MalformedLine;
 use crate::vercel::{parse_event, EventsQuery, Line, ParsedLine, ReadyState, VercelError};
@@ -158,7 +157,6 @@ impl Follower {
     ) -> Connection {
         let mut body = std::pin::pin!(body);
         let mut delivered = 0u64;
-        let mut last_save = Instant::now();
         let live = !over_before_connect.is_terminal();
         let mut build_over = !live;
         let mut items = Vec::new();
@@ -219,16 +217,15 @@ impl Follower {
                     return Connection::Broken { delivered, reason };
                 }
             }
-            if track.unsaved > 0 && last_save.elapsed() >= self.options.persist_every {
+            if track.unsaved > 0 && track.checkpointed.elapsed() >= self.options.persist_every {
                 self.checkpoint(track).await;
-                last_save = Instant::now();
             }
         }
     }
 
     /// Turns a chunk's lines into entries and hands them to the logger together, saving the
-    /// resume state whenever `checkpoint_lines` lines went out since the last save; false when
-    /// interrupted.
+    /// resume state whenever `checkpoint_lines` lines went out since the last save (and
+    /// [`CHECKPOINT_GAP`] has passed); false when interrupted.
     async fn emit(
         &self,
         items: &mut Vec<Item>,
@@ -242,7 +239,9 @@ impl Follower {
                 continue;
             };
             batch.push(entry);
-            if track.unsaved + batch.len() as u64 >= self.options.checkpoint_lines {
+            if track.unsaved + batch.len() as u64 >= self.options.checkpoint_lines
+                && track.checkpointed.elapsed() >= CHECKPOINT_GAP
+            {
                 if !self
                     .hand_over(std::mem::take(&mut batch), before, track)
                     .await
