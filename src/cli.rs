@@ -79,7 +79,7 @@ pub struct GlobalArgs {
     /// Who acts from here (acknowledgements, breakglass) [default: the login name].
     #[arg(long, env = "SHIPLOG_USER", global = true)]
     pub user: Option<String>,
-    /// viewer, super_admin or breakglass_admin [default: viewer].
+    /// viewer, operator (acts on deployments), super_admin or breakglass_admin [default: viewer].
     #[arg(long, env = "SHIPLOG_ROLE", global = true)]
     pub role: Option<String>,
     /// The breakglass kill switch: true lets admins recover tokens [default: off].
@@ -158,6 +158,84 @@ pub enum Command {
     /// Emergency access to stored tokens: guarded, justified, limited, audited.
     #[command(subcommand)]
     Breakglass(BreakglassCommand),
+    /// The team's deployments, and acting on one: cancel, redeploy, promote, roll back. Actions
+    /// need the operator (or super_admin) role, are confirmed, audited before they are sent,
+    /// and sent once.
+    #[command(subcommand)]
+    Deployments(DeploymentsCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeploymentsCommand {
+    /// Recent deployments, newest first; `*` marks what each project's production serves.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Cancel a queued or building deployment.
+    #[command(after_help = ACTION_EXIT)]
+    Cancel {
+        /// Deployment id (dpl_...) or URL.
+        deployment: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Build a deployment again, as a new deployment of the same target.
+    #[command(after_help = ACTION_EXIT)]
+    Redeploy {
+        deployment: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Point production at a ready production deployment (no new build); also undoes a
+    /// rollback.
+    #[command(after_help = ACTION_EXIT)]
+    Promote {
+        deployment: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Point production back at an earlier production deployment (no new build). Until a
+    /// promote, Vercel then keeps new deployments off production.
+    #[command(after_help = ACTION_EXIT)]
+    Rollback {
+        /// Project id or name.
+        project: String,
+        /// The deployment to go back to [default: the production deployment before the
+        /// current one].
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// The action audit trail, newest first.
+    Audit {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+const ACTION_EXIT: &str = "Exit status: 0 done (or it had already happened); 2 Vercel refused \
+or could not be reached; 77 refused by a guard (role, confirmation, audit trail, the deployment's \
+state, or the same action sent from elsewhere within a minute): nothing was sent; 78 bad \
+configuration.";
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfirmArgs {
+    /// Confirm without being asked (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Why: kept in the audit trail, and a rollback's description at Vercel.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -148,11 +148,11 @@ fn alerts_enabled(text: Option<&str>, env: Environment) -> Result<bool, ConfigEr
 }
 
 /// `SHIPLOG_ROLE`: viewer unless said otherwise.
-fn role(text: Option<String>) -> Result<crate::breakglass::Role, ConfigError> {
+fn role(text: Option<String>) -> Result<crate::role::Role, ConfigError> {
     let text = text.unwrap_or_else(|| "viewer".to_owned());
-    crate::breakglass::Role::parse(&text).ok_or_else(|| {
+    crate::role::Role::parse(&text).ok_or_else(|| {
         ConfigError::Value(format!(
-            "SHIPLOG_ROLE must be viewer, super_admin or breakglass_admin, not {text:?}"
+            "SHIPLOG_ROLE must be viewer, operator, super_admin or breakglass_admin, not {text:?}"
         ))
     })
 }
@@ -284,7 +284,7 @@ pub struct Settings {
     pub metrics_interval: Duration,
     /// Who acts from this machine: `SHIPLOG_USER`, `user` in the file, else the login name.
     pub user: String,
-    pub role: crate::breakglass::Role,
+    pub role: crate::role::Role,
     /// The breakglass kill switch (`VERCEL_BREAKGLASS_ENABLED=true`); off by default.
     pub breakglass_enabled: bool,
     pub breakglass_storage: crate::breakglass::entry::Storage,

@@ -11,7 +11,8 @@ pub const FOLLOW_FAILED: i32 = 2;
 pub const DATA: i32 = 65;
 /// The command line was wrong.
 pub const USAGE: i32 = 64;
-/// Breakglass access was denied (the reason is on stderr).
+/// A guard said no: breakglass access denied, or an action refused; nothing was sent (the
+/// reason is on stderr).
 pub const DENIED: i32 = 77;
 /// The configuration (file, environment, flags) was wrong.
 pub const CONFIG: i32 = 78;
@@ -22,5 +23,5 @@ pub const INTERRUPTED: i32 = 130;
 pub const HELP: &str = "Exit status: 0 the build ended READY (or the command succeeded); \
 1 the build ended ERROR or CANCELED; 2 following failed (API unreachable, token refused, \
 deployment not found, stream lost after all retries); 64 bad command line; 65 unreadable input \
-file; 77 breakglass access denied; 78 bad configuration; \
+file; 77 refused by a guard (breakglass access, an action): nothing sent; 78 bad configuration; \
 130 stopped by Ctrl-C or SIGTERM (resume state saved).";

@@ -21,6 +21,15 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
+/// Appends `line` and a newline to `path` (created 0600 if missing) and syncs it to disk: an
+/// audit record that returns `Ok` survives a crash. One `write` per line, so processes
+/// appending to the same file never interleave their lines.
+pub fn append_line_synced(path: &Path, line: &str) -> io::Result<()> {
+    let mut file = private_file().create(true).append(true).open(path)?;
+    file.write_all(format!("{line}\n").as_bytes())?;
+    file.sync_data()
+}
+
 /// Options that create a file only its owner may read and write (0600). State, logs and
 /// audit trails hold deployment ids, alert texts and sealed secrets.
 pub fn private_file() -> OpenOptions {

@@ -7,9 +7,9 @@
 //! ```text
 //! commands/, main.rs, config   wiring: parse, load the configuration, start engines, exit codes
 //! tui/                         App (routing, theme, input, help), screens/ (state and keys), ui/ (render)
-//! stream/ alert/ breakglass/   the engines, each started once and handed out as a Handle
+//! stream/ alert/ breakglass/ actions/   the engines, each started once and handed out as a Handle
 //! vercel/ store/ log/ metrics  services the engines use; demo/ and login/ beside them
-//! shutdown clock retry fsutil secret exit redis_io printable    leaf modules, used by all
+//! shutdown clock retry fsutil secret exit redis_io printable role   leaf modules, used by all
 //! ```
 
 // Wiring.
@@ -17,6 +17,7 @@ pub mod config;
 // The dashboard.
 pub mod tui;
 // The engines.
+pub mod actions;
 pub mod alert;
 pub mod breakglass;
 pub mod stream;
@@ -34,5 +35,6 @@ pub mod fsutil;
 pub mod printable;
 pub mod redis_io;
 pub mod retry;
+pub mod role;
 pub mod secret;
 pub mod shutdown;

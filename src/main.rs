@@ -51,6 +51,7 @@ fn main() -> ExitCode {
                 commands::alerts::test(&cli, &channel).await
             }
             Some(Command::Breakglass(command)) => commands::breakglass::run(&cli, command).await,
+            Some(Command::Deployments(command)) => commands::deployments::run(&cli, command).await,
             Some(Command::Login(args)) => commands::login::run(&cli, args).await,
             Some(Command::Vault(cli::VaultCommand::Rotate)) => commands::vault::rotate(&cli).await,
             None => commands::dashboard::run(&cli).await,

@@ -8,12 +8,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shiplog::breakglass::access::{Denial, Requester, Role};
+use shiplog::breakglass::access::{Denial, Requester};
 use shiplog::breakglass::audit::Outcome;
 use shiplog::breakglass::connection::Connection;
 use shiplog::breakglass::entry::Storage;
 use shiplog::breakglass::store::BreakglassStore;
 use shiplog::breakglass::{vault, Breakglass, Keyring, VaultError};
+use shiplog::role::Role;
 use shiplog::secret::Secret;
 use support::keys::{BREAKGLASS_KEY, NEW_TOKEN_KEY, TOKEN_KEY};
 

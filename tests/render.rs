@@ -369,7 +369,7 @@ fn breakglass_app() -> App {
     use shiplog::breakglass::desk::BreakglassView;
     use shiplog::breakglass::entry::{BreakglassEntry, Storage};
     use shiplog::breakglass::store::Boundary;
-    use shiplog::breakglass::Role;
+    use shiplog::role::Role;
 
     let entry = |id: &str, team: &str, left_ms: i64, used: u32, active: bool| BreakglassEntry {
         id: format!("bg_{id}"),

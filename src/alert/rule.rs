@@ -222,6 +222,14 @@ channels = ["slack", "discord", "email", "sms"]
 suppression_minutes = 0
 
 [[alert_rules]]
+key = "production_changed"
+tier = "action"
+event = ["promoted", "rolled_back"]
+severity = "high"
+channels = ["slack", "discord"]
+suppression_minutes = 10
+
+[[alert_rules]]
 key = "alert_queue_failed"
 tier = "system"
 event = ["alert_queue_failed"]

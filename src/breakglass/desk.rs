@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::access::{Breakglass, Denial, Grant, Requester, Role};
+use super::access::{Breakglass, Denial, Grant, Requester};
 use super::audit::AuditRecord;
 use super::entry::{BreakglassEntry, Storage};
 use super::store::Boundary;
+use crate::role::Role;
 use crate::shutdown::{stopped, Shutdown};
 
 /// What the breakglass screen shows.

@@ -12,7 +12,7 @@ pub mod keys;
 pub mod store;
 pub mod vault;
 
-pub use access::{Breakglass, Denial, Grant, Requester, Role};
+pub use access::{Breakglass, Denial, Grant, Requester};
 pub use connection::Connection;
 pub use entry::BreakglassEntry;
 pub use keys::Keyring;

@@ -54,6 +54,7 @@ pub async fn run(cli: &Cli) -> Exit {
     let (stop_engine, engine_shutdown) = tokio::sync::watch::channel(false);
     let alerting = team.start_alerting(&settings, &logger, alert_outlet, engine_shutdown.clone());
     let breakglass = start_breakglass(&settings, &logger, &team, engine_shutdown.clone()).await;
+    super::follow_actions(&settings, &logger, engine_shutdown.clone()).await;
     let (alerting, alert_handle) = alerting.unzip();
     let stream = team.engine.start(engine_shutdown);
     let feeds = connect(&mut app, &stream, entries, alert_handle, breakglass);

@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod breakglass;
 pub mod dashboard;
 pub mod demo;
+pub mod deployments;
 pub mod error;
 pub mod follow;
 pub mod login;
@@ -284,6 +285,33 @@ pub async fn open_state(settings: &Settings, logger: &Logger) -> Result<StateSto
     open_store(settings, logger).await.map_err(|err| {
         CommandError::config(err).hint("check REDIS_URL, or unset it to keep state in local files")
     })
+}
+
+/// The action audit trail: on Redis when `REDIS_URL` is set (shared by every instance), else
+/// in files under the state directory.
+pub async fn action_trail(
+    settings: &Settings,
+) -> Result<shiplog::actions::ActionTrail, shiplog::actions::audit::TrailError> {
+    use shiplog::actions::ActionTrail;
+    match &settings.redis_url {
+        Some(url) => ActionTrail::redis(url.expose(), &settings.namespace).await,
+        None => ActionTrail::files(&settings.state_dir),
+    }
+}
+
+/// Turns every action taken anywhere (the trail) into an entry of `logger`, until `shutdown`.
+pub async fn follow_actions(settings: &Settings, logger: &Logger, shutdown: Shutdown) {
+    match action_trail(settings).await {
+        Ok(trail) => {
+            tokio::spawn(shiplog::actions::desk::follow_trail(
+                trail,
+                logger.clone(),
+                None,
+                shutdown,
+            ));
+        }
+        Err(err) => tracing::warn!(error = %err, "actions taken elsewhere are not shown here"),
+    }
 }
 
 /// The Vercel client for `token`, sharing `store`.

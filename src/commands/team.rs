@@ -142,6 +142,7 @@ pub async fn run_headless(
     let (logger, alert_outlet) = logger_for(&mut settings)?;
     let team = TeamSession::open(&mut settings, &logger, true).await?;
     let alerting = team.start_alerting(&settings, &logger, alert_outlet, shutdown.clone());
+    super::follow_actions(&settings, &logger, shutdown.clone()).await;
     if team.simulator.is_none() {
         if let Ok(breakglass) = super::breakglass::open(&settings, None).await {
             tokio::spawn(shiplog::breakglass::desk::sweep_every(

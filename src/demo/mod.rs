@@ -8,6 +8,10 @@
 //!   `since`/`until` on `createdAt`, exclusive; `pagination.next` is the `until` of the next page)
 //! - `GET /v13/deployments/{idOrUrl}` (by id or URL hostname)
 //! - `PATCH /v12/deployments/{id}/cancel`
+//! - `POST /v13/deployments` (a redeploy: `deploymentId`, `name`, `target`, `meta`),
+//!   `POST /v10/projects/{id}/promote/{deploymentId}`, `POST /v1/projects/{id}/rollback/{deploymentId}`
+//!   and `GET /v9/projects/{idOrName}` (see `actions.rs`); `GET /v6/deployments` also filters on
+//!   `meta-KEY=value`
 //! - `GET /v3/deployments/{idOrUrl}/events` and `GET /v3/now/deployments/{idOrUrl}/events` (also the
 //!   historical `/v2/...` spellings): `follow`, `since`, `until`, `direction`, `limit`, `format`,
 //!   `teamId`/`slug`/`name`/`builds`/`delimiter` accepted and ignored.
@@ -34,6 +38,7 @@
 //! the last clone of the handle is dropped. Open follow streams are then aborted. Note that
 //! [`run_demo_loop`] holds a clone, so a server running the demo loop stops only via `shutdown()`.
 
+mod actions;
 mod demo_loop;
 mod events;
 mod model;
@@ -210,6 +215,28 @@ impl SimulatorHandle {
     /// false for an unknown or already finished deployment.
     pub fn cancel(&self, id: &str) -> bool {
         self.shared().get(id).is_some_and(|d| d.cancel())
+    }
+
+    /// The next `count` actions (redeploy, promote, rollback) take effect but their answers
+    /// break off, as a timeout would lose them.
+    pub fn lose_next_action_answers(&self, count: usize) {
+        self.shared()
+            .lost_answers
+            .store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The deployment the project's production points at (project id or name).
+    pub fn production(&self, project: &str) -> Option<String> {
+        let (_, id) = self.shared().project(project)?;
+        self.shared().production_of(&id).map(|d| d.id.clone())
+    }
+
+    /// The deployment's `meta` entries beyond the git ones (a redeploy's).
+    pub fn deployment_meta(&self, id: &str) -> std::collections::BTreeMap<String, String> {
+        self.shared()
+            .get(id)
+            .map(|d| d.meta.clone())
+            .unwrap_or_default()
     }
 
     /// Adds a fault to a deployment at runtime. Returns false for an unknown id.

@@ -64,6 +64,8 @@ pub struct DeploymentSpec {
     pub wrapped_shape: bool,
     /// How long the deployment stays `QUEUED` before it starts building (scaled by speed).
     pub queued_ms: u64,
+    /// Extra `meta` entries (a redeploy's, say), beside the git ones.
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for DeploymentSpec {
@@ -78,6 +80,7 @@ impl Default for DeploymentSpec {
             faults: Vec::new(),
             wrapped_shape: false,
             queued_ms: 0,
+            meta: std::collections::BTreeMap::new(),
         }
     }
 }

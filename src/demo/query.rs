@@ -36,6 +36,16 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every parameter whose name starts with `prefix`, the prefix cut off (`meta-KEY=value`).
+    pub(super) fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.0
+            .iter()
+            .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
+    }
+
     /// A time parameter in ms (a fraction is cut off; empty is absent); a bad one is answered
     /// with 400.
     pub(super) fn ms(&self, name: &str) -> Result<Option<i64>, BadParameter> {

@@ -246,7 +246,7 @@ fn opt_ms(v: Option<i64>) -> Value {
 }
 
 fn meta(dep: &SimDeployment) -> Value {
-    json!({
+    let mut meta = json!({
         "githubCommitAuthorName": "Demo User",
         "githubCommitAuthorLogin": USERNAME,
         "githubCommitMessage": dep.commit_message,
@@ -260,6 +260,22 @@ fn meta(dep: &SimDeployment) -> Value {
         "githubRepo": dep.project,
         "githubRepoOwnerType": "Organization",
         "githubRepoVisibility": "private",
+    });
+    for (key, value) in &dep.meta {
+        meta[key] = json!(value);
+    }
+    meta
+}
+
+/// A project's `targets.production`: the deployment production points at.
+pub(crate) fn target_deployment(dep: &SimDeployment) -> Value {
+    json!({
+        "id": dep.id,
+        "url": dep.url,
+        "readyState": dep.progress().state,
+        "createdAt": dep.created_at,
+        "target": dep.target,
+        "meta": meta(dep),
     })
 }
 

@@ -113,9 +113,9 @@ pub fn parse(json: &str) -> Result<DeploymentSpec, ScenarioError> {
                 level: e.level,
             })
             .collect(),
-        faults: Vec::new(),
         wrapped_shape: file.wrapped_shape,
         queued_ms: file.queued_ms,
+        ..DeploymentSpec::default()
     })
 }
 
@@ -176,8 +176,6 @@ pub fn synthetic_over(count: usize, span_ms: u64) -> DeploymentSpec {
         target: None,
         outcome: ReadyState::Ready,
         events,
-        faults: Vec::new(),
-        wrapped_shape: false,
-        queued_ms: 0,
+        ..DeploymentSpec::default()
     }
 }

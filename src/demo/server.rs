@@ -6,11 +6,12 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use serde_json::{json, Value};
 
 use crate::clock::now_ms;
+use crate::demo::actions;
 use crate::demo::events::events;
 use crate::demo::model::RecordedRequest;
 use crate::demo::query::Query;
@@ -37,6 +38,16 @@ pub(crate) fn router(shared: AppState) -> Router {
         .route("/v6/deployments", get(list_deployments))
         .route("/v13/deployments/{id_or_url}", get(get_deployment))
         .route("/v12/deployments/{id}/cancel", patch(cancel_deployment))
+        .route("/v13/deployments", post(actions::create_deployment))
+        .route(
+            "/v10/projects/{project}/promote/{deployment}",
+            post(actions::promote),
+        )
+        .route(
+            "/v1/projects/{project}/rollback/{deployment}",
+            post(actions::rollback),
+        )
+        .route("/v9/projects/{id_or_name}", get(actions::get_project))
         .route("/v3/deployments/{id_or_url}/events", get(events))
         .route("/v3/now/deployments/{id_or_url}/events", get(events))
         .route("/v2/deployments/{id_or_url}/events", get(events))
@@ -61,7 +72,7 @@ pub(crate) fn error_response(
     json_response(status, &json!({ "error": error }))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (
         status,
@@ -252,6 +263,7 @@ async fn list_deployments(State(shared): State<AppState>, req: Request) -> Respo
     let target = q.get("target").filter(|s| !s.is_empty());
     let branch = q.get("branch").filter(|s| !s.is_empty());
     let sha = q.get("sha").filter(|s| !s.is_empty());
+    let meta: Vec<(&str, &str)> = q.with_prefix("meta-").collect();
 
     let mut matching: Vec<Arc<SimDeployment>> = shared
         .all()
@@ -268,6 +280,9 @@ async fn list_deployments(State(shared): State<AppState>, req: Request) -> Respo
                 && target.is_none_or(|t| d.target.as_deref() == Some(t))
                 && branch.is_none_or(|b| d.branch == b)
                 && sha.is_none_or(|s| d.commit_sha.starts_with(s))
+                && meta
+                    .iter()
+                    .all(|(k, v)| d.meta.get(*k).is_some_and(|m| m == v))
         })
         .collect();
     matching.sort_by_key(|d| std::cmp::Reverse(d.created_at));

@@ -10,7 +10,9 @@ use rand::Rng;
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
-use crate::demo::model::{DeploymentSpec, Fault, ReadyState, RecordedRequest, SimulatorOptions};
+use crate::demo::model::{
+    DeploymentSpec, Fault, ReadyState, RecordedRequest, SimEvent, SimulatorOptions,
+};
 
 /// Team the simulated token belongs to.
 pub(crate) const TEAM_ID: &str = "team_sh1pl0gDem0Team000000000";
@@ -142,6 +144,25 @@ impl EventLog {
             l => Some(&self.names[l as usize]),
         }
     }
+
+    /// The build log as a spec again (a redeploy builds the same source).
+    pub fn to_events(&self) -> Vec<SimEvent> {
+        let mut previous = 0;
+        (0..self.len())
+            .map(|i| {
+                let offset = self.offsets_ms[i];
+                let event = SimEvent {
+                    after_ms: offset - previous,
+                    kind: self.kind(i).to_owned(),
+                    text: self.text(i).to_owned(),
+                    level: self.level(i).map(str::to_owned),
+                    ..SimEvent::default()
+                };
+                previous = offset;
+                event
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug)]
@@ -168,6 +189,8 @@ pub(crate) struct SimDeployment {
     pub commit_sha: String,
     pub target: Option<String>,
     pub outcome: ReadyState,
+    /// Extra `meta` (a redeploy's action id), beside the git ones.
+    pub meta: std::collections::BTreeMap<String, String>,
     pub wrapped_shape: bool,
     pub created_at: i64,
     pub building_at: i64,
@@ -320,6 +343,22 @@ pub(crate) struct Simulation {
     pub runtime: tokio::runtime::Handle,
     /// NDJSON event responses currently being served.
     pub open_streams: Arc<watch::Sender<usize>>,
+    /// Where each project's production points, by project id.
+    pub production: Mutex<HashMap<String, Production>>,
+    /// Answers to actions still to be lost (the action is done, its answer breaks off).
+    pub lost_answers: std::sync::atomic::AtomicUsize,
+}
+
+/// A project's production as promotes and rollbacks left it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Production {
+    /// The deployment a promote or rollback pointed production at, and when.
+    pub pinned: Option<(String, i64)>,
+    /// Off after a rollback: new production deployments then stay off production until a
+    /// promote.
+    pub frozen: bool,
+    /// `lastAliasRequest`, as the projects endpoint shows it.
+    pub last_request: Option<serde_json::Value>,
 }
 
 impl Simulation {
@@ -336,6 +375,8 @@ impl Simulation {
             shutdown: watch::Sender::new(false),
             runtime,
             open_streams: Arc::new(watch::Sender::new(0)),
+            production: Mutex::new(HashMap::new()),
+            lost_answers: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -397,6 +438,47 @@ impl Simulation {
                 true
             }
         });
+    }
+
+    /// The project's name and id, by either.
+    pub fn project(&self, id_or_name: &str) -> Option<(String, String)> {
+        lock(&self.projects)
+            .iter()
+            .find(|(name, id)| *name == id_or_name || *id == id_or_name)
+            .map(|(name, id)| (name.clone(), id.clone()))
+    }
+
+    /// The deployment production points at: the last promote or rollback, or a production
+    /// deployment that became ready after it (not after a rollback, which freezes production).
+    pub fn production_of(&self, project_id: &str) -> Option<Arc<SimDeployment>> {
+        let state = lock(&self.production)
+            .get(project_id)
+            .cloned()
+            .unwrap_or_default();
+        let pinned = state
+            .pinned
+            .as_ref()
+            .and_then(|(id, at)| Some((self.get(id)?, *at)));
+        if state.frozen {
+            return pinned.map(|(dep, _)| dep);
+        }
+        let newest_ready = self
+            .all()
+            .into_iter()
+            .filter(|d| d.project_id == project_id && d.target.as_deref() == Some("production"))
+            .filter_map(|d| {
+                let p = d.progress();
+                (p.state == ReadyState::Ready).then_some((d, p.finished_at.unwrap_or(0)))
+            })
+            .max_by_key(|(_, at)| *at);
+        match (pinned, newest_ready) {
+            (Some(pinned), Some(ready)) => Some(if ready.1 > pinned.1 {
+                ready.0
+            } else {
+                pinned.0
+            }),
+            (pinned, ready) => pinned.or(ready).map(|(dep, _)| dep),
+        }
     }
 
     fn project_id(&self, project: &str) -> String {
@@ -462,6 +544,7 @@ impl Simulation {
             commit_sha,
             target: spec.target.clone(),
             outcome,
+            meta: spec.meta.clone(),
             wrapped_shape: spec.wrapped_shape,
             created_at,
             building_at,

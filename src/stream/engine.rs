@@ -95,8 +95,7 @@ impl StreamEngine {
         let query = ListQuery {
             limit: Some(50),
             project_id: self.options.project.clone(),
-            state: None,
-            since: None,
+            ..ListQuery::default()
         };
         loop {
             match self.client.list_deployments(&query).await {

@@ -70,6 +70,10 @@ pub struct ListQuery {
     pub project_id: Option<String>,
     pub state: Option<String>,
     pub since: Option<i64>,
+    /// `production` or `preview`.
+    pub target: Option<String>,
+    /// Only deployments whose `meta` holds this key with this value (`meta-KEY=value`).
+    pub meta: Option<(String, String)>,
 }
 
 /// A Vercel REST client. Cheap to clone.
@@ -159,14 +163,16 @@ impl VercelClient {
         if let Some(since) = query.since {
             params.push(("since", since.to_string()));
         }
+        if let Some(target) = &query.target {
+            params.push(("target", target.clone()));
+        }
+        let meta_key;
+        if let Some((key, value)) = &query.meta {
+            meta_key = format!("meta-{key}");
+            params.push((&meta_key, value.clone()));
+        }
         self.call_json(Method::GET, "/v6/deployments", &params)
             .await
-    }
-
-    /// `PATCH /v12/deployments/{id}/cancel`.
-    pub async fn cancel_deployment(&self, id: &str) -> Result<Deployment, VercelError> {
-        let path = format!("/v12/deployments/{}/cancel", encode_segment(id));
-        self.call_json(Method::PATCH, &path, &[]).await
     }
 
     /// Opens `GET /v3/deployments/{idOrUrl}/events` once (no retries: the follower owns
@@ -222,35 +228,20 @@ impl VercelClient {
         builder
     }
 
-    /// A plain call: timeout, retries for 429/5xx/network with backoff, circuit breaker.
-    async fn call_json<T: DeserializeOwned>(
+    /// A plain call that may be repeated: timeout, retries for 429/5xx/network with backoff,
+    /// circuit breaker.
+    pub(super) async fn call_json<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         params: &[(&str, String)],
     ) -> Result<T, VercelError> {
-        let breaker = &self.breakers.deployments;
         let mut retry = 0;
         loop {
-            let attempt = async {
-                breaker.check().await?;
-                let request = self
-                    .request(method.clone(), path, params)
-                    .timeout(self.request_timeout);
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| transport_error(e, Some(self.request_timeout)))?;
-                let response = check_status(response).await;
-                let body = response?
-                    .bytes()
-                    .await
-                    .map_err(|e| transport_error(e, Some(self.request_timeout)))?;
-                serde_json::from_slice::<T>(&body)
-                    .map_err(|e| VercelError::InvalidResponse(format!("{path}: {e}")))
-            };
-            let outcome = attempt.await;
-            breaker.record(&outcome).await;
+            let outcome = self
+                .send_once(method.clone(), path, params, None)
+                .await
+                .and_then(|body| Self::parse(path, &body));
             match outcome {
                 Err(err) if err.is_retryable() && retry + 1 < self.retry.max_attempts => {
                     let wait = self.retry.delay(retry, err.retry_after());
@@ -261,6 +252,46 @@ impl VercelClient {
                 other => return other,
             }
         }
+    }
+}
+
+impl VercelClient {
+    /// One request, never repeated here (a call that changes something is retried only by
+    /// whoever can tell whether it took effect): timeout, circuit breaker; the body's bytes.
+    pub(super) async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Bytes, VercelError> {
+        let breaker = &self.breakers.deployments;
+        let outcome = async {
+            breaker.check().await?;
+            let mut request = self
+                .request(method, path, params)
+                .timeout(self.request_timeout);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| transport_error(e, Some(self.request_timeout)))?;
+            check_status(response)
+                .await?
+                .bytes()
+                .await
+                .map_err(|e| transport_error(e, Some(self.request_timeout)))
+        }
+        .await;
+        breaker.record(&outcome).await;
+        outcome
+    }
+
+    pub(super) fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, VercelError> {
+        serde_json::from_slice::<T>(body)
+            .map_err(|e| VercelError::InvalidResponse(format!("{path}: {e}")))
     }
 }
 
@@ -307,7 +338,7 @@ fn transport_error(err: reqwest::Error, timeout: Option<Duration>) -> VercelErro
 }
 
 /// Deployment ids and URLs go into a path segment; keep them from escaping it.
-fn encode_segment(value: &str) -> String {
+pub(super) fn encode_segment(value: &str) -> String {
     let value = value
         .trim()
         .trim_start_matches("https://")

@@ -1,5 +1,6 @@
 //! Vercel's REST API: typed client (versions, retries, circuit breaker) and the events stream.
 
+pub mod actions;
 pub mod breaker;
 pub mod client;
 pub mod error;
@@ -11,4 +12,4 @@ pub use client::{ClientConfig, EventsQuery, VercelClient};
 pub use error::VercelError;
 pub use event::{parse_event, ParsedLine, VercelEvent};
 pub use lines::{Line, LineSplitter};
-pub use types::{Deployment, DeploymentList, DeploymentSummary, ReadyState};
+pub use types::{Deployment, DeploymentList, DeploymentSummary, Project, ReadyState};

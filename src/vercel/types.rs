@@ -125,6 +125,75 @@ impl DeploymentSummary {
     }
 }
 
+/// `GET /v9/projects/{idOrName}` (only the fields shiplog uses).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    /// `production`: the deployment production points at now.
+    #[serde(default)]
+    pub targets: Option<ProjectTargets>,
+    /// The last promote or rollback.
+    #[serde(default)]
+    pub last_alias_request: Option<AliasRequest>,
+}
+
+impl Project {
+    /// The deployment production points at now.
+    pub fn production_id(&self) -> Option<&str> {
+        self.targets
+            .as_ref()
+            .and_then(|t| t.production.as_ref())
+            .map(|d| d.id.as_str())
+    }
+
+    /// Production was rolled back and not promoted since: Vercel then stops pointing
+    /// production at new deployments until someone promotes one.
+    pub fn is_rolled_back(&self) -> bool {
+        self.last_alias_request
+            .as_ref()
+            .is_some_and(|r| r.kind == "rollback" && r.job_status != "failed")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectTargets {
+    #[serde(default)]
+    pub production: Option<TargetDeployment>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TargetDeployment {
+    pub id: String,
+}
+
+/// A promote or rollback as Vercel tracks it (`lastAliasRequest`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AliasRequest {
+    #[serde(default)]
+    pub from_deployment_id: Option<String>,
+    pub to_deployment_id: String,
+    /// `pending`, `in-progress`, `succeeded`, `failed` or `skipped`.
+    #[serde(default)]
+    pub job_status: String,
+    /// `promote` or `rollback`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+impl AliasRequest {
+    /// Accepted, and not failed: production is on its way to `to_deployment_id`, or there.
+    pub fn points_to(&self, deployment_id: &str) -> bool {
+        self.to_deployment_id == deployment_id
+            && matches!(
+                self.job_status.as_str(),
+                "pending" | "in-progress" | "succeeded"
+            )
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Pagination {
     #[serde(default)]

@@ -22,7 +22,7 @@ use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::secret::Secret;
 pub use answer::{Denial, Grant};
 use request::is_connection_id;
-pub use request::{justification_problem, Requester, Role, MIN_JUSTIFICATION};
+pub use request::{justification_problem, Requester, MIN_JUSTIFICATION};
 
 /// How long an entry allows access after the login that made it (the plan's 24 h).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);

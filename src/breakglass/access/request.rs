@@ -4,37 +4,7 @@
 /// The least a justification must say.
 pub const MIN_JUSTIFICATION: usize = 20;
 
-/// Who the operator is to shiplog (`SHIPLOG_ROLE`; on Redis the ACL is what enforces it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    SuperAdmin,
-    BreakglassAdmin,
-}
-
-impl Role {
-    pub fn parse(text: &str) -> Option<Role> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "viewer" => Some(Role::Viewer),
-            "super_admin" => Some(Role::SuperAdmin),
-            "breakglass_admin" => Some(Role::BreakglassAdmin),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::SuperAdmin => "super_admin",
-            Role::BreakglassAdmin => "breakglass_admin",
-        }
-    }
-
-    pub fn may_break_glass(self) -> bool {
-        matches!(self, Role::SuperAdmin | Role::BreakglassAdmin)
-    }
-}
+use crate::role::Role;
 
 /// The person asking.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,6 @@
 //! and stops every access. What the seal cannot stop: someone with the key, or putting back
 //! an older copy of the whole directory.
 
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{format_uses, parse_uses, BreakglassStoreError, Reservation, Uses};
@@ -286,13 +284,7 @@ impl Files {
 
     fn append_line(&self, line: &str) -> Result<(), BreakglassStoreError> {
         let path = self.audit_path();
-        let mut file: File = fsutil::private_file()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|err| unavailable("open the audit trail", &path, err))?;
-        file.write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| file.sync_data())
+        fsutil::append_line_synced(&path, line)
             .map_err(|err| unavailable("write the audit trail", &path, err))
     }
 

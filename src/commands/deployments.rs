@@ -1,0 +1,319 @@
+//! `shiplog deployments list | cancel | redeploy | promote | rollback | audit`: the team's
+//! deployments, and the actions engine from the command line. The confirmation is asked on a
+//! terminal (stderr, stdin); off a terminal an action needs `--yes`.
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use shiplog::actions::{
+    ActionError, ActionKind, ActionRecord, ActionRequest, ActionTrail, Actions, Actor,
+    Confirmation, Consent, Finished, Plan,
+};
+use shiplog::config::Settings;
+use shiplog::exit;
+use shiplog::log::entry::rfc3339;
+use shiplog::log::Logger;
+use shiplog::vercel::client::ListQuery;
+use shiplog::vercel::{DeploymentSummary, VercelClient};
+
+use super::error::{CommandError, Exit};
+use crate::cli::{Cli, ConfirmArgs, DeploymentsCommand};
+
+pub async fn run(cli: &Cli, command: DeploymentsCommand) -> Exit {
+    let mut settings = super::settings(cli)?;
+    super::init_diagnostics(&settings);
+    let action =
+        |kind, deployment: String, confirm| (ActionRequest::on(kind, &deployment), confirm);
+    let (request, confirm) = match command {
+        DeploymentsCommand::Audit { json, limit } => return audit(&settings, json, limit).await,
+        DeploymentsCommand::List { json, limit } => {
+            let (client, _) = connect(&mut settings).await?;
+            return list(&client, json, limit).await;
+        }
+        DeploymentsCommand::Cancel {
+            deployment,
+            confirm,
+        } => action(ActionKind::Cancel, deployment, confirm),
+        DeploymentsCommand::Redeploy {
+            deployment,
+            confirm,
+        } => action(ActionKind::Redeploy, deployment, confirm),
+        DeploymentsCommand::Promote {
+            deployment,
+            confirm,
+        } => action(ActionKind::Promote, deployment, confirm),
+        DeploymentsCommand::Rollback {
+            project,
+            to,
+            confirm,
+        } => (ActionRequest::rollback(&project, to.as_deref()), confirm),
+    };
+    let (client, store) = connect(&mut settings).await?;
+    let actor = Actor {
+        user: settings.user.clone(),
+        role: settings.role,
+    };
+    let actions = Actions::new(client, store, trail(&settings).await?, actor);
+    act(&actions, &request, &confirm).await
+}
+
+/// The client and the state store, with the token from the settings or a stored login.
+async fn connect(
+    settings: &mut Settings,
+) -> Result<(VercelClient, shiplog::store::StateStore), CommandError> {
+    let logger = Logger::builder().build();
+    let store = super::open_state(settings, &logger).await?;
+    if settings.token.is_none() {
+        settings.token = super::login::stored_token(settings, &store).await?;
+    }
+    let Some(token) = settings.token.clone() else {
+        return Err(CommandError::config(
+            "no Vercel token: set VERCEL_TOKEN (or --token), or `shiplog login`",
+        )
+        .hint(
+            "the dashboard's demo needs no token: `shiplog` without one plays a simulated team",
+        ));
+    };
+    let client = super::client_for(settings, token, &store)?;
+    Ok((client, store))
+}
+
+/// The action audit trail, which an action cannot go without (77).
+async fn trail(settings: &Settings) -> Result<ActionTrail, CommandError> {
+    super::action_trail(settings).await.map_err(|err| {
+        CommandError::new(exit::DENIED, err).hint(
+            "an action that cannot be audited is not sent; check REDIS_URL or the state directory",
+        )
+    })
+}
+
+async fn act(actions: &Actions, request: &ActionRequest, confirm: &ConfirmArgs) -> Exit {
+    let plan = actions.plan(request).await.map_err(failed)?;
+    let consent = consent(&plan, confirm);
+    let finished = actions.run(&plan, consent).await.map_err(failed)?;
+    if confirm.json {
+        print_finished_json(&finished);
+    } else {
+        say!("{}", finished.message);
+    }
+    Ok(exit::OK)
+}
+
+/// Asks on a terminal; `--yes` confirms beforehand; otherwise there is no consent.
+fn consent(plan: &Plan, confirm: &ConfirmArgs) -> Consent {
+    let reason = confirm.reason.clone();
+    if confirm.yes {
+        return Consent::Assumed { reason };
+    }
+    if !std::io::stdin().is_terminal() {
+        return Consent::Declined;
+    }
+    let mut stderr = std::io::stderr();
+    let ask = |question: &str| -> String {
+        let _ = write!(std::io::stderr(), "{question}");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        answer.trim().to_owned()
+    };
+    match plan.confirmation {
+        Confirmation::YesNo => {
+            let answer = ask(&format!("{}? [y/N] ", plan.summary()));
+            if matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
+                Consent::Given {
+                    typed: None,
+                    reason,
+                }
+            } else {
+                Consent::Declined
+            }
+        }
+        Confirmation::ProjectName => {
+            let _ = writeln!(stderr, "{}.", plan.summary());
+            let typed = ask(&format!(
+                "Type the project's name ({}) to confirm: ",
+                plan.project
+            ));
+            if typed.is_empty() {
+                return Consent::Declined;
+            }
+            // A wrong name is refused (by the engine) without asking for more.
+            let reason = match typed == plan.project {
+                true => reason.or_else(|| Some(ask("Reason (optional): "))),
+                false => reason,
+            };
+            Consent::Given {
+                typed: Some(typed),
+                reason,
+            }
+        }
+    }
+}
+
+/// 77 when a guard said no (nothing was sent), 2 when Vercel did or could not be reached.
+fn failed(err: ActionError) -> CommandError {
+    let code = match err {
+        ActionError::Refused(_) => exit::DENIED,
+        ActionError::Vercel(..) => exit::FOLLOW_FAILED,
+    };
+    let hint = err.hint();
+    let error = CommandError::new(code, err);
+    match hint {
+        Some(hint) => error.hint(hint),
+        None => error,
+    }
+}
+
+fn print_finished_json(finished: &Finished) {
+    let value = serde_json::json!({
+        "action_id": finished.plan.action_id,
+        "action": finished.plan.kind.as_str(),
+        "outcome": finished.outcome.as_str(),
+        "deployment": finished.plan.deployment,
+        "project": finished.plan.project,
+        "from": finished.plan.production,
+        "created": finished.created,
+        "message": finished.message,
+    });
+    say!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
+async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
+    let vercel = |err: shiplog::vercel::VercelError| {
+        let hint = err.hint();
+        let error = CommandError::new(exit::FOLLOW_FAILED, err);
+        match hint {
+            Some(hint) => error.hint(hint),
+            None => error,
+        }
+    };
+    let deployments = client
+        .list_deployments(&ListQuery {
+            limit: Some(limit.clamp(1, 100)),
+            ..ListQuery::default()
+        })
+        .await
+        .map_err(vercel)?
+        .deployments;
+    // Where each project's production points (one call per project).
+    let mut production: HashMap<String, Option<String>> = HashMap::new();
+    for project in deployments.iter().filter_map(|d| d.project_id.clone()) {
+        if production.contains_key(&project) {
+            continue;
+        }
+        let serving = client
+            .get_project(&project)
+            .await
+            .ok()
+            .and_then(|p| p.production_id().map(str::to_owned));
+        production.insert(project, serving);
+    }
+    let serves = |d: &DeploymentSummary| {
+        d.project_id
+            .as_ref()
+            .and_then(|p| production.get(p))
+            .is_some_and(|id| id.as_deref() == Some(d.uid.as_str()))
+    };
+    if json {
+        let items: Vec<serde_json::Value> = deployments
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "id": d.uid,
+                    "project": d.name,
+                    "project_id": d.project_id,
+                    "state": d.state().as_str(),
+                    "target": d.target.as_deref().unwrap_or("preview"),
+                    "production": serves(d),
+                    "branch": meta(d, "githubCommitRef"),
+                    "commit": meta(d, "githubCommitSha"),
+                    "message": meta(d, "githubCommitMessage"),
+                    "created": d.created,
+                })
+            })
+            .collect();
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        );
+        return Ok(exit::OK);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "  {:<32} {:<20} {:<10} {:<10} {:<16} {:<7} MESSAGE",
+        "DEPLOYMENT", "PROJECT", "STATE", "TARGET", "BRANCH", "COMMIT"
+    );
+    for d in &deployments {
+        let line = format!(
+            "{} {:<32} {:<20} {:<10} {:<10} {:<16} {:<7} {}",
+            if serves(d) { "*" } else { " " },
+            d.uid,
+            d.name.as_deref().unwrap_or("-"),
+            d.state().as_str(),
+            d.target.as_deref().unwrap_or("preview"),
+            meta(d, "githubCommitRef").unwrap_or("-"),
+            meta(d, "githubCommitSha").map_or("-", |sha| sha.get(..7).unwrap_or(sha)),
+            meta(d, "githubCommitMessage").unwrap_or(""),
+        );
+        let _ = writeln!(out, "{}", shiplog::printable::one_line(&line));
+    }
+    Ok(exit::OK)
+}
+
+fn meta<'a>(deployment: &'a DeploymentSummary, key: &str) -> Option<&'a str> {
+    deployment.meta.get(key).and_then(|v| v.as_str())
+}
+
+async fn audit(settings: &Settings, json: bool, limit: usize) -> Exit {
+    let records = trail(settings)
+        .await?
+        .recent(limit)
+        .await
+        .map_err(|err| CommandError::new(exit::FOLLOW_FAILED, err))?;
+    if json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&records).unwrap_or_default()
+        );
+        return Ok(exit::OK);
+    }
+    if records.is_empty() {
+        say!("no actions recorded yet");
+    }
+    for record in &records {
+        say!("{}", audit_line(record));
+    }
+    Ok(exit::OK)
+}
+
+fn audit_line(record: &ActionRecord) -> String {
+    let mut line = format!(
+        "{}  {} ({})  {} {}  {}  {}",
+        rfc3339(record.at),
+        record.user,
+        record.role.as_str(),
+        record.action.as_str(),
+        record.outcome.as_str(),
+        if record.project.is_empty() {
+            "-"
+        } else {
+            &record.project
+        },
+        if record.deployment.is_empty() {
+            "-"
+        } else {
+            &record.deployment
+        },
+    );
+    if let Some(reason) = &record.reason {
+        line.push_str(&format!("  reason: {reason}"));
+    }
+    if let Some(answer) = &record.answer {
+        line.push_str(&format!("  ({answer})"));
+    }
+    shiplog::printable::one_line(&line).into_owned()
+}
