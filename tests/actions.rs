@@ -243,7 +243,7 @@ async fn a_rollback_moves_production_back_and_a_promote_undoes_it() {
     assert!(
         again
             .stderr
-            .contains("already serves storefront's production"),
+            .contains("already serves production of storefront"),
         "{}",
         again.stderr
     );
@@ -536,4 +536,147 @@ async fn two_instances_sharing_redis_send_it_once_and_a_serve_there_sees_it() {
     })
     .await;
     let _ = serve.kill().await;
+}
+
+#[tokio::test]
+async fn a_cancel_whose_answer_is_lost_is_found_done() {
+    let sim = simulator().await;
+    let id = sim.add_deployment(long_build("checkout-web"));
+    sim.lose_next_action_answers(1);
+    let state = tempfile::tempdir().expect("dir");
+    let out = deployments(state.path(), &sim, "operator", &["cancel", &id, "--yes"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(changes(&sim).len(), 1, "sent once");
+    assert_eq!(
+        outcomes(&audit(state.path())),
+        ["requested", "confirmed", "succeeded"]
+    );
+}
+
+#[tokio::test]
+async fn an_old_promote_of_the_same_deployment_is_not_taken_for_this_one() {
+    let sim = simulator().await;
+    let (older, newer) = two_productions(&sim).await;
+    let state = tempfile::tempdir().expect("dir");
+    // Someone promoted the older one earlier (in Vercel's dashboard), then a new production
+    // build went live: Vercel still shows that promote as the last request.
+    let project = sim.project_id(&older).expect("project");
+    let promoted = reqwest::Client::new()
+        .post(format!(
+            "{}/v10/projects/{project}/promote/{older}",
+            sim.base_url()
+        ))
+        .bearer_auth("test-token")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("promote");
+    assert_eq!(promoted.status(), 201);
+    let newest = sim.add_deployment(build("storefront", Some("production")));
+    sim.wait_finished(&newest).await;
+    assert_eq!(
+        sim.production("storefront").as_deref(),
+        Some(newest.as_str())
+    );
+    assert_ne!(newest, newer);
+
+    let out = deployments(
+        state.path(),
+        &sim,
+        "operator",
+        &["promote", &older, "--yes"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stdout.contains("already happened"), "{}", out.stdout);
+    assert_eq!(
+        sim.production("storefront").as_deref(),
+        Some(older.as_str())
+    );
+    assert_eq!(changes(&sim).len(), 2, "the old promote, and this one");
+}
+
+#[tokio::test]
+async fn secrets_in_a_reason_reach_neither_the_trail_nor_vercel() {
+    let sim = simulator().await;
+    let (older, _) = two_productions(&sim).await;
+    let state = tempfile::tempdir().expect("dir");
+    let secret = "ghp_1234567890abcdefghijklmnopqrstuvwxyz";
+    let reason = format!("leaked token {secret} in the build");
+    let out = deployments(
+        state.path(),
+        &sim,
+        "operator",
+        &[
+            "rollback",
+            "storefront",
+            "--to",
+            &older,
+            "--yes",
+            "--reason",
+            &reason,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let trail =
+        std::fs::read_to_string(state.path().join("state/actions/audit.ndjson")).expect("trail");
+    assert!(
+        !trail.contains(secret) && trail.contains("[REDACTED]"),
+        "{trail}"
+    );
+    let sent = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("rollback");
+    let description = sent.query_param("description").unwrap_or_default();
+    assert!(
+        !description.contains(secret) && description.starts_with("leaked token"),
+        "{description}"
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_to_another_projects_deployment_is_refused() {
+    let sim = simulator().await;
+    two_productions(&sim).await;
+    let other = sim.add_deployment(build("docs", Some("production")));
+    sim.wait_finished(&other).await;
+    let state = tempfile::tempdir().expect("dir");
+    let out = deployments(
+        state.path(),
+        &sim,
+        "operator",
+        &["rollback", "storefront", "--to", &other, "--yes"],
+    )
+    .await;
+    assert_eq!(out.code, 77, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is not a deployment of storefront"),
+        "{}",
+        out.stderr
+    );
+    assert!(changes(&sim).is_empty());
+}
+
+#[tokio::test]
+async fn a_token_vercel_refuses_exits_2_and_is_recorded() {
+    let sim = SimulatorHandle::start(SimulatorOptions {
+        speed: 50.0,
+        token: Some("the-right-token".to_owned()),
+        ..SimulatorOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let id = sim.add_deployment(long_build("checkout-web"));
+    let state = tempfile::tempdir().expect("dir");
+    let out = deployments(state.path(), &sim, "operator", &["cancel", &id, "--yes"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Vercel refused the cancel"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(outcomes(&audit(state.path())), ["failed"]);
 }

@@ -301,3 +301,46 @@ fn breakglass_in_the_demo_denies_then_grants_and_writes_the_token_nowhere() {
     assert!(written.contains("VERCEL_BREAKGLASS_ACCESS") || written.contains("granted"));
     assert!(!written.contains("vcp_demo_"), "the token is in no file");
 }
+
+/// In the demo the visitor is an operator: `x` on the building deployment, cancel, yes; the
+/// list shows it canceled at once, the activity panel shows who did it, and the trail has it.
+#[test]
+fn a_build_is_canceled_from_the_dashboard_and_audited() {
+    let home = tempfile::tempdir().expect("home");
+    let mut session = dashboard_with(home.path(), &[], &[("SHIPLOG_USER", "ana")], 140, 36);
+    session.wait_for_text("Deployments", WAIT).or_panic();
+    session.wait_for_text("BUILD", WAIT).or_panic();
+    session.send_key(Key::Char('x'));
+    session
+        .wait_for_text("Act on this deployment", WAIT)
+        .or_panic();
+    session.wait_for_text("Cancel this build", WAIT).or_panic();
+    session.send_key(Key::Char('c'));
+    session.wait_for_text("(BUILDING)?", WAIT).or_panic();
+    session.send_key(Key::Char('y'));
+    session.wait_for_text("canceled", WAIT).or_panic();
+    session.wait_for_text("CANCEL", WAIT).or_panic();
+    session
+        .wait_for("the activity panel", WAIT, |screen| {
+            let text = screen.contents();
+            text.contains("Activity") && text.contains("ana") && text.contains("succeeded")
+        })
+        .or_panic();
+    session.send_key(Key::Char('q'));
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+    let trail = std::fs::read_to_string(home.path().join("state/actions/audit.ndjson"))
+        .expect("the action audit trail");
+    let outcomes: Vec<String> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|r| format!("{} {} {}", r["user"], r["action"], r["outcome"]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            r#""ana" "cancel" "requested""#,
+            r#""ana" "cancel" "confirmed""#,
+            r#""ana" "cancel" "succeeded""#
+        ]
+    );
+}

@@ -604,3 +604,188 @@ fn themes_colour_the_screen_and_mono_has_no_colour() {
         );
     }
 }
+
+mod actions {
+    use super::*;
+    use shiplog::actions::desk::{ActionAnswer, ActionCommand, ActivityView};
+    use shiplog::actions::{
+        ActionKind, ActionRecord, ActionRequest, Confirmation, Consent, Finished, Outcome, Plan,
+    };
+    use shiplog::role::Role;
+    use shiplog::tui::input::InputKind;
+    use shiplog::vercel::ReadyState;
+
+    fn record(action: ActionKind, outcome: Outcome, user: &str, ago_s: i64) -> ActionRecord {
+        ActionRecord {
+            at: NOW - ago_s * 1000,
+            action_id: format!("01J{user}{ago_s}"),
+            action,
+            outcome,
+            user: user.to_owned(),
+            role: Role::Operator,
+            project: "checkout-web".to_owned(),
+            deployment: "dpl_7pLr2Z".to_owned(),
+            from: None,
+            created: None,
+            reason: None,
+            answer: None,
+            instance: "host-1".to_owned(),
+        }
+    }
+
+    fn plan(kind: ActionKind, deployment: &str, project: &str, confirmation: Confirmation) -> Plan {
+        Plan {
+            action_id: "01JPLAN".to_owned(),
+            kind,
+            deployment: deployment.to_owned(),
+            state: ReadyState::Building,
+            target: Some("production".to_owned()),
+            project_id: "prj_1".to_owned(),
+            project: project.to_owned(),
+            production: Some("dpl_current".to_owned()),
+            confirmation,
+            planned_at: NOW,
+        }
+    }
+
+    /// The demo dashboard, connected to an actions engine that a test answers by hand.
+    fn acting_app() -> (App, tokio::sync::mpsc::Receiver<ActionCommand>) {
+        let mut app = app();
+        let (commands, sent) = tokio::sync::mpsc::channel(8);
+        app.actions.connect(commands);
+        app.actions.view = Some(ActivityView {
+            user: "alice".to_owned(),
+            role: Role::Operator,
+            actions: vec![
+                record(ActionKind::Rollback, Outcome::Succeeded, "alice", 120),
+                record(ActionKind::Cancel, Outcome::Failed, "bob", 900),
+            ],
+            error: None,
+        });
+        (app, sent)
+    }
+
+    #[test]
+    fn cancel_from_the_menu_asks_yes_or_no_and_the_list_shows_it_at_once() {
+        let (mut app, mut sent) = acting_app();
+        snapshot_everywhere("actions_activity", &app);
+        press(&mut app, KeyCode::Char('x'));
+        snapshot_everywhere("actions_menu", &app);
+        press(&mut app, KeyCode::Enter);
+        let Ok(ActionCommand::Plan(request)) = sent.try_recv() else {
+            panic!("the chosen action is looked up");
+        };
+        assert_eq!(request, ActionRequest::on(ActionKind::Cancel, "dpl_3nW8kQ"));
+        let cancel = plan(
+            ActionKind::Cancel,
+            "dpl_3nW8kQ",
+            "storefront",
+            Confirmation::YesNo,
+        );
+        app.on_action_answer(ActionAnswer::Planned(Ok(cancel.clone())));
+        snapshot_everywhere("actions_confirm_cancel", &app);
+        press(&mut app, KeyCode::Char('y'));
+        let Ok(ActionCommand::Run(sent_plan, consent)) = sent.try_recv() else {
+            panic!("a yes sends it");
+        };
+        assert_eq!(sent_plan, cancel);
+        assert_eq!(
+            consent,
+            Consent::Given {
+                typed: None,
+                reason: None
+            }
+        );
+        app.on_action_answer(ActionAnswer::Ran(Ok(Finished {
+            plan: cancel,
+            outcome: Outcome::Succeeded,
+            created: None,
+            message: "dpl_3nW8kQ canceled".to_owned(),
+        })));
+        let screen = screen_text(&app, 160, 48);
+        assert!(screen.contains("dpl_3nW8kQ canceled"), "{screen}");
+        let row = screen
+            .lines()
+            .find(|l| l.contains("storefront") && !l.contains("Build log"))
+            .unwrap_or_default();
+        assert!(
+            row.contains("CANCEL") && !row.contains("BUILD"),
+            "the list shows it at once: {row}"
+        );
+        assert!(!app.actions.is_open());
+    }
+
+    #[test]
+    fn a_production_change_asks_for_the_project_name_then_a_reason() {
+        let (mut app, mut sent) = acting_app();
+        app.deployments.snapshot.deployments[2].target = Some("production".to_owned());
+        press(&mut app, KeyCode::Down);
+        press(&mut app, KeyCode::Down);
+        press(&mut app, KeyCode::Char('x'));
+        let menu = screen_text(&app, 120, 30);
+        assert!(
+            menu.contains("Promote to production") && menu.contains("Roll production back"),
+            "{menu}"
+        );
+        press(&mut app, KeyCode::Char('b'));
+        let Ok(ActionCommand::Plan(request)) = sent.try_recv() else {
+            panic!("looked up");
+        };
+        assert_eq!(request.kind, ActionKind::Rollback);
+        let rollback = plan(
+            ActionKind::Rollback,
+            "dpl_9xQe4M",
+            "docs",
+            Confirmation::ProjectName,
+        );
+        app.on_action_answer(ActionAnswer::Planned(Ok(rollback.clone())));
+        assert_eq!(
+            app.input.as_ref().map(|i| i.kind),
+            Some(InputKind::ProjectName)
+        );
+        snapshot_everywhere("actions_confirm_production", &app);
+        type_text(&mut app, "docs");
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(app.input.as_ref().map(|i| i.kind), Some(InputKind::Reason));
+        type_text(&mut app, "500s after the deploy");
+        press(&mut app, KeyCode::Enter);
+        let Ok(ActionCommand::Run(_, consent)) = sent.try_recv() else {
+            panic!("sent after the reason");
+        };
+        assert_eq!(
+            consent,
+            Consent::Given {
+                typed: Some("docs".to_owned()),
+                reason: Some("500s after the deploy".to_owned())
+            }
+        );
+
+        // Esc while typing declines: the engine records it, nothing is sent to Vercel.
+        press(&mut app, KeyCode::Char('x'));
+        press(&mut app, KeyCode::Char('b'));
+        let _ = sent.try_recv();
+        app.on_action_answer(ActionAnswer::Planned(Ok(rollback)));
+        app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        let Ok(ActionCommand::Run(_, consent)) = sent.try_recv() else {
+            panic!("the decline is recorded");
+        };
+        assert_eq!(consent, Consent::Declined);
+        assert!(!app.actions.is_open());
+    }
+
+    #[test]
+    fn a_viewer_is_told_before_anything_opens() {
+        let (mut app, mut sent) = acting_app();
+        if let Some(view) = app.actions.view.as_mut() {
+            view.role = Role::Viewer;
+        }
+        press(&mut app, KeyCode::Char('x'));
+        assert!(!app.actions.is_open());
+        assert!(sent.try_recv().is_err());
+        let screen = screen_text(&app, 120, 30);
+        assert!(
+            screen.contains("The viewer role may not act on deployments"),
+            "{screen}"
+        );
+    }
+}

@@ -22,6 +22,8 @@ pub enum Outcome {
     Requested,
     /// Confirmed; the request to Vercel goes next.
     Confirmed,
+    /// Sent again: the first answer was lost and Vercel showed it had not taken effect.
+    Resent,
     /// The person said no.
     Declined,
     /// A guard said no; nothing was sent.
@@ -32,6 +34,8 @@ pub enum Outcome {
     AlreadyDone,
     /// Vercel said no, or could not be reached.
     Failed,
+    /// Its answer was lost and Vercel could not be asked whether it took effect: it may have.
+    Unknown,
 }
 
 impl Outcome {
@@ -39,17 +43,22 @@ impl Outcome {
         match self {
             Outcome::Requested => "requested",
             Outcome::Confirmed => "confirmed",
+            Outcome::Resent => "resent",
             Outcome::Declined => "declined",
             Outcome::Refused => "refused",
             Outcome::Succeeded => "succeeded",
             Outcome::AlreadyDone => "already_done",
             Outcome::Failed => "failed",
+            Outcome::Unknown => "unknown",
         }
     }
 
     /// The action is over (nothing more will be recorded for it).
     pub fn is_final(self) -> bool {
-        !matches!(self, Outcome::Requested | Outcome::Confirmed)
+        !matches!(
+            self,
+            Outcome::Requested | Outcome::Confirmed | Outcome::Resent
+        )
     }
 }
 

@@ -176,7 +176,15 @@ pub fn entry_for(record: &ActionRecord) -> Option<LogEntry> {
     let who = format!("{} ({})", record.user, record.role.as_str());
     let object = object(record);
     let (severity, event, message) = match record.outcome {
-        Outcome::Requested | Outcome::Confirmed => return None,
+        Outcome::Requested | Outcome::Confirmed | Outcome::Resent => return None,
+        Outcome::Unknown => (
+            Severity::Warn,
+            format!("{}_unknown", kind.as_str()),
+            format!(
+                "{who} may have {} {object} (its answer was lost)",
+                kind.done()
+            ),
+        ),
         Outcome::Succeeded | Outcome::AlreadyDone => {
             let severity = match kind {
                 ActionKind::Promote | ActionKind::Rollback => Severity::Warn,
@@ -231,8 +239,8 @@ pub fn entry_for(record: &ActionRecord) -> Option<LogEntry> {
     Some(entry)
 }
 
-/// What the action is done to: "dpl_x of checkout-web", "dpl_x to checkout-web's
-/// production", "checkout-web's production to dpl_x".
+/// What the action is done to: "dpl_x of checkout-web", "dpl_x to production of
+/// checkout-web", "production of checkout-web to dpl_x".
 fn object(record: &ActionRecord) -> String {
     let project = if record.project.is_empty() {
         "its project"
@@ -241,8 +249,8 @@ fn object(record: &ActionRecord) -> String {
     };
     let deployment = &record.deployment;
     match record.action {
-        ActionKind::Promote => format!("{deployment} to {project}'s production"),
-        ActionKind::Rollback => format!("{project}'s production to {deployment}"),
+        ActionKind::Promote => format!("{deployment} to production of {project}"),
+        ActionKind::Rollback => format!("production of {project} to {deployment}"),
         ActionKind::Redeploy | ActionKind::Cancel => format!("{deployment} of {project}"),
     }
 }
@@ -276,10 +284,45 @@ mod tests {
         assert_eq!(entry.event, "rolled_back");
         assert_eq!(
             entry.message,
-            "alice (operator) rolled back checkout-web's production to dpl_old (was dpl_new) (reason: bad deploy)"
+            "alice (operator) rolled back production of checkout-web to dpl_old (was dpl_new) (reason: bad deploy)"
         );
         assert_eq!(entry.metadata.get_str("outcome"), Some("succeeded"));
         assert_eq!(entry.metadata.get_str("project"), Some("checkout-web"));
+    }
+
+    #[tokio::test]
+    async fn an_action_written_to_the_trail_after_the_start_is_shown_and_logged() {
+        let dir = tempfile::tempdir().expect("dir");
+        let trail = ActionTrail::files(dir.path()).expect("trail");
+        let (builder, mut entries) =
+            Logger::builder().channel("test", 8, crate::log::Delivery::DropWhenFull);
+        let (view_tx, mut view) = watch::channel(ActivityView {
+            user: "alice".into(),
+            role: Role::Operator,
+            actions: Vec::new(),
+            error: None,
+        });
+        let (_stop, shutdown) = watch::channel(false);
+        tokio::spawn(follow_trail(
+            trail.clone(),
+            builder.build(),
+            Some(view_tx),
+            shutdown,
+        ));
+        let mut done = record(ActionKind::Cancel, Outcome::Succeeded);
+        done.at = crate::clock::now_ms();
+        trail.append(&done).await.expect("append");
+        let shown = view
+            .wait_for(|v| !v.actions.is_empty())
+            .await
+            .expect("published")
+            .clone();
+        assert_eq!(shown.actions, [done]);
+        let entry = entries.recv().await.expect("an entry");
+        assert_eq!(
+            (entry.tier, entry.event.as_str()),
+            (Tier::Action, "canceled")
+        );
     }
 
     #[test]
@@ -288,7 +331,7 @@ mod tests {
         assert_eq!(failed.event, "rollback_failed");
         assert_eq!(
             failed.message,
-            "alice (operator) could not roll back checkout-web's production to dpl_old: Vercel refused the rollback: conflict (reason: bad deploy)"
+            "alice (operator) could not roll back production of checkout-web to dpl_old: Vercel refused the rollback: conflict (reason: bad deploy)"
         );
         assert!(entry_for(&record(ActionKind::Cancel, Outcome::Requested)).is_none());
         assert!(entry_for(&record(ActionKind::Cancel, Outcome::Confirmed)).is_none());

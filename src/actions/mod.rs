@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod desk;
+mod lookup;
 mod plan;
 mod run;
 
@@ -165,6 +166,9 @@ pub enum ActionError {
     /// Vercel said no or could not be reached (exit 2).
     #[error("{0}")]
     Vercel(String, Option<&'static str>),
+    /// Sent, but whether it took effect is not known (exit 2).
+    #[error("{0}")]
+    Uncertain(String),
 }
 
 impl ActionError {
@@ -189,6 +193,9 @@ impl ActionError {
         match self {
             ActionError::Refused(refusal) => refusal.hint(),
             ActionError::Vercel(_, hint) => *hint,
+            ActionError::Uncertain(_) => {
+                Some("`shiplog deployments audit` and the dashboard show it once Vercel answers")
+            }
         }
     }
 }

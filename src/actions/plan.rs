@@ -30,6 +30,9 @@ pub struct Plan {
     /// Where production points now.
     pub production: Option<String>,
     pub confirmation: Confirmation,
+    /// When it was looked up (ms): a promote or rollback Vercel shows as requested before
+    /// this is someone else's.
+    pub planned_at: i64,
 }
 
 impl Plan {
@@ -44,10 +47,10 @@ impl Plan {
                 self.target.as_deref().unwrap_or("preview")
             ),
             ActionKind::Promote => {
-                format!("Promote {id} to {project}'s production (now {now})")
+                format!("Promote {id} to production of {project} (now {now})")
             }
             ActionKind::Rollback => {
-                format!("Roll back {project}'s production from {now} to {id}")
+                format!("Roll back production of {project} from {now} to {id}")
             }
         }
     }
@@ -78,6 +81,9 @@ impl Plan {
                     ActionKind::Promote => "promoted",
                     _ => "rolled back to",
                 };
+                if self.project_id.is_empty() {
+                    return refuse(format!("{id} is not a deployment of {}", self.project));
+                }
                 if self.state != ReadyState::Ready {
                     refuse(format!(
                         "{id} is {}: only a READY deployment can be {verb}",
@@ -88,7 +94,10 @@ impl Plan {
                         "{id} is a preview: only a production deployment can be {verb} without a new build (redeploy it for production instead)"
                     ))
                 } else if self.production.as_deref() == Some(id.as_str()) {
-                    refuse(format!("{id} already serves {}'s production", self.project))
+                    refuse(format!(
+                        "{id} already serves production of {}",
+                        self.project
+                    ))
                 } else {
                     Ok(())
                 }
@@ -121,6 +130,7 @@ mod tests {
             project: "checkout-web".into(),
             production: Some("dpl_b".into()),
             confirmation: confirmation_for(kind, target),
+            planned_at: 0,
         }
     }
 

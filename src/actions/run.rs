@@ -2,30 +2,36 @@
 //!
 //! The order matters: the role before anything is sent; the record of a request before it is
 //! confirmed, of the confirmation before the claim and the request; the claim (one per action
-//! and deployment a minute, across instances) before the request. A request whose answer is
-//! lost is not simply sent again: first the deployment or project is read (a redeploy is found
-//! by the action id in its `meta`), and only when that shows nothing happened is it repeated.
+//! and deployment, or per project for what moves production, across instances) before the
+//! request. A request whose answer is lost is not simply sent again: first the deployment or
+//! project is read (a redeploy is found by the action id in its `meta`), and only when that
+//! shows nothing happened is it sent again (and recorded as resent). When Vercel cannot tell,
+//! the action is recorded as unknown and its claim kept: it may have happened.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::audit::{ActionRecord, ActionTrail, Outcome};
-use super::plan::{confirmation_for, Confirmation, Plan};
+use super::lookup::{self, Effect};
+use super::plan::{Confirmation, Plan};
 use super::{ActionError, ActionKind, ActionRequest, Actor, Refusal};
 use crate::clock::now_ms;
 use crate::retry::RetryPolicy;
 use crate::store::StateStore;
-use crate::vercel::actions::RedeployRequest;
-use crate::vercel::client::ListQuery;
-use crate::vercel::{ReadyState, VercelClient, VercelError};
+use crate::vercel::{VercelClient, VercelError};
 
-/// The `meta` key a redeploy carries its action id under.
-pub const ACTION_META: &str = "shiplogActionId";
+/// How long a claim holds while its action is being sent: longer than the slowest send (every
+/// try timing out, each followed by a look at whether it took effect). An action that failed
+/// gives its claim back at once; one whose fate is unknown keeps it.
+const CLAIM_TTL: Duration = Duration::from_secs(10 * 60);
 
-/// How long a claim keeps a second press of the same action from being sent.
-const CLAIM_TTL: Duration = Duration::from_secs(60);
+/// How long a done action keeps the same one from being sent again (a second dashboard
+/// pressing it a moment later).
+const DONE_CLAIM_TTL: Duration = Duration::from_secs(60);
+
+/// The longest text from a person or the command line a record keeps.
+const MAX_TYPED: usize = 200;
 
 /// The longest reason kept (it also becomes a rollback's description at Vercel).
 const MAX_REASON: usize = 500;
@@ -116,18 +122,27 @@ impl Actions {
                 role: self.actor.role.as_str(),
                 action: request.kind.as_str(),
             };
-            let shown = request.deployment.as_deref().or(request.project.as_deref());
             let record = ActionRecord {
-                project: request.project.clone().unwrap_or_default(),
-                deployment: shown.unwrap_or_default().to_owned(),
+                project: clean(request.project.as_deref().unwrap_or_default(), MAX_TYPED),
+                deployment: clean(request.deployment.as_deref().unwrap_or_default(), MAX_TYPED),
                 ..self.record_of(&action_id, request.kind, Outcome::Refused)
             };
             return self.refused(record, refusal).await;
         }
-        let plan = self
-            .look_up(request, action_id)
-            .await
-            .map_err(|err| ActionError::from_vercel(request.kind, &err))?;
+        let plan = match lookup::look_up(&self.client, request, action_id.clone()).await {
+            Ok(plan) => plan,
+            Err(err) => {
+                let error = ActionError::from_vercel(request.kind, &err);
+                let record = ActionRecord {
+                    project: clean(request.project.as_deref().unwrap_or_default(), MAX_TYPED),
+                    deployment: clean(request.deployment.as_deref().unwrap_or_default(), MAX_TYPED),
+                    answer: Some(error.to_string()),
+                    ..self.record_of(&action_id, request.kind, Outcome::Failed)
+                };
+                self.best_effort(&record, "a failed look-up").await;
+                return Err(error);
+            }
+        };
         if let Err(refusal) = plan.check() {
             return self
                 .refused(self.plan_record(&plan, Outcome::Refused), refusal)
@@ -141,6 +156,16 @@ impl Actions {
     /// Sends a confirmed plan: recorded, claimed, sent once (a lost answer is looked for before
     /// a second try), and its result recorded.
     pub async fn run(&self, plan: &Plan, consent: Consent) -> Result<Finished, ActionError> {
+        // A plan is data: whoever hands one in is checked again.
+        if !self.actor.role.may_act() {
+            let refusal = Refusal::Role {
+                role: self.actor.role.as_str(),
+                action: plan.kind.as_str(),
+            };
+            return self
+                .refused(self.plan_record(plan, Outcome::Refused), refusal)
+                .await;
+        }
         let reason = match consent {
             Consent::Declined => {
                 let record = self.plan_record(plan, Outcome::Declined);
@@ -160,7 +185,9 @@ impl Actions {
             }
             Consent::Assumed { reason } => reason,
         };
-        let reason = reason.map(clean_reason).filter(|r| !r.is_empty());
+        let reason = reason
+            .map(|r| clean(&r, MAX_REASON))
+            .filter(|r| !r.is_empty());
         let confirmed = ActionRecord {
             reason: reason.clone(),
             ..self.plan_record(plan, Outcome::Confirmed)
@@ -171,28 +198,32 @@ impl Actions {
         let (outcome, created, answer) = match sent {
             Ok(done) => done,
             Err(err) => {
-                self.release(plan).await;
+                let outcome = match err {
+                    // It may have happened: the claim stays, so nobody sends it again blindly.
+                    ActionError::Uncertain(_) => Outcome::Unknown,
+                    _ => {
+                        self.release(plan).await;
+                        Outcome::Failed
+                    }
+                };
                 let record = ActionRecord {
                     reason,
                     answer: Some(err.to_string()),
-                    ..self.plan_record(plan, Outcome::Failed)
+                    ..self.plan_record(plan, outcome)
                 };
-                if let Err(trail) = self.trail.append(&record).await {
-                    tracing::warn!(error = %trail, "could not record a failed action");
-                }
+                self.best_effort(&record, "an action's failure").await;
                 return Err(err);
             }
         };
+        self.hold_done(plan).await;
         let record = ActionRecord {
             reason,
             created: created.clone(),
             answer: Some(answer.clone()),
             ..self.plan_record(plan, outcome)
         };
-        if let Err(trail) = self.trail.append(&record).await {
-            // It happened: say so, and that the trail misses its result.
-            tracing::warn!(error = %trail, "could not record an action's result");
-        }
+        // It happened either way; a trail that misses its result is said in the diagnostics.
+        self.best_effort(&record, "an action's result").await;
         Ok(Finished {
             plan: plan.clone(),
             outcome,
@@ -201,139 +232,63 @@ impl Actions {
         })
     }
 
-    async fn look_up(
-        &self,
-        request: &ActionRequest,
-        action_id: String,
-    ) -> Result<Plan, VercelError> {
-        let (deployment, production) = match (request.kind, &request.deployment) {
-            (ActionKind::Rollback, to) => {
-                let project = request.project.as_deref().unwrap_or_default();
-                let project = self.client.get_project(project).await?;
-                let production = project.production_id().map(str::to_owned);
-                let to = match to {
-                    Some(to) => to.clone(),
-                    None => self
-                        .previous_production(&project.id, production.as_deref())
-                        .await?
-                        .unwrap_or_default(),
-                };
-                let deployment = if to.is_empty() {
-                    None
-                } else {
-                    Some(self.client.get_deployment(&to).await?)
-                };
-                let Some(deployment) = deployment else {
-                    return Ok(Plan {
-                        action_id,
-                        kind: ActionKind::Rollback,
-                        deployment: String::new(),
-                        state: ReadyState::Unknown,
-                        target: None,
-                        project_id: project.id,
-                        project: project.name,
-                        production,
-                        confirmation: Confirmation::ProjectName,
-                    });
-                };
-                (deployment, production)
-            }
-            (kind, id) => {
-                let deployment = self
-                    .client
-                    .get_deployment(id.as_deref().unwrap_or_default())
-                    .await?;
-                let production = match (kind, &deployment.project_id) {
-                    (ActionKind::Promote, Some(project)) => self
-                        .client
-                        .get_project(project)
-                        .await?
-                        .production_id()
-                        .map(str::to_owned),
-                    _ => None,
-                };
-                (deployment, production)
-            }
-        };
-        Ok(Plan {
-            action_id,
-            kind: request.kind,
-            confirmation: confirmation_for(request.kind, deployment.target.as_deref()),
-            deployment: deployment.id,
-            state: deployment.ready_state,
-            target: deployment.target,
-            project_id: deployment.project_id.unwrap_or_default(),
-            project: deployment.name.unwrap_or_default(),
-            production,
-        })
-    }
-
-    /// The newest ready production deployment older than the one production points at.
-    async fn previous_production(
-        &self,
-        project_id: &str,
-        production: Option<&str>,
-    ) -> Result<Option<String>, VercelError> {
-        let list = self
-            .client
-            .list_deployments(&ListQuery {
-                limit: Some(50),
-                project_id: Some(project_id.to_owned()),
-                state: Some("READY".to_owned()),
-                target: Some("production".to_owned()),
-                ..ListQuery::default()
-            })
-            .await?;
-        let mut newest_first = list.deployments;
-        newest_first.sort_by_key(|d| std::cmp::Reverse(d.created));
-        let current = newest_first
-            .iter()
-            .position(|d| Some(d.uid.as_str()) == production);
-        let older = current.map_or(0, |at| at + 1);
-        Ok(newest_first
-            .into_iter()
-            .skip(older)
-            .find(|d| Some(d.uid.as_str()) != production)
-            .map(|d| d.uid))
-    }
-
-    /// One claim per action and deployment a minute, across every instance on the store.
+    /// One claim per action and target at a time, across every instance on the store.
     async fn claim(&self, plan: &Plan, reason: Option<&str>) -> Result<(), ActionError> {
         let ours = Claim {
             action_id: plan.action_id.clone(),
             user: self.actor.user.clone(),
             at: now_ms(),
         };
-        let text = serde_json::to_string(&ours).unwrap_or_default();
-        let winner = match self
-            .store
-            .put_if_absent(&claim_key(plan), &text, CLAIM_TTL)
-            .await
-        {
-            Ok(winner) => winner,
-            Err(err) => {
-                let record = ActionRecord {
-                    reason: reason.map(str::to_owned),
-                    ..self.plan_record(plan, Outcome::Refused)
-                };
-                return self.refused(record, Refusal::Store(err.to_string())).await;
+        let refusal = if self.store.is_degraded() {
+            // Its local fallback is this machine's only: another instance would not see it.
+            Err(Refusal::Store("Redis is unreachable".to_owned()))
+        } else {
+            let text = serde_json::to_string(&ours).unwrap_or_default();
+            match self
+                .store
+                .put_if_absent(&claim_key(plan), &text, CLAIM_TTL)
+                .await
+            {
+                Err(err) => Err(Refusal::Store(err.to_string())),
+                Ok(winner) => match serde_json::from_str::<Claim>(&winner) {
+                    Ok(winner) if winner.action_id == plan.action_id => Ok(()),
+                    Ok(winner) => Err(Refusal::Claimed {
+                        user: clean(&winner.user, MAX_TYPED),
+                        action: plan.kind.as_str(),
+                        seconds: (now_ms() - winner.at).max(0) / 1000,
+                        action_id: clean(&winner.action_id, MAX_TYPED),
+                    }),
+                    Err(_) => Err(Refusal::Store(format!(
+                        "the claim {} is not shiplog's",
+                        claim_key(plan)
+                    ))),
+                },
             }
         };
-        let winner: Claim = serde_json::from_str(&winner).unwrap_or(ours);
-        if winner.action_id == plan.action_id {
+        let Err(refusal) = refusal else {
             return Ok(());
-        }
-        let refusal = Refusal::Claimed {
-            user: winner.user,
-            action: plan.kind.as_str(),
-            seconds: (now_ms() - winner.at).max(0) / 1000,
-            action_id: winner.action_id,
         };
         let record = ActionRecord {
             reason: reason.map(str::to_owned),
             ..self.plan_record(plan, Outcome::Refused)
         };
         self.refused(record, refusal).await
+    }
+
+    /// A done action's claim holds a minute more, then lapses.
+    async fn hold_done(&self, plan: &Plan) {
+        let ours = Claim {
+            action_id: plan.action_id.clone(),
+            user: self.actor.user.clone(),
+            at: now_ms(),
+        };
+        if let Err(err) = self
+            .store
+            .put_json(&claim_key(plan), &ours, DONE_CLAIM_TTL)
+            .await
+        {
+            tracing::warn!(error = %err, "could not shorten an action's claim");
+        }
     }
 
     /// Gives the claim back after a failure, so the action can be tried again at once.
@@ -352,15 +307,15 @@ impl Actions {
     }
 
     /// Sends the request; after a lost answer, looks whether it took effect before sending it
-    /// again. Gives the outcome, the deployment a redeploy made, and what Vercel said.
+    /// again. Gives the outcome, the deployment a redeploy made, and what happened.
     async fn send(
         &self,
         plan: &Plan,
         reason: Option<&str>,
     ) -> Result<(Outcome, Option<String>, String), ActionError> {
         if plan.kind != ActionKind::Redeploy {
-            // Done meanwhile, by someone whose claim has lapsed.
-            if let Ok(Some(created)) = self.took_effect(plan).await {
+            // Done meanwhile, by someone whose claim had lapsed.
+            if let Ok(Effect::Done(created)) = lookup::effect(&self.client, plan).await {
                 let answer = format!("{} had already happened; nothing was sent", plan.summary());
                 return Ok((Outcome::AlreadyDone, created, answer));
             }
@@ -368,110 +323,73 @@ impl Actions {
         let mut tries = 0;
         loop {
             tries += 1;
-            let error = match self.request(plan, reason).await {
+            if tries > 1 {
+                let resent = ActionRecord {
+                    reason: reason.map(str::to_owned),
+                    ..self.plan_record(plan, Outcome::Resent)
+                };
+                self.write(resent).await?;
+            }
+            let error = match lookup::request(&self.client, plan, reason).await {
                 Ok(created) => {
-                    return Ok((
-                        Outcome::Succeeded,
-                        created.clone(),
-                        done_sentence(plan, created),
-                    ))
+                    let answer = done_sentence(plan, created.clone());
+                    return Ok((Outcome::Succeeded, created, answer));
                 }
-                Err(err) if !err.is_retryable() => {
+                // Rate limited: nothing was done; wait as asked and send it again.
+                Err(err) if err.status() == Some(429) && tries < self.retry.max_attempts => {
+                    tokio::time::sleep(self.retry.delay(tries - 1, err.retry_after())).await;
+                    continue;
+                }
+                Err(err) if !may_have_acted(&err) => {
                     return Err(ActionError::from_vercel(plan.kind, &err))
                 }
                 Err(err) => err,
             };
-            // The answer is lost, not the action: find out before sending it again.
-            loop {
-                if tries >= self.retry.max_attempts {
-                    return Err(ActionError::from_vercel(plan.kind, &error));
+            // The answer is lost, not necessarily the action: find out before anything else.
+            match self.look_for_effect(plan, tries, &error).await? {
+                Effect::Done(created) => {
+                    let answer = format!(
+                        "{} (its answer was lost; Vercel shows it done)",
+                        done_sentence(plan, created.clone())
+                    );
+                    return Ok((Outcome::Succeeded, created, answer));
                 }
-                tokio::time::sleep(self.retry.delay(tries - 1, error.retry_after())).await;
-                match self.took_effect(plan).await {
-                    Ok(Some(created)) => {
-                        let answer = format!(
-                            "{} (its answer was lost; Vercel shows it done)",
-                            done_sentence(plan, created.clone())
-                        );
-                        return Ok((Outcome::Succeeded, created, answer));
-                    }
-                    Ok(None) => break,
-                    // Not known: sending again could act twice. Look again later.
-                    Err(_) => tries += 1,
+                Effect::NotDone if tries >= self.retry.max_attempts => {
+                    return Err(ActionError::from_vercel(plan.kind, &error))
                 }
+                Effect::NotDone => {}
             }
         }
     }
 
-    /// The request itself, once; the deployment a redeploy made.
-    async fn request(
+    /// Asks Vercel whether the action took effect after `error`, waiting between tries; when
+    /// it cannot tell, the action's fate is unknown.
+    async fn look_for_effect(
         &self,
         plan: &Plan,
-        reason: Option<&str>,
-    ) -> Result<Option<String>, VercelError> {
-        match plan.kind {
-            ActionKind::Cancel => self
-                .client
-                .cancel_deployment(&plan.deployment)
-                .await
-                .map(|_| None),
-            ActionKind::Redeploy => {
-                let mut meta = Map::new();
-                meta.insert(ACTION_META.to_owned(), Value::from(plan.action_id.clone()));
-                meta.insert("action".to_owned(), Value::from("redeploy"));
-                let request = RedeployRequest {
-                    deployment_id: plan.deployment.clone(),
-                    name: plan.project.clone(),
-                    target: plan.target.clone(),
-                    meta,
-                };
-                self.client
-                    .redeploy(&request)
-                    .await
-                    .map(|created| Some(created.id))
+        tries: u32,
+        error: &VercelError,
+    ) -> Result<Effect, ActionError> {
+        let mut looks = 0;
+        loop {
+            tokio::time::sleep(self.retry.delay(tries - 1 + looks, error.retry_after())).await;
+            match lookup::effect(&self.client, plan).await {
+                Ok(effect) => return Ok(effect),
+                Err(_) if looks + 1 < self.retry.max_attempts => looks += 1,
+                Err(look) => {
+                    return Err(ActionError::Uncertain(format!(
+                        "the {} may have happened: its answer was lost ({error}) and Vercel could not say since ({look})",
+                        plan.kind.as_str()
+                    )))
+                }
             }
-            ActionKind::Promote => self
-                .client
-                .promote(&plan.project_id, &plan.deployment)
-                .await
-                .map(|()| None),
-            ActionKind::Rollback => self
-                .client
-                .rollback(&plan.project_id, &plan.deployment, reason)
-                .await
-                .map(|()| None),
         }
     }
 
-    /// Whether the action has taken effect: `Some` (with the deployment a redeploy made) when
-    /// it has, `None` when it has not.
-    async fn took_effect(&self, plan: &Plan) -> Result<Option<Option<String>>, VercelError> {
-        match plan.kind {
-            ActionKind::Cancel => {
-                let now = self.client.get_deployment(&plan.deployment).await?;
-                Ok((now.ready_state == ReadyState::Canceled).then_some(None))
-            }
-            ActionKind::Promote | ActionKind::Rollback => {
-                let project = self.client.get_project(&plan.project_id).await?;
-                let there = project.production_id() == Some(plan.deployment.as_str())
-                    || project
-                        .last_alias_request
-                        .as_ref()
-                        .is_some_and(|r| r.points_to(&plan.deployment));
-                Ok(there.then_some(None))
-            }
-            ActionKind::Redeploy => {
-                let found = self
-                    .client
-                    .list_deployments(&ListQuery {
-                        limit: Some(1),
-                        project_id: Some(plan.project_id.clone()),
-                        meta: Some((ACTION_META.to_owned(), plan.action_id.clone())),
-                        ..ListQuery::default()
-                    })
-                    .await?;
-                Ok(found.deployments.into_iter().next().map(|d| Some(d.uid)))
-            }
+    /// Writes a record the action does not wait for; a failure is said in the diagnostics.
+    async fn best_effort(&self, record: &ActionRecord, what: &str) {
+        if let Err(err) = self.trail.append(record).await {
+            tracing::warn!(error = %err, "could not record {what}");
         }
     }
 
@@ -481,9 +399,7 @@ impl Actions {
             answer: Some(refusal.to_string()),
             ..record
         };
-        if let Err(err) = self.trail.append(&record).await {
-            tracing::warn!(error = %err, "could not record a refused action");
-        }
+        self.best_effort(&record, "a refused action").await;
         Err(refusal.into())
     }
 
@@ -526,8 +442,24 @@ impl Actions {
     }
 }
 
+/// What a claim is on: the deployment, or for a rollback the project (a second rollback
+/// pressed a moment later would go back another step).
 fn claim_key(plan: &Plan) -> String {
-    format!("action_claim:{}:{}", plan.kind.as_str(), plan.deployment)
+    match plan.kind {
+        ActionKind::Rollback => format!("action_claim:rollback:{}", plan.project_id),
+        kind => format!("action_claim:{}:{}", kind.as_str(), plan.deployment),
+    }
+}
+
+/// Whether a request that failed this way may still have acted: its answer was lost (a
+/// timeout, a broken connection, an answer that could not be read) or the server failed
+/// after it may have started. A refusal (4xx) or a call the breaker held back did not.
+fn may_have_acted(err: &VercelError) -> bool {
+    match err {
+        VercelError::Api { status, .. } => *status >= 500,
+        VercelError::Network(_) | VercelError::Timeout(_) | VercelError::InvalidResponse(_) => true,
+        VercelError::CircuitOpen { .. } => false,
+    }
 }
 
 /// What was done, in a sentence.
@@ -537,20 +469,21 @@ fn done_sentence(plan: &Plan, created: Option<String>) -> String {
             format!("{} is building {created}", plan.project)
         }
         (ActionKind::Promote | ActionKind::Rollback, _) => format!(
-            "{}'s production now points at {}",
+            "production of {} now points at {}",
             plan.project, plan.deployment
         ),
         (kind, _) => format!("{} {}", plan.deployment, kind.done()),
     }
 }
 
-/// A reason as it is kept and sent: redacted, on one line, at most [`MAX_REASON`] characters.
-fn clean_reason(reason: String) -> String {
-    let redacted = crate::log::redact::global().redact(&reason);
+/// Text from a person or the outside as a record keeps it (a reason also goes to Vercel):
+/// redacted, on one line, at most `max` characters.
+fn clean(text: &str, max: usize) -> String {
+    let redacted = crate::log::redact::global().redact(text);
     crate::printable::one_line(&redacted)
         .trim()
         .chars()
-        .take(MAX_REASON)
+        .take(max)
         .collect()
 }
 

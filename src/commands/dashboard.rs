@@ -8,6 +8,8 @@ use shiplog::tui::app::{App, Source};
 use shiplog::tui::theme::Theme;
 use shiplog::tui::{self, Feeds};
 
+use shiplog::actions::desk::ActionsHandle;
+use shiplog::actions::{Actions, Actor};
 use shiplog::alert::runner::AlertingHandle;
 use shiplog::breakglass::desk::BreakglassHandle;
 use shiplog::config::Settings;
@@ -54,10 +56,15 @@ pub async fn run(cli: &Cli) -> Exit {
     let (stop_engine, engine_shutdown) = tokio::sync::watch::channel(false);
     let alerting = team.start_alerting(&settings, &logger, alert_outlet, engine_shutdown.clone());
     let breakglass = start_breakglass(&settings, &logger, &team, engine_shutdown.clone()).await;
-    super::follow_actions(&settings, &logger, engine_shutdown.clone()).await;
+    let actions = start_actions(&settings, &logger, &team, engine_shutdown.clone()).await;
     let (alerting, alert_handle) = alerting.unzip();
     let stream = team.engine.start(engine_shutdown);
-    let feeds = connect(&mut app, &stream, entries, alert_handle, breakglass);
+    let mut feeds = connect(&mut app, &stream, entries, alert_handle, breakglass);
+    if let Some(handle) = actions {
+        feeds.actions = Some(handle.snapshot);
+        feeds.action_answers = Some(handle.answers);
+        app.actions.connect(handle.commands);
+    }
     let result = tui::run(app, theme, feeds, shutdown, settings.mouse).await;
     // Followers save where they were before the process ends.
     let _ = stop_engine.send(true);
@@ -88,6 +95,34 @@ async fn start_breakglass(
     };
     Some(shiplog::breakglass::desk::start(
         service, requester, shutdown,
+    ))
+}
+
+/// The actions engine of this dashboard, or `None` (said in the diagnostics) when its audit
+/// trail cannot open: an action that cannot be audited is not offered. In the demo the visitor
+/// is an operator of the simulated team, so every action can be tried.
+async fn start_actions(
+    settings: &Settings,
+    logger: &Logger,
+    team: &TeamSession,
+    shutdown: Shutdown,
+) -> Option<ActionsHandle> {
+    let trail = super::action_trail(settings)
+        .await
+        .map_err(|err| tracing::warn!(error = %err, "actions are not available on this dashboard"))
+        .ok()?;
+    let actor = Actor {
+        user: settings.user.clone(),
+        role: match team.simulator {
+            Some(_) => shiplog::role::Role::Operator,
+            None => settings.role,
+        },
+    };
+    let actions = Actions::new(team.client.clone(), team.store.clone(), trail, actor);
+    Some(shiplog::actions::desk::start(
+        std::sync::Arc::new(actions),
+        logger.clone(),
+        shutdown,
     ))
 }
 

@@ -13,8 +13,9 @@ use shiplog::config::Settings;
 use shiplog::exit;
 use shiplog::log::entry::rfc3339;
 use shiplog::log::Logger;
+use shiplog::printable::one_line;
 use shiplog::vercel::client::ListQuery;
-use shiplog::vercel::{DeploymentSummary, VercelClient};
+use shiplog::vercel::{DeploymentSummary, Project, VercelClient};
 
 use super::error::{CommandError, Exit};
 use crate::cli::{Cli, ConfirmArgs, DeploymentsCommand};
@@ -94,7 +95,7 @@ async fn act(actions: &Actions, request: &ActionRequest, confirm: &ConfirmArgs) 
     if confirm.json {
         print_finished_json(&finished);
     } else {
-        say!("{}", finished.message);
+        say!("{}", one_line(&finished.message));
     }
     Ok(exit::OK)
 }
@@ -118,7 +119,7 @@ fn consent(plan: &Plan, confirm: &ConfirmArgs) -> Consent {
     };
     match plan.confirmation {
         Confirmation::YesNo => {
-            let answer = ask(&format!("{}? [y/N] ", plan.summary()));
+            let answer = ask(&format!("{}? [y/N] ", one_line(&plan.summary())));
             if matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
                 Consent::Given {
                     typed: None,
@@ -129,10 +130,10 @@ fn consent(plan: &Plan, confirm: &ConfirmArgs) -> Consent {
             }
         }
         Confirmation::ProjectName => {
-            let _ = writeln!(stderr, "{}.", plan.summary());
+            let _ = writeln!(stderr, "{}.", one_line(&plan.summary()));
             let typed = ask(&format!(
                 "Type the project's name ({}) to confirm: ",
-                plan.project
+                one_line(&plan.project)
             ));
             if typed.is_empty() {
                 return Consent::Declined;
@@ -154,14 +155,10 @@ fn consent(plan: &Plan, confirm: &ConfirmArgs) -> Consent {
 fn failed(err: ActionError) -> CommandError {
     let code = match err {
         ActionError::Refused(_) => exit::DENIED,
-        ActionError::Vercel(..) => exit::FOLLOW_FAILED,
+        ActionError::Vercel(..) | ActionError::Uncertain(_) => exit::FOLLOW_FAILED,
     };
     let hint = err.hint();
-    let error = CommandError::new(code, err);
-    match hint {
-        Some(hint) => error.hint(hint),
-        None => error,
-    }
+    CommandError::new(code, err).hint_if(hint)
 }
 
 fn print_finished_json(finished: &Finished) {
@@ -184,11 +181,7 @@ fn print_finished_json(finished: &Finished) {
 async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
     let vercel = |err: shiplog::vercel::VercelError| {
         let hint = err.hint();
-        let error = CommandError::new(exit::FOLLOW_FAILED, err);
-        match hint {
-            Some(hint) => error.hint(hint),
-            None => error,
-        }
+        CommandError::new(exit::FOLLOW_FAILED, err).hint_if(hint)
     };
     let deployments = client
         .list_deployments(&ListQuery {
@@ -198,25 +191,24 @@ async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
         .await
         .map_err(vercel)?
         .deployments;
-    // Where each project's production points (one call per project).
-    let mut production: HashMap<String, Option<String>> = HashMap::new();
-    for project in deployments.iter().filter_map(|d| d.project_id.clone()) {
-        if production.contains_key(&project) {
-            continue;
+    // Each project as Vercel has it: where production points, whether it was rolled back.
+    let mut projects: HashMap<String, Option<Project>> = HashMap::new();
+    for id in deployments.iter().filter_map(|d| d.project_id.clone()) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = projects.entry(id) {
+            let project = client.get_project(slot.key()).await.ok();
+            slot.insert(project);
         }
-        let serving = client
-            .get_project(&project)
-            .await
-            .ok()
-            .and_then(|p| p.production_id().map(str::to_owned));
-        production.insert(project, serving);
     }
-    let serves = |d: &DeploymentSummary| {
+    let project_of = |d: &DeploymentSummary| {
         d.project_id
             .as_ref()
-            .and_then(|p| production.get(p))
-            .is_some_and(|id| id.as_deref() == Some(d.uid.as_str()))
+            .and_then(|p| projects.get(p))
+            .and_then(Option::as_ref)
     };
+    let serves = |d: &DeploymentSummary| {
+        project_of(d).is_some_and(|p| p.production_id() == Some(d.uid.as_str()))
+    };
+    let rolled_back = |d: &DeploymentSummary| project_of(d).is_some_and(Project::is_rolled_back);
     if json {
         let items: Vec<serde_json::Value> = deployments
             .iter()
@@ -228,6 +220,7 @@ async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
                     "state": d.state().as_str(),
                     "target": d.target.as_deref().unwrap_or("preview"),
                     "production": serves(d),
+                    "production_rolled_back": rolled_back(d),
                     "branch": meta(d, "githubCommitRef"),
                     "commit": meta(d, "githubCommitSha"),
                     "message": meta(d, "githubCommitMessage"),
@@ -259,7 +252,16 @@ async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
             meta(d, "githubCommitSha").map_or("-", |sha| sha.get(..7).unwrap_or(sha)),
             meta(d, "githubCommitMessage").unwrap_or(""),
         );
-        let _ = writeln!(out, "{}", shiplog::printable::one_line(&line));
+        let _ = writeln!(out, "{}", one_line(&line));
+    }
+    // Said loudly: after a rollback Vercel keeps new deployments off production.
+    for project in projects.values().flatten().filter(|p| p.is_rolled_back()) {
+        let _ = writeln!(
+            out,
+            "\n! production of {} was rolled back to {}: new deployments stay off production until one is promoted (shiplog deployments promote <id>)",
+            one_line(&project.name),
+            project.production_id().unwrap_or("?"),
+        );
     }
     Ok(exit::OK)
 }
@@ -273,7 +275,7 @@ async fn audit(settings: &Settings, json: bool, limit: usize) -> Exit {
         .await?
         .recent(limit)
         .await
-        .map_err(|err| CommandError::new(exit::FOLLOW_FAILED, err))?;
+        .map_err(|err| CommandError::new(exit::DATA, err))?;
     if json {
         say!(
             "{}",

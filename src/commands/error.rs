@@ -34,6 +34,14 @@ impl CommandError {
         self
     }
 
+    /// The hint, when there is one.
+    pub fn hint_if(self, hint: Option<&str>) -> Self {
+        match hint {
+            Some(hint) => self.hint(hint),
+            None => self,
+        }
+    }
+
     /// Ends with `code`; what went wrong has been said already.
     pub fn told(code: i32) -> Self {
         CommandError {

@@ -118,11 +118,7 @@ fn exit_status(result: Result<ReadyState, FollowError>) -> Exit {
         Err(FollowError::Interrupted) => Ok(exit::INTERRUPTED),
         Err(FollowError::Vercel(err)) => {
             let hint = err.hint();
-            let failure = CommandError::new(exit::FOLLOW_FAILED, err);
-            Err(match hint {
-                Some(hint) => failure.hint(hint),
-                None => failure,
-            })
+            Err(CommandError::new(exit::FOLLOW_FAILED, err).hint_if(hint))
         }
         Err(err) => Err(CommandError::new(exit::FOLLOW_FAILED, err)
             .hint("the resume state is saved: run the same command again to continue")),

@@ -40,7 +40,11 @@ use error::CommandError;
 
 /// Prints one clear sentence and a hint, the way every error reaches a person.
 pub fn report(message: impl std::fmt::Display, hint: Option<&str>) {
-    eprintln!("shiplog: {message}");
+    // Messages can quote what a server or a file said: no escape reaches the terminal.
+    eprintln!(
+        "shiplog: {}",
+        shiplog::printable::one_line(&message.to_string())
+    );
     if let Some(hint) = hint {
         eprintln!("  hint: {hint}");
     }

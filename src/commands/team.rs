@@ -25,6 +25,8 @@ use crate::cli::Cli;
 /// The streaming engine over the team (or the demo), ready to run.
 pub struct TeamSession {
     pub engine: StreamEngine,
+    /// The client the engine uses, for the actions engine.
+    pub client: shiplog::vercel::VercelClient,
     pub store: StateStore,
     /// The demo simulator, when there is no token.
     pub simulator: Option<SimulatorHandle>,
@@ -114,7 +116,7 @@ impl TeamSession {
         };
         let metrics = Arc::new(Metrics::new());
         let engine = StreamEngine::new(
-            client,
+            client.clone(),
             store.clone(),
             logger.clone(),
             metrics.clone(),
@@ -122,6 +124,7 @@ impl TeamSession {
         );
         Ok(TeamSession {
             engine,
+            client,
             store,
             simulator,
             metrics,

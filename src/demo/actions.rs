@@ -2,7 +2,7 @@
 //! a new deployment; a promote points production at a ready production deployment; a rollback
 //! points it back at an earlier one and freezes it (new production builds stay off it until a
 //! promote); the projects endpoint shows where production points and the last such request.
-//! An answer can be made to break off after the action took effect
+//! An answer (to these and to a cancel) can be made to break off after the action took effect
 //! ([`crate::demo::SimulatorHandle::lose_next_action_answers`]), as a timeout would lose it.
 
 use std::io;
@@ -30,7 +30,7 @@ type AppState = Arc<Simulation>;
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// What Vercel answers with, or a broken-off answer when one is to be lost.
-fn answer(shared: &Simulation, status: StatusCode, body: &Value) -> Response {
+pub(super) fn answer(shared: &Simulation, status: StatusCode, body: &Value) -> Response {
     let lose = shared
         .lost_answers
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

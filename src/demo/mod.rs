@@ -217,7 +217,7 @@ impl SimulatorHandle {
         self.shared().get(id).is_some_and(|d| d.cancel())
     }
 
-    /// The next `count` actions (redeploy, promote, rollback) take effect but their answers
+    /// The next `count` actions (cancel, redeploy, promote, rollback) take effect but their answers
     /// break off, as a timeout would lose them.
     pub fn lose_next_action_answers(&self, count: usize) {
         self.shared()

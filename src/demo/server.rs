@@ -322,7 +322,7 @@ async fn cancel_deployment(State(shared): State<AppState>, Path(id): Path<String
         return deployment_not_found(&id);
     };
     if dep.cancel() {
-        json_response(StatusCode::OK, &render::full_deployment(&dep))
+        actions::answer(&shared, StatusCode::OK, &render::full_deployment(&dep))
     } else {
         error_response(
             StatusCode::BAD_REQUEST,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::input::{Input, InputKind};
+use super::screens::actions::ActionsPanel;
 use super::screens::alerts::AlertsScreen;
 use super::screens::breakglass::BreakglassScreen;
 use super::screens::deployments::DeploymentsScreen;
@@ -46,6 +47,8 @@ pub struct App {
     /// The delivery queue as its worker last published it (the queue screen only shows it).
     pub queue: QueueSnapshot,
     pub breakglass: BreakglassScreen,
+    /// Actions on deployments: the one being taken, and the activity panel.
+    pub actions: ActionsPanel,
     pub source: Source,
     pub backend: String,
     pub input: Option<Input>,
@@ -67,6 +70,7 @@ impl App {
             alerts: AlertsScreen::default(),
             queue: QueueSnapshot::default(),
             breakglass: BreakglassScreen::default(),
+            actions: ActionsPanel::default(),
             source,
             backend: backend.into(),
             input: None,
@@ -123,6 +127,11 @@ impl App {
             self.on_input_key(key);
             return true;
         }
+        if self.actions.is_open() {
+            let ask = self.actions.on_key(key);
+            self.answer(ask);
+            return true;
+        }
         if self.help {
             // Any key closes the help; `q` still quits.
             self.help = false;
@@ -167,7 +176,23 @@ impl App {
                 let ask = self.deployments.open_at(build_id, at_ms);
                 self.answer(ask);
             }
+            Ask::Act { deployment } => {
+                let ask = match self.deployments.summary(&deployment) {
+                    Some(summary) => self.actions.open(&summary.clone()),
+                    None => Ask::Notice(format!("{deployment} is not in the list")),
+                };
+                self.answer(ask);
+            }
         }
+    }
+
+    /// The actions engine answered: say how it went, and show a finished cancel at once.
+    pub fn on_action_answer(&mut self, answer: crate::actions::desk::ActionAnswer) {
+        let (ask, finished) = self.actions.on_answer(answer);
+        if let Some(finished) = finished {
+            self.deployments.acted(&finished);
+        }
+        self.answer(ask);
     }
 
     fn on_input_key(&mut self, key: KeyEvent) {
@@ -175,7 +200,14 @@ impl App {
             return;
         };
         match key.code {
-            KeyCode::Esc => self.input = None,
+            KeyCode::Esc => {
+                let kind = input.kind;
+                self.input = None;
+                if matches!(kind, InputKind::ProjectName | InputKind::Reason) {
+                    let ask = self.actions.typing_cancelled();
+                    self.answer(ask);
+                }
+            }
             KeyCode::Enter => self.submit_input(),
             // One line only: no new lines, no tab characters.
             KeyCode::Tab | KeyCode::BackTab => {}
@@ -219,6 +251,7 @@ impl App {
                 self.breakglass.confirmed(&text);
                 Ask::Nothing
             }
+            InputKind::ProjectName | InputKind::Reason => self.actions.typed(input.kind, &text),
         };
         self.answer(ask);
     }

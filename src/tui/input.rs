@@ -13,6 +13,10 @@ pub enum InputKind {
     Justification,
     /// The connection id typed again, to confirm a breakglass request.
     Confirmation,
+    /// The project's name typed again, to confirm an action on production.
+    ProjectName,
+    /// Why an action is taken (optional).
+    Reason,
 }
 
 impl InputKind {

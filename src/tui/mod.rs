@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::actions::desk::{ActionAnswer, ActivityView};
 use crate::alert::book::AlertRecord;
 use crate::alert::queue::worker::QueueSnapshot;
 use crate::breakglass::desk::{AccessResult, BreakglassView};
@@ -44,6 +45,9 @@ pub struct Feeds {
     /// The breakglass engine's view, and its answers to requests.
     pub breakglass: Option<watch::Receiver<BreakglassView>>,
     pub breakglass_answers: Option<mpsc::Receiver<AccessResult>>,
+    /// The actions engine's activity, and its answers to the screen's requests.
+    pub actions: Option<watch::Receiver<ActivityView>>,
+    pub action_answers: Option<mpsc::Receiver<ActionAnswer>>,
     /// The entries' channel is still open.
     entries_open: bool,
 }
@@ -55,6 +59,8 @@ enum Change {
     Queue(QueueSnapshot),
     Breakglass(BreakglassView),
     Answer(AccessResult),
+    Activity(ActivityView),
+    ActionAnswer(ActionAnswer),
     /// New entries are in the batch.
     Entries,
     /// An engine went away; nothing to show.
@@ -71,6 +77,8 @@ impl Feeds {
             queue: None,
             breakglass: None,
             breakglass_answers: None,
+            actions: None,
+            action_answers: None,
             entries_open: true,
         }
     }
@@ -89,6 +97,12 @@ impl Feeds {
             }
             result = next_result(&mut self.breakglass_answers) => {
                 result.map_or(Change::Nothing, Change::Answer)
+            }
+            changed = watched(&mut self.actions) => {
+                changed.map_or(Change::Nothing, Change::Activity)
+            }
+            answer = next_result(&mut self.action_answers) => {
+                answer.map_or(Change::Nothing, Change::ActionAnswer)
             }
             received = self.entries.recv_many(batch, BATCH), if self.entries_open => {
                 self.entries_open = received > 0;
@@ -118,7 +132,7 @@ pub async fn run(
         if dirty && last_draw.elapsed() >= FRAME {
             let _drawing = terminal::drawing();
             guard.terminal.draw(|frame| {
-                app.deployments.log_height = ui::log_height(frame.area(), &app.deployments);
+                app.deployments.log_height = ui::log_height(frame.area(), &app);
                 ui::render(frame, &app, &theme)
             })?;
             dirty = false;
@@ -172,6 +186,8 @@ fn apply(app: &mut App, change: Change, batch: &mut Vec<Arc<LogEntry>>) -> bool 
         Change::Queue(queue) => app.queue = queue,
         Change::Breakglass(view) => app.breakglass.apply_view(view),
         Change::Answer(result) => app.breakglass.on_result(result),
+        Change::Activity(view) => app.actions.view = Some(view),
+        Change::ActionAnswer(answer) => app.on_action_answer(answer),
         Change::Entries => {
             app.ingest(batch);
             batch.clear();
@@ -202,8 +218,8 @@ async fn watched<T: Clone>(feed: &mut Option<watch::Receiver<T>>) -> Option<T> {
     }
 }
 
-/// The breakglass engine's next answer; never resolves when it does not run.
-async fn next_result(results: &mut Option<mpsc::Receiver<AccessResult>>) -> Option<AccessResult> {
+/// An engine's next answer; never resolves when it does not run.
+async fn next_result<T>(results: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     let Some(receiver) = results else {
         return std::future::pending().await;
     };

@@ -172,25 +172,22 @@ pub struct TargetDeployment {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AliasRequest {
-    #[serde(default)]
-    pub from_deployment_id: Option<String>,
     pub to_deployment_id: String,
     /// `pending`, `in-progress`, `succeeded`, `failed` or `skipped`.
     #[serde(default)]
     pub job_status: String,
+    /// When it was asked for (ms).
+    #[serde(default)]
+    pub requested_at: i64,
     /// `promote` or `rollback`.
     #[serde(rename = "type", default)]
     pub kind: String,
 }
 
 impl AliasRequest {
-    /// Accepted, and not failed: production is on its way to `to_deployment_id`, or there.
-    pub fn points_to(&self, deployment_id: &str) -> bool {
-        self.to_deployment_id == deployment_id
-            && matches!(
-                self.job_status.as_str(),
-                "pending" | "in-progress" | "succeeded"
-            )
+    /// Accepted and not finished: production is on its way to `to_deployment_id`.
+    pub fn is_under_way(&self) -> bool {
+        matches!(self.job_status.as_str(), "pending" | "in-progress")
     }
 }
 

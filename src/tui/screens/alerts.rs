@@ -48,6 +48,14 @@ impl AlertsScreen {
                 }
             }
             KeyCode::Enter => return Some(self.open_log()),
+            KeyCode::Char('x') => {
+                return Some(
+                    match self.selected_record().and_then(|r| r.build_id.clone()) {
+                        Some(deployment) => Ask::Act { deployment },
+                        None => Ask::Notice("This alert is not about a deployment".to_owned()),
+                    },
+                )
+            }
             _ => return None,
         }
         Some(Ask::Nothing)

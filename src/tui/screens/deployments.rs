@@ -10,13 +10,14 @@ use crossterm::event::{KeyCode, KeyEvent};
 
 use super::line_filter::LineFilter;
 use super::{step, Ask};
+use crate::actions::{ActionKind, Finished};
 use crate::clock::now_ms;
 use crate::log::{LogEntry, Tier};
 use crate::stream::engine::EngineSnapshot;
 use crate::stream::StreamHealth;
 use crate::tui::buffer::{LogBuffer, LogLine};
 use crate::tui::input::InputKind;
-use crate::vercel::DeploymentSummary;
+use crate::vercel::{DeploymentSummary, ReadyState};
 
 /// The two panes of the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +126,29 @@ impl DeploymentsScreen {
         self.refresh_view();
     }
 
+    /// An action finished: the list shows its effect before the engine's next look (a cancel
+    /// ends the build now).
+    pub fn acted(&mut self, finished: &Finished) {
+        if finished.plan.kind != ActionKind::Cancel {
+            return;
+        }
+        let listed = self
+            .snapshot
+            .deployments
+            .iter_mut()
+            .find(|d| d.uid == finished.plan.deployment);
+        if let Some(deployment) = listed {
+            deployment.ready_state = Some(ReadyState::Canceled);
+            deployment.state = None;
+        }
+    }
+
     // ---- what the screen shows ------------------------------------------------------------
+
+    /// The listed deployment `id`.
+    pub fn summary(&self, id: &str) -> Option<&DeploymentSummary> {
+        self.snapshot.deployments.iter().find(|d| d.uid == id)
+    }
 
     pub fn rows(&self) -> Vec<Row<'_>> {
         self.snapshot
@@ -238,6 +261,12 @@ impl DeploymentsScreen {
             KeyCode::Char(']') => self.jump_to_problem(true),
             KeyCode::Char('[') => self.jump_to_problem(false),
             KeyCode::Char('s') => self.save(),
+            KeyCode::Char('x') => match &self.selected {
+                Some(id) => Ask::Act {
+                    deployment: id.clone(),
+                },
+                None => Ask::Nothing,
+            },
             _ => return self.on_view_key(key),
         };
         Some(ask)

@@ -1,6 +1,7 @@
 //! The dashboard's screens. Each owns its state and its keys; the app routes keys to the
 //! screen on show and does what the screen asks of it in return.
 
+pub mod actions;
 pub mod alerts;
 pub mod breakglass;
 pub mod deployments;
@@ -19,6 +20,8 @@ pub enum Ask {
     Notice(String),
     /// Show this deployment's build log from the first line at or after `at_ms`.
     OpenLog { build_id: String, at_ms: i64 },
+    /// Open the actions on this deployment (`x`).
+    Act { deployment: String },
 }
 
 impl Ask {

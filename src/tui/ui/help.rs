@@ -9,7 +9,7 @@ use crate::tui::app::Screen;
 use crate::tui::theme::Theme;
 
 /// Key, what it does, on the deployments screen.
-pub const DEPLOYMENT_KEYS: [(&str, &str); 19] = [
+pub const DEPLOYMENT_KEYS: [(&str, &str); 20] = [
     ("1 2 3 4", "deployments / alerts / queue / breakglass"),
     ("↑ ↓  j k", "move in the list / scroll the log"),
     ("Tab", "switch between deployments and log"),
@@ -24,6 +24,7 @@ pub const DEPLOYMENT_KEYS: [(&str, &str); 19] = [
     ("w", "wrap long lines on/off"),
     ("t", "timestamps on/off"),
     ("s", "save the shown lines to a file"),
+    ("x", "act: cancel, redeploy, promote, roll back"),
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),
     ("", ""),
@@ -32,12 +33,13 @@ pub const DEPLOYMENT_KEYS: [(&str, &str); 19] = [
 ];
 
 /// Key, what it does, on the alerts screen.
-pub const ALERT_KEYS: [(&str, &str); 8] = [
+pub const ALERT_KEYS: [(&str, &str); 9] = [
     ("1 2 3 4", "deployments / alerts / queue / breakglass"),
     ("↑ ↓  j k", "choose an alert"),
     ("a", "acknowledge (with an optional note)"),
     ("r", "resolve"),
     ("Enter", "the build log at the line that fired it"),
+    ("x", "act on its deployment (cancel, roll back...)"),
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),
     ("", "Acknowledged alerts stay quiet for 4 hours."),

@@ -1,5 +1,6 @@
 //! Pure render functions: `(App, Theme) -> frame`. One module per part of the screen.
 
+mod actions;
 mod alerts;
 mod breakglass;
 mod deployments;
@@ -27,8 +28,9 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
     let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     match app.screen {
         Screen::Deployments => {
-            let (list, log) = split_main(main, &app.deployments);
+            let (list, activity, log) = split_main(main, app);
             deployments::render(frame, list, &app.deployments, app.now(), theme);
+            actions::render_panel(frame, activity, &app.actions, app.now(), theme);
             log::render(frame, log, &app.deployments, theme);
         }
         Screen::Alerts => alerts::render(frame, main, &app.alerts, app.now(), theme),
@@ -36,6 +38,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
         Screen::Breakglass => breakglass::render(frame, main, app, theme),
     }
     status::render(frame, status, app, theme);
+    actions::render_popup(frame, main, &app.actions, theme);
     if app.help {
         help::render(frame, area, app.screen, theme);
     }
@@ -43,25 +46,34 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
 
 /// The height (lines) of the build log's text on a screen of `area`: the log pane, less its
 /// borders and the status bar.
-pub fn log_height(area: Rect, screen: &DeploymentsScreen) -> u16 {
+pub fn log_height(area: Rect, app: &App) -> u16 {
     let [main, _status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
-    let (_list, log) = split_main(main, screen);
+    let (_list, _activity, log) = split_main(main, app);
     log.height.saturating_sub(2)
 }
 
-fn split_main(area: Rect, screen: &DeploymentsScreen) -> (Rect, Rect) {
+/// The deployments list, the activity panel (empty without actions) and the log.
+fn split_main(area: Rect, app: &App) -> (Rect, Rect, Rect) {
+    let screen: &DeploymentsScreen = &app.deployments;
+    let activity = actions::panel_height(&app.actions);
     if area.width >= SIDE_BY_SIDE_MIN_WIDTH {
-        let [list, log] =
+        let [left, log] =
             Layout::horizontal([Constraint::Length(56), Constraint::Min(20)]).areas(area);
-        (list, log)
+        let [list, activity] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(activity)]).areas(left);
+        (list, activity, log)
     } else {
         // Borders and header, then up to six deployments, never more than a third of the screen.
         let rows = (screen.snapshot.deployments.len().max(1) as u16 + 3)
             .min(9)
             .min(area.height / 3 + 3);
-        let [list, log] =
-            Layout::vertical([Constraint::Length(rows), Constraint::Min(3)]).areas(area);
-        (list, log)
+        let [list, activity, log] = Layout::vertical([
+            Constraint::Length(rows),
+            Constraint::Length(activity.min(area.height / 4)),
+            Constraint::Min(3),
+        ])
+        .areas(area);
+        (list, activity, log)
     }
 }
 

@@ -24,6 +24,8 @@ fn render_input(frame: &mut Frame, area: Rect, input: &Input, theme: &Theme) {
         InputKind::AckNote => " acknowledge; note (optional): ",
         InputKind::Justification => " BREAKGLASS justification (why, 20+ characters): ",
         InputKind::Confirmation => " BREAKGLASS: type the connection id to confirm: ",
+        InputKind::ProjectName => " type the project's name to confirm: ",
+        InputKind::Reason => " reason (optional, audited): ",
     };
     let [label_area, text_area, error_area] = Layout::horizontal([
         Constraint::Length(label.chars().count() as u16),
@@ -47,6 +49,8 @@ fn render_input(frame: &mut Frame, area: Rect, input: &Input, theme: &Theme) {
         InputKind::AckNote => "Enter acknowledges, Esc cancels",
         InputKind::Justification => "what broke and why the token is needed; it is audited",
         InputKind::Confirmation => "Enter sends the request, Esc cancels",
+        InputKind::ProjectName => "as shown above; Enter goes on, Esc cancels",
+        InputKind::Reason => "Enter sends the action, Esc cancels",
     });
     text.set_placeholder_style(theme.input_placeholder);
     frame.render_widget(&text, text_area);
