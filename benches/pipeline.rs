@@ -57,6 +57,8 @@ fn pipeline(c: &mut Criterion) {
         vercel_id: "dpl_2A1YdwhTadMp5nphik5kEwFBwnxR".into(),
         project_id: Some("prj_abc".into()),
         project_name: Some("storefront".into()),
+        git: Some("main 3f2a1c9".into()),
+        replayed: false,
     };
     let (builder, mut rx) = Logger::builder().channel("bench", EVENTS + 10, Delivery::DropWhenFull);
     let logger = builder.build();

@@ -370,3 +370,19 @@ async fn a_restarted_instance_shows_the_alerts_and_acks_it_had() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_replayed_failure_is_history_and_fires_nothing() {
+    let engine = RuleEvaluator::new(
+        RuleSet::builtin(),
+        Suppressor::replay(),
+        Arc::new(Metrics::new()),
+    );
+    let mut replayed = (*failed_build("vercel-dpl_old-1", 0)).clone();
+    replayed.metadata.replayed = true;
+    assert!(engine.evaluate(Arc::new(replayed)).await.is_empty());
+    assert!(!engine
+        .evaluate(failed_build("vercel-dpl_new-1", 0))
+        .await
+        .is_empty());
+}

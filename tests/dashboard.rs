@@ -344,3 +344,43 @@ fn a_build_is_canceled_from_the_dashboard_and_audited() {
         ]
     );
 }
+
+/// The demo opens on a team's day: the last hours' deployments, production and preview, ready,
+/// failed and canceled, what production serves marked, and a finished build's log when chosen.
+#[test]
+fn the_demo_opens_on_a_teams_day() {
+    let home = tempfile::tempdir().expect("home");
+    let mut session = dashboard_with(home.path(), &[], &[], 160, 48);
+    session
+        .wait_for("the day's deployments", WAIT, |screen| {
+            let text = screen.contents();
+            [
+                "READY",
+                "ERROR",
+                "CANCEL",
+                "prod",
+                "prev",
+                "★",
+                "3h55m",
+                "chidi",
+                "fix(checkout): use",
+            ]
+            .iter()
+            .all(|seen| text.contains(seen))
+        })
+        .or_panic();
+    // Down to a deployment of hours ago: its whole log is read and shown.
+    for _ in 0..8 {
+        session.send_key(Key::Down);
+    }
+    session
+        .wait_for("a finished build's log", WAIT, |screen| {
+            let text = screen.contents();
+            text.contains("Build Completed")
+                || text.contains("Deployment completed")
+                || text.contains("Build completed")
+        })
+        .or_panic();
+    session.send_key(Key::Char('q'));
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+}

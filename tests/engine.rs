@@ -44,6 +44,7 @@ async fn every_building_deployment_is_followed_to_its_end() {
         EngineOptions {
             poll_every: Duration::from_millis(100),
             project: None,
+            production_every: Some(Duration::from_millis(100)),
             follow: FollowOptions {
                 status_poll: Duration::from_millis(100),
                 drain_idle: Duration::from_millis(200),
@@ -85,4 +86,72 @@ async fn every_building_deployment_is_followed_to_its_end() {
             .collect();
         assert_eq!(lines.get(id), Some(&expected), "{id}");
     }
+}
+
+/// The dashboard's history: where production points is marked, and a finished deployment's
+/// whole log is read when asked for, marked replayed (history is no news to the alert rules).
+#[tokio::test]
+async fn production_is_marked_and_a_finished_log_is_read_when_asked() {
+    let sim = SimulatorHandle::start(SimulatorOptions::default())
+        .await
+        .expect("simulator");
+    let spec = DeploymentSpec {
+        project: "storefront".to_owned(),
+        target: Some("production".to_owned()),
+        events: (0..5)
+            .map(|i| SimEvent::stdout(20, format!("old line {i}")))
+            .collect(),
+        ..DeploymentSpec::default()
+    };
+    let old = sim.add_finished(spec, 3_600_000);
+    let dir = tempfile::tempdir().expect("dir");
+    let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
+    let (builder, mut rx) = Logger::builder().channel("test", 4096, Delivery::DropWhenFull);
+    let client =
+        VercelClient::new(ClientConfig::new(sim.base_url(), Secret::new("t"))).expect("client");
+    let engine = StreamEngine::new(
+        client,
+        store,
+        builder.build(),
+        Arc::new(Metrics::new()),
+        EngineOptions {
+            poll_every: Duration::from_millis(100),
+            production_every: Some(Duration::from_millis(100)),
+            follow: FollowOptions {
+                settle: Duration::ZERO,
+                ..FollowOptions::default()
+            },
+            ..EngineOptions::default()
+        },
+    );
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let handle = engine.start(shutdown);
+    let mut snapshot = handle.snapshot.clone();
+    let project = sim.project_id(&old).expect("project");
+    snapshot
+        .wait_for(|s| s.production.get(&project) == Some(&old))
+        .await
+        .expect("production marked");
+    handle
+        .commands
+        .send(shiplog::stream::engine::StreamCommand::Load(old.clone()))
+        .await
+        .expect("asked");
+    let mut lines = Vec::new();
+    while lines.len() < 5 {
+        let entry = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("the old log comes")
+            .expect("engine alive");
+        if entry.tier == Tier::Build {
+            assert!(entry.metadata.replayed, "history is marked");
+            lines.push(entry.message.clone());
+        }
+    }
+    assert_eq!(
+        lines,
+        (0..5).map(|i| format!("old line {i}")).collect::<Vec<_>>()
+    );
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), handle.task).await;
 }

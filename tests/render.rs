@@ -28,11 +28,21 @@ fn deployment(
     age_s: i64,
 ) -> DeploymentSummary {
     let created = NOW - age_s * 1000;
+    // A made-up commit per deployment, by one of three people.
+    let sha: String = uid.bytes().rev().map(|b| format!("{:02x}", b)).collect();
+    let author = ["ana", "ben", "chidi"][message.len() % 3];
+    let target = if name == "docs" || name == "storefront" {
+        "production".into()
+    } else {
+        serde_json::Value::Null
+    };
     serde_json::from_value(serde_json::json!({
         "uid": uid, "name": name, "readyState": state, "created": created,
+        "projectId": format!("prj_{name}"), "target": target,
         "buildingAt": created + 2_000,
         "ready": if state == "BUILDING" { serde_json::Value::Null } else { (created + 95_000).into() },
-        "meta": {"githubCommitRef": branch, "githubCommitMessage": message}
+        "meta": {"githubCommitRef": branch, "githubCommitMessage": message,
+                 "githubCommitSha": sha, "githubCommitAuthorLogin": author}
     }))
     .expect("deployment summary")
 }
@@ -83,6 +93,9 @@ fn app() -> App {
     snapshot
         .health
         .insert("dpl_7pLr2Z".into(), StreamHealth::Finished);
+    snapshot
+        .production
+        .insert("prj_docs".into(), "dpl_9xQe4M".into());
     app.apply_snapshot(snapshot);
     let texts = [
         ("stdout", Severity::Info, "Running build in Washington, D.C., USA (East) – iad1"),
@@ -706,7 +719,7 @@ mod actions {
         assert!(screen.contains("dpl_3nW8kQ canceled"), "{screen}");
         let row = screen
             .lines()
-            .find(|l| l.contains("storefront") && !l.contains("Build log"))
+            .find(|l| l.contains("storefront") && (l.contains(" BUILD ") || l.contains(" CANCEL ")))
             .unwrap_or_default();
         assert!(
             row.contains("CANCEL") && !row.contains("BUILD"),

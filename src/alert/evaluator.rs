@@ -66,8 +66,8 @@ impl RuleEvaluator {
     /// Runs one entry through every rule.
     pub async fn evaluate(&self, entry: Arc<LogEntry>) -> Vec<AlertEvent> {
         let mut events = Vec::new();
-        if entry.event == super::runner::ALERT_FIRED {
-            // An alert about an alert would never end.
+        if entry.event == super::runner::ALERT_FIRED || entry.metadata.replayed {
+            // An alert about an alert would never end; history is no news.
             return events;
         }
         for rule in self.rules.matching(&entry) {

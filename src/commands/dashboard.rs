@@ -17,7 +17,7 @@ use shiplog::shutdown::Shutdown;
 use shiplog::stream::engine::StreamHandle;
 
 use super::error::{CommandError, Exit};
-use super::team::TeamSession;
+use super::team::{Face, TeamSession};
 use crate::cli::Cli;
 
 /// Entries buffered between the engines and the UI; past this the UI shows lag, never blocks them.
@@ -39,7 +39,7 @@ pub async fn run(cli: &Cli) -> Exit {
     let alerts = settings.alerts_enabled || settings.is_demo();
     let (builder, alert_outlet) = super::with_alerts(builder, alerts);
     let logger = builder.build();
-    let team = TeamSession::open(&mut settings, &logger, false).await?;
+    let team = TeamSession::open(&mut settings, &logger, Face::Dashboard).await?;
     let source = match team.simulator {
         Some(_) => Source::Demo,
         None => Source::Team(settings.team_id.clone()),
@@ -135,6 +135,7 @@ fn connect(
     breakglass: Option<BreakglassHandle>,
 ) -> Feeds {
     let mut feeds = Feeds::new(stream.snapshot.clone(), entries);
+    app.deployments.connect(stream.commands.clone());
     if let Some(handle) = alerting {
         feeds.alerts = Some(handle.alerts);
         feeds.queue = Some(handle.queue);

@@ -9,6 +9,7 @@ use crate::cli::{Cli, DemoArgs};
 /// Starts the simulator and its loop of sample deployments.
 pub async fn start_demo(port: u16, speed: f64) -> std::io::Result<SimulatorHandle> {
     let handle = start_simulator(port, speed).await?;
+    shiplog::demo::add_history(&handle);
     tokio::spawn(run_demo_loop(handle.clone()));
     Ok(handle)
 }

@@ -22,6 +22,14 @@ use super::error::{CommandError, Exit};
 use super::{report_drops, AlertOutlet};
 use crate::cli::Cli;
 
+/// Who the session is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    Dashboard,
+    /// `watch` and `serve`: output on stdout, notices on stderr.
+    Headless,
+}
+
 /// The streaming engine over the team (or the demo), ready to run.
 pub struct TeamSession {
     pub engine: StreamEngine,
@@ -55,11 +63,11 @@ impl TeamSession {
         )
     }
 
-    /// Connects to the team, or starts the demo; `announce` prints the demo notice to stderr.
+    /// Connects to the team, or starts the demo (said on stderr when `face` is headless).
     pub async fn open(
         settings: &mut Settings,
         logger: &Logger,
-        announce: bool,
+        face: Face,
     ) -> Result<TeamSession, CommandError> {
         let mut simulator = None;
         // The store the stored login was found in serves the session too.
@@ -78,7 +86,7 @@ impl TeamSession {
                         format!("could not start the demo simulator: {err}"),
                     )
                 })?;
-                if announce {
+                if face == Face::Headless {
                     eprintln!(
                         "shiplog: demo mode: no VERCEL_TOKEN set, so a built-in Vercel simulator at {} plays sample deployments.\n  To watch your own team: VERCEL_TOKEN=... VERCEL_TEAM_ID=team_... shiplog",
                         handle.base_url()
@@ -107,6 +115,8 @@ impl TeamSession {
         };
         let options = EngineOptions {
             poll_every,
+            // The dashboard marks where production points; headless commands need not know.
+            production_every: (face == Face::Dashboard).then_some(poll_every * 6),
             project: settings.project.clone(),
             follow: FollowOptions {
                 idle_timeout: settings.idle_timeout,
@@ -143,7 +153,7 @@ pub async fn run_headless(
     super::init_diagnostics(&settings);
     let shutdown = super::shutdown_on_signals();
     let (logger, alert_outlet) = logger_for(&mut settings)?;
-    let team = TeamSession::open(&mut settings, &logger, true).await?;
+    let team = TeamSession::open(&mut settings, &logger, Face::Headless).await?;
     let alerting = team.start_alerting(&settings, &logger, alert_outlet, shutdown.clone());
     super::follow_actions(&settings, &logger, shutdown.clone()).await;
     if team.simulator.is_none() {

@@ -41,6 +41,7 @@
 mod actions;
 mod demo_loop;
 mod events;
+mod history;
 mod model;
 mod query;
 mod render;
@@ -56,6 +57,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use demo_loop::run_demo_loop;
+pub use history::add_history;
 pub use model::{
     DeploymentSpec, Fault, ReadyState, RecordedRequest, SimEvent, SimulatorOptions, SinceMode,
 };
@@ -146,6 +148,12 @@ impl SimulatorHandle {
         let id = dep.id.clone();
         timeline::spawn(shared, dep);
         id
+    }
+
+    /// Registers a deployment created `ago_ms` ago that has long reached its outcome, its
+    /// whole log there (history for the demo). Returns its id.
+    pub fn add_finished(&self, spec: DeploymentSpec, ago_ms: i64) -> String {
+        self.shared().insert_finished(&spec, ago_ms).id.clone()
     }
 
     /// Ids of the known deployments, oldest first.

@@ -488,8 +488,33 @@ impl Simulation {
             .clone()
     }
 
+    /// Registers a deployment that was created `ago_ms` ago and has long reached its outcome,
+    /// every event produced (history: no timeline runs).
+    pub fn insert_finished(&self, spec: &DeploymentSpec, ago_ms: i64) -> Arc<SimDeployment> {
+        let created_at = now_ms() - ago_ms.max(0);
+        let dep = self.insert_at(spec, created_at);
+        let duration = dep.events.offsets_ms.last().copied().unwrap_or(0) as i64;
+        dep.progress.send_replace(Progress {
+            produced: dep.events.len(),
+            state: dep.outcome,
+            finished_at: Some(dep.building_at + duration),
+        });
+        dep
+    }
+
     /// Registers a deployment; the caller starts its timeline.
     pub fn insert(&self, spec: &DeploymentSpec) -> Arc<SimDeployment> {
+        // Distinct, increasing createdAt values so that `until`-based pagination never skips.
+        let created_at = {
+            let mut last = lock(&self.last_created);
+            let t = now_ms().max(*last + 1);
+            *last = t;
+            t
+        };
+        self.insert_at(spec, created_at)
+    }
+
+    fn insert_at(&self, spec: &DeploymentSpec, created_at: i64) -> Arc<SimDeployment> {
         let mut rng = rand::rng();
         let id = format!("dpl_{}", Alphanumeric.sample_string(&mut rng, 28));
         let build_name = format!("bld_{}", lower_alnum(&mut rng, 9));
@@ -498,13 +523,6 @@ impl Simulation {
         let commit_sha: String = (0..40)
             .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
             .collect();
-        // Distinct, increasing createdAt values so that `until`-based pagination never skips.
-        let created_at = {
-            let mut last = lock(&self.last_created);
-            let t = now_ms().max(*last + 1);
-            *last = t;
-            t
-        };
         let queued_for = scaled(spec.queued_ms as f64, self.speed);
         let building_at = created_at + queued_for.as_millis() as i64;
         let events = EventLog::new(spec, building_at, self.speed);

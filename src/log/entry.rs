@@ -103,6 +103,10 @@ pub struct Metadata {
     /// The project's name, for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<Arc<str>>,
+    /// A finished build's log read again to be shown (the dashboard opening on history): news
+    /// to nobody, so the alert rules pass it by.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

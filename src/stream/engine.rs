@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::follower::Follower;
@@ -28,6 +28,9 @@ pub struct EngineSnapshot {
     pub list_error: Option<String>,
     /// At least one list has been received.
     pub loaded: bool,
+    /// Where each listed project's production points: project id -> deployment id (when
+    /// the engine looks, see [`EngineOptions::production_every`]).
+    pub production: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +40,13 @@ pub struct EngineOptions {
     /// Only this project (id or name).
     pub project: Option<String>,
     pub follow: FollowOptions,
+    /// How often to look where each listed project's production points (the dashboard marks
+    /// it); `None`: never (headless commands have no use for it).
+    pub production_every: Option<Duration>,
 }
+
+/// The most projects whose production is looked up in one round.
+const PRODUCTION_PROJECTS: usize = 20;
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -45,6 +54,7 @@ impl Default for EngineOptions {
             poll_every: Duration::from_secs(5),
             project: None,
             follow: FollowOptions::default(),
+            production_every: None,
         }
     }
 }
@@ -78,14 +88,16 @@ impl StreamEngine {
 
     /// Starts the engine as a task that runs until `shutdown`.
     pub fn start(self, shutdown: Shutdown) -> StreamHandle {
+        let (commands, commands_rx) = mpsc::channel(16);
         StreamHandle {
             snapshot: self.snapshot.subscribe(),
-            task: tokio::spawn(self.run(shutdown)),
+            commands,
+            task: tokio::spawn(self.run(shutdown, commands_rx)),
         }
     }
 
     /// Runs until `shutdown`; followers stop with it and save where they were.
-    async fn run(self, mut shutdown: Shutdown) {
+    async fn run(self, mut shutdown: Shutdown, mut commands: mpsc::Receiver<StreamCommand>) {
         let mut round = Round {
             followed: HashSet::new(),
             followers: JoinSet::new(),
@@ -97,16 +109,40 @@ impl StreamEngine {
             project_id: self.options.project.clone(),
             ..ListQuery::default()
         };
-        loop {
+        let mut production_seen: Option<tokio::time::Instant> = None;
+        'running: loop {
             match self.client.list_deployments(&query).await {
-                Ok(list) => self.listed(list.deployments, &mut round, &shutdown),
+                Ok(list) => {
+                    let due = self.options.production_every.is_some_and(|every| {
+                        production_seen.is_none_or(|seen| seen.elapsed() >= every)
+                    });
+                    if due {
+                        production_seen = Some(tokio::time::Instant::now());
+                        self.look_at_production(&list.deployments).await;
+                    }
+                    self.listed(list.deployments, &mut round, &shutdown)
+                }
                 Err(err) => self.list_failed(&err.to_string(), &mut round),
             }
             // Reap finished followers without waiting for the rest.
             while round.followers.try_join_next().is_some() {}
-            tokio::select! {
-                _ = tokio::time::sleep(self.options.poll_every) => {}
-                _ = stopped(&mut shutdown) => break,
+            let next_list = tokio::time::sleep(self.options.poll_every);
+            tokio::pin!(next_list);
+            loop {
+                tokio::select! {
+                    _ = &mut next_list => break,
+                    Some(StreamCommand::Load(uid)) = commands.recv() => {
+                        if round.followed.insert(uid.clone()) {
+                            let replay = FollowOptions {
+                                replay: true,
+                                since: Some(0),
+                                ..round.follow_options.clone()
+                            };
+                            self.start_following(uid, replay, &mut round, shutdown.clone());
+                        }
+                    }
+                    _ = stopped(&mut shutdown) => break 'running,
+                }
             }
         }
         while round.followers.join_next().await.is_some() {}
@@ -148,18 +184,50 @@ impl StreamEngine {
         });
         for deployment in deployments.into_iter().rev() {
             if !deployment.state().is_terminal() && round.followed.insert(deployment.uid.clone()) {
-                self.start_following(deployment.uid, round, shutdown.clone());
+                let options = round.follow_options.clone();
+                self.start_following(deployment.uid, options, round, shutdown.clone());
             }
         }
     }
 
-    fn start_following(&self, uid: String, round: &mut Round, shutdown: Shutdown) {
+    /// Where the listed projects' production points; a project that cannot be read keeps
+    /// what was known.
+    async fn look_at_production(&self, deployments: &[DeploymentSummary]) {
+        let mut projects: Vec<&str> = Vec::new();
+        for id in deployments.iter().filter_map(|d| d.project_id.as_deref()) {
+            if !projects.contains(&id) && projects.len() < PRODUCTION_PROJECTS {
+                projects.push(id);
+            }
+        }
+        let mut production = self.snapshot.borrow().production.clone();
+        for id in projects {
+            if let Ok(project) = self.client.get_project(id).await {
+                match project.production_id() {
+                    Some(serving) => production.insert(id.to_owned(), serving.to_owned()),
+                    None => production.remove(id),
+                };
+            }
+        }
+        self.snapshot.send_if_modified(|s| {
+            let changed = s.production != production;
+            s.production = production;
+            changed
+        });
+    }
+
+    fn start_following(
+        &self,
+        uid: String,
+        options: FollowOptions,
+        round: &mut Round,
+        shutdown: Shutdown,
+    ) {
         let follower = Follower::new(
             self.client.clone(),
             self.store.clone(),
             self.logger.clone(),
             self.metrics.clone(),
-            round.follow_options.clone(),
+            options,
         );
         round.followers.spawn(async move {
             // Lets the tests prove that a panic in an engine restores the terminal (debug
@@ -192,10 +260,18 @@ impl StreamEngine {
     }
 }
 
+/// What the dashboard asks of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamCommand {
+    /// Read a finished deployment's whole log, to show it (once per run).
+    Load(String),
+}
+
 /// The running engine, as the rest of the program sees it.
 pub struct StreamHandle {
     /// The latest snapshot, updated as deployments and streams change.
     pub snapshot: watch::Receiver<EngineSnapshot>,
+    pub commands: mpsc::Sender<StreamCommand>,
     /// Ends after `shutdown`, once every follower has saved where it was.
     pub task: JoinHandle<()>,
 }

@@ -14,6 +14,32 @@ pub struct EntryContext {
     pub vercel_id: Arc<str>,
     pub project_id: Option<Arc<str>>,
     pub project_name: Option<Arc<str>>,
+    /// Branch and short commit (`main 3f2a1c9`), from the deployment's git metadata.
+    pub git: Option<Arc<str>>,
+    /// A finished build read again to be shown (see `Metadata::replayed`).
+    pub replayed: bool,
+}
+
+/// `main 3f2a1c9` from a deployment's `meta` (GitHub, GitLab or Bitbucket keys).
+pub fn git_of(meta: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let field = |suffix: &str| {
+        ["github", "gitlab", "bitbucket"]
+            .iter()
+            .find_map(|host| meta.get(&format!("{host}{suffix}"))?.as_str())
+            .map(crate::printable::one_line)
+    };
+    let branch = field("CommitRef");
+    let commit = field("CommitSha").map(|sha| sha.chars().take(7).collect::<String>());
+    match (branch, commit) {
+        (None, None) => None,
+        (branch, commit) => Some(
+            [branch.map(|b| b.into_owned()), commit]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    }
 }
 
 impl EntryContext {
@@ -32,19 +58,71 @@ impl EntryContext {
             .with_project(self.project_id.clone());
         entry.metadata.vercel_deployment_id = Some(self.vercel_id.clone());
         entry.metadata.project = self.project_name.clone();
+        entry.metadata.replayed = self.replayed;
         entry
     }
 }
 
-/// The `deploy` entry that closes a followed build.
-pub fn outcome_entry(ctx: &EntryContext, end: ReadyState) -> LogEntry {
+/// The line that says why a build failed: the first error line, or a later one of the first
+/// few that names the error (`Type error: ...` after a bare `Failed to compile.`).
+#[derive(Debug, Default)]
+pub struct FirstError {
+    line: Option<String>,
+    names_it: bool,
+    seen: u8,
+}
+
+/// Error lines looked at for one that names the error.
+const ERROR_LINES_LOOKED_AT: u8 = 20;
+/// How much of that line is kept.
+const FIRST_ERROR_CHARS: usize = 160;
+
+impl FirstError {
+    /// An error line of the build.
+    pub fn offer(&mut self, text: &str) {
+        if self.names_it || self.seen >= ERROR_LINES_LOOKED_AT {
+            return;
+        }
+        let plain = crate::printable::for_matching(text);
+        let plain = plain.trim();
+        if plain.is_empty() {
+            return;
+        }
+        self.seen += 1;
+        let lower = plain.to_ascii_lowercase();
+        let names_it = ["error:", "err!", "not found", "cannot find", "exception"]
+            .iter()
+            .any(|word| lower.contains(word));
+        if self.line.is_none() || names_it {
+            self.line = Some(plain.chars().take(FIRST_ERROR_CHARS).collect());
+            self.names_it = names_it;
+        }
+    }
+
+    pub fn line(&self) -> Option<&str> {
+        self.line.as_deref()
+    }
+}
+
+/// The `deploy` entry that closes a followed build. A failure names what an engineer needs at
+/// a glance, first: `checkout-web main 3f2a1c9: Type error: ... · Deployment dpl_... is ERROR`.
+pub fn outcome_entry(ctx: &EntryContext, end: ReadyState, first_error: Option<&str>) -> LogEntry {
     let (severity, event) = match end {
         ReadyState::Ready => (Severity::Info, "completed"),
         ReadyState::Canceled => (Severity::Warn, "canceled"),
         _ => (Severity::Error, "failed"),
     };
     let name = ctx.project_name.as_deref().unwrap_or(&ctx.vercel_id);
-    let message = format!("Deployment {} of {name} is {end}", ctx.vercel_id);
+    let message = match (end, first_error) {
+        (ReadyState::Error, Some(error)) => {
+            let place = match &ctx.git {
+                Some(git) => format!("{name} {git}"),
+                None => name.to_owned(),
+            };
+            format!("{place}: {error} · Deployment {} is {end}", ctx.vercel_id)
+        }
+        _ => format!("Deployment {} of {name} is {end}", ctx.vercel_id),
+    };
     ctx.entry(
         crate::clock::now_ms(),
         Tier::Deploy,
@@ -79,4 +157,45 @@ pub fn build_entry(event: VercelEvent, ctx: &EntryContext) -> LogEntry {
     meta.created = Some(event.created);
     meta.level = event.level;
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_names_project_branch_commit_and_the_error_first() {
+        let mut first = FirstError::default();
+        for line in [
+            "\u{1b}[31mFailed to compile.\u{1b}[39m",
+            "",
+            "./app/checkout/page.tsx:42:27",
+            "Type error: Property 'id' does not exist on type 'Cart'.",
+            "Error: Command \"npm run build\" exited with 1",
+        ] {
+            first.offer(line);
+        }
+        let meta = serde_json::json!({
+            "githubCommitRef": "main",
+            "githubCommitSha": "3f2a1c9d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49"
+        });
+        let ctx = EntryContext {
+            deployment_id: "vercel-dpl_x-01J".into(),
+            vercel_id: "dpl_x".into(),
+            project_id: None,
+            project_name: Some("checkout-web".into()),
+            git: meta.as_object().and_then(git_of).map(Arc::from),
+            replayed: false,
+        };
+        let failed = outcome_entry(&ctx, ReadyState::Error, first.line());
+        assert_eq!(
+            failed.message,
+            "checkout-web main 3f2a1c9: Type error: Property 'id' does not exist on type 'Cart'. · Deployment dpl_x is ERROR"
+        );
+        let ready = outcome_entry(&ctx, ReadyState::Ready, None);
+        assert_eq!(ready.message, "Deployment dpl_x of checkout-web is READY");
+        let mut bare = FirstError::default();
+        bare.offer("\u{1b}[31mFailed to compile.\u{1b}[39m");
+        assert_eq!(bare.line(), Some("Failed to compile."));
+    }
 }

@@ -33,6 +33,9 @@ pub struct FollowOptions {
     pub drain_idle: Duration,
     /// Start from this time (ms) instead of the saved resume state.
     pub since: Option<i64>,
+    /// Read a finished build again to show it: its entries are marked replayed (the alert
+    /// rules pass them by).
+    pub replay: bool,
     /// Run this when the stream is degraded.
     pub cli_fallback: Option<CliFallback>,
     /// At most this often the resume state is written while events flow.
@@ -89,6 +92,7 @@ impl Default for FollowOptions {
             status_poll: Duration::from_secs(5),
             drain_idle: Duration::from_secs(2),
             since: None,
+            replay: false,
             cli_fallback: None,
             persist_every: Duration::from_secs(5),
             checkpoint_lines: CHECKPOINT_LINES,

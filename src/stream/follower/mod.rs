@@ -26,7 +26,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::entries::{outcome_entry, EntryContext};
+use super::entries::{outcome_entry, EntryContext, FirstError};
 use super::identity::{resume_key, stable_deployment_id, STATE_TTL};
 use super::options::{FollowOptions, StreamHealth};
 use super::resume::ResumeState;
@@ -75,6 +75,8 @@ struct Track<'a> {
     held: bool,
     /// When the last checkpoint was tried.
     checkpointed: Instant,
+    /// The line that says why the build failed, for its outcome.
+    first_error: FirstError,
 }
 
 impl Follower {
@@ -111,6 +113,8 @@ impl Follower {
             vercel_id: deployment.id.as_str().into(),
             project_id: deployment.project_id.as_deref().map(Arc::from),
             project_name: deployment.name.as_deref().map(Arc::from),
+            git: super::entries::git_of(&deployment.meta).map(Arc::from),
+            replayed: self.options.replay,
         };
         let mut cursor = match self.options.since {
             Some(since) => ResumeState::from_floor(since),
@@ -141,6 +145,7 @@ impl Follower {
             unsaved: 0,
             held: false,
             checkpointed: Instant::now(),
+            first_error: FirstError::default(),
         };
         let result = self.run(&mut track, &status).await;
         self.metrics.stream_closed();
@@ -152,7 +157,10 @@ impl Follower {
         poller.abort();
         self.checkpoint(&mut track).await;
         if let Ok(end) = &result {
-            self.logger.write_waiting(outcome_entry(&ctx, *end)).await;
+            let first_error = track.first_error.line();
+            self.logger
+                .write_waiting(outcome_entry(&ctx, *end, first_error))
+                .await;
         }
         result
     }

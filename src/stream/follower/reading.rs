@@ -7,7 +7,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::{FollowError, Follower, Track};
 use crate::clock::now_ms;
-use crate::log::{LogEntry, Severity};
+use crate::log::{LogEntry, Severity, Tier};
 use crate::metrics::RestartReason;
 use crate::shutdown::stopped;
 use crate::stream::entries::build_entry;
@@ -309,6 +309,10 @@ impl Follower {
             self.metrics.observe_lag(lag as u64);
         }
         track.cursor.record(event.created, event.id.clone());
-        Some(build_entry(event, ctx))
+        let entry = build_entry(event, ctx);
+        if entry.tier == Tier::Build && entry.severity >= Severity::Error {
+            track.first_error.offer(&entry.message);
+        }
+        Some(entry)
     }
 }

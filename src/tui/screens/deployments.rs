@@ -2,18 +2,19 @@
 //! published it, each deployment's buffered build log, and the log pane's view of the chosen one
 //! (following or scrolled, filtered, searched, wrapped).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent};
+use tokio::sync::mpsc;
 
 use super::line_filter::LineFilter;
 use super::{step, Ask};
 use crate::actions::{ActionKind, Finished};
 use crate::clock::now_ms;
 use crate::log::{LogEntry, Tier};
-use crate::stream::engine::EngineSnapshot;
+use crate::stream::engine::{EngineSnapshot, StreamCommand};
 use crate::stream::StreamHealth;
 use crate::tui::buffer::{LogBuffer, LogLine};
 use crate::tui::input::InputKind;
@@ -69,6 +70,9 @@ pub struct DeploymentsScreen {
     /// How far behind Vercel the last build line arrived.
     pub lag_ms: Option<i64>,
     view: FilteredView,
+    /// Where to ask for a finished deployment's log, and whose were asked for.
+    loader: Option<mpsc::Sender<StreamCommand>>,
+    requested: HashSet<String>,
 }
 
 impl DeploymentsScreen {
@@ -87,6 +91,28 @@ impl DeploymentsScreen {
             log_height: 20,
             lag_ms: None,
             view: FilteredView::default(),
+            loader: None,
+            requested: HashSet::new(),
+        }
+    }
+
+    /// Finished deployments' logs are read when they are chosen (the engine follows only
+    /// running builds by itself).
+    pub fn connect(&mut self, loader: mpsc::Sender<StreamCommand>) {
+        self.loader = Some(loader);
+        self.load_chosen();
+    }
+
+    /// Asks for the chosen deployment's log when it has ended and none is here.
+    fn load_chosen(&mut self) {
+        let Some(loader) = &self.loader else { return };
+        let Some(id) = self.selected.clone() else {
+            return;
+        };
+        let ended = self.summary(&id).is_some_and(|d| d.state().is_terminal());
+        let wanted = ended && !self.logs.contains_key(&id) && !self.requested.contains(&id);
+        if wanted && loader.try_send(StreamCommand::Load(id.clone())).is_ok() {
+            self.requested.insert(id);
         }
     }
 
@@ -101,6 +127,7 @@ impl DeploymentsScreen {
         if !still_listed {
             self.selected = self.snapshot.deployments.first().map(|d| d.uid.clone());
             self.scroll = Scroll::Follow;
+            self.load_chosen();
         }
         self.refresh_view();
     }
@@ -127,9 +154,15 @@ impl DeploymentsScreen {
     }
 
     /// An action finished: the list shows its effect before the engine's next look (a cancel
-    /// ends the build now).
+    /// ends the build now; a promote or rollback moves the production mark).
     pub fn acted(&mut self, finished: &Finished) {
-        if finished.plan.kind != ActionKind::Cancel {
+        let plan = &finished.plan;
+        if matches!(plan.kind, ActionKind::Promote | ActionKind::Rollback) {
+            self.snapshot
+                .production
+                .insert(plan.project_id.clone(), plan.deployment.clone());
+        }
+        if plan.kind != ActionKind::Cancel {
             return;
         }
         let listed = self
@@ -339,6 +372,7 @@ impl DeploymentsScreen {
                 if self.selected.as_ref() != Some(&id) {
                     self.selected = Some(id);
                     self.scroll = Scroll::Follow;
+                    self.load_chosen();
                     self.refresh_view();
                 }
             }

@@ -1,5 +1,6 @@
-//! The deployments list: state (colour and symbol), project, branch, commit, age, duration,
-//! lines, stream health.
+//! The deployments list: state (colour and symbol), project (the one production serves marked),
+//! production or preview, branch, commit and author, age, duration, lines, stream health. On a
+//! terminal of 120 columns or more each deployment takes two lines, the second its git details.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
@@ -11,9 +12,19 @@ use crate::clock::short_duration;
 use crate::stream::StreamHealth;
 use crate::tui::screens::deployments::{DeploymentsScreen, Pane};
 use crate::tui::theme::Theme;
-use crate::vercel::ReadyState;
+use crate::vercel::{DeploymentSummary, ReadyState};
 
-pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, now: i64, theme: &Theme) {
+/// Marks the deployment its project's production serves.
+const PRODUCTION_MARK: &str = "★ ";
+
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    screen: &DeploymentsScreen,
+    now: i64,
+    theme: &Theme,
+    two_lines: bool,
+) {
     let title = match (&screen.snapshot.list_error, screen.snapshot.loaded) {
         (Some(_), _) => " Deployments (list failing) ",
         (None, false) => " Deployments (loading…) ",
@@ -30,57 +41,83 @@ pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, now: i6
         .into_iter()
         .map(|row| {
             let d = row.deployment;
-            let state = d.state();
-            let (symbol, style) = state_look(state, theme);
-            let started = d.building_at.or(d.created).unwrap_or(now);
-            let ended = if state.is_terminal() {
-                d.ready.unwrap_or(now)
-            } else {
-                now
-            };
-            let mut cells = vec![
-                Cell::from(Span::styled(
-                    format!("{symbol} {}", short_state(state)),
-                    style,
-                )),
-                // A name comes from the API: nothing in it may drive the terminal.
-                Cell::from(
-                    crate::printable::one_line(d.name.as_deref().unwrap_or_default()).into_owned(),
-                ),
-            ];
+            let look = Look::of(d, screen, now, theme);
+            let lines = Cell::from(row.lines.to_string());
+            let health = Cell::from(health_look(row.health, theme));
+            if two_lines {
+                // Line 2: when it started and how long it took, who and what (git).
+                let git = [
+                    author(d),
+                    meta(d, "githubCommitRef"),
+                    short_sha(d),
+                    meta(d, "githubCommitMessage"),
+                ]
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+                return Row::new(vec![
+                    Cell::from(vec![look.state, Line::styled(look.age, theme.muted)]),
+                    Cell::from(vec![look.project, Line::styled(git, theme.muted)]),
+                    Cell::from(vec![Line::from(look.target), Line::from(look.took)]),
+                    lines,
+                    health,
+                ])
+                .height(2);
+            }
+            let mut cells = vec![Cell::from(look.state), Cell::from(look.project)];
             if wide {
                 cells.push(Cell::from(meta(d, "githubCommitRef")).style(theme.muted));
                 cells.push(Cell::from(meta(d, "githubCommitMessage")));
             }
-            cells.push(
-                Cell::from(short_duration(now - d.created.unwrap_or(now))).style(theme.muted),
-            );
-            cells.push(Cell::from(short_duration(ended - started)));
-            cells.push(Cell::from(row.lines.to_string()));
-            cells.push(Cell::from(health_look(row.health, theme)));
+            cells.extend([
+                Cell::from(look.age).style(theme.muted),
+                Cell::from(look.took),
+                lines,
+                health,
+            ]);
             Row::new(cells)
         })
         .collect();
-    let mut widths = vec![Constraint::Length(8), Constraint::Min(10)];
-    if wide {
-        widths.push(Constraint::Length(14));
-        widths.push(Constraint::Min(16));
-    }
-    widths.extend([
-        Constraint::Length(6),
-        Constraint::Length(7),
-        Constraint::Length(6),
-        Constraint::Length(2),
-    ]);
-    let header_cells: Vec<&str> = if wide {
-        vec![
-            "state", "project", "branch", "commit", "age", "took", "lines", "",
-        ]
+    let (widths, header) = if two_lines {
+        (
+            vec![
+                Constraint::Length(8),
+                Constraint::Min(16),
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Length(2),
+            ],
+            Row::new(vec![
+                Cell::from(vec![Line::from("state"), Line::from("age")]),
+                Cell::from(vec![
+                    Line::from("project"),
+                    Line::from("author, branch, commit"),
+                ]),
+                Cell::from(vec![Line::from("target"), Line::from("took")]),
+                Cell::from("lines"),
+                Cell::from(""),
+            ])
+            .height(2),
+        )
     } else {
-        vec!["state", "project", "age", "took", "lines", ""]
+        let mut widths = vec![Constraint::Length(8), Constraint::Min(10)];
+        let mut header = vec!["state", "project"];
+        if wide {
+            widths.extend([Constraint::Length(14), Constraint::Min(16)]);
+            header.extend(["branch", "commit"]);
+        }
+        widths.extend([
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(2),
+        ]);
+        header.extend(["age", "took", "lines", ""]);
+        (widths, Row::new(header))
     };
     let table = Table::new(rows, widths)
-        .header(Row::new(header_cells).style(theme.header))
+        .header(header.style(theme.header))
         .block(block)
         .row_highlight_style(theme.selection)
         .column_spacing(1);
@@ -88,9 +125,74 @@ pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, now: i6
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn meta(d: &crate::vercel::DeploymentSummary, key: &str) -> String {
+fn meta(d: &DeploymentSummary, key: &str) -> String {
     let text = d.meta.get(key).and_then(|v| v.as_str()).unwrap_or("");
     crate::printable::one_line(text.lines().next().unwrap_or("")).into_owned()
+}
+
+/// What a row shows of a deployment on its first line.
+struct Look {
+    state: Line<'static>,
+    project: Line<'static>,
+    target: &'static str,
+    age: String,
+    took: String,
+}
+
+impl Look {
+    fn of(d: &DeploymentSummary, screen: &DeploymentsScreen, now: i64, theme: &Theme) -> Look {
+        let state = d.state();
+        let (symbol, style) = state_look(state, theme);
+        let started = d.building_at.or(d.created).unwrap_or(now);
+        // The list gives an end time for READY only: a failed build's length is not known.
+        let took = match (state.is_terminal(), d.ready) {
+            (false, _) => short_duration(now - started),
+            (true, Some(ready)) => short_duration(ready - started),
+            (true, None) => "–".to_owned(),
+        };
+        let serves = d
+            .project_id
+            .as_ref()
+            .and_then(|p| screen.snapshot.production.get(p))
+            .is_some_and(|id| *id == d.uid);
+        // A name comes from the API: nothing in it may drive the terminal.
+        let name = crate::printable::one_line(d.name.as_deref().unwrap_or_default()).into_owned();
+        let project = match serves {
+            true => Line::from(vec![
+                Span::styled(PRODUCTION_MARK, theme.state_ready),
+                Span::raw(name),
+            ]),
+            false => Line::from(name),
+        };
+        Look {
+            state: Line::styled(format!("{symbol} {}", short_state(state)), style),
+            project,
+            target: match d.target.as_deref() {
+                Some("production") => "prod",
+                Some(_) => "stage",
+                None => "prev",
+            },
+            age: short_duration(now - d.created.unwrap_or(now)),
+            took,
+        }
+    }
+}
+
+fn short_sha(d: &DeploymentSummary) -> String {
+    meta(d, "githubCommitSha").chars().take(7).collect()
+}
+
+/// Who made the commit (or the deployment).
+fn author(d: &DeploymentSummary) -> String {
+    [
+        "githubCommitAuthorLogin",
+        "githubCommitAuthorName",
+        "gitlabCommitAuthorLogin",
+    ]
+    .iter()
+    .map(|key| meta(d, key))
+    .find(|author| !author.is_empty())
+    .unwrap_or_default()
 }
 
 fn short_state(state: ReadyState) -> &'static str {

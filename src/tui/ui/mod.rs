@@ -29,7 +29,8 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
     match app.screen {
         Screen::Deployments => {
             let (list, activity, log) = split_main(main, app);
-            deployments::render(frame, list, &app.deployments, app.now(), theme);
+            let two_lines = area.width >= SIDE_BY_SIDE_MIN_WIDTH;
+            deployments::render(frame, list, &app.deployments, app.now(), theme, two_lines);
             actions::render_panel(frame, activity, &app.actions, app.now(), theme);
             log::render(frame, log, &app.deployments, theme);
         }
@@ -57,8 +58,10 @@ fn split_main(area: Rect, app: &App) -> (Rect, Rect, Rect) {
     let screen: &DeploymentsScreen = &app.deployments;
     let activity = actions::panel_height(&app.actions);
     if area.width >= SIDE_BY_SIDE_MIN_WIDTH {
+        // Two fifths of a wide terminal for the list and its git details, at least 56 columns.
+        let list_width = (area.width * 2 / 5).max(56);
         let [left, log] =
-            Layout::horizontal([Constraint::Length(56), Constraint::Min(20)]).areas(area);
+            Layout::horizontal([Constraint::Length(list_width), Constraint::Min(20)]).areas(area);
         let [list, activity] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(activity)]).areas(left);
         (list, activity, log)
