@@ -369,16 +369,31 @@ fn the_demo_opens_on_a_teams_day() {
             .all(|seen| text.contains(seen))
         })
         .or_panic();
-    // Down to a deployment of hours ago: its whole log is read and shown.
-    for _ in 0..8 {
+    // Down to the oldest, of hours ago: its whole log is read and shown.
+    for _ in 0..30 {
         session.send_key(Key::Down);
     }
+    session
+        .wait_for_text("Build log storefront", WAIT)
+        .or_panic();
     session
         .wait_for("a finished build's log", WAIT, |screen| {
             let text = screen.contents();
             text.contains("Build Completed")
                 || text.contains("Deployment completed")
                 || text.contains("Build completed")
+        })
+        .or_panic();
+    // The last hour's two failures: one alert firing, one acknowledged by a teammate, each
+    // naming project, branch, commit and the error.
+    session.send_key(Key::Char('2'));
+    session
+        .wait_for("one firing, one acknowledged", WAIT, |screen| {
+            let text = screen.contents();
+            text.contains("firing")
+                && text.contains("acked")
+                && text.contains("checkout-web feat/gift-cards")
+                && text.contains("Type error: Property 'totl'")
         })
         .or_panic();
     session.send_key(Key::Char('q'));

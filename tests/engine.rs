@@ -45,6 +45,7 @@ async fn every_building_deployment_is_followed_to_its_end() {
             poll_every: Duration::from_millis(100),
             project: None,
             production_every: Some(Duration::from_millis(100)),
+            ended_within: None,
             follow: FollowOptions {
                 status_poll: Duration::from_millis(100),
                 drain_idle: Duration::from_millis(200),

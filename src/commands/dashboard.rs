@@ -10,7 +10,8 @@ use shiplog::tui::{self, Feeds};
 
 use shiplog::actions::desk::ActionsHandle;
 use shiplog::actions::{Actions, Actor};
-use shiplog::alert::runner::AlertingHandle;
+use shiplog::alert::book::{AlertRecord, AlertState};
+use shiplog::alert::runner::{AlertCommand, AlertingHandle};
 use shiplog::breakglass::desk::BreakglassHandle;
 use shiplog::config::Settings;
 use shiplog::shutdown::Shutdown;
@@ -58,6 +59,12 @@ pub async fn run(cli: &Cli) -> Exit {
     let breakglass = start_breakglass(&settings, &logger, &team, engine_shutdown.clone()).await;
     let actions = start_actions(&settings, &logger, &team, engine_shutdown.clone()).await;
     let (alerting, alert_handle) = alerting.unzip();
+    if let (Some(handle), Some(_)) = (&alert_handle, &team.simulator) {
+        tokio::spawn(demo_acknowledges_one(
+            handle.alerts.clone(),
+            handle.commands.clone(),
+        ));
+    }
     let stream = team.engine.start(engine_shutdown);
     let mut feeds = connect(&mut app, &stream, entries, alert_handle, breakglass);
     if let Some(handle) = actions {
@@ -96,6 +103,33 @@ async fn start_breakglass(
     Some(shiplog::breakglass::desk::start(
         service, requester, shutdown,
     ))
+}
+
+/// The demo opens with one alert firing and one acknowledged: the older of its first two
+/// failures is acknowledged, with a note, as a teammate would have.
+async fn demo_acknowledges_one(
+    mut alerts: tokio::sync::watch::Receiver<Vec<AlertRecord>>,
+    commands: tokio::sync::mpsc::Sender<AlertCommand>,
+) {
+    let firing = |records: &Vec<AlertRecord>| {
+        let mut failures: Vec<&AlertRecord> = records
+            .iter()
+            .filter(|r| r.rule == "deploy_failed" && r.state == AlertState::Firing)
+            .collect();
+        failures.sort_by_key(|r| r.entry_ts);
+        (failures.len() >= 2).then(|| failures[0].fingerprint.clone())
+    };
+    let fingerprint = match alerts.wait_for(|records| firing(records).is_some()).await {
+        Ok(seen) => firing(&seen),
+        Err(_) => None,
+    };
+    let Some(fingerprint) = fingerprint else {
+        return;
+    };
+    let note = Some("Known: the gift-card branch is being fixed".to_owned());
+    let _ = commands
+        .send(AlertCommand::Acknowledge { fingerprint, note })
+        .await;
 }
 
 /// The actions engine of this dashboard, or `None` (said in the diagnostics) when its audit

@@ -22,6 +22,10 @@ use super::error::{CommandError, Exit};
 use super::{report_drops, AlertOutlet};
 use crate::cli::Cli;
 
+/// The demo follows its history of this long ago as if it were live, so that it opens with
+/// alerts about its recent failures.
+const DEMO_RECENT: Duration = Duration::from_secs(75 * 60);
+
 /// Who the session is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Face {
@@ -117,6 +121,8 @@ impl TeamSession {
             poll_every,
             // The dashboard marks where production points; headless commands need not know.
             production_every: (face == Face::Dashboard).then_some(poll_every * 6),
+            // The demo opens with its last hour's failures alerting.
+            ended_within: simulator.is_some().then_some(DEMO_RECENT),
             project: settings.project.clone(),
             follow: FollowOptions {
                 idle_timeout: settings.idle_timeout,

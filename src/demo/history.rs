@@ -1,6 +1,7 @@
 //! The last few hours of a team's day, for the demo to open on: a dozen deployments across
 //! projects, production and preview, ready, failed and canceled, each with its whole log, by
-//! three people. Live builds then keep arriving (`demo_loop`).
+//! three people; the last hour's two failures alert when the dashboard opens. Live builds then
+//! keep arriving (`demo_loop`).
 
 use crate::demo::model::{DeploymentSpec, ReadyState};
 use crate::demo::scenarios;
@@ -37,7 +38,7 @@ const fn past(
 }
 
 /// Oldest first.
-const DAY: [Past; 12] = [
+const DAY: [Past; 13] = [
     past(
         235,
         "nextjs-success",
@@ -109,6 +110,14 @@ const DAY: [Past; 12] = [
         "fix(checkout): round totals",
         true,
         "ben",
+    ),
+    past(
+        52,
+        "failing-build",
+        "feat/gift-cards",
+        "feat(checkout): gift cards",
+        false,
+        "ana",
     ),
     Past {
         outcome: Some(ReadyState::Ready),

@@ -43,6 +43,10 @@ pub struct EngineOptions {
     /// How often to look where each listed project's production points (the dashboard marks
     /// it); `None`: never (headless commands have no use for it).
     pub production_every: Option<Duration>,
+    /// Also follow, once, deployments that ended less than this long before the engine
+    /// started, as if they were live: their failures alert. Only the demo sets it (a real
+    /// team's dashboard would otherwise alert again on every start).
+    pub ended_within: Option<Duration>,
 }
 
 /// The most projects whose production is looked up in one round.
@@ -55,6 +59,7 @@ impl Default for EngineOptions {
             project: None,
             follow: FollowOptions::default(),
             production_every: None,
+            ended_within: None,
         }
     }
 }
@@ -103,6 +108,9 @@ impl StreamEngine {
             followers: JoinSet::new(),
             list_failing: false,
             follow_options: self.follow_options(),
+            recent_since: self.options.ended_within.map(|within| {
+                crate::clock::now_ms() - i64::try_from(within.as_millis()).unwrap_or(i64::MAX)
+            }),
         };
         let query = ListQuery {
             limit: Some(50),
@@ -183,7 +191,8 @@ impl StreamEngine {
             changed
         });
         for deployment in deployments.into_iter().rev() {
-            if !deployment.state().is_terminal() && round.followed.insert(deployment.uid.clone()) {
+            let wanted = !deployment.state().is_terminal() || round.recent(&deployment);
+            if wanted && round.followed.insert(deployment.uid.clone()) {
                 let options = round.follow_options.clone();
                 self.start_following(deployment.uid, options, round, shutdown.clone());
             }
@@ -284,4 +293,13 @@ struct Round {
     followers: JoinSet<()>,
     list_failing: bool,
     follow_options: FollowOptions,
+    /// Deployments created after this (ms) are followed even when finished (the demo's).
+    recent_since: Option<i64>,
+}
+
+impl Round {
+    fn recent(&self, deployment: &DeploymentSummary) -> bool {
+        self.recent_since
+            .is_some_and(|since| deployment.created.is_some_and(|created| created >= since))
+    }
 }
