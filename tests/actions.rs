@@ -68,6 +68,17 @@ async fn deployments(state: &Path, sim: &SimulatorHandle, role: &str, args: &[&s
     .await
 }
 
+/// `shiplog deployments ARGS` as `role`, which must succeed.
+async fn succeed(state: &Path, sim: &SimulatorHandle, role: &str, args: &[&str]) -> Output {
+    expect(0, deployments(state, sim, role, args).await)
+}
+
+/// `out`, after checking it exited with `code` (stderr says why when it did not).
+fn expect(code: i32, out: Output) -> Output {
+    assert_eq!(out.code, code, "{}", out.stderr);
+    out
+}
+
 /// Requests that change something (anything but GET).
 fn changes(sim: &SimulatorHandle) -> Vec<String> {
     sim.requests()
@@ -97,14 +108,13 @@ async fn an_operator_cancels_a_build_and_the_trail_holds_every_step() {
     let sim = simulator().await;
     let id = sim.add_deployment(long_build("checkout-web"));
     let state = tempfile::tempdir().expect("dir");
-    let out = deployments(
+    let out = succeed(
         state.path(),
         &sim,
         "operator",
         &["cancel", &id, "--yes", "--reason", "wrong branch"],
     )
     .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.trim(), format!("{id} canceled"));
     assert_eq!(sim.ready_state(&id), Some(ReadyState::Canceled));
     let records = audit(state.path());
@@ -151,14 +161,13 @@ async fn a_redeploy_builds_the_same_source_again_carrying_its_action_id() {
     let source = sim.add_deployment(build("docs", None));
     sim.wait_finished(&source).await;
     let state = tempfile::tempdir().expect("dir");
-    let out = deployments(
+    let out = succeed(
         state.path(),
         &sim,
         "operator",
         &["redeploy", &source, "--yes", "--json"],
     )
     .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     let result: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     let created = result["created"]
         .as_str()
@@ -180,7 +189,7 @@ async fn a_rollback_moves_production_back_and_a_promote_undoes_it() {
     let sim = simulator().await;
     let (older, newer) = two_productions(&sim).await;
     let state = tempfile::tempdir().expect("dir");
-    let out = deployments(
+    succeed(
         state.path(),
         &sim,
         "operator",
@@ -193,7 +202,6 @@ async fn a_rollback_moves_production_back_and_a_promote_undoes_it() {
         ],
     )
     .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         sim.production("storefront").as_deref(),
         Some(older.as_str())
@@ -219,14 +227,13 @@ async fn a_rollback_moves_production_back_and_a_promote_undoes_it() {
     );
 
     // Undo: promote the newer one again.
-    let out = deployments(
+    succeed(
         state.path(),
         &sim,
         "super_admin",
         &["promote", &newer, "--yes"],
     )
     .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         sim.production("storefront").as_deref(),
         Some(newer.as_str())
@@ -293,8 +300,10 @@ async fn an_action_that_cannot_be_audited_is_not_sent() {
     let state = tempfile::tempdir().expect("dir");
     // The trail's file cannot be appended to: a directory stands where it goes.
     std::fs::create_dir_all(state.path().join("state/actions/audit.ndjson")).expect("dir");
-    let out = deployments(state.path(), &sim, "operator", &["cancel", &id, "--yes"]).await;
-    assert_eq!(out.code, 77, "{}", out.stderr);
+    let out = expect(
+        77,
+        deployments(state.path(), &sim, "operator", &["cancel", &id, "--yes"]).await,
+    );
     assert!(
         out.stderr
             .contains("an action that cannot be audited is not sent"),
@@ -376,14 +385,13 @@ async fn a_redeploy_whose_answer_is_lost_is_not_sent_twice() {
     sim.wait_finished(&source).await;
     sim.lose_next_action_answers(1);
     let state = tempfile::tempdir().expect("dir");
-    let out = deployments(
+    let out = succeed(
         state.path(),
         &sim,
         "operator",
         &["redeploy", &source, "--yes"],
     )
     .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout
             .contains("its answer was lost; Vercel shows it done"),
@@ -404,23 +412,21 @@ async fn a_promote_whose_answer_is_lost_is_found_done() {
     let sim = simulator().await;
     let (older, newer) = two_productions(&sim).await;
     let state = tempfile::tempdir().expect("dir");
-    let rolled = deployments(
+    succeed(
         state.path(),
         &sim,
         "operator",
         &["rollback", "storefront", "--to", &older, "--yes"],
     )
     .await;
-    assert_eq!(rolled.code, 0, "{}", rolled.stderr);
     sim.lose_next_action_answers(1);
-    let out = deployments(
+    succeed(
         state.path(),
         &sim,
         "operator",
         &["promote", &newer, "--yes"],
     )
     .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         sim.production("storefront").as_deref(),
         Some(newer.as_str())
@@ -544,8 +550,7 @@ async fn a_cancel_whose_answer_is_lost_is_found_done() {
     let id = sim.add_deployment(long_build("checkout-web"));
     sim.lose_next_action_answers(1);
     let state = tempfile::tempdir().expect("dir");
-    let out = deployments(state.path(), &sim, "operator", &["cancel", &id, "--yes"]).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    succeed(state.path(), &sim, "operator", &["cancel", &id, "--yes"]).await;
     assert_eq!(changes(&sim).len(), 1, "sent once");
     assert_eq!(
         outcomes(&audit(state.path())),
@@ -580,14 +585,13 @@ async fn an_old_promote_of_the_same_deployment_is_not_taken_for_this_one() {
     );
     assert_ne!(newest, newer);
 
-    let out = deployments(
+    let out = succeed(
         state.path(),
         &sim,
         "operator",
         &["promote", &older, "--yes"],
     )
     .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!out.stdout.contains("already happened"), "{}", out.stdout);
     assert_eq!(
         sim.production("storefront").as_deref(),
@@ -603,7 +607,7 @@ async fn secrets_in_a_reason_reach_neither_the_trail_nor_vercel() {
     let state = tempfile::tempdir().expect("dir");
     let secret = "ghp_1234567890abcdefghijklmnopqrstuvwxyz";
     let reason = format!("leaked token {secret} in the build");
-    let out = deployments(
+    succeed(
         state.path(),
         &sim,
         "operator",
@@ -618,7 +622,6 @@ async fn secrets_in_a_reason_reach_neither_the_trail_nor_vercel() {
         ],
     )
     .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     let trail =
         std::fs::read_to_string(state.path().join("state/actions/audit.ndjson")).expect("trail");
     assert!(
@@ -644,14 +647,16 @@ async fn a_rollback_to_another_projects_deployment_is_refused() {
     let other = sim.add_deployment(build("docs", Some("production")));
     sim.wait_finished(&other).await;
     let state = tempfile::tempdir().expect("dir");
-    let out = deployments(
-        state.path(),
-        &sim,
-        "operator",
-        &["rollback", "storefront", "--to", &other, "--yes"],
-    )
-    .await;
-    assert_eq!(out.code, 77, "{}", out.stderr);
+    let out = expect(
+        77,
+        deployments(
+            state.path(),
+            &sim,
+            "operator",
+            &["rollback", "storefront", "--to", &other, "--yes"],
+        )
+        .await,
+    );
     assert!(
         out.stderr.contains("is not a deployment of storefront"),
         "{}",
@@ -671,8 +676,10 @@ async fn a_token_vercel_refuses_exits_2_and_is_recorded() {
     .expect("simulator");
     let id = sim.add_deployment(long_build("checkout-web"));
     let state = tempfile::tempdir().expect("dir");
-    let out = deployments(state.path(), &sim, "operator", &["cancel", &id, "--yes"]).await;
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = expect(
+        2,
+        deployments(state.path(), &sim, "operator", &["cancel", &id, "--yes"]).await,
+    );
     assert!(
         out.stderr.contains("Vercel refused the cancel"),
         "{}",

@@ -5,13 +5,41 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shiplog::demo::{DeploymentSpec, SimEvent, SimulatorHandle, SimulatorOptions};
-use shiplog::log::{Delivery, Logger, Tier};
+use shiplog::log::{Delivery, EntryReceiver, Logger, Tier};
 use shiplog::metrics::Metrics;
 use shiplog::secret::Secret;
 use shiplog::store::StateStore;
 use shiplog::stream::engine::{EngineOptions, StreamEngine};
 use shiplog::stream::FollowOptions;
 use shiplog::vercel::{ClientConfig, VercelClient};
+
+/// An engine over the simulator that looks often, with its state under `dir`, and the
+/// entries it writes.
+fn engine(sim: &SimulatorHandle, dir: &std::path::Path) -> (StreamEngine, EntryReceiver) {
+    let store = StateStore::embedded(dir, "shiplog:test:").expect("store");
+    let (builder, rx) = Logger::builder().channel("test", 4096, Delivery::DropWhenFull);
+    let client =
+        VercelClient::new(ClientConfig::new(sim.base_url(), Secret::new("t"))).expect("client");
+    let options = EngineOptions {
+        poll_every: Duration::from_millis(100),
+        production_every: Some(Duration::from_millis(100)),
+        follow: FollowOptions {
+            status_poll: Duration::from_millis(100),
+            drain_idle: Duration::from_millis(200),
+            settle: Duration::ZERO,
+            ..FollowOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    let engine = StreamEngine::new(
+        client,
+        store,
+        builder.build(),
+        Arc::new(Metrics::new()),
+        options,
+    );
+    (engine, rx)
+}
 
 #[tokio::test]
 async fn every_building_deployment_is_followed_to_its_end() {
@@ -32,28 +60,7 @@ async fn every_building_deployment_is_followed_to_its_end() {
         sim.add_deployment(build("docs")),
     ];
     let dir = tempfile::tempdir().expect("dir");
-    let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
-    let (builder, mut rx) = Logger::builder().channel("test", 4096, Delivery::DropWhenFull);
-    let client =
-        VercelClient::new(ClientConfig::new(sim.base_url(), Secret::new("t"))).expect("client");
-    let engine = StreamEngine::new(
-        client,
-        store,
-        builder.build(),
-        Arc::new(Metrics::new()),
-        EngineOptions {
-            poll_every: Duration::from_millis(100),
-            project: None,
-            production_every: Some(Duration::from_millis(100)),
-            ended_within: None,
-            follow: FollowOptions {
-                status_poll: Duration::from_millis(100),
-                drain_idle: Duration::from_millis(200),
-                settle: Duration::ZERO,
-                ..FollowOptions::default()
-            },
-        },
-    );
+    let (engine, mut rx) = engine(&sim, dir.path());
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let running = engine.start(shutdown).task;
 
@@ -106,25 +113,7 @@ async fn production_is_marked_and_a_finished_log_is_read_when_asked() {
     };
     let old = sim.add_finished(spec, 3_600_000);
     let dir = tempfile::tempdir().expect("dir");
-    let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
-    let (builder, mut rx) = Logger::builder().channel("test", 4096, Delivery::DropWhenFull);
-    let client =
-        VercelClient::new(ClientConfig::new(sim.base_url(), Secret::new("t"))).expect("client");
-    let engine = StreamEngine::new(
-        client,
-        store,
-        builder.build(),
-        Arc::new(Metrics::new()),
-        EngineOptions {
-            poll_every: Duration::from_millis(100),
-            production_every: Some(Duration::from_millis(100)),
-            follow: FollowOptions {
-                settle: Duration::ZERO,
-                ..FollowOptions::default()
-            },
-            ..EngineOptions::default()
-        },
-    );
+    let (engine, mut rx) = engine(&sim, dir.path());
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let handle = engine.start(shutdown);
     let mut snapshot = handle.snapshot.clone();

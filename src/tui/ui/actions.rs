@@ -1,10 +1,10 @@
 //! The actions on a deployment: the menu, the confirmation and the waiting box (drawn over any
 //! screen), and the activity panel: the latest of every recent action, wherever it was taken.
 
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::titled_block;
@@ -79,21 +79,9 @@ pub fn render_popup(frame: &mut Frame, area: Rect, panel: &ActionsPanel, theme: 
             ))],
         ),
     };
-    let width = area.width.saturating_sub(4).min(72);
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let [row] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(row);
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(titled_block(title, theme.border_focused, theme).style(theme.base)),
-        popup,
-    );
+    let size = (area.width.saturating_sub(4).min(72), lines.len() as u16 + 2);
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
+    super::popup(frame, area, size, title, paragraph, theme);
 }
 
 /// How many lines the activity panel takes (none without actions).

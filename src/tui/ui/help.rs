@@ -1,8 +1,8 @@
 //! The help overlay: every key, by what it does.
 
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::tui::app::Screen;
@@ -76,14 +76,6 @@ pub fn render(frame: &mut Frame, area: Rect, screen: Screen, theme: &Theme) {
         Screen::Queue => &QUEUE_KEYS,
         Screen::Breakglass => &BREAKGLASS_KEYS,
     };
-    let width = 60.min(area.width);
-    let height = (keys.len() as u16 + 2).min(area.height);
-    let [row] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(row);
     let lines: Vec<Line> = keys
         .iter()
         .map(|(key, what)| {
@@ -93,10 +85,6 @@ pub fn render(frame: &mut Frame, area: Rect, screen: Screen, theme: &Theme) {
             ])
         })
         .collect();
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(super::titled_block(" Keys ", theme.border_focused, theme).style(theme.base)),
-        popup,
-    );
+    let size = (60, keys.len() as u16 + 2);
+    super::popup(frame, area, size, " Keys ", Paragraph::new(lines), theme);
 }

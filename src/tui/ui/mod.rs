@@ -92,6 +92,29 @@ pub(crate) fn pane<'a>(focused: bool, title: impl Into<Line<'a>>, theme: &Theme)
         .title(title)
 }
 
+/// A box of `width` x `height` in the middle of `area` (no larger than it), cleared, with
+/// `lines` in it under `title`: what pops up over a screen.
+pub(crate) fn popup<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    (width, height): (u16, u16),
+    title: &'a str,
+    paragraph: ratatui::widgets::Paragraph<'a>,
+    theme: &Theme,
+) {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(ratatui::layout::Flex::Center)
+        .areas(area);
+    let [popup] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(ratatui::layout::Flex::Center)
+        .areas(row);
+    frame.render_widget(ratatui::widgets::Clear, popup);
+    frame.render_widget(
+        paragraph.block(titled_block(title, theme.border_focused, theme).style(theme.base)),
+        popup,
+    );
+}
+
 /// A bordered box with its title in the theme's title style.
 pub(crate) fn titled_block<'a>(
     title: impl Into<std::borrow::Cow<'a, str>>,
