@@ -787,6 +787,35 @@ mod actions {
     }
 
     #[test]
+    fn names_from_the_api_or_the_trail_cannot_drive_the_terminal_from_a_popup() {
+        let (mut app, _sent) = acting_app();
+        if let Some(view) = app.actions.view.as_mut() {
+            view.actions[0].user = "mallory\u{1b}]0;pwned\u{7}\u{1b}[2J".to_owned();
+        }
+        let evil = plan(
+            ActionKind::Rollback,
+            "dpl_9xQe4M",
+            "docs\u{1b}[2J\u{9b}31m",
+            Confirmation::ProjectName,
+        );
+        app.on_action_answer(ActionAnswer::Planned(Ok(evil)));
+        let screen = screen_text(&app, 160, 48);
+        assert!(
+            !screen.contains(|c: char| c.is_control() && c != '\n'),
+            "{screen:?}"
+        );
+        // The whole sequence goes, not only its escape character.
+        assert!(
+            !screen.contains("]0;pwned") && !screen.contains("[2J"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("mallory") && screen.contains("Roll back production of docs"),
+            "{screen}"
+        );
+    }
+
+    #[test]
     fn a_viewer_is_told_before_anything_opens() {
         let (mut app, mut sent) = acting_app();
         if let Some(view) = app.actions.view.as_mut() {

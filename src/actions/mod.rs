@@ -131,7 +131,9 @@ pub enum Refusal {
     Audit(String),
     #[error("the state store is unavailable ({0}), so another dashboard could send the same action; nothing was sent")]
     Store(String),
-    #[error("{user} sent the same {action} on this deployment {seconds} s ago (action {action_id}); it is not sent twice")]
+    #[error(
+        "{user} sent the same {action} {seconds} s ago (action {action_id}); it is not sent twice"
+    )]
     Claimed {
         user: String,
         action: &'static str,

@@ -245,10 +245,10 @@ async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
             "{} {:<32} {:<20} {:<10} {:<10} {:<16} {:<7} {}",
             if serves(d) { "*" } else { " " },
             d.uid,
-            d.name.as_deref().unwrap_or("-"),
+            cut(d.name.as_deref().unwrap_or("-"), 20),
             d.state().as_str(),
             d.target.as_deref().unwrap_or("preview"),
-            meta(d, "githubCommitRef").unwrap_or("-"),
+            cut(meta(d, "githubCommitRef").unwrap_or("-"), 16),
             meta(d, "githubCommitSha").map_or("-", |sha| sha.get(..7).unwrap_or(sha)),
             meta(d, "githubCommitMessage").unwrap_or(""),
         );
@@ -264,6 +264,14 @@ async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
         );
     }
     Ok(exit::OK)
+}
+
+/// At most `width` characters, so the columns stay in line.
+fn cut(text: &str, width: usize) -> String {
+    match text.chars().count() > width {
+        true => text.chars().take(width - 1).chain(['…']).collect(),
+        false => text.to_owned(),
+    }
 }
 
 fn meta<'a>(deployment: &'a DeploymentSummary, key: &str) -> Option<&'a str> {

@@ -25,7 +25,7 @@ pub fn render_popup(frame: &mut Frame, area: Rect, panel: &ActionsPanel, theme: 
             choices,
             selected,
         } => {
-            let mut lines = vec![Line::from(Span::styled(deployment.clone(), theme.muted))];
+            let mut lines = vec![Line::from(Span::styled(shown(deployment), theme.muted))];
             lines.extend(choices.iter().enumerate().map(|(i, choice)| {
                 let style = if i == *selected {
                     theme.selection
@@ -50,7 +50,7 @@ pub fn render_popup(frame: &mut Frame, area: Rect, panel: &ActionsPanel, theme: 
         Step::Asking(plan) => (
             " Confirm ",
             vec![
-                Line::from(format!("{}?", plan.summary())),
+                Line::from(format!("{}?", shown(&plan.summary()))),
                 Line::from(""),
                 Line::from(vec![
                     Span::styled(" y ", theme.help_key),
@@ -63,10 +63,10 @@ pub fn render_popup(frame: &mut Frame, area: Rect, panel: &ActionsPanel, theme: 
         Step::Typing { plan, typed } => (
             " Confirm: this changes production ",
             vec![
-                Line::from(format!("{}.", plan.summary())),
+                Line::from(format!("{}.", shown(&plan.summary()))),
                 Line::from(""),
                 Line::from(match typed {
-                    None => format!("Type the project's name ({}) below.", plan.project),
+                    None => format!("Type the project's name ({}) below.", shown(&plan.project)),
                     Some(_) => "Say why below (optional); it is audited.".to_owned(),
                 }),
             ],
@@ -75,13 +75,18 @@ pub fn render_popup(frame: &mut Frame, area: Rect, panel: &ActionsPanel, theme: 
             " Sending ",
             vec![Line::from(format!(
                 "{}: audited, sent, waiting for Vercel...",
-                plan.summary()
+                shown(&plan.summary())
             ))],
         ),
     };
     let size = (area.width.saturating_sub(4).min(72), lines.len() as u16 + 2);
     let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
     super::popup(frame, area, size, title, paragraph, theme);
+}
+
+/// Text from the API or the trail, as the screen may show it: one line, no escapes.
+fn shown(text: &str) -> String {
+    crate::printable::one_line(text).into_owned()
 }
 
 /// How many lines the activity panel takes (none without actions).
@@ -136,7 +141,7 @@ fn activity_line<'a>(record: &'a ActionRecord, now: i64, theme: &Theme) -> Line<
     Line::from(vec![
         Span::styled(format!("{mark} {:<9} ", record.outcome.as_str()), style),
         Span::styled(format!("{age:>5} "), theme.muted),
-        Span::styled(format!("{} ", record.user), theme.help_key),
-        Span::raw(crate::printable::one_line(&what).into_owned()),
+        Span::styled(format!("{} ", shown(&record.user)), theme.help_key),
+        Span::raw(shown(&what)),
     ])
 }

@@ -129,6 +129,8 @@ fn left_spans<'a>(app: &'a App, theme: &Theme) -> Vec<Span<'a>> {
 fn right_span<'a>(app: &'a App, theme: &Theme) -> Span<'a> {
     let list_error = app.deployments.snapshot.list_error.as_ref();
     if let Some(notice) = &app.notice {
+        // A notice can quote the API or a file: shown on one line, without escapes.
+        let notice = crate::printable::one_line(notice);
         Span::styled(format!(" {notice} "), theme.status_bar)
     } else if let Some(warning) = list_error.or(app.warnings.last()) {
         Span::styled(format!(" ▲ {warning} "), theme.status_warning)
