@@ -399,3 +399,78 @@ fn the_demo_opens_on_a_teams_day() {
     session.send_key(Key::Char('q'));
     assert_eq!(session.wait_exit(WAIT), Some(0));
 }
+
+/// Production changes from the dashboard ask for the project's name and a reason: the oldest
+/// storefront deployment is rolled back to (the mark moves at once), a promote of what
+/// production already serves is refused, and a production redeploy starts a new build.
+#[test]
+fn production_is_rolled_back_and_redeployed_from_the_dashboard() {
+    let home = tempfile::tempdir().expect("home");
+    let mut session = dashboard_with(home.path(), &[], &[("SHIPLOG_USER", "ana")], 160, 48);
+    session.wait_for_text("★", WAIT).or_panic();
+    for _ in 0..30 {
+        session.send_key(Key::Down);
+    }
+    session
+        .wait_for_text("Build log storefront", WAIT)
+        .or_panic();
+    let confirm = |session: &mut PtySession, key: char, reason: &str| {
+        session.send_key(Key::Char('x'));
+        session
+            .wait_for_text("Act on this deployment", WAIT)
+            .or_panic();
+        session.send_key(Key::Char(key));
+        session
+            .wait_for_text("Type the project's name (storefront) below", WAIT)
+            .or_panic();
+        session.send(b"storefront");
+        session.send_key(Key::Enter);
+        session
+            .wait_for_text("reason (optional, audited)", WAIT)
+            .or_panic();
+        session.send(reason.as_bytes());
+        session.send_key(Key::Enter);
+    };
+    confirm(&mut session, 'b', "checkout errors after the deploy");
+    session
+        .wait_for_text("production of storefront now points at", WAIT)
+        .or_panic();
+    session
+        .wait_for("the mark on the oldest", WAIT, |screen| {
+            let rows = screen.contents();
+            // The list's rows, without the log beside them.
+            rows.lines()
+                .filter_map(|l| l.split("││").next())
+                .rev()
+                .find(|l| l.contains("READY") && l.contains("storefront"))
+                .is_some_and(|l| l.contains("★"))
+        })
+        .or_panic();
+
+    session.send_key(Key::Char('x'));
+    session
+        .wait_for_text("Promote to production", WAIT)
+        .or_panic();
+    session.send_key(Key::Char('p'));
+    session
+        .wait_for_text("already serves production of storefront", WAIT)
+        .or_panic();
+
+    confirm(&mut session, 'r', "rebuild with fresh env");
+    session
+        .wait_for_text("storefront is building dpl_", WAIT)
+        .or_panic();
+    session.send_key(Key::Char('q'));
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+    let trail = std::fs::read_to_string(home.path().join("state/actions/audit.ndjson"))
+        .expect("the action audit trail");
+    assert_eq!(
+        trail.matches("\"outcome\":\"succeeded\"").count(),
+        2,
+        "{trail}"
+    );
+    assert!(
+        trail.contains("checkout errors after the deploy"),
+        "{trail}"
+    );
+}

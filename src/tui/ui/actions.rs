@@ -79,7 +79,11 @@ pub fn render_popup(frame: &mut Frame, area: Rect, panel: &ActionsPanel, theme: 
             ))],
         ),
     };
-    let size = (area.width.saturating_sub(4).min(72), lines.len() as u16 + 2);
+    let width = area.width.saturating_sub(4).min(72);
+    // Long lines wrap: the box grows with them.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let size = (width, rows as u16 + 2);
     let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
     super::popup(frame, area, size, title, paragraph, theme);
 }
