@@ -831,3 +831,56 @@ mod actions {
         );
     }
 }
+
+/// The demo's start screen: its day of history as the simulator serves it (ids, commits and
+/// times made steady for the snapshot; live builds come later).
+#[tokio::test]
+async fn the_demo_start_screen() {
+    use shiplog::demo::{add_history, SimulatorHandle, SimulatorOptions};
+    use shiplog::secret::Secret;
+    use shiplog::vercel::client::ListQuery;
+    use shiplog::vercel::{ClientConfig, VercelClient};
+
+    let sim = SimulatorHandle::start(SimulatorOptions::default())
+        .await
+        .expect("simulator");
+    add_history(&sim);
+    let client =
+        VercelClient::new(ClientConfig::new(sim.base_url(), Secret::new("t"))).expect("client");
+    let listed = client
+        .list_deployments(&ListQuery::default())
+        .await
+        .expect("list")
+        .deployments;
+    let real_now = shiplog::clock::now_ms();
+    let steady = |ms: Option<i64>| ms.map(|t| NOW - ((real_now - t) / 60_000) * 60_000);
+    let mut production = std::collections::HashMap::new();
+    let mut deployments = Vec::new();
+    for (i, mut d) in listed.into_iter().enumerate() {
+        let project = d.project_id.clone().unwrap_or_default();
+        let serving = client.get_project(&project).await.expect("project");
+        let id = format!("dpl_day{i:02}");
+        if serving.production_id() == Some(d.uid.as_str()) {
+            production.insert(project.clone(), id.clone());
+        }
+        d.uid = id;
+        let shift = steady(d.created).unwrap_or(NOW) - d.created.unwrap_or(real_now);
+        d.created = steady(d.created);
+        d.building_at = d.building_at.map(|t| t + shift);
+        d.ready = d.ready.map(|t| t + shift);
+        d.meta.insert(
+            "githubCommitSha".into(),
+            format!("{:07x}", 0xa11ce + i * 4099).into(),
+        );
+        deployments.push(d);
+    }
+    let mut app = App::new(Source::Demo, "embedded", 10_000);
+    app.frozen_now = Some(NOW);
+    app.apply_snapshot(EngineSnapshot {
+        deployments,
+        production,
+        loaded: true,
+        ..EngineSnapshot::default()
+    });
+    snapshot_everywhere("demo_start", &app);
+}
