@@ -460,15 +460,35 @@ fn production_is_rolled_back_and_redeployed_from_the_dashboard() {
     session
         .wait_for_text("storefront is building dpl_", WAIT)
         .or_panic();
+
+    // Six rows up from the oldest: storefront's production build of 1h44m ago, promoted.
+    for _ in 0..6 {
+        session.send_key(Key::Up);
+    }
+    confirm(&mut session, 'p', "undo the rollback");
+    session
+        .wait_for("the promote in the activity panel", WAIT, |screen| {
+            screen
+                .contents()
+                .lines()
+                .any(|l| l.contains("succeeded") && l.contains("ana promote dpl_"))
+        })
+        .or_panic();
     session.send_key(Key::Char('q'));
     assert_eq!(session.wait_exit(WAIT), Some(0));
     let trail = std::fs::read_to_string(home.path().join("state/actions/audit.ndjson"))
         .expect("the action audit trail");
-    assert_eq!(
-        trail.matches("\"outcome\":\"succeeded\"").count(),
-        2,
-        "{trail}"
-    );
+    let done: Vec<&str> = trail
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"succeeded\""))
+        .map(|l| {
+            ["rollback", "redeploy", "promote"]
+                .into_iter()
+                .find(|kind| l.contains(&format!("\"action\":\"{kind}\"")))
+                .unwrap_or("?")
+        })
+        .collect();
+    assert_eq!(done, ["rollback", "redeploy", "promote"], "{trail}");
     assert!(
         trail.contains("checkout errors after the deploy"),
         "{trail}"
