@@ -133,6 +133,7 @@ on_both_backends!(
     value_expires_after_its_ttl,
     put_if_absent_first_writer_wins,
     put_if_absent_takes_an_expired_slot,
+    delete_if_removes_only_the_value_it_names,
     concurrent_put_if_absent_has_one_winner,
     two_stores_agree_on_put_if_absent,
     namespaces_are_isolated,
@@ -258,6 +259,26 @@ mod cases {
             .unwrap();
         assert_eq!(first, "vercel-bld_1-AAAA");
         assert_eq!(second, "vercel-bld_1-AAAA");
+    }
+
+    pub async fn delete_if_removes_only_the_value_it_names(fx: &Fixture) {
+        let key = "action_claim:cancel:dpl_1";
+        fx.store.put_if_absent(key, "bob's", HOUR).await.unwrap();
+        // A claim given back late must not remove the one that replaced it.
+        assert!(!fx.store.delete_if(key, "alice's").await.unwrap());
+        assert_eq!(
+            fx.store.put_if_absent(key, "carol's", HOUR).await.unwrap(),
+            "bob's"
+        );
+        assert!(fx.store.delete_if(key, "bob's").await.unwrap());
+        assert!(
+            !fx.store.delete_if(key, "bob's").await.unwrap(),
+            "gone already"
+        );
+        assert_eq!(
+            fx.store.put_if_absent(key, "carol's", HOUR).await.unwrap(),
+            "carol's"
+        );
     }
 
     pub async fn put_if_absent_takes_an_expired_slot(fx: &Fixture) {

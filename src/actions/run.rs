@@ -193,7 +193,7 @@ impl Actions {
             ..self.plan_record(plan, Outcome::Confirmed)
         };
         self.write(confirmed).await?;
-        self.claim(plan, reason.as_deref()).await?;
+        let claim = self.claim(plan, reason.as_deref()).await?;
         let sent = self.send(plan, reason.as_deref()).await;
         let (outcome, created, answer) = match sent {
             Ok(done) => done,
@@ -202,7 +202,7 @@ impl Actions {
                     // It may have happened: the claim stays, so nobody sends it again blindly.
                     ActionError::Uncertain(_) => Outcome::Unknown,
                     _ => {
-                        self.release(plan).await;
+                        self.release(plan, &claim).await;
                         Outcome::Failed
                     }
                 };
@@ -233,17 +233,18 @@ impl Actions {
     }
 
     /// One claim per action and target at a time, across every instance on the store.
-    async fn claim(&self, plan: &Plan, reason: Option<&str>) -> Result<(), ActionError> {
+    /// Gives the claim as stored, to give it back with.
+    async fn claim(&self, plan: &Plan, reason: Option<&str>) -> Result<String, ActionError> {
         let ours = Claim {
             action_id: plan.action_id.clone(),
             user: self.actor.user.clone(),
             at: now_ms(),
         };
+        let text = serde_json::to_string(&ours).unwrap_or_default();
         let refusal = if self.store.is_degraded() {
             // Its local fallback is this machine's only: another instance would not see it.
             Err(Refusal::Store("Redis is unreachable".to_owned()))
         } else {
-            let text = serde_json::to_string(&ours).unwrap_or_default();
             match self
                 .store
                 .put_if_absent(&claim_key(plan), &text, CLAIM_TTL)
@@ -266,7 +267,7 @@ impl Actions {
             }
         };
         let Err(refusal) = refusal else {
-            return Ok(());
+            return Ok(text);
         };
         let record = ActionRecord {
             reason: reason.map(str::to_owned),
@@ -291,18 +292,11 @@ impl Actions {
         }
     }
 
-    /// Gives the claim back after a failure, so the action can be tried again at once.
-    async fn release(&self, plan: &Plan) {
-        let key = claim_key(plan);
-        let ours = self
-            .store
-            .get_json::<Claim>(&key)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|claim| claim.action_id == plan.action_id);
-        if ours {
-            let _ = self.store.delete(&key).await;
+    /// Gives the claim back after a failure, so the action can be tried again at once; only
+    /// while it is still ours (`claim` as stored).
+    async fn release(&self, plan: &Plan, claim: &str) {
+        if let Err(err) = self.store.delete_if(&claim_key(plan), claim).await {
+            tracing::warn!(error = %err, "could not give an action's claim back");
         }
     }
 

@@ -102,6 +102,16 @@ impl FailoverStore {
         .await
     }
 
+    pub(crate) async fn delete_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        self.route(
+            key,
+            Access::Write,
+            |redis| redis.delete_if(key, value),
+            |files| files.delete_if(key, value),
+        )
+        .await
+    }
+
     pub(crate) async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.route(
             key,

@@ -210,6 +210,16 @@ impl StateStore {
         }
     }
 
+    /// Remove `key` only while it holds `value` (one atomic step): a claim given back is never
+    /// someone else's that replaced it. True when it was removed.
+    pub async fn delete_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let key = self.full_key(key);
+        match &self.inner.backing {
+            Backing::Embedded(store) => store.delete_if(&key, value).await,
+            Backing::Redis(store) => store.delete_if(&key, value).await,
+        }
+    }
+
     async fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = self.full_key(key);
         match &self.inner.backing {

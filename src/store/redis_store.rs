@@ -24,6 +24,12 @@ if stored then return ARGV[1] end
 return redis.call('GET', KEYS[1])
 ";
 
+/// KEYS: the key. ARGV: the value it must hold. 1 when removed.
+const DELETE_IF: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
 /// How a Redis command failed.
 pub(crate) enum RedisFailure {
     /// Redis is gone or unusable for now (connection, timeout, loading, failover); the
@@ -37,6 +43,7 @@ pub(crate) enum RedisFailure {
 pub(crate) struct RedisStore {
     link: RedisLink,
     put_if_absent: Arc<Script>,
+    delete_if: Arc<Script>,
 }
 
 impl RedisStore {
@@ -58,6 +65,7 @@ impl RedisStore {
         Ok(Self {
             link: RedisLink::new(connection, target, options.command_timeout),
             put_if_absent: Arc::new(Script::new(PUT_IF_ABSENT)),
+            delete_if: Arc::new(Script::new(DELETE_IF)),
         })
     }
 
@@ -102,6 +110,14 @@ impl RedisStore {
 
     pub(crate) async fn delete(&self, key: &str) -> Result<(), RedisFailure> {
         self.run("delete", key, redis::cmd("DEL").arg(key)).await
+    }
+
+    pub(crate) async fn delete_if(&self, key: &str, value: &str) -> Result<bool, RedisFailure> {
+        let mut invocation = self.delete_if.key(key);
+        invocation.arg(value);
+        self.run::<i64>("delete", key, &invocation)
+            .await
+            .map(|removed| removed > 0)
     }
 
     /// One command on the link, its failure told as an outage or as the store's error.

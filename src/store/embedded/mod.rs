@@ -78,6 +78,12 @@ impl EmbeddedStore {
         self.blocking(move |files| files.delete(&key)).await
     }
 
+    pub(crate) async fn delete_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.blocking(move |files| files.delete_if(&key, &value))
+            .await
+    }
+
     async fn blocking<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -145,6 +151,22 @@ impl EntryFiles {
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(StoreError::file("remove", &path, err)),
+        }
+    }
+
+    fn delete_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let path = self.path_for(key);
+        let _lock = KeyLock::acquire(&path)?;
+        if self
+            .read_live(key)?
+            .is_none_or(|entry| entry.value != value)
+        {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(err) => Err(StoreError::file("remove", &path, err)),
         }
     }
