@@ -234,14 +234,16 @@ impl Follower {
     ) -> bool {
         let mut batch = Vec::new();
         let mut before = track.cursor.clone();
+        // The clock is read once a batch, not once a line: for the lag, and for the gap
+        // between saves (a batch takes well under that gap).
+        let now = now_ms();
+        let mut gap_passed = track.checkpointed.elapsed() >= CHECKPOINT_GAP;
         for item in items.drain(..) {
-            let Some(entry) = self.take(item, track, delivered) else {
+            let Some(entry) = self.take(item, track, delivered, now) else {
                 continue;
             };
             batch.push(entry);
-            if track.unsaved + batch.len() as u64 >= self.options.checkpoint_lines
-                && track.checkpointed.elapsed() >= CHECKPOINT_GAP
-            {
+            if gap_passed && track.unsaved + batch.len() as u64 >= self.options.checkpoint_lines {
                 if !self
                     .hand_over(std::mem::take(&mut batch), before, track)
                     .await
@@ -250,6 +252,7 @@ impl Follower {
                 }
                 self.checkpoint(track).await;
                 before = track.cursor.clone();
+                gap_passed = false;
             }
         }
         batch.is_empty() || self.hand_over(batch, before, track).await
@@ -278,7 +281,13 @@ impl Follower {
 
     /// One line: the entry to emit when it is a new event (the cursor then counts it as
     /// emitted); skipped lines are counted and reported.
-    fn take(&self, item: Item, track: &mut Track<'_>, delivered: &mut u64) -> Option<LogEntry> {
+    fn take(
+        &self,
+        item: Item,
+        track: &mut Track<'_>,
+        delivered: &mut u64,
+        now: i64,
+    ) -> Option<LogEntry> {
         let ctx = track.ctx;
         let event = match item {
             Item::Oversized(bytes) => {
@@ -304,7 +313,7 @@ impl Follower {
         if !track.cursor.is_new(event.created) {
             return None;
         }
-        let lag = now_ms() - event.created;
+        let lag = now - event.created;
         if lag >= 0 {
             self.metrics.observe_lag(lag as u64);
         }
