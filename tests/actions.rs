@@ -273,8 +273,21 @@ async fn viewers_and_breakglass_admins_are_refused_before_any_request() {
             out.stderr
         );
     }
+    // Without a token too: the role is said first.
+    let tokenless = run({
+        let mut c = shiplog(state.path(), &sim.base_url());
+        c.env_remove("VERCEL_TOKEN")
+            .env("SHIPLOG_ROLE", "viewer")
+            .args(["deployments", "rollback", "storefront", "--yes"]);
+        c
+    })
+    .await;
+    assert_eq!(tokenless.code, 77, "{}", tokenless.stderr);
     assert_eq!(sim.requests().len(), before, "nothing reached Vercel");
-    assert_eq!(outcomes(&audit(state.path())), ["refused", "refused"]);
+    assert_eq!(
+        outcomes(&audit(state.path())),
+        ["refused", "refused", "refused"]
+    );
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::{ActionRecord, ActionTrail, Outcome};
 pub use plan::{Confirmation, Plan};
-pub use run::{Actions, Consent, Finished};
+pub use run::{check_role, Actions, Consent, Finished};
 
 use crate::role::Role;
 use crate::vercel::VercelError;

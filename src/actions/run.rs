@@ -89,7 +89,7 @@ impl Actions {
             store,
             trail,
             actor,
-            instance: format!("{}-{}", hostname(), std::process::id()),
+            instance: instance_name(),
             retry: RetryPolicy::default(),
         }
     }
@@ -116,19 +116,8 @@ impl Actions {
     /// Checks the role, looks the action up and checks it against the deployment's state; the
     /// request is recorded before this returns the plan to confirm.
     pub async fn plan(&self, request: &ActionRequest) -> Result<Plan, ActionError> {
+        check_role(&self.trail, &self.actor, request).await?;
         let action_id = ulid::Ulid::new().to_string();
-        if !self.actor.role.may_act() {
-            let refusal = Refusal::Role {
-                role: self.actor.role.as_str(),
-                action: request.kind.as_str(),
-            };
-            let record = ActionRecord {
-                project: clean(request.project.as_deref().unwrap_or_default(), MAX_TYPED),
-                deployment: clean(request.deployment.as_deref().unwrap_or_default(), MAX_TYPED),
-                ..self.record_of(&action_id, request.kind, Outcome::Refused)
-            };
-            return self.refused(record, refusal).await;
-        }
         let plan = match lookup::look_up(&self.client, request, action_id.clone()).await {
             Ok(plan) => plan,
             Err(err) => {
@@ -406,21 +395,7 @@ impl Actions {
     }
 
     fn record_of(&self, action_id: &str, kind: ActionKind, outcome: Outcome) -> ActionRecord {
-        ActionRecord {
-            at: now_ms(),
-            action_id: action_id.to_owned(),
-            action: kind,
-            outcome,
-            user: self.actor.user.clone(),
-            role: self.actor.role,
-            project: String::new(),
-            deployment: String::new(),
-            from: None,
-            created: None,
-            reason: None,
-            answer: None,
-            instance: self.instance.clone(),
-        }
+        record(&self.actor, &self.instance, action_id, kind, outcome)
     }
 
     fn plan_record(&self, plan: &Plan, outcome: Outcome) -> ActionRecord {
@@ -438,6 +413,70 @@ impl Actions {
 
 /// What a claim is on: the deployment, or for a rollback the project (a second rollback
 /// pressed a moment later would go back another step).
+/// The role guard on its own: refuses, and records the refusal, when `actor` may not act, before
+/// anything is looked up. [`Actions::plan`] runs it first; the command line runs it before it
+/// needs a token.
+pub async fn check_role(
+    trail: &ActionTrail,
+    actor: &Actor,
+    request: &ActionRequest,
+) -> Result<(), ActionError> {
+    if actor.role.may_act() {
+        return Ok(());
+    }
+    let refusal = Refusal::Role {
+        role: actor.role.as_str(),
+        action: request.kind.as_str(),
+    };
+    let action_id = ulid::Ulid::new().to_string();
+    let record = ActionRecord {
+        project: clean(request.project.as_deref().unwrap_or_default(), MAX_TYPED),
+        deployment: clean(request.deployment.as_deref().unwrap_or_default(), MAX_TYPED),
+        answer: Some(refusal.to_string()),
+        ..record(
+            actor,
+            &instance_name(),
+            &action_id,
+            request.kind,
+            Outcome::Refused,
+        )
+    };
+    if let Err(err) = trail.append(&record).await {
+        tracing::warn!(error = %err, "could not record a refused action");
+    }
+    Err(refusal.into())
+}
+
+/// A record of `actor`'s action, with nothing of the deployment yet.
+fn record(
+    actor: &Actor,
+    instance: &str,
+    action_id: &str,
+    kind: ActionKind,
+    outcome: Outcome,
+) -> ActionRecord {
+    ActionRecord {
+        at: now_ms(),
+        action_id: action_id.to_owned(),
+        action: kind,
+        outcome,
+        user: actor.user.clone(),
+        role: actor.role,
+        project: String::new(),
+        deployment: String::new(),
+        from: None,
+        created: None,
+        reason: None,
+        answer: None,
+        instance: instance.to_owned(),
+    }
+}
+
+/// This process, as the records it writes name it.
+fn instance_name() -> String {
+    format!("{}-{}", hostname(), std::process::id())
+}
+
 fn claim_key(plan: &Plan) -> String {
     match plan.kind {
         ActionKind::Rollback => format!("action_claim:rollback:{}", plan.project_id),

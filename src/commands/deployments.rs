@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use shiplog::actions::{
-    ActionError, ActionKind, ActionRecord, ActionRequest, ActionTrail, Actions, Actor,
+    check_role, ActionError, ActionKind, ActionRecord, ActionRequest, ActionTrail, Actions, Actor,
     Confirmation, Consent, Finished, Plan,
 };
 use shiplog::config::Settings;
@@ -49,12 +49,15 @@ pub async fn run(cli: &Cli, command: DeploymentsCommand) -> Exit {
             confirm,
         } => (ActionRequest::rollback(&project, to.as_deref()), confirm),
     };
-    let (client, store) = connect(&mut settings).await?;
     let actor = Actor {
         user: settings.user.clone(),
         role: settings.role,
     };
-    let actions = Actions::new(client, store, trail(&settings).await?, actor);
+    let trail = trail(&settings).await?;
+    // Told before anything else is needed, a token included.
+    check_role(&trail, &actor, &request).await.map_err(failed)?;
+    let (client, store) = connect(&mut settings).await?;
+    let actions = Actions::new(client, store, trail, actor);
     act(&actions, &request, &confirm).await
 }
 
