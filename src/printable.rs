@@ -48,22 +48,24 @@ fn is_plain(text: &str) -> bool {
             all & (b.wrapping_sub(0x20) < 0x5f || b == b'\n' || b == b'\t')
         })
     };
-    if bytes.chunks(32).all(printable_ascii) {
+    // Past the chunks of plain ASCII (no character straddles their end), byte by byte.
+    let Some(chunk) = bytes.chunks(32).position(|chunk| !printable_ascii(chunk)) else {
         return true;
-    }
-    bytes.iter().enumerate().all(|(at, &b)| match b {
+    };
+    let rest = &bytes[chunk * 32..];
+    rest.iter().enumerate().all(|(at, &b)| match b {
         b'\n' | b'\t' => true,
         0..=0x1f | 0x7f => false,
         // C1 controls are U+0080-U+009F: 0xC2 0x80-0x9F.
-        0xc2 => !matches!(bytes.get(at + 1), Some(0x80..=0x9f)),
+        0xc2 => !matches!(rest.get(at + 1), Some(0x80..=0x9f)),
         // U+200B-U+200F, U+202A-U+202E, U+2060-U+2069: 0xE2 0x80/0x81 ...
         0xe2 => !matches!(
-            (bytes.get(at + 1), bytes.get(at + 2)),
+            (rest.get(at + 1), rest.get(at + 2)),
             (Some(0x80), Some(0x8b..=0x8f | 0xaa..=0xae)) | (Some(0x81), Some(0xa0..=0xa9))
         ),
         // U+FEFF: 0xEF 0xBB 0xBF.
         0xef => !matches!(
-            (bytes.get(at + 1), bytes.get(at + 2)),
+            (rest.get(at + 1), rest.get(at + 2)),
             (Some(0xbb), Some(0xbf))
         ),
         _ => true,

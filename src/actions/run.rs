@@ -123,10 +123,14 @@ impl Actions {
             Err(err) => {
                 let error = ActionError::from_vercel(request.kind, &err);
                 let record = ActionRecord {
-                    project: clean(request.project.as_deref().unwrap_or_default(), MAX_TYPED),
-                    deployment: clean(request.deployment.as_deref().unwrap_or_default(), MAX_TYPED),
                     answer: Some(error.to_string()),
-                    ..self.record_of(&action_id, request.kind, Outcome::Failed)
+                    ..asked(
+                        &self.actor,
+                        &self.instance,
+                        &action_id,
+                        request,
+                        Outcome::Failed,
+                    )
                 };
                 self.best_effort(&record, "a failed look-up").await;
                 return Err(error);
@@ -371,19 +375,11 @@ impl Actions {
 
     /// Writes a record the action does not wait for; a failure is said in the diagnostics.
     async fn best_effort(&self, record: &ActionRecord, what: &str) {
-        if let Err(err) = self.trail.append(record).await {
-            tracing::warn!(error = %err, "could not record {what}");
-        }
+        best_effort(&self.trail, record, what).await;
     }
 
-    /// Records a refusal (best effort: the action is refused either way) and returns it.
     async fn refused<T>(&self, record: ActionRecord, refusal: Refusal) -> Result<T, ActionError> {
-        let record = ActionRecord {
-            answer: Some(refusal.to_string()),
-            ..record
-        };
-        self.best_effort(&record, "a refused action").await;
-        Err(refusal.into())
+        refused(&self.trail, record, refusal).await
     }
 
     /// Writes a record the action cannot go on without.
@@ -429,21 +425,50 @@ pub async fn check_role(
         action: request.kind.as_str(),
     };
     let action_id = ulid::Ulid::new().to_string();
-    let record = ActionRecord {
+    let record = asked(
+        actor,
+        &instance_name(),
+        &action_id,
+        request,
+        Outcome::Refused,
+    );
+    refused(trail, record, refusal).await
+}
+
+/// A record of what was asked, before the deployment is known: the project and deployment as
+/// typed, cleaned.
+fn asked(
+    actor: &Actor,
+    instance: &str,
+    action_id: &str,
+    request: &ActionRequest,
+    outcome: Outcome,
+) -> ActionRecord {
+    ActionRecord {
         project: clean(request.project.as_deref().unwrap_or_default(), MAX_TYPED),
         deployment: clean(request.deployment.as_deref().unwrap_or_default(), MAX_TYPED),
-        answer: Some(refusal.to_string()),
-        ..record(
-            actor,
-            &instance_name(),
-            &action_id,
-            request.kind,
-            Outcome::Refused,
-        )
-    };
-    if let Err(err) = trail.append(&record).await {
-        tracing::warn!(error = %err, "could not record a refused action");
+        ..record(actor, instance, action_id, request.kind, outcome)
     }
+}
+
+/// Writes a record the action does not wait for; a failure is said in the diagnostics.
+async fn best_effort(trail: &ActionTrail, record: &ActionRecord, what: &str) {
+    if let Err(err) = trail.append(record).await {
+        tracing::warn!(error = %err, "could not record {what}");
+    }
+}
+
+/// Records a refusal (best effort: the action is refused either way) and returns it.
+async fn refused<T>(
+    trail: &ActionTrail,
+    record: ActionRecord,
+    refusal: Refusal,
+) -> Result<T, ActionError> {
+    let record = ActionRecord {
+        answer: Some(refusal.to_string()),
+        ..record
+    };
+    best_effort(trail, &record, "a refused action").await;
     Err(refusal.into())
 }
 

@@ -310,7 +310,6 @@ pub fn rules_in(text: &str, origin: &str) -> Result<Vec<LocatedRule>, RuleError>
         .collect())
 }
 
-/// The 1-based line of a byte offset.
 /// A TOML error as it may be shown: its line and what is wrong, without the line's text or any
 /// value quoted from it (a config file holds webhook URLs and tokens).
 pub fn toml_problem(text: &str, err: &toml::de::Error) -> (usize, String) {
@@ -333,6 +332,7 @@ pub fn toml_problem(text: &str, err: &toml::de::Error) -> (usize, String) {
     (line, problem.trim().replace('\n', " "))
 }
 
+/// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(0, |before| before.matches('\n').count() + 1)

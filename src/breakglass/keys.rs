@@ -48,8 +48,18 @@ impl FileSeal {
     pub fn tag(&self, data: &[u8]) -> String {
         let (id, key) = &self.keys[0];
         let bytes = hmac::Mac::finalize(Self::mac(key, data)).into_bytes();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}:{hex}", key_id_text(*id))
+        format!("{}:{bytes:x}", key_id_text(*id))
+    }
+
+    /// A small sealed file: `body`, and its tag on the next line.
+    pub fn seal_text(&self, body: &str) -> String {
+        format!("{body}\n{}\n", self.tag(body.as_bytes()))
+    }
+
+    /// The body of a text [`FileSeal::seal_text`] made, if its tag is still the body's.
+    pub fn open_text<'a>(&self, text: &'a str) -> Option<&'a str> {
+        let (body, tag) = text.trim().split_once('\n').unwrap_or((text.trim(), ""));
+        self.verify(body.as_bytes(), tag.trim()).then_some(body)
     }
 
     /// Whether `tag` is `data`'s, under the key it names; compared in constant time.
@@ -60,10 +70,8 @@ impl FileSeal {
         let Some((_, key)) = self.keys.iter().find(|(k, _)| key_id_text(*k) == id) else {
             return false;
         };
-        let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
-        bytes.is_some_and(|bytes| hmac::Mac::verify_slice(Self::mac(key, data), &bytes).is_ok())
+        hex_bytes(hex)
+            .is_some_and(|bytes| hmac::Mac::verify_slice(Self::mac(key, data), &bytes).is_ok())
     }
 }
 
@@ -159,12 +167,12 @@ pub fn key_id_text(id: u32) -> String {
 
 fn key_from(text: &str, source: &'static str) -> Result<Key, VaultError> {
     let bytes = decode(text.trim()).ok_or(VaultError::KeyEncoding { var: source })?;
-    if bytes.len() != 32 {
+    let Ok(key) = <[u8; 32]>::try_from(&bytes[..]).map(Zeroizing::new) else {
         return Err(VaultError::KeyLength {
             var: source,
             bytes: bytes.len(),
         });
-    }
+    };
     let digest = Sha256::new()
         .chain_update(b"shiplog key id v1\0")
         .chain_update(&bytes[..])
@@ -175,14 +183,8 @@ fn key_from(text: &str, source: &'static str) -> Result<Key, VaultError> {
         bytes: 0,
     })?;
     let mut mac_key = Zeroizing::new([0u8; 32]);
-    let derived = hmac::Mac::finalize(FileSeal::mac(
-        bytes[..].try_into().map_err(|_| VaultError::KeyLength {
-            var: source,
-            bytes: bytes.len(),
-        })?,
-        b"shiplog breakglass files v1",
-    ))
-    .into_bytes();
+    let derived =
+        hmac::Mac::finalize(FileSeal::mac(&key, b"shiplog breakglass files v1")).into_bytes();
     mac_key.copy_from_slice(&derived);
     Ok(Key {
         id,
@@ -191,12 +193,19 @@ fn key_from(text: &str, source: &'static str) -> Result<Key, VaultError> {
     })
 }
 
+/// The bytes of an even number of hex digits; `None` for anything else.
+fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
 /// 64 hex digits, or base64 (standard or URL-safe, padded or not).
 fn decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let bytes = (0..32)
-            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
+    if let Some(bytes) = hex_bytes(text).filter(|_| text.len() == 64) {
         return Some(Zeroizing::new(bytes));
     }
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};

@@ -224,9 +224,9 @@ async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
                     "target": d.target.as_deref().unwrap_or("preview"),
                     "production": serves(d),
                     "production_rolled_back": rolled_back(d),
-                    "branch": meta(d, "githubCommitRef"),
-                    "commit": meta(d, "githubCommitSha"),
-                    "message": meta(d, "githubCommitMessage"),
+                    "branch": d.git().branch,
+                    "commit": d.git().sha,
+                    "message": d.git().message,
                     "created": d.created,
                 })
             })
@@ -244,6 +244,7 @@ async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
         "DEPLOYMENT", "PROJECT", "STATE", "TARGET", "BRANCH", "COMMIT"
     );
     for d in &deployments {
+        let git = d.git();
         let line = format!(
             "{} {:<32} {:<20} {:<10} {:<10} {:<16} {:<7} {}",
             if serves(d) { "*" } else { " " },
@@ -251,9 +252,9 @@ async fn list(client: &VercelClient, json: bool, limit: u32) -> Exit {
             cut(d.name.as_deref().unwrap_or("-"), 20),
             d.state().as_str(),
             d.target.as_deref().unwrap_or("preview"),
-            cut(meta(d, "githubCommitRef").unwrap_or("-"), 16),
-            meta(d, "githubCommitSha").map_or("-", |sha| sha.get(..7).unwrap_or(sha)),
-            meta(d, "githubCommitMessage").unwrap_or(""),
+            cut(git.branch.unwrap_or("-"), 16),
+            git.short_sha().unwrap_or("-"),
+            git.message.unwrap_or(""),
         );
         let _ = writeln!(out, "{}", one_line(&line));
     }
@@ -275,10 +276,6 @@ fn cut(text: &str, width: usize) -> String {
         true => text.chars().take(width - 1).chain(['…']).collect(),
         false => text.to_owned(),
     }
-}
-
-fn meta<'a>(deployment: &'a DeploymentSummary, key: &str) -> Option<&'a str> {
-    deployment.meta.get(key).and_then(|v| v.as_str())
 }
 
 async fn audit(settings: &Settings, json: bool, limit: usize) -> Exit {

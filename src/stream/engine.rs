@@ -140,14 +140,7 @@ impl StreamEngine {
                 tokio::select! {
                     _ = &mut next_list => break,
                     Some(StreamCommand::Load(uid)) = commands.recv() => {
-                        if round.followed.insert(uid.clone()) {
-                            let replay = FollowOptions {
-                                replay: true,
-                                since: Some(0),
-                                ..round.follow_options.clone()
-                            };
-                            self.start_following(uid, replay, &mut round, shutdown.clone());
-                        }
+                        self.load(uid, &mut round, &shutdown);
                     }
                     _ = stopped(&mut shutdown) => break 'running,
                 }
@@ -196,6 +189,18 @@ impl StreamEngine {
                 let options = round.follow_options.clone();
                 self.start_following(deployment.uid, options, round, shutdown.clone());
             }
+        }
+    }
+
+    /// A finished deployment's whole log, read once, its entries marked replayed.
+    fn load(&self, uid: String, round: &mut Round, shutdown: &Shutdown) {
+        if round.followed.insert(uid.clone()) {
+            let replay = FollowOptions {
+                replay: true,
+                since: Some(0),
+                ..round.follow_options.clone()
+            };
+            self.start_following(uid, replay, round, shutdown.clone());
         }
     }
 

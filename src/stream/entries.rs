@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::log::{LogEntry, Severity, Tier};
-use crate::vercel::{ReadyState, VercelEvent};
+use crate::vercel::{GitMeta, ReadyState, VercelEvent};
 
 /// Everything an entry of this deployment carries.
 #[derive(Debug, Clone)]
@@ -20,26 +20,14 @@ pub struct EntryContext {
     pub replayed: bool,
 }
 
-/// `main 3f2a1c9` from a deployment's `meta` (GitHub, GitLab or Bitbucket keys).
-pub fn git_of(meta: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    let field = |suffix: &str| {
-        ["github", "gitlab", "bitbucket"]
-            .iter()
-            .find_map(|host| meta.get(&format!("{host}{suffix}"))?.as_str())
-            .map(crate::printable::one_line)
-    };
-    let branch = field("CommitRef");
-    let commit = field("CommitSha").map(|sha| sha.chars().take(7).collect::<String>());
-    match (branch, commit) {
-        (None, None) => None,
-        (branch, commit) => Some(
-            [branch.map(|b| b.into_owned()), commit]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-    }
+/// `main 3f2a1c9`: a deployment's branch and short commit, on one line.
+pub fn git_of(git: GitMeta<'_>) -> Option<String> {
+    let parts: Vec<_> = [git.branch, git.short_sha()]
+        .into_iter()
+        .flatten()
+        .map(crate::printable::one_line)
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 impl EntryContext {
@@ -184,7 +172,11 @@ mod tests {
             vercel_id: "dpl_x".into(),
             project_id: None,
             project_name: Some("checkout-web".into()),
-            git: meta.as_object().and_then(git_of).map(Arc::from),
+            git: meta
+                .as_object()
+                .map(GitMeta::of)
+                .and_then(git_of)
+                .map(Arc::from),
             replayed: false,
         };
         let failed = outcome_entry(&ctx, ReadyState::Error, first.line());

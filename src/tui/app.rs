@@ -178,7 +178,7 @@ impl App {
             }
             Ask::Act { deployment } => {
                 let ask = match self.deployments.summary(&deployment) {
-                    Some(summary) => self.actions.open(&summary.clone()),
+                    Some(summary) => self.actions.open(summary),
                     None => Ask::Notice(format!("{deployment} is not in the list")),
                 };
                 self.answer(ask);

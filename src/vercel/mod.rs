@@ -12,4 +12,4 @@ pub use client::{ClientConfig, EventsQuery, VercelClient};
 pub use error::VercelError;
 pub use event::{parse_event, ParsedLine, VercelEvent};
 pub use lines::{Line, LineSplitter};
-pub use types::{Deployment, DeploymentList, DeploymentSummary, Project, ReadyState};
+pub use types::{Deployment, DeploymentList, DeploymentSummary, GitMeta, Project, ReadyState};

@@ -77,6 +77,10 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    pub fn git(&self) -> GitMeta<'_> {
+        GitMeta::of(&self.meta)
+    }
+
     /// When the build ended (ms), as far as Vercel says.
     pub fn ended_at(&self) -> Option<i64> {
         match self.ready_state {
@@ -118,10 +122,61 @@ pub struct DeploymentSummary {
 }
 
 impl DeploymentSummary {
+    pub fn git(&self) -> GitMeta<'_> {
+        GitMeta::of(&self.meta)
+    }
+
     pub fn state(&self) -> ReadyState {
         self.ready_state
             .or(self.state)
             .unwrap_or(ReadyState::Unknown)
+    }
+}
+
+/// A deployment's git details from its `meta` (GitHub, GitLab or Bitbucket keys), as Vercel
+/// sent them: nothing here is made fit for a terminal yet.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GitMeta<'a> {
+    pub branch: Option<&'a str>,
+    pub sha: Option<&'a str>,
+    pub message: Option<&'a str>,
+    /// Who made the commit: a login, else a name.
+    pub author: Option<&'a str>,
+}
+
+impl<'a> GitMeta<'a> {
+    pub fn of(meta: &'a Map<String, Value>) -> Self {
+        let first = |keys: [&str; 3]| keys.iter().find_map(|key| meta.get(*key)?.as_str());
+        GitMeta {
+            branch: first(["githubCommitRef", "gitlabCommitRef", "bitbucketCommitRef"]),
+            sha: first(["githubCommitSha", "gitlabCommitSha", "bitbucketCommitSha"]),
+            message: first([
+                "githubCommitMessage",
+                "gitlabCommitMessage",
+                "bitbucketCommitMessage",
+            ]),
+            author: first([
+                "githubCommitAuthorLogin",
+                "gitlabCommitAuthorLogin",
+                "bitbucketCommitAuthorLogin",
+            ])
+            .or_else(|| {
+                first([
+                    "githubCommitAuthorName",
+                    "gitlabCommitAuthorName",
+                    "bitbucketCommitAuthorName",
+                ])
+            }),
+        }
+    }
+
+    /// The commit's first seven characters.
+    pub fn short_sha(&self) -> Option<&'a str> {
+        self.sha.map(|sha| {
+            sha.char_indices()
+                .nth(7)
+                .map_or(sha, |(end, _)| &sha[..end])
+        })
     }
 }
 

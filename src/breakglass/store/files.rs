@@ -146,15 +146,15 @@ impl Files {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(unavailable("read", &path, err)),
         };
-        let (counter, tag) = text.trim().split_once('\n').unwrap_or((text.trim(), ""));
-        if let Some(seal) = &self.seal {
-            if !seal.verify(counter.as_bytes(), tag.trim()) {
-                return Err(tampered(
+        let counter = match &self.seal {
+            Some(seal) => seal.open_text(&text).ok_or_else(|| {
+                tampered(
                     &path,
                     "was changed outside shiplog (its seal does not match)",
-                ));
-            }
-        }
+                )
+            })?,
+            None => text.trim().lines().next().unwrap_or_default(),
+        };
         parse_uses(counter).map(Some).ok_or_else(|| {
             BreakglassStoreError::Unavailable(format!("{} is malformed", path.display()))
         })
@@ -162,7 +162,7 @@ impl Files {
 
     fn write_uses(&self, id: &str, counter: &str) -> Result<(), BreakglassStoreError> {
         let text = match &self.seal {
-            Some(seal) => format!("{counter}\n{}\n", seal.tag(counter.as_bytes())),
+            Some(seal) => seal.seal_text(counter),
             None => counter.to_owned(),
         };
         write_private(&self.uses_path(id), text.as_bytes())
@@ -276,9 +276,8 @@ impl Files {
             );
             record.insert("mac".to_owned(), tag.clone().into());
             self.append_line(&serde_json::to_string(&record).unwrap_or_default())?;
-            let head = format!("{}|{tag}", count + 1);
-            let text = format!("{head}\n{}\n", seal.tag(head.as_bytes()));
-            write_private(&self.head_path(), text.as_bytes())
+            let head = seal.seal_text(&format!("{}|{tag}", count + 1));
+            write_private(&self.head_path(), head.as_bytes())
         })
     }
 
@@ -345,13 +344,9 @@ impl Files {
             None => return Err(broken(count, "its head (audit.head) is missing")),
             Some(head) => head,
         };
-        let (head, tag) = expected
-            .trim()
-            .split_once('\n')
-            .unwrap_or((expected.trim(), ""));
-        if !seal.verify(head.as_bytes(), tag.trim()) {
+        let Some(head) = seal.open_text(&expected) else {
             return Err(broken(count, "its head (audit.head) was changed"));
-        }
+        };
         if head != format!("{count}|{previous}") {
             return Err(broken(count + 1, "records after it were removed"));
         }

@@ -214,7 +214,12 @@ impl Redactor {
     /// nothing matched. Secrets are looked for in the text as a reader sees it: when escape
     /// sequences or control characters hid one, the result is that plain text, redacted.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        match printable::for_matching(text) {
+        self.redact_seen(text, printable::for_matching(text))
+    }
+
+    /// [`Redactor::redact`] of `text` whose plain form (`printable::for_matching`) is `plain`.
+    fn redact_seen<'a>(&self, text: &'a str, plain: Cow<'a, str>) -> Cow<'a, str> {
+        match plain {
             Cow::Borrowed(plain) => self.redact_plain(plain),
             Cow::Owned(plain) => match self.redact_plain(&plain) {
                 // Nothing to hide: the text keeps its colors.
@@ -245,11 +250,22 @@ impl Redactor {
 
     /// `text` redacted, then made fit to show as `shown` says; `None` when it already is both.
     pub fn redact_shown(&self, text: &str, shown: Shown) -> Option<String> {
+        self.redact_shown_seen(text, printable::for_matching(text), shown)
+    }
+
+    /// [`Redactor::redact_shown`] of `text` whose plain form is `plain` (looked at once for a
+    /// private key block and for secrets).
+    pub fn redact_shown_seen<'a>(
+        &self,
+        text: &'a str,
+        plain: Cow<'a, str>,
+        shown: Shown,
+    ) -> Option<String> {
         let show = |text| match shown {
             Shown::OneLine => printable::one_line(text),
             Shown::Text { keep_color } => printable::display(text, keep_color),
         };
-        match self.redact(text) {
+        match self.redact_seen(text, plain) {
             Cow::Borrowed(text) => match show(text) {
                 Cow::Borrowed(_) => None,
                 Cow::Owned(clean) => Some(clean),
@@ -258,11 +274,10 @@ impl Redactor {
         }
     }
 
-    /// Does `text` begin a private key block that it does not end (a key printed a line at a
-    /// time)?
-    pub fn opens_key_block(&self, text: &str) -> bool {
-        let plain = printable::for_matching(text);
-        let Some(begin) = self.key_begin.find_iter(&plain).last() else {
+    /// Does `plain` (a line as `printable::for_matching` gives it) begin a private key block
+    /// that it does not end (a key printed a line at a time)?
+    pub fn opens_key_block(&self, plain: &str) -> bool {
+        let Some(begin) = self.key_begin.find_iter(plain).last() else {
             return false;
         };
         !self.key_end.is_match(&plain[begin.end()..])

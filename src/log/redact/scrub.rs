@@ -94,9 +94,10 @@ impl Scrubber {
     /// when it is fine as it is.
     fn message(&self, state: &mut State, stream: Option<&Arc<str>>, text: &str) -> Option<String> {
         let redactor = self.redactor;
+        // Looked at once: for a key block and for secrets.
+        let plain = printable::for_matching(text);
         if let Some(stream) = stream {
             if let Some(lines_left) = state.key_blocks.get_mut(stream) {
-                let plain = printable::for_matching(text);
                 return match redactor.key_block_end(&plain) {
                     Some(end) => {
                         state.key_blocks.remove(stream);
@@ -112,11 +113,11 @@ impl Scrubber {
                     }
                 };
             }
-            if redactor.opens_key_block(text) {
+            if redactor.opens_key_block(&plain) {
                 state.key_blocks.insert(Arc::clone(stream), MAX_KEY_LINES);
             }
         }
-        redactor.redact_shown(text, Shown::Text { keep_color: true })
+        redactor.redact_shown_seen(text, plain, Shown::Text { keep_color: true })
     }
 
     /// A name, a type, an id: redacted and shown on one line; `None` when fine as it is.

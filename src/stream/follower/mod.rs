@@ -113,7 +113,7 @@ impl Follower {
             vercel_id: deployment.id.as_str().into(),
             project_id: deployment.project_id.as_deref().map(Arc::from),
             project_name: deployment.name.as_deref().map(Arc::from),
-            git: super::entries::git_of(&deployment.meta).map(Arc::from),
+            git: super::entries::git_of(deployment.git()).map(Arc::from),
             replayed: self.options.replay,
         };
         let mut cursor = match self.options.since {

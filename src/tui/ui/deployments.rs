@@ -44,18 +44,15 @@ pub fn render(
             let look = Look::of(d, screen, now, theme);
             let lines = Cell::from(row.lines.to_string());
             let health = Cell::from(health_look(row.health, theme));
+            let git = d.git();
             if two_lines {
                 // Line 2: when it started and how long it took, who and what (git).
-                let git = [
-                    author(d),
-                    meta(d, "githubCommitRef"),
-                    short_sha(d),
-                    meta(d, "githubCommitMessage"),
-                ]
-                .into_iter()
-                .filter(|part| !part.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
+                let git = [git.author, git.branch, git.short_sha(), git.message]
+                    .into_iter()
+                    .map(shown)
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 return Row::new(vec![
                     Cell::from(vec![look.state, Line::styled(look.age, theme.muted)]),
                     Cell::from(vec![look.project, Line::styled(git, theme.muted)]),
@@ -67,8 +64,8 @@ pub fn render(
             }
             let mut cells = vec![Cell::from(look.state), Cell::from(look.project)];
             if wide {
-                cells.push(Cell::from(meta(d, "githubCommitRef")).style(theme.muted));
-                cells.push(Cell::from(meta(d, "githubCommitMessage")));
+                cells.push(Cell::from(shown(git.branch)).style(theme.muted));
+                cells.push(Cell::from(shown(git.message)));
             }
             cells.extend([
                 Cell::from(look.age).style(theme.muted),
@@ -125,9 +122,10 @@ pub fn render(
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn meta(d: &DeploymentSummary, key: &str) -> String {
-    let text = d.meta.get(key).and_then(|v| v.as_str()).unwrap_or("");
-    crate::printable::one_line(text.lines().next().unwrap_or("")).into_owned()
+/// A git detail as a row shows it: its first line, nothing in it that drives the terminal.
+fn shown(text: Option<&str>) -> String {
+    let first = text.and_then(|t| t.lines().next()).unwrap_or("");
+    crate::printable::one_line(first).into_owned()
 }
 
 /// What a row shows of a deployment on its first line.
@@ -176,23 +174,6 @@ impl Look {
             took,
         }
     }
-}
-
-fn short_sha(d: &DeploymentSummary) -> String {
-    meta(d, "githubCommitSha").chars().take(7).collect()
-}
-
-/// Who made the commit (or the deployment).
-fn author(d: &DeploymentSummary) -> String {
-    [
-        "githubCommitAuthorLogin",
-        "githubCommitAuthorName",
-        "gitlabCommitAuthorLogin",
-    ]
-    .iter()
-    .map(|key| meta(d, key))
-    .find(|author| !author.is_empty())
-    .unwrap_or_default()
 }
 
 fn short_state(state: ReadyState) -> &'static str {

@@ -29,7 +29,8 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
     match app.screen {
         Screen::Deployments => {
             let (list, activity, log) = split_main(main, app);
-            let two_lines = area.width >= SIDE_BY_SIDE_MIN_WIDTH;
+            // Beside the log the list has room for a second line per deployment.
+            let two_lines = side_by_side(main);
             deployments::render(frame, list, &app.deployments, app.now(), theme, two_lines);
             actions::render_panel(frame, activity, &app.actions, app.now(), theme);
             log::render(frame, log, &app.deployments, theme);
@@ -53,11 +54,15 @@ pub fn log_height(area: Rect, app: &App) -> u16 {
     log.height.saturating_sub(2)
 }
 
+fn side_by_side(main: Rect) -> bool {
+    main.width >= SIDE_BY_SIDE_MIN_WIDTH
+}
+
 /// The deployments list, the activity panel (empty without actions) and the log.
 fn split_main(area: Rect, app: &App) -> (Rect, Rect, Rect) {
     let screen: &DeploymentsScreen = &app.deployments;
     let activity = actions::panel_height(&app.actions);
-    if area.width >= SIDE_BY_SIDE_MIN_WIDTH {
+    if side_by_side(area) {
         // Two fifths of a wide terminal for the list and its git details, at least 56 columns.
         let list_width = (area.width * 2 / 5).max(56);
         let [left, log] =
