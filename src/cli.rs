@@ -134,6 +134,9 @@ pub enum Command {
     /// Print one deployment's build log as it happens, until the build ends.
     #[command(after_help = shiplog::exit::HELP)]
     Follow(FollowArgs),
+    /// Print runtime logs (requests, function output) as they happen, until stopped. A project's
+    /// name follows its production deployment, and switches when production moves.
+    Logs(LogsArgs),
     /// Print every deployment's build log to stdout as it happens (headless).
     Watch,
     /// The always-on worker: follows every building deployment and runs the alert rules,
@@ -321,6 +324,32 @@ pub struct FollowArgs {
     #[arg(long)]
     pub since: Option<String>,
     /// Also append every entry as JSON to this file.
+    #[arg(long)]
+    pub ndjson: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// A deployment id (dpl_...) or URL, or a project's name or id (its production deployment).
+    pub target: String,
+    /// One unified JSON entry per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Only rows at or above this level: debug, info, warning, error, fatal (a 5xx response
+    /// counts as an error).
+    #[arg(long)]
+    pub level: Option<String>,
+    /// Only these response statuses: a class (5xx, 4xx) or a code (502); repeat or separate
+    /// with commas.
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Only requests whose path matches this regular expression.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Only these sources: request, serverless, edge-function, edge-middleware.
+    #[arg(long, value_delimiter = ',')]
+    pub source: Vec<String>,
+    /// Also append every entry (unfiltered) as JSON to this file.
     #[arg(long)]
     pub ndjson: Option<PathBuf>,
 }

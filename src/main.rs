@@ -28,7 +28,9 @@ fn main() -> ExitCode {
     // One stream needs one thread (its output has a thread of its own): no work stealing and no
     // hand-offs between workers. The team's commands follow many streams at once.
     let mut runtime = match cli.command {
-        Some(Command::Follow(_)) => tokio::runtime::Builder::new_current_thread(),
+        Some(Command::Follow(_) | Command::Logs(_)) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match runtime.enable_all().build() {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
     let exit = runtime.block_on(async move {
         match cli.command.clone() {
             Some(Command::Follow(args)) => commands::follow::run(&cli, args).await,
+            Some(Command::Logs(args)) => commands::logs::run(&cli, args).await,
             Some(Command::Demo(args)) => commands::demo::run(&cli, args).await,
             Some(Command::Watch) => commands::watch::run(&cli).await,
             Some(Command::Serve { json }) => commands::serve::run(&cli, json).await,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shiplog::clock::now_ms;
 use shiplog::exit;
-use shiplog::log::sinks::PrintFormat;
+use shiplog::log::sinks::{PrintFormat, Printer};
 use shiplog::log::Logger;
 use shiplog::metrics::Metrics;
 use shiplog::shutdown::Shutdown;
@@ -35,7 +35,7 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
         super::text_format(false)
     };
     let (logger, alert_outlet) = super::stdout_logger(
-        format,
+        Box::new(Printer::stdout(format)),
         args.ndjson.as_deref(),
         settings.alerts_enabled,
         true,
@@ -90,7 +90,7 @@ const OUTPUT_CHECK: Duration = Duration::from_millis(200);
 /// `signalled`, or the moment stdout stops taking lines (the reader went away, as with
 /// `| head`): following on would only spend the API's and the machine's time. The follower
 /// then stops as it does on a signal, and saves no place past what was written.
-fn stop_when_output_closes(mut signalled: Shutdown, logger: Logger) -> Shutdown {
+pub(super) fn stop_when_output_closes(mut signalled: Shutdown, logger: Logger) -> Shutdown {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut check = tokio::time::interval(OUTPUT_CHECK);

@@ -17,6 +17,7 @@ pub mod deployments;
 pub mod error;
 pub mod follow;
 pub mod login;
+pub mod logs;
 pub mod serve;
 pub mod team;
 pub mod vault;
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use shiplog::alert::queue::{DeliveryQueue, QueueHealthChange, QueueHealthHook, QueueSettings};
 use shiplog::config::{FileConfig, Settings};
 use shiplog::exit;
-use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer};
+use shiplog::log::sinks::{NdjsonFile, PrintFormat, Printer, Sink};
 use shiplog::log::{Delivery, EntryReceiver, LogEntry, Logger, LoggerBuilder, Severity, Tier};
 use shiplog::secret::Secret;
 use shiplog::shutdown::Shutdown;
@@ -218,12 +219,11 @@ pub fn report_metrics(
 /// alerting outlet when alerts are on. With `one_stream` (`follow`), stdout is written by the
 /// follower itself: a thread hand-off per batch would cost more than the write.
 pub fn stdout_logger(
-    format: PrintFormat,
+    stdout: Box<dyn Sink>,
     ndjson: Option<&std::path::Path>,
     alerts: bool,
     one_stream: bool,
 ) -> Result<(Logger, AlertOutlet), CommandError> {
-    let stdout = Box::new(Printer::stdout(format));
     let mut builder: LoggerBuilder = if one_stream {
         Logger::builder().inline_sink(STDOUT, stdout)
     } else {

@@ -1,5 +1,7 @@
 //! `shiplog watch`: every deployment of the team, headless, to stdout. Without a token, the demo.
 
+use shiplog::log::sinks::Printer;
+
 use super::team::run_headless;
 use crate::cli::Cli;
 
@@ -8,7 +10,12 @@ pub async fn run(cli: &Cli) -> super::error::Exit {
     run_headless(cli, shiplog::exit::INTERRUPTED, |settings| {
         // Possibly the demo, which shows alerting at work: `start_alerting` knows for sure.
         let alerts = settings.alerts_enabled || settings.is_demo();
-        super::stdout_logger(super::text_format(true), None, alerts, false)
+        super::stdout_logger(
+            Box::new(Printer::stdout(super::text_format(true))),
+            None,
+            alerts,
+            false,
+        )
     })
     .await
 }

@@ -12,6 +12,8 @@
 //!   `POST /v10/projects/{id}/promote/{deploymentId}`, `POST /v1/projects/{id}/rollback/{deploymentId}`
 //!   and `GET /v9/projects/{idOrName}` (see `actions.rs`); `GET /v6/deployments` also filters on
 //!   `meta-KEY=value`
+//! - `GET /v1/projects/{projectId}/deployments/{deploymentId}/runtime-logs`: made-up traffic of
+//!   ready deployments, with the per-response limit and its delimiter row (see `runtime.rs`)
 //! - `GET /v3/deployments/{idOrUrl}/events` and `GET /v3/now/deployments/{idOrUrl}/events` (also the
 //!   historical `/v2/...` spellings): `follow`, `since`, `until`, `direction`, `limit`, `format`,
 //!   `teamId`/`slug`/`name`/`builds`/`delimiter` accepted and ignored.
@@ -45,6 +47,7 @@ mod history;
 mod model;
 mod query;
 mod render;
+mod runtime;
 pub mod scenarios;
 pub(crate) mod server;
 mod state;
@@ -59,7 +62,8 @@ use tokio::sync::watch;
 pub use demo_loop::run_demo_loop;
 pub use history::add_history;
 pub use model::{
-    DeploymentSpec, Fault, ReadyState, RecordedRequest, SimEvent, SimulatorOptions, SinceMode,
+    DeploymentSpec, Fault, ReadyState, RecordedRequest, RuntimeTraffic, SimEvent, SimulatorOptions,
+    SinceMode,
 };
 pub use server::STREAM_CONTENT_TYPE;
 pub use stream::KEEPALIVE_LINE;
@@ -231,6 +235,17 @@ impl SimulatorHandle {
         self.shared()
             .lost_answers
             .store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How runtime logs are served from now on (responses already open keep theirs).
+    pub fn set_runtime_traffic(&self, traffic: RuntimeTraffic) {
+        *state::lock(&self.shared().traffic) = traffic;
+    }
+
+    /// From now on, `per_mille` of the deployment's runtime rows are failed requests.
+    pub fn set_error_rate(&self, id: &str, per_mille: u32) {
+        self.shared()
+            .set_error_rate(id, crate::clock::now_ms(), per_mille);
     }
 
     /// The deployment the project's production points at (project id or name).

@@ -42,6 +42,30 @@ impl Default for SimulatorOptions {
     }
 }
 
+/// How the runtime logs endpoint serves ready deployments (see `runtime.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuntimeTraffic {
+    /// Rows a second, per ready deployment (not scaled by speed).
+    pub rows_per_sec: f64,
+    /// Rows per response before the `delimiter` row ends it (Vercel's is 256).
+    pub limit: usize,
+    /// How far back a new response starts (0: live rows only).
+    pub replay_ms: u64,
+    /// A fault: every response breaks off after this many rows.
+    pub abort_after: Option<usize>,
+}
+
+impl Default for RuntimeTraffic {
+    fn default() -> Self {
+        RuntimeTraffic {
+            rows_per_sec: 4.0,
+            limit: 256,
+            replay_ms: 0,
+            abort_after: None,
+        }
+    }
+}
+
 /// One deployment to play.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeploymentSpec {

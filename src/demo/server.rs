@@ -48,6 +48,10 @@ pub(crate) fn router(shared: AppState) -> Router {
             post(actions::rollback),
         )
         .route("/v9/projects/{id_or_name}", get(actions::get_project))
+        .route(
+            "/v1/projects/{project_id}/deployments/{deployment_id}/runtime-logs",
+            get(super::runtime::runtime_logs),
+        )
         .route("/v3/deployments/{id_or_url}/events", get(events))
         .route("/v3/now/deployments/{id_or_url}/events", get(events))
         .route("/v2/deployments/{id_or_url}/events", get(events))

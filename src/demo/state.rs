@@ -347,6 +347,10 @@ pub(crate) struct Simulation {
     pub production: Mutex<HashMap<String, Production>>,
     /// Answers to actions still to be lost (the action is done, its answer breaks off).
     pub lost_answers: std::sync::atomic::AtomicUsize,
+    /// How runtime logs are served.
+    pub traffic: Mutex<super::model::RuntimeTraffic>,
+    /// Per deployment, its error rate changes: (from ms, per mille), in time order.
+    pub error_rates: Mutex<HashMap<String, Vec<(i64, u32)>>>,
 }
 
 /// A project's production as promotes and rollbacks left it.
@@ -377,6 +381,8 @@ impl Simulation {
             open_streams: Arc::new(watch::Sender::new(0)),
             production: Mutex::new(HashMap::new()),
             lost_answers: std::sync::atomic::AtomicUsize::new(0),
+            traffic: Mutex::new(super::model::RuntimeTraffic::default()),
+            error_rates: Mutex::new(HashMap::new()),
         }
     }
 

@@ -20,6 +20,8 @@ pub enum Tier {
     Deploy,
     Action,
     Lifecycle,
+    /// A deployment's runtime logs: requests and function output.
+    Runtime,
 }
 
 impl Tier {
@@ -30,6 +32,7 @@ impl Tier {
             Tier::Deploy => "deploy",
             Tier::Action => "action",
             Tier::Lifecycle => "lifecycle",
+            Tier::Runtime => "runtime",
         }
     }
 }

@@ -21,6 +21,39 @@ pub trait Sink: Send + 'static {
     }
 }
 
+/// A sink that passes on only the entries `keep` accepts (a command's output filters).
+pub struct Filtered<S> {
+    inner: S,
+    keep: Box<dyn Fn(&LogEntry) -> bool + Send>,
+}
+
+impl<S: Sink> Filtered<S> {
+    pub fn new(inner: S, keep: impl Fn(&LogEntry) -> bool + Send + 'static) -> Self {
+        Filtered {
+            inner,
+            keep: Box::new(keep),
+        }
+    }
+}
+
+impl<S: Sink> Sink for Filtered<S> {
+    fn write(&mut self, entry: &LogEntry) -> io::Result<()> {
+        if (self.keep)(entry) {
+            self.inner.write(entry)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.inner.sync()
+    }
+}
+
 /// How the printer shows an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrintFormat {
@@ -128,7 +161,7 @@ fn write_text(
         clock = format!("{clock} {:<16}", project.unwrap_or("shiplog"));
     }
     let label = match entry.tier {
-        Tier::Build => entry.event.clone(),
+        Tier::Build | Tier::Runtime => entry.event.clone(),
         _ => format!("[{}]", entry.severity.as_str()),
     };
     let text = crate::printable::display(&entry.message, color);

@@ -7,6 +7,7 @@ pub mod follower;
 pub mod identity;
 pub mod options;
 pub mod resume;
+pub mod runtime;
 
 pub use follower::{FollowError, Follower};
 pub use options::{FollowOptions, HealthHook, StreamHealth, DEFAULT_SETTLE};

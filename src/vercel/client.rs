@@ -94,6 +94,8 @@ pub struct VercelClient {
 struct Breakers {
     deployments: CircuitBreaker,
     events: CircuitBreaker,
+    /// Runtime logs fail on their own: an outage there must not stop build logs.
+    runtime: CircuitBreaker,
 }
 
 fn bearer(token: &Secret) -> Option<HeaderValue> {
@@ -120,7 +122,8 @@ impl VercelClient {
             retry: config.retry,
             breakers: std::sync::Arc::new(Breakers {
                 deployments: CircuitBreaker::new("deployments", config.breaker, shared.clone()),
-                events: CircuitBreaker::new("events", config.events_breaker, shared),
+                events: CircuitBreaker::new("events", config.events_breaker, shared.clone()),
+                runtime: CircuitBreaker::new("runtime", config.events_breaker, shared),
             }),
         })
     }
@@ -184,7 +187,6 @@ impl VercelClient {
         query: &EventsQuery,
     ) -> Result<impl Stream<Item = Result<Bytes, reqwest::Error>>, VercelError> {
         let breaker = &self.breakers.events;
-        breaker.check().await?;
         let path = format!("/v3/deployments/{}/events", encode_segment(id_or_url));
         let mut params: Vec<(&str, String)> = vec![
             ("direction", "forward".to_owned()),
@@ -198,8 +200,19 @@ impl VercelClient {
         if let Some(until) = query.until {
             params.push(("until", until.to_string()));
         }
+        self.open_stream(breaker, &path, &params).await
+    }
+
+    /// Opens an NDJSON stream once, through `breaker`; the body as a byte stream.
+    pub(super) async fn open_stream(
+        &self,
+        breaker: &CircuitBreaker,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<impl Stream<Item = Result<Bytes, reqwest::Error>>, VercelError> {
+        breaker.check().await?;
         let request = self
-            .request(Method::GET, &path, &params)
+            .request(Method::GET, path, params)
             .header("accept", "application/stream+json");
         let result = match request.send().await {
             Ok(response) => check_status(response).await,
@@ -207,6 +220,11 @@ impl VercelClient {
         };
         breaker.record(&result).await;
         result.map(Response::bytes_stream)
+    }
+
+    /// The breaker of the runtime logs stream.
+    pub(super) fn runtime_breaker(&self) -> &CircuitBreaker {
+        &self.breakers.runtime
     }
 
     fn request(&self, method: Method, path: &str, params: &[(&str, String)]) -> RequestBuilder {

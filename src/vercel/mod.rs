@@ -6,10 +6,12 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod lines;
+pub mod runtime;
 pub mod types;
 
 pub use client::{ClientConfig, EventsQuery, VercelClient};
 pub use error::VercelError;
 pub use event::{parse_event, ParsedLine, VercelEvent};
 pub use lines::{Line, LineSplitter};
+pub use runtime::{parse_runtime_row, RuntimeRow};
 pub use types::{Deployment, DeploymentList, DeploymentSummary, GitMeta, Project, ReadyState};

@@ -1,0 +1,475 @@
+//! Follows runtime logs for as long as asked: a deployment's, or a project's production
+//! deployment's, switching when production moves.
+//!
+//! Vercel's runtime logs are live only: no cursor, no `since`, and a response ends after the
+//! server's limit (a `delimiter` row with an empty `rowId`) or at any time. The follower
+//! reconnects at once (after a failure, with a growing pause), drops rows it has already shown
+//! (a window of recent `rowId`s, see `seen.rs`), and, when a new connection shows no row of the
+//! old one, writes a "possible gap" entry with the time span rows may be missing from, rather
+//! than pretend the log is continuous.
+
+pub mod entries;
+pub mod filter;
+mod seen;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::clock::now_ms;
+use crate::log::{LogEntry, Logger, Severity};
+use crate::shutdown::{stopped, Shutdown};
+use crate::store::StateStore;
+use crate::vercel::{
+    parse_runtime_row, Deployment, Line, LineSplitter, RuntimeRow, VercelClient, VercelError,
+};
+use entries::{gap_entry, moved_entry, row_entry, Ended};
+pub use seen::SeenRows;
+
+use super::entries::{git_of, EntryContext};
+use super::identity::stable_deployment_id;
+
+/// Settings of a runtime follower.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Rows remembered to drop repeats after a reconnect.
+    pub window: usize,
+    /// How often a project's production deployment is looked up.
+    pub production_poll: Duration,
+    /// The longest pause between reconnects after failures.
+    pub max_backoff: Duration,
+    /// A connection that brings nothing for this long is reopened.
+    pub idle_timeout: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            window: DEFAULT_WINDOW,
+            production_poll: Duration::from_secs(15),
+            max_backoff: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Rows remembered by default: minutes of a busy deployment's traffic, about 400 KB.
+pub const DEFAULT_WINDOW: usize = 20_000;
+
+/// Longest runtime row read; a longer one is skipped with a note (Vercel's limit is 256 KB).
+const MAX_ROW_BYTES: usize = 1024 * 1024;
+
+/// What to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeTarget {
+    /// One deployment, by id or URL.
+    Deployment(String),
+    /// A project's production deployment, whichever it is at the time.
+    Production(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Vercel(#[from] VercelError),
+    #[error("project {0} has no production deployment")]
+    NoProduction(String),
+    #[error(
+        "deployment {0} belongs to no project Vercel names, and runtime logs are read per project"
+    )]
+    NoProject(String),
+    #[error("stopped")]
+    Interrupted,
+}
+
+/// Why following one deployment stopped without an error.
+enum Stop {
+    /// Production moved to this deployment.
+    Moved(String),
+}
+
+pub struct RuntimeFollower {
+    client: VercelClient,
+    store: StateStore,
+    logger: Logger,
+    options: RuntimeOptions,
+}
+
+impl RuntimeFollower {
+    pub fn new(
+        client: VercelClient,
+        store: StateStore,
+        logger: Logger,
+        options: RuntimeOptions,
+    ) -> Self {
+        RuntimeFollower {
+            client,
+            store,
+            logger,
+            options,
+        }
+    }
+
+    /// What `name` means: a deployment id (`dpl_…`) or URL is a deployment; a project's name or
+    /// id, its production. A name that is no project is tried as a deployment URL.
+    pub async fn resolve(&self, name: &str) -> Result<RuntimeTarget, RuntimeError> {
+        let name = name.trim();
+        if name.starts_with("dpl_") || name.contains("://") {
+            return Ok(RuntimeTarget::Deployment(name.to_owned()));
+        }
+        match self.client.get_project(name).await {
+            Ok(_) => Ok(RuntimeTarget::Production(name.to_owned())),
+            Err(err) if err.status() == Some(404) && name.contains('.') => {
+                Ok(RuntimeTarget::Deployment(name.to_owned()))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Follows `target` until `shutdown` (then `Interrupted`) or an error no retry can mend.
+    pub async fn follow(
+        &self,
+        target: &RuntimeTarget,
+        mut shutdown: Shutdown,
+    ) -> Result<(), RuntimeError> {
+        match target {
+            RuntimeTarget::Deployment(id) => {
+                let ctx = self.context_of(id, &mut shutdown).await?;
+                match self.follow_deployment(&ctx, &mut shutdown, None).await? {
+                    Stop::Moved(_) => Ok(()),
+                }
+            }
+            RuntimeTarget::Production(project) => self.follow_production(project, shutdown).await,
+        }
+    }
+
+    async fn follow_production(
+        &self,
+        project: &str,
+        mut shutdown: Shutdown,
+    ) -> Result<(), RuntimeError> {
+        let found = tokio::select! {
+            found = self.client.get_project(project) => found?,
+            _ = stopped(&mut shutdown) => return Err(RuntimeError::Interrupted),
+        };
+        let Some(first) = found.production_id().map(str::to_owned) else {
+            return Err(RuntimeError::NoProduction(project.to_owned()));
+        };
+        let (moved, mut production) = watch::channel(first.clone());
+        let poller = tokio::spawn(poll_production(
+            self.client.clone(),
+            found.id.clone(),
+            self.options.production_poll,
+            moved,
+        ));
+        let _stop_poller = AbortOnDrop(poller);
+        let mut current = first;
+        let mut previous: Option<String> = None;
+        loop {
+            let ctx = self.context_of(&current, &mut shutdown).await?;
+            if let Some(from) = previous.take() {
+                self.logger
+                    .write_waiting(moved_entry(&ctx, &from, now_ms()))
+                    .await;
+            }
+            match self
+                .follow_deployment(&ctx, &mut shutdown, Some(&mut production))
+                .await?
+            {
+                Stop::Moved(next) => previous = Some(std::mem::replace(&mut current, next)),
+            }
+        }
+    }
+
+    async fn context_of(
+        &self,
+        id: &str,
+        shutdown: &mut Shutdown,
+    ) -> Result<EntryContext, RuntimeError> {
+        let deployment = tokio::select! {
+            found = self.client.get_deployment(id) => found?,
+            _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
+        };
+        self.context(&deployment).await
+    }
+
+    async fn context(&self, deployment: &Deployment) -> Result<EntryContext, RuntimeError> {
+        if deployment.project_id.is_none() {
+            return Err(RuntimeError::NoProject(deployment.id.clone()));
+        }
+        Ok(EntryContext {
+            deployment_id: stable_deployment_id(&self.store, &deployment.id)
+                .await
+                .into(),
+            vercel_id: deployment.id.as_str().into(),
+            project_id: deployment.project_id.as_deref().map(Arc::from),
+            project_name: deployment.name.as_deref().map(Arc::from),
+            git: git_of(deployment.git()).map(Arc::from),
+            replayed: false,
+        })
+    }
+
+    /// Follows one deployment until shutdown or, when `production` is given, until production
+    /// moves elsewhere.
+    async fn follow_deployment(
+        &self,
+        ctx: &EntryContext,
+        shutdown: &mut Shutdown,
+        mut production: Option<&mut watch::Receiver<String>>,
+    ) -> Result<Stop, RuntimeError> {
+        let project_id = ctx.project_id.as_deref().unwrap_or_default();
+        let mut gaps = GapWatch::new(self.options.window);
+        let mut failures: u32 = 0;
+        loop {
+            let opened = tokio::select! {
+                opened = self.client.open_runtime_logs(project_id, &ctx.vercel_id) => opened,
+                next = moved(&mut production, &ctx.vercel_id) => return Ok(Stop::Moved(next)),
+                _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
+            };
+            let ended = match opened {
+                Ok(body) => {
+                    let read = tokio::select! {
+                        read = self.read(body, ctx, &mut gaps) => read,
+                        next = moved(&mut production, &ctx.vercel_id) => return Ok(Stop::Moved(next)),
+                        _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
+                    };
+                    if read.rows > 0 {
+                        // A response that brought new rows worked: go straight on.
+                        failures = 0;
+                        gaps.ended(read.ended);
+                        continue;
+                    }
+                    // Nothing new (a server that repeats itself, or closes at once): pause, so
+                    // that it is not asked again and again.
+                    read.ended
+                }
+                Err(err) if !err.is_retryable() => return Err(err.into()),
+                Err(err) => Ended::Broken(err.to_string()),
+            };
+            gaps.ended(ended);
+            failures = failures.saturating_add(1);
+            let pause = backoff(failures, self.options.max_backoff);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                next = moved(&mut production, &ctx.vercel_id) => return Ok(Stop::Moved(next)),
+                _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
+            }
+        }
+    }
+
+    /// Reads one response to its end; rows it has not shown before go to the logger, a chunk
+    /// at a time.
+    async fn read(
+        &self,
+        body: impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>>,
+        ctx: &EntryContext,
+        gaps: &mut GapWatch,
+    ) -> ReadOutcome {
+        let mut body = std::pin::pin!(body);
+        let mut splitter = LineSplitter::new(MAX_ROW_BYTES);
+        let mut outcome = ReadOutcome {
+            rows: 0,
+            ended: Ended::Closed,
+        };
+        let mut limit: Option<String> = None;
+        loop {
+            let chunk = match tokio::time::timeout(self.options.idle_timeout, body.next()).await {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    outcome.ended = Ended::Broken(format!(
+                        "nothing for {} s",
+                        self.options.idle_timeout.as_secs()
+                    ));
+                    break;
+                }
+            };
+            let mut lines = Vec::new();
+            let last = match chunk {
+                Some(Ok(bytes)) => {
+                    splitter.push(&bytes, |line| lines.push(owned(line)));
+                    false
+                }
+                Some(Err(err)) => {
+                    outcome.ended = Ended::Broken(transport_reason(&err));
+                    break;
+                }
+                None => {
+                    splitter.finish(|line| lines.push(owned(line)));
+                    true
+                }
+            };
+            let mut batch = Vec::new();
+            for line in lines {
+                match line {
+                    Some(bytes) => match parse_runtime_row(&bytes) {
+                        Ok(row) if row.is_limit_marker() => limit = Some(row.message),
+                        Ok(row) => {
+                            if let Admitted::New { gap } = gaps.admit(&row, ctx) {
+                                batch.extend(gap.map(|gap| *gap));
+                                outcome.rows += 1;
+                                batch.push(row_entry(row, ctx));
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(deployment = %ctx.vercel_id, %err, "skipped a malformed runtime row");
+                        }
+                    },
+                    None => batch.push(ctx.entry(
+                        now_ms(),
+                        crate::log::Tier::Runtime,
+                        Severity::Warn,
+                        "row_skipped",
+                        format!("Skipped a runtime row over {MAX_ROW_BYTES} bytes"),
+                    )),
+                }
+            }
+            if !batch.is_empty() {
+                self.logger.write_all_waiting(batch).await;
+            }
+            if let Some(message) = limit.take() {
+                outcome.ended = Ended::Limit(message);
+                break;
+            }
+            if last {
+                break;
+            }
+        }
+        outcome
+    }
+}
+
+struct ReadOutcome {
+    /// Rows shown that were not shown before.
+    rows: usize,
+    ended: Ended,
+}
+
+/// A line's bytes, or `None` for one over the limit.
+fn owned(line: Line<'_>) -> Option<Vec<u8>> {
+    match line {
+        Line::Complete(bytes) => Some(bytes.to_vec()),
+        Line::Oversized { .. } => None,
+    }
+}
+
+fn transport_reason(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_decode() {
+        "unreadable body".to_owned()
+    } else {
+        "cut off".to_owned()
+    }
+}
+
+/// Tells new rows from repeats across connections, and a continued log from a possible gap.
+struct GapWatch {
+    seen: SeenRows,
+    /// The newest row time shown.
+    last_shown: Option<i64>,
+    /// How the previous connection ended, until this one shows whether it continued it.
+    pending: Option<Ended>,
+}
+
+enum Admitted {
+    /// Shown before.
+    Repeat,
+    /// New; after a possible gap, the entry that says so.
+    New { gap: Option<Box<LogEntry>> },
+}
+
+impl GapWatch {
+    fn new(window: usize) -> Self {
+        GapWatch {
+            seen: SeenRows::new(window),
+            last_shown: None,
+            pending: None,
+        }
+    }
+
+    /// A connection ended: the next one must show that it continues where this one stopped.
+    fn ended(&mut self, ended: Ended) {
+        if self.last_shown.is_some() {
+            self.pending = Some(ended);
+        }
+    }
+
+    /// Looks at a row. The first new row of a connection that repeated none of the rows before
+    /// it comes with a possible-gap entry.
+    fn admit(&mut self, row: &RuntimeRow, ctx: &EntryContext) -> Admitted {
+        if !self.seen.insert(row) {
+            // The new connection overlaps the old one: nothing was skipped.
+            self.pending = None;
+            return Admitted::Repeat;
+        }
+        let at = row.timestamp_ms;
+        let gap = match (self.pending.take(), self.last_shown) {
+            (Some(ended), Some(from)) => Some(Box::new(gap_entry(ctx, from, at.max(from), &ended))),
+            _ => None,
+        };
+        self.last_shown = Some(self.last_shown.map_or(at, |t| t.max(at)));
+        Admitted::New { gap }
+    }
+}
+
+/// Resolves when production moved away from `current` (never when not following production).
+async fn moved(production: &mut Option<&mut watch::Receiver<String>>, current: &str) -> String {
+    match production {
+        Some(rx) => loop {
+            {
+                let now = rx.borrow_and_update();
+                if now.as_str() != current {
+                    return now.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Looks a project's production deployment up every `every`, and says when it changed.
+async fn poll_production(
+    client: VercelClient,
+    project_id: String,
+    every: Duration,
+    production: watch::Sender<String>,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        match client.get_project(&project_id).await {
+            Ok(project) => {
+                if let Some(id) = project.production_id() {
+                    production.send_if_modified(|current| {
+                        let changed = current != id;
+                        if changed {
+                            id.clone_into(current);
+                        }
+                        changed
+                    });
+                }
+            }
+            Err(err) => {
+                tracing::warn!(project = %project_id, %err, "could not look production up");
+            }
+        }
+    }
+}
+
+/// The pause before the `failures`th reconnect in a row: 0.5 s, doubling, at most `max`.
+fn backoff(failures: u32, max: Duration) -> Duration {
+    let exp = failures.saturating_sub(1).min(10);
+    (Duration::from_millis(500) * 2u32.pow(exp)).min(max)
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
