@@ -93,6 +93,14 @@ pub struct GlobalArgs {
     /// How the emergency copy is kept: sealed (with BREAKGLASS_KEY) or plaintext [default: sealed].
     #[arg(long, env = "BREAKGLASS_STORAGE", global = true)]
     pub breakglass_storage: Option<String>,
+    /// `serve`: also follow every project's production runtime logs [default: false].
+    #[arg(
+        long,
+        env = "SHIPLOG_RUNTIME_LOGS",
+        global = true,
+        value_name = "true|false"
+    )]
+    pub runtime_logs: Option<String>,
     /// How often the metrics are written to $STATE/metrics.prom (ms) [default: 300000].
     #[arg(
         long,
@@ -125,6 +133,7 @@ impl GlobalArgs {
             role: self.role.clone(),
             breakglass_enabled: self.breakglass_enabled.clone(),
             breakglass_storage: self.breakglass_storage.clone(),
+            runtime_logs: self.runtime_logs.clone(),
         }
     }
 }

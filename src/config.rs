@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::alert::channels::AlertChannels;
 use crate::secret::Secret;
+use crate::stream::runtime::regression::RegressionOptions;
 use crate::stream::DEFAULT_SETTLE;
 use crate::vercel::client::DEFAULT_API_URL;
 
@@ -57,6 +58,11 @@ pub struct FileConfig {
     pub role: Option<String>,
     /// How breakglass keeps its emergency copy: sealed (default) or plaintext.
     pub breakglass_storage: Option<String>,
+    /// `serve` follows every project's production runtime logs.
+    pub runtime_logs: Option<bool>,
+    /// When a new production deployment counts as a regression (`[regression]`).
+    #[serde(default)]
+    pub regression: RegressionConfig,
     /// Where alerts go; the environment variables of the same meaning win.
     #[serde(default)]
     pub alert_channels: AlertChannels,
@@ -224,6 +230,54 @@ impl Environment {
     }
 }
 
+/// `[regression]`: when the 5xx rate of a new production deployment counts as markedly worse
+/// than the one it replaced (see `RegressionOptions` for the defaults).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionConfig {
+    /// The old deployment's rate is taken over this many minutes before the move.
+    pub baseline_minutes: Option<u64>,
+    /// The new deployment is watched this many minutes after the move.
+    pub window_minutes: Option<u64>,
+    /// Its rate must be at least this many times the old one's...
+    pub ratio: Option<f64>,
+    /// ...and at least this many percent...
+    pub min_rate_percent: Option<f64>,
+    /// ...over at least this many responses, this many of them 5xx.
+    pub min_responses: Option<u64>,
+    pub min_errors: Option<u64>,
+}
+
+impl RegressionConfig {
+    fn options(&self) -> Result<RegressionOptions, ConfigError> {
+        let defaults = RegressionOptions::default();
+        let bad = |what: &str| ConfigError::Value(format!("[regression] {what}"));
+        let minutes = |value: Option<u64>, default: Duration, name: &str| match value {
+            None => Ok(default),
+            Some(m @ 1..=60) => Ok(Duration::from_secs(m * 60)),
+            Some(_) => Err(bad(&format!("{name} must be 1 to 60 minutes"))),
+        };
+        let ratio = self.ratio.unwrap_or(defaults.ratio);
+        if !(1.0..=1000.0).contains(&ratio) {
+            return Err(bad("ratio must be at least 1 (and at most 1000)"));
+        }
+        let min_rate = self
+            .min_rate_percent
+            .map_or(defaults.min_rate, |p| p / 100.0);
+        if !(0.0..=1.0).contains(&min_rate) {
+            return Err(bad("min_rate_percent must be 0 to 100"));
+        }
+        Ok(RegressionOptions {
+            baseline: minutes(self.baseline_minutes, defaults.baseline, "baseline_minutes")?,
+            window: minutes(self.window_minutes, defaults.window, "window_minutes")?,
+            ratio,
+            min_rate,
+            min_responses: self.min_responses.unwrap_or(defaults.min_responses).max(1),
+            min_errors: self.min_errors.unwrap_or(defaults.min_errors).max(1),
+        })
+    }
+}
+
 /// Values given on the command line or in the environment (clap merges those two).
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -252,6 +306,8 @@ pub struct Overrides {
     pub breakglass_enabled: Option<String>,
     /// `BREAKGLASS_STORAGE`: sealed (default) or plaintext.
     pub breakglass_storage: Option<String>,
+    /// `SHIPLOG_RUNTIME_LOGS`: `true` or `false`.
+    pub runtime_logs: Option<String>,
 }
 
 /// The resolved settings every command runs with.
@@ -288,6 +344,9 @@ pub struct Settings {
     /// The breakglass kill switch (`VERCEL_BREAKGLASS_ENABLED=true`); off by default.
     pub breakglass_enabled: bool,
     pub breakglass_storage: crate::breakglass::entry::Storage,
+    /// `serve` follows every project's production runtime logs (`SHIPLOG_RUNTIME_LOGS=true`).
+    pub runtime_logs: bool,
+    pub regression: RegressionOptions,
 }
 
 impl Settings {
@@ -322,6 +381,17 @@ impl Settings {
         }
         let redis_url = redis_url(overrides.redis_url)?;
         let alerts_enabled = alerts_enabled(overrides.alerts_enabled.as_deref(), env)?;
+        let runtime_logs = match overrides.runtime_logs.as_deref().map(str::trim) {
+            None | Some("") => file.runtime_logs.unwrap_or(false),
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(other) => {
+                return Err(ConfigError::Value(format!(
+                    "SHIPLOG_RUNTIME_LOGS must be true or false, not {other:?}"
+                )))
+            }
+        };
+        let regression = file.regression.options()?;
         let role = role(overrides.role.or(file.role))?;
         let breakglass_storage =
             breakglass_storage(overrides.breakglass_storage.or(file.breakglass_storage))?;
@@ -379,6 +449,8 @@ impl Settings {
                 .breakglass_enabled
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             breakglass_storage,
+            runtime_logs,
+            regression,
         })
     }
 }

@@ -9,12 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
+use shiplog::alert::evaluator::{AlertEvent, RuleEvaluator};
+use shiplog::alert::rule::RuleSet;
+use shiplog::alert::suppression::Suppressor;
 use shiplog::demo::{DeploymentSpec, RuntimeTraffic, SimEvent, SimulatorHandle, SimulatorOptions};
+use shiplog::log::runtime::{DEPLOY_REGRESSION, POSSIBLE_GAP, PRODUCTION_MOVED};
 use shiplog::log::{Delivery, EntryReceiver, LogEntry, Logger, Tier};
+use shiplog::metrics::Metrics;
 use shiplog::retry::RetryPolicy;
 use shiplog::secret::Secret;
 use shiplog::store::StateStore;
-use shiplog::stream::runtime::entries::{POSSIBLE_GAP, PRODUCTION_MOVED};
 use shiplog::stream::runtime::{RuntimeError, RuntimeFollower, RuntimeOptions, RuntimeTarget};
 use shiplog::vercel::{ClientConfig, VercelClient};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -438,4 +442,205 @@ async fn the_cli_says_what_is_wrong_with_a_filter_or_a_name() {
         out.stderr
     );
     assert!(!out.stderr.contains("test-token"));
+}
+
+/// The alert rules over `entries`: the keys of the rules that fired.
+async fn fired_rules(entries: &[Arc<LogEntry>], store: StateStore) -> Vec<(String, Arc<LogEntry>)> {
+    let evaluator = RuleEvaluator::new(
+        RuleSet::builtin(),
+        Suppressor::shared(store),
+        Arc::new(Metrics::new()),
+    );
+    let mut fired = Vec::new();
+    for entry in entries {
+        for event in evaluator.evaluate(entry.clone()).await {
+            if let AlertEvent::Fired(alert) = event {
+                fired.push((alert.rule, alert.entry));
+            }
+        }
+    }
+    fired
+}
+
+fn store() -> (tempfile::TempDir, StateStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::embedded(dir.path(), "shiplog:test:").expect("store");
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_burst_of_production_errors_alerts_and_a_previews_does_not() {
+    let sim = simulator(RuntimeTraffic {
+        rows_per_sec: 200.0,
+        ..RuntimeTraffic::default()
+    })
+    .await;
+    let live = production(&sim, "storefront").await;
+    let preview = sim.add_deployment(DeploymentSpec {
+        project: "storefront".to_owned(),
+        events: vec![SimEvent::stdout(10, "Build completed")],
+        ..DeploymentSpec::default()
+    });
+    sim.wait_finished(&preview).await;
+    for id in [&live, &preview] {
+        sim.set_error_rate(id, 500);
+    }
+    for (id, bursts) in [(&live, true), (&preview, false)] {
+        let (stop, mut rx, _task, _dir) = start(
+            sim.base_url(),
+            RuntimeTarget::Deployment(id.clone()),
+            quick(),
+        );
+        // 60 rows at half errors: some 30 errors, three bursts' worth, within a second.
+        let entries = collect(&mut rx, |e| rows(e).len() >= 60).await;
+        let _ = stop.send(true);
+        let (_dir, store) = store();
+        let fired = fired_rules(&entries, store).await;
+        let burst: Vec<_> = fired
+            .iter()
+            .filter(|(rule, _)| rule == "runtime_error_burst")
+            .collect();
+        if bursts {
+            assert_eq!(burst.len(), 1, "one alert: the repeats are suppressed");
+            let entry = &burst[0].1;
+            assert!(
+                entry
+                    .message
+                    .starts_with("10 runtime entries within 60 s on storefront"),
+                "{}",
+                entry.message
+            );
+        } else {
+            assert!(burst.is_empty(), "a preview's errors page nobody");
+        }
+    }
+}
+
+/// Follows `storefront`'s production, sees `rows_before` rows of the current one, then rolls
+/// production back to `to` and reads until `rows_after` of its rows came.
+async fn move_production(
+    sim: &SimulatorHandle,
+    to: &str,
+    rows_before: usize,
+    rows_after: usize,
+) -> Vec<Arc<LogEntry>> {
+    let (stop, mut rx, _task, _dir) = start(
+        sim.base_url(),
+        RuntimeTarget::Production("storefront".into()),
+        quick(),
+    );
+    let mut entries = collect(&mut rx, |e| rows(e).len() >= rows_before).await;
+    let project = sim.project_id(to).expect("project");
+    client(sim.base_url())
+        .rollback(&project, to, None)
+        .await
+        .expect("rollback");
+    entries.extend(
+        collect(&mut rx, |e| {
+            rows(e)
+                .iter()
+                .filter(|r| r.build_id.as_deref() == Some(to))
+                .count()
+                >= rows_after
+        })
+        .await,
+    );
+    let _ = stop.send(true);
+    entries
+}
+
+#[tokio::test]
+async fn a_new_production_that_fails_more_than_the_last_raises_a_critical_regression() {
+    let sim = simulator(RuntimeTraffic {
+        rows_per_sec: 200.0,
+        ..RuntimeTraffic::default()
+    })
+    .await;
+    let broken = production(&sim, "storefront").await;
+    let _healthy = production(&sim, "storefront").await;
+    sim.set_error_rate(&broken, 300);
+    let entries = move_production(&sim, &broken, 100, 150).await;
+
+    let notes: Vec<_> = entries
+        .iter()
+        .filter(|e| e.event == DEPLOY_REGRESSION)
+        .collect();
+    assert_eq!(notes.len(), 1, "said once");
+    let (_dir, store) = store();
+    let fired = fired_rules(&entries, store).await;
+    let regression: Vec<_> = fired
+        .iter()
+        .filter(|(rule, _)| rule == "deploy_regression")
+        .collect();
+    assert_eq!(regression.len(), 1);
+    let alert = &regression[0].1;
+    assert_eq!(
+        alert.build_id.as_deref(),
+        Some(broken.as_str()),
+        "names the new production"
+    );
+    assert!(
+        alert.message.contains("5xx rate") && alert.message.contains("rollback storefront --to"),
+        "{}",
+        alert.message
+    );
+    assert!(alert.metadata.get_str("previous_deployment").is_some());
+}
+
+#[tokio::test]
+async fn a_healthy_move_of_production_raises_nothing() {
+    let sim = simulator(RuntimeTraffic {
+        rows_per_sec: 200.0,
+        ..RuntimeTraffic::default()
+    })
+    .await;
+    let older = production(&sim, "storefront").await;
+    let _newer = production(&sim, "storefront").await;
+    let entries = move_production(&sim, &older, 100, 300).await;
+    assert!(entries.iter().any(|e| e.event == PRODUCTION_MOVED));
+    assert!(entries.iter().all(|e| e.event != DEPLOY_REGRESSION));
+    let (_dir, store) = store();
+    assert!(fired_rules(&entries, store)
+        .await
+        .iter()
+        .all(|(rule, _)| rule != "deploy_regression"));
+}
+
+#[tokio::test]
+async fn serve_follows_production_runtime_logs_when_asked_and_alerts_on_a_burst() {
+    let sim = simulator(RuntimeTraffic {
+        rows_per_sec: 100.0,
+        ..RuntimeTraffic::default()
+    })
+    .await;
+    let live = production(&sim, "storefront").await;
+    sim.set_error_rate(&live, 500);
+    let dir = tempfile::tempdir().expect("dir");
+    let mut cmd = support::bin::shiplog(dir.path(), &sim.base_url());
+    cmd.env("SHIPLOG_RUNTIME_LOGS", "true")
+        .args(["serve", "--json"]);
+    let mut child = cmd.spawn().expect("shiplog runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let alert = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("an alert within 30 s")
+            .expect("read")
+            .expect("a line");
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert!(
+            entry["metadata"]["row_id"].is_null(),
+            "a worker prints alerts and notes, not every row: {line}"
+        );
+        if line.contains("runtime_error_burst") {
+            break entry;
+        }
+    };
+    assert!(alert.to_string().contains(&live), "{alert}");
+    support::bin::terminate(child.id().expect("pid"));
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops on SIGTERM")
+        .expect("status");
+    assert_eq!(status.code(), Some(0));
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::burst::{burst_entry, Bursts};
 use super::channels::Channel;
 use super::fingerprint::Fingerprint;
 use super::rule::{AlertSeverity, RuleSet};
@@ -52,6 +53,7 @@ pub struct RuleEvaluator {
     rules: RuleSet,
     suppressor: Suppressor,
     metrics: Arc<Metrics>,
+    bursts: Bursts,
 }
 
 impl RuleEvaluator {
@@ -60,6 +62,7 @@ impl RuleEvaluator {
             rules,
             suppressor,
             metrics,
+            bursts: Bursts::default(),
         }
     }
 
@@ -71,8 +74,16 @@ impl RuleEvaluator {
             return events;
         }
         for rule in self.rules.matching(&entry) {
+            let (entry, fingerprint) = match rule.burst {
+                None => (entry.clone(), Fingerprint::of(&rule.key, &entry)),
+                Some(burst) if self.bursts.complete(&rule.key, &entry, burst) => {
+                    let (entry, fingerprint) = burst_entry(&rule.key, &entry, burst);
+                    (Arc::new(entry), fingerprint)
+                }
+                Some(_) => continue,
+            };
             let alert = Alert {
-                fingerprint: Fingerprint::of(&rule.key, &entry),
+                fingerprint,
                 rule: rule.key.clone(),
                 severity: rule.severity,
                 channels: rule.channels.clone(),

@@ -7,6 +7,7 @@
 
 pub mod book;
 pub mod book_store;
+pub mod burst;
 pub mod channels;
 pub mod delivery;
 pub mod evaluator;

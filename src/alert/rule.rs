@@ -7,6 +7,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::channels::Channel;
+use crate::log::runtime::{RowFilter, StatusMatch};
 use crate::log::{LogEntry, Severity, Tier};
 
 /// How loud an alert is.
@@ -47,6 +48,19 @@ pub struct RuleConfig {
     /// Metadata field -> regular expression its text value must match.
     #[serde(default)]
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// Runtime rows whose response status is one of these: a class (`5xx`) or a code (`502`).
+    #[serde(default)]
+    pub status: Vec<String>,
+    /// Runtime rows whose request path matches this regular expression.
+    pub path: Option<String>,
+    /// Runtime rows from one of these sources (`request`, `serverless`, `edge-function`,
+    /// `edge-middleware`).
+    #[serde(default)]
+    pub source: Vec<String>,
+    /// Fires only once this many matching entries of one deployment came within
+    /// `within_seconds` (a burst, not a single line).
+    pub at_least: Option<u32>,
+    pub within_seconds: Option<u64>,
     pub severity: Option<AlertSeverity>,
     pub channels: Option<Vec<String>>,
     pub suppression_minutes: Option<u64>,
@@ -62,6 +76,10 @@ pub struct Rule {
     events: Vec<String>,
     message: Option<Regex>,
     metadata: Vec<(String, Regex)>,
+    /// Status, path and source matchers: only runtime rows can match them.
+    rows: Option<RowFilter>,
+    /// Fires on this many matches of one deployment within the window.
+    pub burst: Option<Burst>,
     pub severity: AlertSeverity,
     pub channels: Vec<Channel>,
     pub suppression: Duration,
@@ -83,7 +101,18 @@ impl Rule {
                     .get_str(key)
                     .is_some_and(|value| re.is_match(matched_part(value)))
             })
+            && self
+                .rows
+                .as_ref()
+                .is_none_or(|rows| rows.matches_row(entry))
     }
+}
+
+/// A rule that fires on many matches, not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    pub count: u32,
+    pub within: Duration,
 }
 
 /// How much of a text a rule's regular expression looks at: its first 16 KiB. A build line
@@ -228,6 +257,25 @@ event = ["promoted", "rolled_back"]
 severity = "high"
 channels = ["slack", "discord"]
 suppression_minutes = 10
+
+[[alert_rules]]
+key = "runtime_error_burst"
+tier = "runtime"
+severity_at_least = "error"
+metadata = { target = "^production$" }
+at_least = 10
+within_seconds = 60
+severity = "high"
+channels = ["slack", "discord"]
+suppression_minutes = 15
+
+[[alert_rules]]
+key = "deploy_regression"
+tier = "runtime"
+event = ["deploy_regression"]
+severity = "critical"
+channels = ["slack", "discord", "email"]
+suppression_minutes = 30
 
 [[alert_rules]]
 key = "alert_queue_failed"
@@ -389,11 +437,40 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
             })?;
         channels.push(channel);
     }
+    let rows = if config.status.is_empty() && config.path.is_none() && config.source.is_empty() {
+        None
+    } else {
+        let mut statuses = Vec::new();
+        for status in &config.status {
+            statuses.push(StatusMatch::parse(status).map_err(&problem)?);
+        }
+        Some(RowFilter {
+            at_least: None,
+            statuses,
+            path: config.path.as_deref().map(regex).transpose()?,
+            sources: config.source.clone(),
+        })
+    };
+    let burst = match (config.at_least, config.within_seconds) {
+        (None, None) => None,
+        (Some(count @ 1..), Some(seconds @ 1..=86_400)) => Some(Burst {
+            count,
+            within: Duration::from_secs(seconds),
+        }),
+        _ => {
+            return Err(problem(
+                "at_least and within_seconds go together: a count of at least 1 within 1 to \
+                 86400 seconds"
+                    .to_owned(),
+            ))
+        }
+    };
     if config.tier.is_none()
         && config.severity_at_least.is_none()
         && config.event.is_empty()
         && message.is_none()
         && metadata.is_empty()
+        && rows.is_none()
     {
         return Err(problem("a rule needs at least one matcher".to_owned()));
     }
@@ -404,6 +481,8 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
         events: config.event.clone(),
         message,
         metadata,
+        rows,
+        burst,
         severity: config.severity.unwrap_or(AlertSeverity::Medium),
         channels,
         suppression: Duration::from_secs(config.suppression_minutes.unwrap_or(15) * 60),
@@ -426,6 +505,80 @@ mod tests {
 
     fn keys(set: &RuleSet, entry: &LogEntry) -> Vec<String> {
         set.matching(entry).map(|r| r.key.clone()).collect()
+    }
+
+    fn runtime_row(status: u16, path: &str, source: &str, target: &str) -> LogEntry {
+        let mut entry = LogEntry::at(1, Tier::Runtime, Severity::Info, source, "GET / 200");
+        let extra = &mut entry.metadata.extra;
+        extra.insert("status".into(), status.into());
+        extra.insert("request_path".into(), path.into());
+        extra.insert("target".into(), target.into());
+        if status >= 500 {
+            entry.severity = Severity::Error;
+        }
+        entry
+    }
+
+    #[test]
+    fn runtime_rows_match_on_status_path_and_source() {
+        let text = r#"
+[[alert_rules]]
+key = "checkout_5xx"
+status = ["5xx", "429"]
+path = "^/api/checkout"
+source = ["serverless"]
+"#;
+        let set =
+            RuleSet::with_overrides(rules_in(text, "test").expect("parses")).expect("compiles");
+        let hits = |e: &LogEntry| keys(&set, e).contains(&"checkout_5xx".to_owned());
+        assert!(hits(&runtime_row(502, "/api/checkout", "serverless", "")));
+        assert!(hits(&runtime_row(
+            429,
+            "/api/checkout/pay",
+            "serverless",
+            ""
+        )));
+        assert!(!hits(&runtime_row(404, "/api/checkout", "serverless", "")));
+        assert!(!hits(&runtime_row(502, "/cart", "serverless", "")));
+        assert!(!hits(&runtime_row(502, "/api/checkout", "request", "")));
+        // A build line mentioning a 502 is no runtime row.
+        assert!(!hits(&LogEntry::at(
+            1,
+            Tier::Build,
+            Severity::Error,
+            "serverless",
+            "502"
+        )));
+    }
+
+    #[test]
+    fn the_error_burst_counts_production_errors_only() {
+        let set = RuleSet::builtin();
+        let burst = set
+            .rules()
+            .iter()
+            .find(|r| r.key == "runtime_error_burst")
+            .expect("built-in");
+        assert_eq!(burst.burst.map(|b| b.count), Some(10));
+        assert!(burst.matches(&runtime_row(500, "/", "request", "production")));
+        assert!(!burst.matches(&runtime_row(500, "/", "request", "preview")));
+        assert!(!burst.matches(&runtime_row(200, "/", "request", "production")));
+    }
+
+    #[test]
+    fn a_burst_needs_both_its_count_and_its_window() {
+        for (fields, ok) in [
+            ("at_least = 5\nwithin_seconds = 60", true),
+            ("at_least = 5", false),
+            ("within_seconds = 60", false),
+            ("at_least = 0\nwithin_seconds = 60", false),
+            ("at_least = 5\nwithin_seconds = 0", false),
+            ("status = [\"6xx\"]", false),
+        ] {
+            let text = format!("[[alert_rules]]\nkey = \"r\"\ntier = \"runtime\"\n{fields}\n");
+            let compiled = rules_in(&text, "test").map(RuleSet::with_overrides);
+            assert_eq!(matches!(compiled, Ok(Ok(_))), ok, "{fields}");
+        }
     }
 
     #[test]

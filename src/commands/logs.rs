@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use shiplog::exit;
-use shiplog::log::sinks::{Filtered, PrintFormat, Printer};
+use shiplog::log::runtime::{level_severity, RowFilter, StatusMatch};
+use shiplog::log::sinks::{Only, PrintFormat, Printer};
 use shiplog::metrics::Metrics;
-use shiplog::stream::runtime::filter::{level_severity, RowFilter, StatusMatch};
-use shiplog::stream::runtime::{RuntimeError, RuntimeFollower, RuntimeOptions};
+use shiplog::stream::runtime::{RuntimeError, RuntimeFollower};
 
 use super::error::{CommandError, Exit};
 use super::report_drops;
@@ -21,7 +21,7 @@ pub async fn run(cli: &Cli, args: LogsArgs) -> Exit {
     } else {
         super::text_format(false)
     };
-    let printer = Filtered::new(Printer::stdout(format), move |entry| filter.matches(entry));
+    let printer = Only::new(Printer::stdout(format), move |entry| filter.matches(entry));
     let (logger, alert_outlet) = super::stdout_logger(
         Box::new(printer),
         args.ndjson.as_deref(),
@@ -48,7 +48,12 @@ pub async fn run(cli: &Cli, args: LogsArgs) -> Exit {
         alert_outlet,
         alerting_stop,
     );
-    let follower = RuntimeFollower::new(client, store, logger.clone(), RuntimeOptions::default());
+    let follower = RuntimeFollower::new(
+        client,
+        store,
+        logger.clone(),
+        super::runtime_options(&settings),
+    );
     let shutdown =
         super::follow::stop_when_output_closes(super::shutdown_on_signals(), logger.clone());
     let result = match follower.resolve(&args.target).await {
@@ -86,9 +91,14 @@ fn row_filter(args: &LogsArgs) -> Result<RowFilter, CommandError> {
         at_least: args
             .level
             .as_deref()
-            .map(level_severity)
-            .transpose()
-            .map_err(usage)?,
+            .map(|level| {
+                level_severity(level).ok_or_else(|| {
+                    usage(format!(
+                        "{level:?} is not a level: use debug, info, warning, error or fatal"
+                    ))
+                })
+            })
+            .transpose()?,
         statuses: args
             .status
             .iter()

@@ -2,14 +2,15 @@
 //! next to the dashboards. Alerting is always on here.
 
 use shiplog::log::sinks::{Only, PrintFormat, Printer};
-use shiplog::log::{Delivery, LogEntry, Logger, Tier};
+use shiplog::log::{runtime, Delivery, LogEntry, Logger, Tier};
 
 use super::team::run_headless;
 use crate::cli::Cli;
 
-/// A worker's output: everything but the build lines themselves.
+/// A worker's output: everything but the build lines and runtime rows themselves (their
+/// alerts, gaps and outcomes are shown).
 fn worth_printing(entry: &LogEntry) -> bool {
-    entry.tier != Tier::Build
+    entry.tier != Tier::Build && !runtime::is_row(entry)
 }
 
 pub async fn run(cli: &Cli, json: bool) -> super::error::Exit {

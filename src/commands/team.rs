@@ -16,6 +16,7 @@ use shiplog::secret::Secret;
 use shiplog::shutdown::Shutdown;
 use shiplog::store::StateStore;
 use shiplog::stream::engine::{EngineOptions, StreamEngine};
+use shiplog::stream::runtime::{follow_productions, RuntimeFollower};
 use shiplog::stream::FollowOptions;
 
 use super::error::{CommandError, Exit};
@@ -150,6 +151,9 @@ impl TeamSession {
 
 /// A headless command over the team (`watch`, `serve`): the streaming engine, and alerting
 /// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM; then exits with `stopped`.
+/// How often a headless worker following runtime logs looks for new production projects.
+const PRODUCTIONS_LOOKED_FOR: Duration = Duration::from_secs(60);
+
 pub async fn run_headless(
     cli: &Cli,
     stopped: i32,
@@ -162,6 +166,19 @@ pub async fn run_headless(
     let team = TeamSession::open(&mut settings, &logger, Face::Headless).await?;
     let alerting = team.start_alerting(&settings, &logger, alert_outlet, shutdown.clone());
     super::follow_actions(&settings, &logger, shutdown.clone()).await;
+    if settings.runtime_logs {
+        let follower = RuntimeFollower::new(
+            team.client.clone(),
+            team.store.clone(),
+            logger.clone(),
+            super::runtime_options(&settings),
+        );
+        tokio::spawn(follow_productions(
+            Arc::new(follower),
+            PRODUCTIONS_LOOKED_FOR,
+            shutdown.clone(),
+        ));
+    }
     if team.simulator.is_none() {
         if let Ok(breakglass) = super::breakglass::open(&settings, None).await {
             tokio::spawn(shiplog::breakglass::desk::sweep_every(

@@ -5,6 +5,7 @@ pub mod fanout;
 mod outlet;
 pub mod receiver;
 pub mod redact;
+pub mod runtime;
 pub mod sinks;
 
 pub use entry::{LogEntry, Severity, Tier};

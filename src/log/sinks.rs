@@ -21,39 +21,6 @@ pub trait Sink: Send + 'static {
     }
 }
 
-/// A sink that passes on only the entries `keep` accepts (a command's output filters).
-pub struct Filtered<S> {
-    inner: S,
-    keep: Box<dyn Fn(&LogEntry) -> bool + Send>,
-}
-
-impl<S: Sink> Filtered<S> {
-    pub fn new(inner: S, keep: impl Fn(&LogEntry) -> bool + Send + 'static) -> Self {
-        Filtered {
-            inner,
-            keep: Box::new(keep),
-        }
-    }
-}
-
-impl<S: Sink> Sink for Filtered<S> {
-    fn write(&mut self, entry: &LogEntry) -> io::Result<()> {
-        if (self.keep)(entry) {
-            self.inner.write(entry)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        self.inner.sync()
-    }
-}
-
 /// How the printer shows an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrintFormat {
@@ -177,15 +144,18 @@ fn write_text(
 }
 
 /// Passes on only the entries `keep` accepts (a worker's stdout shows shiplog's own entries and
-/// alerts, not every build line).
+/// alerts, not every build line; `shiplog logs` shows the rows its filters keep).
 pub struct Only<S: Sink> {
     inner: S,
-    keep: fn(&LogEntry) -> bool,
+    keep: Box<dyn Fn(&LogEntry) -> bool + Send>,
 }
 
 impl<S: Sink> Only<S> {
-    pub fn new(inner: S, keep: fn(&LogEntry) -> bool) -> Self {
-        Only { inner, keep }
+    pub fn new(inner: S, keep: impl Fn(&LogEntry) -> bool + Send + 'static) -> Self {
+        Only {
+            inner,
+            keep: Box::new(keep),
+        }
     }
 }
 

@@ -4,25 +4,15 @@
 use serde_json::Value;
 
 use crate::log::entry::clock;
+use crate::log::runtime::{level_severity, POSSIBLE_GAP, PRODUCTION_MOVED};
 use crate::log::{LogEntry, Severity, Tier};
 use crate::stream::entries::EntryContext;
 use crate::vercel::RuntimeRow;
 
-/// The event of a possible-gap entry.
-pub const POSSIBLE_GAP: &str = "possible_gap";
-/// The event of the entry that says the followed deployment changed with production.
-pub const PRODUCTION_MOVED: &str = "production_moved";
-
 /// A row's severity: its level, raised to `error` for a 5xx response (a failed request is an
 /// error for whoever is on call, whatever level the function logged it at).
 pub fn severity_of(row: &RuntimeRow) -> Severity {
-    let level = match row.level.as_str() {
-        "trace" | "debug" => Severity::Debug,
-        "warning" | "warn" => Severity::Warn,
-        "error" => Severity::Error,
-        "fatal" => Severity::Critical,
-        _ => Severity::Info,
-    };
+    let level = level_severity(&row.level).unwrap_or(Severity::Info);
     if row.status.is_some_and(|s| s >= 500) {
         level.max(Severity::Error)
     } else {
@@ -36,8 +26,8 @@ pub fn status_class(status: u16) -> String {
 }
 
 /// The row as an entry: its message (or, for a request row without one, the request), its
-/// source as the event, the request fields in metadata.
-pub fn row_entry(row: RuntimeRow, ctx: &EntryContext) -> LogEntry {
+/// source as the event, the request fields and the deployment's `target` in metadata.
+pub fn row_entry(row: RuntimeRow, ctx: &EntryContext, target: Option<&str>) -> LogEntry {
     let severity = severity_of(&row);
     let message = if row.message.is_empty() && !row.request_path.is_empty() {
         let status = row
@@ -57,6 +47,7 @@ pub fn row_entry(row: RuntimeRow, ctx: &EntryContext) -> LogEntry {
     meta.level = (!row.level.is_empty()).then_some(row.level);
     let extra = &mut meta.extra;
     for (key, value) in [
+        ("target", target.unwrap_or_default().to_owned()),
         ("row_id", row.row_id),
         ("domain", row.domain),
         ("request_method", row.request_method),
@@ -167,7 +158,7 @@ mod tests {
             status: Some(502),
             ..RuntimeRow::default()
         };
-        let entry = row_entry(row, &ctx());
+        let entry = row_entry(row, &ctx(), Some("production"));
         assert_eq!(entry.tier, Tier::Runtime);
         assert_eq!(
             entry.severity,
@@ -183,6 +174,7 @@ mod tests {
         );
         assert_eq!(entry.metadata.get_str("level"), Some("info"));
         assert_eq!(entry.build_id.as_deref(), Some("dpl_a"));
+        assert_eq!(entry.metadata.get_str("target"), Some("production"));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! than pretend the log is continuous.
 
 pub mod entries;
-pub mod filter;
+mod productions;
+pub mod regression;
 mod seen;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use crate::vercel::{
     parse_runtime_row, Deployment, Line, LineSplitter, RuntimeRow, VercelClient, VercelError,
 };
 use entries::{gap_entry, moved_entry, row_entry, Ended};
+pub use productions::follow_productions;
+use regression::{RegressionOptions, RegressionWatch};
 pub use seen::SeenRows;
 
 use super::entries::{git_of, EntryContext};
@@ -42,6 +45,8 @@ pub struct RuntimeOptions {
     pub max_backoff: Duration,
     /// A connection that brings nothing for this long is reopened.
     pub idle_timeout: Duration,
+    /// When a new production deployment counts as a regression.
+    pub regression: RegressionOptions,
 }
 
 impl Default for RuntimeOptions {
@@ -51,6 +56,7 @@ impl Default for RuntimeOptions {
             production_poll: Duration::from_secs(15),
             max_backoff: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
+            regression: RegressionOptions::default(),
         }
     }
 }
@@ -136,8 +142,11 @@ impl RuntimeFollower {
     ) -> Result<(), RuntimeError> {
         match target {
             RuntimeTarget::Deployment(id) => {
-                let ctx = self.context_of(id, &mut shutdown).await?;
-                match self.follow_deployment(&ctx, &mut shutdown, None).await? {
+                let followed = self.look_up(id, &mut shutdown).await?;
+                match self
+                    .follow_deployment(&followed, &mut shutdown, None, None)
+                    .await?
+                {
                     Stop::Moved(_) => Ok(()),
                 }
             }
@@ -167,15 +176,23 @@ impl RuntimeFollower {
         let _stop_poller = AbortOnDrop(poller);
         let mut current = first;
         let mut previous: Option<String> = None;
+        let mut regression = RegressionWatch::new(self.options.regression.clone());
         loop {
-            let ctx = self.context_of(&current, &mut shutdown).await?;
+            let followed = self.look_up(&current, &mut shutdown).await?;
             if let Some(from) = previous.take() {
+                let at = now_ms();
+                regression.moved(&from, &current, at);
                 self.logger
-                    .write_waiting(moved_entry(&ctx, &from, now_ms()))
+                    .write_waiting(moved_entry(&followed.ctx, &from, at))
                     .await;
             }
             match self
-                .follow_deployment(&ctx, &mut shutdown, Some(&mut production))
+                .follow_deployment(
+                    &followed,
+                    &mut shutdown,
+                    Some(&mut production),
+                    Some(&mut regression),
+                )
                 .await?
             {
                 Stop::Moved(next) => previous = Some(std::mem::replace(&mut current, next)),
@@ -183,23 +200,19 @@ impl RuntimeFollower {
         }
     }
 
-    async fn context_of(
-        &self,
-        id: &str,
-        shutdown: &mut Shutdown,
-    ) -> Result<EntryContext, RuntimeError> {
+    async fn look_up(&self, id: &str, shutdown: &mut Shutdown) -> Result<Followed, RuntimeError> {
         let deployment = tokio::select! {
             found = self.client.get_deployment(id) => found?,
             _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
         };
-        self.context(&deployment).await
+        self.followed(&deployment).await
     }
 
-    async fn context(&self, deployment: &Deployment) -> Result<EntryContext, RuntimeError> {
+    async fn followed(&self, deployment: &Deployment) -> Result<Followed, RuntimeError> {
         if deployment.project_id.is_none() {
             return Err(RuntimeError::NoProject(deployment.id.clone()));
         }
-        Ok(EntryContext {
+        let ctx = EntryContext {
             deployment_id: stable_deployment_id(&self.store, &deployment.id)
                 .await
                 .into(),
@@ -208,6 +221,10 @@ impl RuntimeFollower {
             project_name: deployment.name.as_deref().map(Arc::from),
             git: git_of(deployment.git()).map(Arc::from),
             replayed: false,
+        };
+        Ok(Followed {
+            ctx,
+            target: deployment.target.as_deref().map(Arc::from),
         })
     }
 
@@ -215,10 +232,12 @@ impl RuntimeFollower {
     /// moves elsewhere.
     async fn follow_deployment(
         &self,
-        ctx: &EntryContext,
+        followed: &Followed,
         shutdown: &mut Shutdown,
         mut production: Option<&mut watch::Receiver<String>>,
+        mut regression: Option<&mut RegressionWatch>,
     ) -> Result<Stop, RuntimeError> {
+        let ctx = &followed.ctx;
         let project_id = ctx.project_id.as_deref().unwrap_or_default();
         let mut gaps = GapWatch::new(self.options.window);
         let mut failures: u32 = 0;
@@ -231,7 +250,7 @@ impl RuntimeFollower {
             let ended = match opened {
                 Ok(body) => {
                     let read = tokio::select! {
-                        read = self.read(body, ctx, &mut gaps) => read,
+                        read = self.read(body, followed, &mut gaps, regression.as_deref_mut()) => read,
                         next = moved(&mut production, &ctx.vercel_id) => return Ok(Stop::Moved(next)),
                         _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
                     };
@@ -264,9 +283,11 @@ impl RuntimeFollower {
     async fn read(
         &self,
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>>,
-        ctx: &EntryContext,
+        followed: &Followed,
         gaps: &mut GapWatch,
+        mut regression: Option<&mut RegressionWatch>,
     ) -> ReadOutcome {
+        let ctx = &followed.ctx;
         let mut body = std::pin::pin!(body);
         let mut splitter = LineSplitter::new(MAX_ROW_BYTES);
         let mut outcome = ReadOutcome {
@@ -309,7 +330,12 @@ impl RuntimeFollower {
                             if let Admitted::New { gap } = gaps.admit(&row, ctx) {
                                 batch.extend(gap.map(|gap| *gap));
                                 outcome.rows += 1;
-                                batch.push(row_entry(row, ctx));
+                                let entry = row_entry(row, ctx, followed.target.as_deref());
+                                let note = regression
+                                    .as_deref_mut()
+                                    .and_then(|watch| watch.observe(ctx, &entry));
+                                batch.push(entry);
+                                batch.extend(note);
                             }
                         }
                         Err(err) => {
@@ -338,6 +364,13 @@ impl RuntimeFollower {
         }
         outcome
     }
+}
+
+/// The deployment followed: its entries' context, and its target (`production`), which its
+/// rows carry so that rules can tell production's rows from a preview's.
+struct Followed {
+    ctx: EntryContext,
+    target: Option<Arc<str>>,
 }
 
 struct ReadOutcome {

@@ -1,12 +1,41 @@
-//! Which runtime rows to show: the quick filters of `shiplog logs` (level, status, path,
-//! source). What the follower says about itself (a possible gap, production moving) and every
-//! entry that is not a runtime row always pass: a filter narrows the rows, never the warnings.
+//! The runtime tier's vocabulary: what a runtime row's entry carries, the notes the runtime
+//! follower writes about itself, and filters over rows (`shiplog logs`, alert rules).
 
 use regex::Regex;
 
-use super::entries::{severity_of, POSSIBLE_GAP, PRODUCTION_MOVED};
-use crate::log::{LogEntry, Severity, Tier};
-use crate::vercel::RuntimeRow;
+use super::{LogEntry, Severity, Tier};
+
+/// The event of the note that says where runtime rows may be missing.
+pub const POSSIBLE_GAP: &str = "possible_gap";
+/// The event of the note that says the followed deployment changed with production.
+pub const PRODUCTION_MOVED: &str = "production_moved";
+/// The event of the note that says a new production deployment fails more than the last one.
+pub const DEPLOY_REGRESSION: &str = "deploy_regression";
+
+/// A runtime row's level as a severity (`warning` and `warn` alike); `None` for a name that is
+/// no level.
+pub fn level_severity(level: &str) -> Option<Severity> {
+    Some(match level.trim().to_ascii_lowercase().as_str() {
+        "trace" | "debug" => Severity::Debug,
+        "info" => Severity::Info,
+        "warning" | "warn" => Severity::Warn,
+        "error" => Severity::Error,
+        "fatal" => Severity::Critical,
+        _ => return None,
+    })
+}
+
+/// The response status a runtime row's entry carries.
+pub fn status_of(entry: &LogEntry) -> Option<u16> {
+    let status = entry.metadata.extra.get("status")?.as_u64()?;
+    u16::try_from(status).ok()
+}
+
+/// Is this a runtime row (not a note of the follower, nor another tier's entry)?
+pub fn is_row(entry: &LogEntry) -> bool {
+    entry.tier == Tier::Runtime
+        && ![POSSIBLE_GAP, PRODUCTION_MOVED, DEPLOY_REGRESSION].contains(&entry.event.as_str())
+}
 
 /// A status to keep: a class (`5xx`) or one code (`502`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,27 +61,11 @@ impl StatusMatch {
         }
     }
 
-    fn matches(self, status: u16) -> bool {
+    pub fn matches(self, status: u16) -> bool {
         match self {
             StatusMatch::Class(class) => status / 100 == class,
             StatusMatch::Code(code) => status == code,
         }
-    }
-}
-
-/// The level a `--level` names, as a severity (`warning` and `warn` alike).
-pub fn level_severity(level: &str) -> Result<Severity, String> {
-    let level = level.trim().to_ascii_lowercase();
-    match level.as_str() {
-        "trace" | "debug" | "info" | "warning" | "warn" | "error" | "fatal" => {
-            Ok(severity_of(&RuntimeRow {
-                level,
-                ..RuntimeRow::default()
-            }))
-        }
-        _ => Err(format!(
-            "{level:?} is not a level: use debug, info, warning, error or fatal"
-        )),
     }
 }
 
@@ -69,20 +82,18 @@ pub struct RowFilter {
 }
 
 impl RowFilter {
+    /// Shown: a row these filters keep, or anything that is not a row (a filter narrows the
+    /// rows, never the warnings).
     pub fn matches(&self, entry: &LogEntry) -> bool {
-        if entry.tier != Tier::Runtime
-            || [POSSIBLE_GAP, PRODUCTION_MOVED].contains(&entry.event.as_str())
-        {
-            return true;
-        }
-        let extra = &entry.metadata.extra;
-        let status = extra
-            .get("status")
-            .and_then(|s| s.as_u64())
-            .and_then(|s| u16::try_from(s).ok());
-        self.at_least.is_none_or(|min| entry.severity >= min)
+        !is_row(entry) || self.matches_row(entry)
+    }
+
+    /// A row these filters keep; false for anything that is not a row.
+    pub fn matches_row(&self, entry: &LogEntry) -> bool {
+        is_row(entry)
+            && self.at_least.is_none_or(|min| entry.severity >= min)
             && (self.statuses.is_empty()
-                || status.is_some_and(|s| self.statuses.iter().any(|m| m.matches(s))))
+                || status_of(entry).is_some_and(|s| self.statuses.iter().any(|m| m.matches(s))))
             && self.path.as_ref().is_none_or(|re| {
                 entry
                     .metadata
@@ -102,6 +113,7 @@ mod tests {
     use super::*;
     use crate::stream::entries::EntryContext;
     use crate::stream::runtime::entries::row_entry;
+    use crate::vercel::RuntimeRow;
 
     fn entry(status: u16, path: &str, source: &str, level: &str) -> LogEntry {
         let ctx = EntryContext {
@@ -123,6 +135,7 @@ mod tests {
                 ..RuntimeRow::default()
             },
             &ctx,
+            None,
         )
     }
 
@@ -140,7 +153,7 @@ mod tests {
         assert!(!filter.matches(&entry(403, "/", "request", "info")));
 
         let filter = RowFilter {
-            at_least: Some(level_severity("warning").expect("level")),
+            at_least: level_severity("warning"),
             path: Some(Regex::new("^/api/").expect("regex")),
             sources: vec!["serverless".into()],
             ..RowFilter::default()
@@ -160,7 +173,7 @@ mod tests {
         for bad in ["6xx", "5x", "99", "abc", "0xx"] {
             assert!(StatusMatch::parse(bad).is_err(), "{bad}");
         }
-        assert!(level_severity("loud").is_err());
-        assert_eq!(level_severity("WARN"), Ok(Severity::Warn));
+        assert_eq!(level_severity("loud"), None);
+        assert_eq!(level_severity("WARN"), Some(Severity::Warn));
     }
 }

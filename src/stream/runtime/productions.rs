@@ -1,0 +1,82 @@
+//! Every project's production runtime logs, for `serve` (`SHIPLOG_RUNTIME_LOGS=true`): the
+//! projects are found among recent production deployments, looked for again every few
+//! minutes, and each gets a runtime follower of its production, so that the runtime rules run
+//! without a screen.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::{RuntimeError, RuntimeFollower, RuntimeTarget};
+use crate::log::{LogEntry, Severity};
+use crate::shutdown::{stopped, Shutdown};
+use crate::vercel::client::ListQuery;
+
+/// How many recent production deployments are looked through for projects.
+const LOOKED_THROUGH: u32 = 100;
+
+/// Follows every project's production until `shutdown`; looks for new projects (and restarts
+/// followers that gave up) every `every`.
+pub async fn follow_productions(
+    follower: Arc<RuntimeFollower>,
+    every: Duration,
+    mut shutdown: Shutdown,
+) {
+    let mut followed: HashSet<String> = HashSet::new();
+    let mut tasks: JoinSet<(String, String)> = JoinSet::new();
+    loop {
+        let query = ListQuery {
+            limit: Some(LOOKED_THROUGH),
+            target: Some("production".to_owned()),
+            ..ListQuery::default()
+        };
+        match follower.client.list_deployments(&query).await {
+            Ok(list) => {
+                for project in list.deployments.iter().filter_map(|d| d.project_id.clone()) {
+                    if followed.contains(&project) {
+                        continue;
+                    }
+                    let (follower, shutdown) = (follower.clone(), shutdown.clone());
+                    let target = RuntimeTarget::Production(project.clone());
+                    let name = project.clone();
+                    tasks.spawn(async move {
+                        let error = match follower.follow(&target, shutdown).await {
+                            Ok(()) | Err(RuntimeError::Interrupted) => String::new(),
+                            Err(err) => err.to_string(),
+                        };
+                        (name, error)
+                    });
+                    followed.insert(project);
+                }
+            }
+            Err(err) => tracing::warn!(%err, "could not list production deployments"),
+        }
+        let wait = tokio::time::sleep(every);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                _ = stopped(&mut shutdown) => {
+                    while tasks.join_next().await.is_some() {}
+                    return;
+                }
+                Some(Ok((project, error))) = tasks.join_next(), if !tasks.is_empty() => {
+                    followed.remove(&project);
+                    if !error.is_empty() {
+                        follower.logger.write(LogEntry::system(
+                            Severity::Warn,
+                            "runtime_stopped",
+                            format!(
+                                "Stopped following the runtime logs of project {project} ({error}); \
+                                 trying again in {} s",
+                                every.as_secs()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
