@@ -143,12 +143,17 @@ fn redis_url(url: Option<String>) -> Result<Option<String>, ConfigError> {
 
 /// `LOG_ALERTS_ENABLED`: on by default everywhere but in development.
 fn alerts_enabled(text: Option<&str>, env: Environment) -> Result<bool, ConfigError> {
+    Ok(switch("LOG_ALERTS_ENABLED", text)?.unwrap_or(env != Environment::Development))
+}
+
+/// A `true`/`false` variable (`1`/`0` too); `None` when unset or empty.
+fn switch(name: &str, text: Option<&str>) -> Result<Option<bool>, ConfigError> {
     match text.map(str::trim) {
-        None | Some("") => Ok(env != Environment::Development),
-        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+        None | Some("") => Ok(None),
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(Some(true)),
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(Some(false)),
         Some(other) => Err(ConfigError::Value(format!(
-            "LOG_ALERTS_ENABLED must be true or false, not {other:?}"
+            "{name} must be true or false, not {other:?}"
         ))),
     }
 }
@@ -381,16 +386,9 @@ impl Settings {
         }
         let redis_url = redis_url(overrides.redis_url)?;
         let alerts_enabled = alerts_enabled(overrides.alerts_enabled.as_deref(), env)?;
-        let runtime_logs = match overrides.runtime_logs.as_deref().map(str::trim) {
-            None | Some("") => file.runtime_logs.unwrap_or(false),
-            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
-            Some(other) => {
-                return Err(ConfigError::Value(format!(
-                    "SHIPLOG_RUNTIME_LOGS must be true or false, not {other:?}"
-                )))
-            }
-        };
+        let runtime_logs = switch("SHIPLOG_RUNTIME_LOGS", overrides.runtime_logs.as_deref())?
+            .or(file.runtime_logs)
+            .unwrap_or(false);
         let regression = file.regression.options()?;
         let role = role(overrides.role.or(file.role))?;
         let breakglass_storage =

@@ -401,25 +401,7 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
     if config.key.trim().is_empty() {
         return Err(problem("a rule needs a key".to_owned()));
     }
-    let regex = |pattern: &str| {
-        if let Some(count) = costly_repetition(pattern) {
-            return Err(problem(format!(
-                "regular expression {pattern:?} repeats {count} times; at most {MAX_REPETITION} \
-                 are allowed, so that no rule can stall alerting on a long line"
-            )));
-        }
-        RegexBuilder::new(pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(4 * REGEX_SIZE_LIMIT)
-            .build()
-            .map_err(|err| {
-                let reason = err.to_string();
-                problem(format!(
-                    "bad regular expression {pattern:?}: {}",
-                    reason.lines().last().unwrap_or("invalid").trim()
-                ))
-            })
-    };
+    let regex = |pattern: &str| rule_regex(pattern).map_err(&problem);
     let message = config.message.as_deref().map(regex).transpose()?;
     let mut metadata = Vec::new();
     for (key, pattern) in &config.metadata {
@@ -437,34 +419,8 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
             })?;
         channels.push(channel);
     }
-    let rows = if config.status.is_empty() && config.path.is_none() && config.source.is_empty() {
-        None
-    } else {
-        let mut statuses = Vec::new();
-        for status in &config.status {
-            statuses.push(StatusMatch::parse(status).map_err(&problem)?);
-        }
-        Some(RowFilter {
-            at_least: None,
-            statuses,
-            path: config.path.as_deref().map(regex).transpose()?,
-            sources: config.source.clone(),
-        })
-    };
-    let burst = match (config.at_least, config.within_seconds) {
-        (None, None) => None,
-        (Some(count @ 1..), Some(seconds @ 1..=86_400)) => Some(Burst {
-            count,
-            within: Duration::from_secs(seconds),
-        }),
-        _ => {
-            return Err(problem(
-                "at_least and within_seconds go together: a count of at least 1 within 1 to \
-                 86400 seconds"
-                    .to_owned(),
-            ))
-        }
-    };
+    let rows = rows_of(&config).map_err(&problem)?;
+    let burst = burst_of(&config).map_err(&problem)?;
     if config.tier.is_none()
         && config.severity_at_least.is_none()
         && config.event.is_empty()
@@ -487,6 +443,59 @@ fn compile(located: LocatedRule) -> Result<Rule, RuleError> {
         channels,
         suppression: Duration::from_secs(config.suppression_minutes.unwrap_or(15) * 60),
     })
+}
+
+/// A rule's regular expression, within the limits that keep alerting fast.
+fn rule_regex(pattern: &str) -> Result<Regex, String> {
+    if let Some(count) = costly_repetition(pattern) {
+        return Err(format!(
+            "regular expression {pattern:?} repeats {count} times; at most {MAX_REPETITION} \
+             are allowed, so that no rule can stall alerting on a long line"
+        ));
+    }
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(4 * REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|err| {
+            let reason = err.to_string();
+            format!(
+                "bad regular expression {pattern:?}: {}",
+                reason.lines().last().unwrap_or("invalid").trim()
+            )
+        })
+}
+
+/// The runtime row matchers (status, path, source), when the rule has any.
+fn rows_of(config: &RuleConfig) -> Result<Option<RowFilter>, String> {
+    if config.status.is_empty() && config.path.is_none() && config.source.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(RowFilter {
+        at_least: None,
+        statuses: config
+            .status
+            .iter()
+            .map(|s| StatusMatch::parse(s))
+            .collect::<Result<_, _>>()?,
+        path: config.path.as_deref().map(rule_regex).transpose()?,
+        sources: config.source.clone(),
+    }))
+}
+
+fn burst_of(config: &RuleConfig) -> Result<Option<Burst>, String> {
+    match (config.at_least, config.within_seconds) {
+        (None, None) => Ok(None),
+        (Some(count @ 1..), Some(seconds @ 1..=86_400)) => Ok(Some(Burst {
+            count,
+            within: Duration::from_secs(seconds),
+        })),
+        _ => Err(
+            "at_least and within_seconds go together: a count of at least 1 within 1 \
+                  to 86400 seconds"
+                .to_owned(),
+        ),
+    }
 }
 
 #[cfg(test)]

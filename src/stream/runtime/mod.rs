@@ -287,7 +287,6 @@ impl RuntimeFollower {
         gaps: &mut GapWatch,
         mut regression: Option<&mut RegressionWatch>,
     ) -> ReadOutcome {
-        let ctx = &followed.ctx;
         let mut body = std::pin::pin!(body);
         let mut splitter = LineSplitter::new(MAX_ROW_BYTES);
         let mut outcome = ReadOutcome {
@@ -323,32 +322,10 @@ impl RuntimeFollower {
             };
             let mut batch = Vec::new();
             for line in lines {
-                match line {
-                    Some(bytes) => match parse_runtime_row(&bytes) {
-                        Ok(row) if row.is_limit_marker() => limit = Some(row.message),
-                        Ok(row) => {
-                            if let Admitted::New { gap } = gaps.admit(&row, ctx) {
-                                batch.extend(gap.map(|gap| *gap));
-                                outcome.rows += 1;
-                                let entry = row_entry(row, ctx, followed.target.as_deref());
-                                let note = regression
-                                    .as_deref_mut()
-                                    .and_then(|watch| watch.observe(ctx, &entry));
-                                batch.push(entry);
-                                batch.extend(note);
-                            }
-                        }
-                        Err(err) => {
-                            tracing::warn!(deployment = %ctx.vercel_id, %err, "skipped a malformed runtime row");
-                        }
-                    },
-                    None => batch.push(ctx.entry(
-                        now_ms(),
-                        crate::log::Tier::Runtime,
-                        Severity::Warn,
-                        "row_skipped",
-                        format!("Skipped a runtime row over {MAX_ROW_BYTES} bytes"),
-                    )),
+                match take(line, followed, gaps, regression.as_deref_mut(), &mut batch) {
+                    Taken::Row => outcome.rows += 1,
+                    Taken::Limit(message) => limit = Some(message),
+                    Taken::Nothing => {}
                 }
             }
             if !batch.is_empty() {
@@ -364,6 +341,56 @@ impl RuntimeFollower {
         }
         outcome
     }
+}
+
+/// What one line of a response was.
+enum Taken {
+    /// A row not shown before.
+    Row,
+    /// The server's limit row, with its message.
+    Limit(String),
+    /// A repeat, or a line that is no row.
+    Nothing,
+}
+
+/// Adds what `line` shows to `batch`: a new row (after a possible-gap marker when it is the
+/// first of a response that continued nothing, and before a regression note when it shows
+/// one), or a note that a row was too long.
+fn take(
+    line: Option<Vec<u8>>,
+    followed: &Followed,
+    gaps: &mut GapWatch,
+    regression: Option<&mut RegressionWatch>,
+    batch: &mut Vec<LogEntry>,
+) -> Taken {
+    let ctx = &followed.ctx;
+    let Some(bytes) = line else {
+        batch.push(ctx.entry(
+            now_ms(),
+            crate::log::Tier::Runtime,
+            Severity::Warn,
+            "row_skipped",
+            format!("Skipped a runtime row over {MAX_ROW_BYTES} bytes"),
+        ));
+        return Taken::Nothing;
+    };
+    let row = match parse_runtime_row(&bytes) {
+        Ok(row) if row.is_limit_marker() => return Taken::Limit(row.message),
+        Ok(row) => row,
+        Err(err) => {
+            tracing::warn!(deployment = %ctx.vercel_id, %err, "skipped a malformed runtime row");
+            return Taken::Nothing;
+        }
+    };
+    let Admitted::New { gap } = gaps.admit(&row, ctx) else {
+        return Taken::Nothing;
+    };
+    batch.extend(gap.map(|gap| *gap));
+    let entry = row_entry(row, ctx, followed.target.as_deref());
+    let note = regression.and_then(|watch| watch.observe(ctx, &entry));
+    batch.push(entry);
+    batch.extend(note);
+    Taken::Row
 }
 
 /// The deployment followed: its entries' context, and its target (`production`), which its
