@@ -494,3 +494,56 @@ fn production_is_rolled_back_and_redeployed_from_the_dashboard() {
         "{trail}"
     );
 }
+
+/// The runtime log of a ready deployment, its chart, and the quick filter on status.
+#[test]
+fn a_ready_deployments_runtime_log_is_followed_charted_and_narrowed() {
+    let home = tempfile::tempdir().expect("home");
+    let mut session = dashboard_with(home.path(), &[], &[], 160, 48);
+    session.wait_for_text("READY", WAIT).or_panic();
+    session.send_key(Key::Char('r'));
+    session.wait_for_text("Runtime log", WAIT).or_panic();
+    // Down the list until a ready deployment's requests come in.
+    let mut found = false;
+    for _ in 0..20 {
+        if session
+            .wait_for_text("in the last minute", Duration::from_secs(3))
+            .is_ok()
+        {
+            found = true;
+            break;
+        }
+        session.send_key(Key::Down);
+    }
+    assert!(
+        found,
+        "no ready deployment's runtime log came in:\n{}",
+        session.contents()
+    );
+    session.wait_for_text("Responses a minute", WAIT).or_panic();
+
+    session.send_key(Key::Char('o'));
+    session.wait_for_text("only (status=5xx", WAIT).or_panic();
+    session.send(b"status=4xx\r");
+    session.wait_for_text("[only status=4xx]", WAIT).or_panic();
+    session
+        .wait_for("a 404 row", WAIT, |screen| {
+            screen.contents().contains(" 404")
+        })
+        .or_panic();
+    // Every request line left in the log is a 4xx.
+    let text = session.contents();
+    for line in text.lines() {
+        // The log pane's part of the row: from the request on.
+        let Some(at) = line.find("GET /").or_else(|| line.find("POST /")) else {
+            continue;
+        };
+        let status = line[at..]
+            .split_whitespace()
+            .nth(2)
+            .and_then(|word| word.parse::<u16>().ok());
+        assert!(status.is_some_and(|s| (400..500).contains(&s)), "{line}");
+    }
+    session.send_key(Key::Char('q'));
+    assert_eq!(session.wait_exit(WAIT), Some(0));
+}

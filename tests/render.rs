@@ -10,11 +10,13 @@ use shiplog::alert::book::{AlertRecord, AlertState};
 use shiplog::alert::{AlertSeverity, Channel};
 use shiplog::log::{LogEntry, Severity, Tier};
 use shiplog::stream::engine::EngineSnapshot;
+use shiplog::stream::entries::EntryContext;
+use shiplog::stream::runtime::entries::row_entry;
 use shiplog::stream::StreamHealth;
 use shiplog::tui::app::{App, Screen, Source};
 use shiplog::tui::theme::Theme;
 use shiplog::tui::ui;
-use shiplog::vercel::DeploymentSummary;
+use shiplog::vercel::{DeploymentSummary, RuntimeRow};
 
 /// 2026-11-26T09:20:00Z
 const NOW: i64 = 1_795_684_800_000;
@@ -883,4 +885,75 @@ async fn the_demo_start_screen() {
         ..EngineSnapshot::default()
     });
     snapshot_everywhere("demo_start", &app);
+}
+
+/// The docs deployment (production) chosen, its runtime log shown, with three minutes of
+/// traffic: requests, function output, a failing request now and then.
+fn runtime_app() -> App {
+    let mut app = app();
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char('r'));
+    let ctx = EntryContext {
+        deployment_id: "vercel-dpl_9xQe4M-01J".into(),
+        vercel_id: "dpl_9xQe4M".into(),
+        project_id: Some("prj_docs".into()),
+        project_name: Some("docs".into()),
+        git: None,
+        replayed: false,
+    };
+    let paths = ["/", "/guides/deploy", "/api/search", "/api/feedback"];
+    let entries: Vec<Arc<LogEntry>> = (0..90)
+        .map(|i: i64| {
+            let path = paths[i as usize % paths.len()];
+            let failed = i % 9 == 4 || (i > 60 && i % 3 == 0);
+            let row = RuntimeRow {
+                level: if failed { "error" } else { "info" }.into(),
+                message: if failed {
+                    format!("Error: search index unavailable ({path})")
+                } else if path.starts_with("/api") {
+                    format!("{path} handled in {}ms", 20 + i % 40)
+                } else {
+                    String::new()
+                },
+                row_id: format!("r{i}"),
+                source: if path.starts_with("/api") {
+                    "serverless"
+                } else {
+                    "request"
+                }
+                .into(),
+                timestamp_ms: NOW - 180_000 + i * 2_000,
+                request_method: "GET".into(),
+                request_path: path.into(),
+                status: Some(if failed { 502 } else { 200 }),
+                ..RuntimeRow::default()
+            };
+            Arc::new(row_entry(row, &ctx, Some("production")))
+        })
+        .collect();
+    app.ingest(&entries);
+    app
+}
+
+#[test]
+fn runtime_log_with_its_chart() {
+    let app = runtime_app();
+    snapshot_everywhere("runtime", &app);
+}
+
+#[test]
+fn runtime_log_narrowed_to_failed_requests() {
+    let mut app = runtime_app();
+    press(&mut app, KeyCode::Char('o'));
+    type_text(&mut app, "status=5xx path=^/api");
+    press(&mut app, KeyCode::Enter);
+    let text = screen_text(&app, 160, 48);
+    assert!(text.contains("[only status=5xx path=^/api]"), "{text}");
+    assert!(text.contains("search index unavailable (/api/search)"));
+    assert!(!text.contains("handled in"), "only failed requests: {text}");
+    assert!(
+        !text.contains("search index unavailable (/)"),
+        "only /api paths"
+    );
 }

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 
 use shiplog::exit;
 use shiplog::log::{Delivery, Logger};
+use shiplog::stream::runtime::RuntimeFollower;
 use shiplog::tui::app::{App, Source};
 use shiplog::tui::theme::Theme;
 use shiplog::tui::{self, Feeds};
@@ -65,6 +66,16 @@ pub async fn run(cli: &Cli) -> Exit {
             handle.commands.clone(),
         ));
     }
+    let runtime = shiplog::stream::runtime::desk::start(
+        std::sync::Arc::new(RuntimeFollower::new(
+            team.client.clone(),
+            team.store.clone(),
+            logger.clone(),
+            super::runtime_options(&settings),
+        )),
+        engine_shutdown.clone(),
+    );
+    app.deployments.runtime.connect(runtime.commands);
     let stream = team.engine.start(engine_shutdown);
     let mut feeds = connect(&mut app, &stream, entries, alert_handle, breakglass);
     if let Some(handle) = actions {

@@ -242,6 +242,14 @@ impl App {
                 }
                 Ok(parsed) => self.deployments.set_search(parsed),
             },
+            InputKind::Only => match self.deployments.set_only(&text) {
+                Err(err) => {
+                    input.error = Some(err);
+                    self.input = Some(input);
+                    return;
+                }
+                Ok(()) => Ask::Nothing,
+            },
             InputKind::AckNote => self.alerts.acknowledge(&text),
             InputKind::Justification => {
                 self.breakglass.justified(&text);

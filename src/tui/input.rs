@@ -7,6 +7,8 @@ use ratatui_textarea::TextArea;
 pub enum InputKind {
     Filter,
     Search,
+    /// The runtime log's quick filter (`status=5xx path=^/api ...`).
+    Only,
     /// The optional note of an acknowledgement.
     AckNote,
     /// Why breakglass access is needed.

@@ -8,6 +8,7 @@
 //! old one, writes a "possible gap" entry with the time span rows may be missing from, rather
 //! than pretend the log is continuous.
 
+pub mod desk;
 pub mod entries;
 mod productions;
 pub mod regression;
@@ -26,6 +27,7 @@ use crate::store::StateStore;
 use crate::vercel::{
     parse_runtime_row, Deployment, Line, LineSplitter, RuntimeRow, VercelClient, VercelError,
 };
+pub use desk::{RuntimeCommand, RuntimeHandle};
 use entries::{gap_entry, moved_entry, row_entry, Ended};
 pub use productions::follow_productions;
 use regression::{RegressionOptions, RegressionWatch};

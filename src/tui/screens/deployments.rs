@@ -10,6 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 use tokio::sync::mpsc;
 
 use super::line_filter::LineFilter;
+use super::runtime::RuntimeLogs;
 use super::{step, Ask};
 use crate::actions::{ActionKind, Finished};
 use crate::clock::now_ms;
@@ -69,8 +70,14 @@ pub struct DeploymentsScreen {
     pub log_height: u16,
     /// How far behind Vercel the last build line arrived.
     pub lag_ms: Option<i64>,
+    pub runtime: RuntimeLogs,
     view: FilteredView,
-    /// Where to ask for a finished deployment's log, and whose were asked for.
+    loads: Loads,
+}
+
+/// Where to ask for a finished deployment's log, and whose were asked for.
+#[derive(Debug, Default)]
+struct Loads {
     loader: Option<mpsc::Sender<StreamCommand>>,
     requested: HashSet<String>,
 }
@@ -90,29 +97,31 @@ impl DeploymentsScreen {
             search: None,
             log_height: 20,
             lag_ms: None,
+            runtime: RuntimeLogs::new(buffer_capacity),
             view: FilteredView::default(),
-            loader: None,
-            requested: HashSet::new(),
+            loads: Loads::default(),
         }
     }
 
     /// Finished deployments' logs are read when they are chosen (the engine follows only
     /// running builds by itself).
     pub fn connect(&mut self, loader: mpsc::Sender<StreamCommand>) {
-        self.loader = Some(loader);
+        self.loads.loader = Some(loader);
         self.load_chosen();
     }
 
     /// Asks for the chosen deployment's log when it has ended and none is here.
     fn load_chosen(&mut self) {
-        let Some(loader) = &self.loader else { return };
+        let Some(loader) = &self.loads.loader else {
+            return;
+        };
         let Some(id) = self.selected.clone() else {
             return;
         };
         let ended = self.summary(&id).is_some_and(|d| d.state().is_terminal());
-        let wanted = ended && !self.logs.contains_key(&id) && !self.requested.contains(&id);
+        let wanted = ended && !self.logs.contains_key(&id) && !self.loads.requested.contains(&id);
         if wanted && loader.try_send(StreamCommand::Load(id.clone())).is_ok() {
-            self.requested.insert(id);
+            self.loads.requested.insert(id);
         }
     }
 
@@ -138,6 +147,10 @@ impl DeploymentsScreen {
             let Some(id) = entry.build_id.as_deref() else {
                 continue;
             };
+            if entry.tier == Tier::Runtime {
+                self.runtime.ingest(id, entry);
+                continue;
+            }
             // The id is copied only for a deployment's first line, not for every line.
             if !self.logs.contains_key(id) {
                 let buffer = LogBuffer::new(self.buffer_capacity);
@@ -200,8 +213,34 @@ impl DeploymentsScreen {
         self.snapshot.deployments.iter().position(|d| &d.uid == id)
     }
 
+    /// The log the pane shows: the chosen deployment's build or runtime log.
     pub fn selected_buffer(&self) -> Option<&LogBuffer> {
-        self.logs.get(self.selected.as_ref()?)
+        shown_log(&self.logs, &self.runtime, self.selected.as_deref()?)
+    }
+
+    /// Switches the pane between the build log and the runtime log.
+    fn toggle_source(&mut self) {
+        self.runtime.shown = !self.runtime.shown;
+        self.follow_runtime();
+        self.scroll = Scroll::Follow;
+        self.refresh_view();
+    }
+
+    /// In the runtime log, the chosen deployment's runtime logs are followed.
+    fn follow_runtime(&mut self) {
+        if self.runtime.shown {
+            if let Some(id) = self.selected.clone() {
+                self.runtime.follow(&id);
+            }
+        }
+    }
+
+    /// A new quick filter for runtime rows.
+    pub fn set_only(&mut self, text: &str) -> Result<(), String> {
+        self.runtime.set_only(text)?;
+        self.scroll = Scroll::Follow;
+        self.refresh_view();
+        Ok(())
     }
 
     /// A deployment is still queued or building: its age and duration keep moving.
@@ -294,6 +333,19 @@ impl DeploymentsScreen {
             KeyCode::Char(']') => self.jump_to_problem(true),
             KeyCode::Char('[') => self.jump_to_problem(false),
             KeyCode::Char('s') => self.save(),
+            KeyCode::Char('r') => {
+                self.toggle_source();
+                Ask::Nothing
+            }
+            KeyCode::Char('o') if self.runtime.shown => Ask::Input {
+                kind: InputKind::Only,
+                initial: self
+                    .runtime
+                    .only
+                    .as_ref()
+                    .map(|(text, _)| text.clone())
+                    .unwrap_or_default(),
+            },
             KeyCode::Char('x') => match &self.selected {
                 Some(id) => Ask::Act {
                     deployment: id.clone(),
@@ -373,6 +425,7 @@ impl DeploymentsScreen {
                     self.selected = Some(id);
                     self.scroll = Scroll::Follow;
                     self.load_chosen();
+                    self.follow_runtime();
                     self.refresh_view();
                 }
             }
@@ -459,15 +512,26 @@ impl DeploymentsScreen {
         let Some(filter) = self.filter.clone() else {
             return;
         };
-        let selected = self.selected.clone().unwrap_or_default();
-        if self.view.deployment != selected || self.view.filter.as_deref() != Some(&filter.source) {
+        // The view is of one log: a deployment's build log, or its runtime log as the quick
+        // filter last rebuilt it.
+        let shown = if self.runtime.shown {
+            format!(
+                "runtime {} {}",
+                self.runtime.generation,
+                self.selected.as_deref().unwrap_or_default()
+            )
+        } else {
+            self.selected.clone().unwrap_or_default()
+        };
+        if self.view.deployment != shown || self.view.filter.as_deref() != Some(&filter.source) {
             self.view = FilteredView {
-                deployment: selected.clone(),
+                deployment: shown,
                 filter: Some(filter.source.clone()),
                 ..FilteredView::default()
             };
         }
-        let Some(buffer) = self.logs.get(&selected) else {
+        let selected = self.selected.as_deref().unwrap_or_default();
+        let Some(buffer) = shown_log(&self.logs, &self.runtime, selected) else {
             return;
         };
         let first = buffer.first_seq();
@@ -479,5 +543,18 @@ impl DeploymentsScreen {
             }
         }
         self.view.scanned_to = buffer.next_seq();
+    }
+}
+
+/// The log of deployment `id` the pane shows: its build log, or its runtime log.
+fn shown_log<'a>(
+    logs: &'a HashMap<String, LogBuffer>,
+    runtime: &'a RuntimeLogs,
+    id: &str,
+) -> Option<&'a LogBuffer> {
+    if runtime.shown {
+        runtime.get(id).map(|log| &log.lines)
+    } else {
+        logs.get(id)
     }
 }

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod breakglass;
 pub mod deployments;
 pub mod line_filter;
+pub mod runtime;
 
 use super::input::InputKind;
 

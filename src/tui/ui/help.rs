@@ -9,7 +9,7 @@ use crate::tui::app::Screen;
 use crate::tui::theme::Theme;
 
 /// Key, what it does, on the deployments screen.
-pub const DEPLOYMENT_KEYS: [(&str, &str); 20] = [
+pub const DEPLOYMENT_KEYS: [(&str, &str); 22] = [
     ("1 2 3 4", "deployments / alerts / queue / breakglass"),
     ("↑ ↓  j k", "move in the list / scroll the log"),
     ("Tab", "switch between deployments and log"),
@@ -24,6 +24,8 @@ pub const DEPLOYMENT_KEYS: [(&str, &str); 20] = [
     ("w", "wrap long lines on/off"),
     ("t", "timestamps on/off"),
     ("s", "save the shown lines to a file"),
+    ("r", "build log / runtime log (requests, functions)"),
+    ("o", "runtime: only status=5xx level= path= source="),
     ("x", "act: cancel, redeploy, promote, roll back"),
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),

@@ -1,5 +1,5 @@
-//! The build log pane: the selected deployment's lines, following the end or scrolled, with
-//! optional wrapping, timestamps, filter and search highlights.
+//! The log pane: the selected deployment's build or runtime lines, following the end or
+//! scrolled, with optional wrapping, timestamps, filter and search highlights.
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -27,6 +27,9 @@ pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, theme: 
         let hint = match (screen.selected.is_some(), screen.filter.is_some()) {
             (false, _) => "No deployment yet: waiting for the first one…",
             (true, true) => "No line matches the filter (f to change it).",
+            (true, false) if screen.runtime.shown => {
+                "Waiting for runtime logs… (o narrows them, r goes back to the build log)"
+            }
             (true, false) => "Waiting for build output…",
         };
         frame.render_widget(Paragraph::new(Span::styled(hint, theme.muted)), inner);
@@ -72,7 +75,12 @@ pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, theme: 
 }
 
 fn title<'a>(screen: &'a DeploymentsScreen, theme: &Theme) -> Line<'a> {
-    let mut spans = vec![Span::styled(" Build log ", theme.title)];
+    let name = if screen.runtime.shown {
+        " Runtime log "
+    } else {
+        " Build log "
+    };
+    let mut spans = vec![Span::styled(name, theme.title)];
     if let Some(row) = screen
         .selected_index()
         .and_then(|i| screen.snapshot.deployments.get(i))
@@ -96,6 +104,9 @@ fn title<'a>(screen: &'a DeploymentsScreen, theme: &Theme) -> Line<'a> {
             format!("[filter {}] ", filter.source),
             theme.muted,
         ));
+    }
+    if let (true, Some((only, _))) = (screen.runtime.shown, &screen.runtime.only) {
+        spans.push(Span::styled(format!("[only {only}] "), theme.muted));
     }
     if let Some(buffer) = screen.selected_buffer() {
         if buffer.dropped() > 0 {

@@ -7,6 +7,7 @@ mod deployments;
 mod help;
 mod log;
 mod queue;
+mod runtime_chart;
 mod status;
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -33,6 +34,10 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
             let two_lines = side_by_side(main);
             deployments::render(frame, list, &app.deployments, app.now(), theme, two_lines);
             actions::render_panel(frame, activity, &app.actions, app.now(), theme);
+            let (chart, log) = runtime_chart::split(log, &app.deployments);
+            if let Some(chart) = chart {
+                runtime_chart::render(frame, chart, &app.deployments, theme);
+            }
             log::render(frame, log, &app.deployments, theme);
         }
         Screen::Alerts => alerts::render(frame, main, &app.alerts, app.now(), theme),
@@ -51,6 +56,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
 pub fn log_height(area: Rect, app: &App) -> u16 {
     let [main, _status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     let (_list, _activity, log) = split_main(main, app);
+    let (_chart, log) = runtime_chart::split(log, &app.deployments);
     log.height.saturating_sub(2)
 }
 

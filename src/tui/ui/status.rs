@@ -20,6 +20,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 fn render_input(frame: &mut Frame, area: Rect, input: &Input, theme: &Theme) {
     let label = match input.kind {
         InputKind::Filter => " filter (!pattern hides): ",
+        InputKind::Only => " only (status=5xx level=warning path=^/api source=serverless): ",
         InputKind::Search => " search: ",
         InputKind::AckNote => " acknowledge; note (optional): ",
         InputKind::Justification => " BREAKGLASS justification (why, 20+ characters): ",
@@ -51,6 +52,7 @@ fn render_input(frame: &mut Frame, area: Rect, input: &Input, theme: &Theme) {
         InputKind::Confirmation => "Enter sends the request, Esc cancels",
         InputKind::ProjectName => "as shown above; Enter goes on, Esc cancels",
         InputKind::Reason => "Enter sends the action, Esc cancels",
+        InputKind::Only => "empty shows every row; Enter applies, Esc cancels",
     });
     text.set_placeholder_style(theme.input_placeholder);
     frame.render_widget(&text, text_area);

@@ -1,0 +1,225 @@
+//! The runtime side of the log pane: per deployment, the runtime rows followed for it (a
+//! bounded ring of entries), the lines the quick filter (`o`) keeps, and its responses and
+//! 5xx a minute for the chart. The dashboard follows one deployment's runtime logs at a time:
+//! the one on screen.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use regex::Regex;
+use tokio::sync::mpsc;
+
+use crate::log::runtime::{level_severity, status_of, RowFilter, StatusMatch};
+use crate::log::LogEntry;
+use crate::stream::runtime::regression::MinuteCounts;
+use crate::stream::runtime::RuntimeCommand;
+use crate::tui::buffer::LogBuffer;
+
+/// One deployment's runtime log as the dashboard keeps it.
+#[derive(Debug)]
+pub struct RuntimeLog {
+    entries: VecDeque<Arc<LogEntry>>,
+    /// The lines the quick filter keeps.
+    pub lines: LogBuffer,
+    pub minutes: MinuteCounts,
+}
+
+#[derive(Debug)]
+pub struct RuntimeLogs {
+    /// The pane shows the runtime log (`r`), not the build log.
+    pub shown: bool,
+    logs: HashMap<String, RuntimeLog>,
+    capacity: usize,
+    /// The quick filter, as typed and as parsed.
+    pub only: Option<(String, RowFilter)>,
+    /// Bumped whenever the shown lines are rebuilt (a new quick filter).
+    pub generation: u64,
+    commands: Option<mpsc::Sender<RuntimeCommand>>,
+    /// The deployment whose runtime logs are followed.
+    pub following: Option<String>,
+}
+
+impl RuntimeLogs {
+    pub fn new(capacity: usize) -> Self {
+        RuntimeLogs {
+            shown: false,
+            logs: HashMap::new(),
+            capacity,
+            only: None,
+            generation: 0,
+            commands: None,
+            following: None,
+        }
+    }
+
+    pub fn connect(&mut self, commands: mpsc::Sender<RuntimeCommand>) {
+        self.commands = Some(commands);
+    }
+
+    /// Follows `id`'s runtime logs (and no other's) from now on.
+    pub fn follow(&mut self, id: &str) {
+        if self.following.as_deref() == Some(id) {
+            return;
+        }
+        let Some(commands) = &self.commands else {
+            return;
+        };
+        if commands
+            .try_send(RuntimeCommand::Follow(id.to_owned()))
+            .is_ok()
+        {
+            self.following = Some(id.to_owned());
+        }
+    }
+
+    /// Files a runtime entry of deployment `id`.
+    pub fn ingest(&mut self, id: &str, entry: &Arc<LogEntry>) {
+        if !self.logs.contains_key(id) {
+            let log = RuntimeLog {
+                entries: VecDeque::new(),
+                lines: LogBuffer::new(self.capacity),
+                minutes: MinuteCounts::default(),
+            };
+            self.logs.insert(id.to_owned(), log);
+        }
+        let Some(log) = self.logs.get_mut(id) else {
+            return;
+        };
+        if let Some(status) = status_of(entry) {
+            log.minutes.record(entry.ts, status);
+        }
+        if log.entries.len() == self.capacity {
+            log.entries.pop_front();
+        }
+        log.entries.push_back(entry.clone());
+        if self
+            .only
+            .as_ref()
+            .is_none_or(|(_, only)| only.matches(entry))
+        {
+            log.lines.push_entry(entry);
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&RuntimeLog> {
+        self.logs.get(id)
+    }
+
+    /// A new quick filter (empty: none); every log's lines are rebuilt from its rows.
+    pub fn set_only(&mut self, text: &str) -> Result<(), String> {
+        self.only = match text.trim() {
+            "" => None,
+            text => Some((text.to_owned(), parse_only(text)?)),
+        };
+        self.generation += 1;
+        for log in self.logs.values_mut() {
+            log.lines = LogBuffer::new(self.capacity);
+            for entry in &log.entries {
+                if self
+                    .only
+                    .as_ref()
+                    .is_none_or(|(_, only)| only.matches(entry))
+                {
+                    log.lines.push_entry(entry);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `status=5xx,429 level=warning path=^/api source=serverless`: the quick filter's words.
+pub fn parse_only(text: &str) -> Result<RowFilter, String> {
+    let mut filter = RowFilter::default();
+    for word in text.split_whitespace() {
+        let Some((name, value)) = word.split_once('=') else {
+            return Err(format!(
+                "{word:?}: write name=value (status, level, path, source)"
+            ));
+        };
+        match name {
+            "status" => {
+                for status in value.split(',') {
+                    filter.statuses.push(StatusMatch::parse(status)?);
+                }
+            }
+            "level" => {
+                filter.at_least = Some(level_severity(value).ok_or_else(|| {
+                    format!("{value:?} is not a level: debug, info, warning, error, fatal")
+                })?);
+            }
+            "path" => {
+                filter.path = Some(
+                    Regex::new(value)
+                        .map_err(|_| format!("{value:?} is not a regular expression"))?,
+                );
+            }
+            "source" => filter
+                .sources
+                .extend(value.split(',').map(|s| s.trim().to_ascii_lowercase())),
+            other => {
+                return Err(format!(
+                    "{other:?} is no filter: status, level, path or source"
+                ))
+            }
+        }
+    }
+    Ok(filter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Severity, Tier};
+
+    fn row(status: u16, path: &str) -> Arc<LogEntry> {
+        let mut entry = LogEntry::at(
+            60_000,
+            Tier::Runtime,
+            Severity::Info,
+            "request",
+            format!("GET {path} {status}"),
+        );
+        entry.build_id = Some(Arc::from("dpl_a"));
+        entry.metadata.extra.insert("status".into(), status.into());
+        entry
+            .metadata
+            .extra
+            .insert("request_path".into(), path.into());
+        entry.metadata.extra.insert("row_id".into(), "r".into());
+        Arc::new(entry)
+    }
+
+    #[test]
+    fn the_quick_filter_rebuilds_the_lines_from_every_row_kept() {
+        let mut logs = RuntimeLogs::new(100);
+        for (status, path) in [(200, "/"), (502, "/api/pay"), (404, "/cart"), (500, "/")] {
+            logs.ingest("dpl_a", &row(status, path));
+        }
+        let shown = |logs: &RuntimeLogs| {
+            let log = logs.get("dpl_a").expect("log");
+            (0..log.lines.len())
+                .filter_map(|i| log.lines.line(i).map(|l| l.text.clone()))
+                .collect::<Vec<_>>()
+        };
+        logs.set_only("status=5xx path=^/api").expect("filter");
+        assert_eq!(shown(&logs), ["GET /api/pay 502"]);
+        logs.ingest("dpl_a", &row(503, "/api/pay"));
+        assert_eq!(shown(&logs), ["GET /api/pay 502", "GET /api/pay 503"]);
+        logs.set_only("").expect("no filter");
+        assert_eq!(shown(&logs).len(), 5);
+        let minute = logs
+            .get("dpl_a")
+            .and_then(|l| l.minutes.minutes().next().copied())
+            .expect("minute");
+        assert_eq!((minute.responses, minute.errors), (5, 3));
+    }
+
+    #[test]
+    fn a_bad_quick_filter_says_what_to_write() {
+        for bad in ["status", "status=6xx", "level=loud", "path=(", "colour=red"] {
+            assert!(parse_only(bad).is_err(), "{bad}");
+        }
+        assert!(parse_only("status=5xx,429 level=warning source=serverless,request").is_ok());
+    }
+}
