@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use shiplog::exit;
 use shiplog::log::{Delivery, Logger};
-use shiplog::stream::runtime::RuntimeFollower;
+use shiplog::stream::runtime::{follow_productions, RuntimeFollower};
 use shiplog::tui::app::{App, Source};
 use shiplog::tui::theme::Theme;
 use shiplog::tui::{self, Feeds};
@@ -66,15 +66,22 @@ pub async fn run(cli: &Cli) -> Exit {
             handle.commands.clone(),
         ));
     }
-    let runtime = shiplog::stream::runtime::desk::start(
-        std::sync::Arc::new(RuntimeFollower::new(
-            team.client.clone(),
-            team.store.clone(),
-            logger.clone(),
-            super::runtime_options(&settings),
-        )),
-        engine_shutdown.clone(),
-    );
+    let runtime_follower = std::sync::Arc::new(RuntimeFollower::new(
+        team.client.clone(),
+        team.store.clone(),
+        logger.clone(),
+        super::runtime_options(&settings),
+    ));
+    // Production's runtime logs, for the runtime rules and the charts (the demo always: its
+    // story ends in a regression).
+    if settings.runtime_logs || team.simulator.is_some() {
+        tokio::spawn(follow_productions(
+            runtime_follower.clone(),
+            super::team::PRODUCTIONS_LOOKED_FOR,
+            engine_shutdown.clone(),
+        ));
+    }
+    let runtime = shiplog::stream::runtime::desk::start(runtime_follower, engine_shutdown.clone());
     app.deployments.runtime.connect(runtime.commands);
     let stream = team.engine.start(engine_shutdown);
     let mut feeds = connect(&mut app, &stream, entries, alert_handle, breakglass);

@@ -244,8 +244,13 @@ impl SimulatorHandle {
 
     /// From now on, `per_mille` of the deployment's runtime rows are failed requests.
     pub fn set_error_rate(&self, id: &str, per_mille: u32) {
-        self.shared()
-            .set_error_rate(id, crate::clock::now_ms(), per_mille);
+        self.set_error_rate_after(id, std::time::Duration::ZERO, per_mille);
+    }
+
+    /// From `after` on, `per_mille` of the deployment's runtime rows are failed requests.
+    pub fn set_error_rate_after(&self, id: &str, after: std::time::Duration, per_mille: u32) {
+        let from = crate::clock::now_ms() + after.as_millis() as i64;
+        self.shared().set_error_rate(id, from, per_mille);
     }
 
     /// The deployment the project's production points at (project id or name).

@@ -49,7 +49,8 @@ pub struct RuntimeTraffic {
     pub rows_per_sec: f64,
     /// Rows per response before the `delimiter` row ends it (Vercel's is 256).
     pub limit: usize,
-    /// How far back a new response starts (0: live rows only).
+    /// How far back a new response starts (0: live rows only; whether Vercel replays is not
+    /// documented, and the demo's server replays the last second).
     pub replay_ms: u64,
     /// A fault: every response breaks off after this many rows.
     pub abort_after: Option<usize>,
@@ -60,7 +61,7 @@ impl Default for RuntimeTraffic {
         RuntimeTraffic {
             rows_per_sec: 4.0,
             limit: 256,
-            replay_ms: 0,
+            replay_ms: 1_000,
             abort_after: None,
         }
     }

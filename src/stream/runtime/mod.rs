@@ -14,7 +14,8 @@ mod productions;
 pub mod regression;
 mod seen;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -100,6 +101,10 @@ enum Stop {
 
 pub struct RuntimeFollower {
     client: VercelClient,
+    /// Per deployment followed, the rows already written: shared by every task of this
+    /// follower, so that a deployment followed twice at once (the production, and the one on
+    /// screen) still writes each row once.
+    windows: Mutex<HashMap<String, SharedRows>>,
     store: StateStore,
     logger: Logger,
     options: RuntimeOptions,
@@ -114,6 +119,7 @@ impl RuntimeFollower {
     ) -> Self {
         RuntimeFollower {
             client,
+            windows: Mutex::new(HashMap::new()),
             store,
             logger,
             options,
@@ -230,6 +236,17 @@ impl RuntimeFollower {
         })
     }
 
+    /// The rows of `id` already written, shared with any other task following it; forgotten
+    /// once no task follows it.
+    fn window_of(&self, id: &str) -> SharedRows {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows.retain(|_, rows| Arc::strong_count(rows) > 1);
+        windows
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(SeenRows::new(self.options.window))))
+            .clone()
+    }
+
     /// Follows one deployment until shutdown or, when `production` is given, until production
     /// moves elsewhere.
     async fn follow_deployment(
@@ -241,7 +258,7 @@ impl RuntimeFollower {
     ) -> Result<Stop, RuntimeError> {
         let ctx = &followed.ctx;
         let project_id = ctx.project_id.as_deref().unwrap_or_default();
-        let mut gaps = GapWatch::new(self.options.window);
+        let mut gaps = GapWatch::new(self.window_of(&ctx.vercel_id));
         let mut failures: u32 = 0;
         loop {
             let opened = tokio::select! {
@@ -426,9 +443,12 @@ fn transport_reason(err: &reqwest::Error) -> String {
     }
 }
 
+/// The rows of one deployment already written.
+type SharedRows = Arc<Mutex<SeenRows>>;
+
 /// Tells new rows from repeats across connections, and a continued log from a possible gap.
 struct GapWatch {
-    seen: SeenRows,
+    seen: SharedRows,
     /// The newest row time shown.
     last_shown: Option<i64>,
     /// How the previous connection ended, until this one shows whether it continued it.
@@ -443,9 +463,9 @@ enum Admitted {
 }
 
 impl GapWatch {
-    fn new(window: usize) -> Self {
+    fn new(seen: SharedRows) -> Self {
         GapWatch {
-            seen: SeenRows::new(window),
+            seen,
             last_shown: None,
             pending: None,
         }
@@ -461,7 +481,12 @@ impl GapWatch {
     /// Looks at a row. The first new row of a connection that repeated none of the rows before
     /// it comes with a possible-gap entry.
     fn admit(&mut self, row: &RuntimeRow, ctx: &EntryContext) -> Admitted {
-        if !self.seen.insert(row) {
+        let new = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row);
+        if !new {
             // The new connection overlaps the old one: nothing was skipped.
             self.pending = None;
             return Admitted::Repeat;

@@ -21,6 +21,9 @@ use crate::tui::buffer::{LogBuffer, LogLine};
 use crate::tui::input::InputKind;
 use crate::vercel::{DeploymentSummary, ReadyState};
 
+/// Runtime rows kept per deployment: production deployments' rows arrive all the time.
+const RUNTIME_ROWS_KEPT: usize = 5_000;
+
 /// The two panes of the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -97,7 +100,7 @@ impl DeploymentsScreen {
             search: None,
             log_height: 20,
             lag_ms: None,
-            runtime: RuntimeLogs::new(buffer_capacity),
+            runtime: RuntimeLogs::new(buffer_capacity.min(RUNTIME_ROWS_KEPT)),
             view: FilteredView::default(),
             loads: Loads::default(),
         }
