@@ -145,6 +145,11 @@ pub enum Command {
     Follow(FollowArgs),
     /// Print runtime logs (requests, function output) as they happen, until stopped. A project's
     /// name follows its production deployment, and switches when production moves.
+    #[command(
+        after_help = "Exit status: 0 stopped (Ctrl-C, SIGTERM, or the reader went away); \
+2 following failed (API unreachable, token refused, deployment or project not found, no \
+production deployment); 64 bad command line (a filter); 78 bad configuration."
+    )]
     Logs(LogsArgs),
     /// Print every deployment's build log to stdout as it happens (headless).
     Watch,

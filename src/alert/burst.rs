@@ -31,9 +31,8 @@ impl Bursts {
             windows.retain(|_, times| times.back().is_some_and(|&t| t > entry.ts - within));
         }
         let times = windows.entry((rule.to_owned(), scope)).or_default();
-        while times.front().is_some_and(|&t| t <= entry.ts - within) {
-            times.pop_front();
-        }
+        // Entries may come out of order: every time outside the window goes.
+        times.retain(|&t| t > entry.ts - within);
         times.push_back(entry.ts);
         if times.len() < burst.count as usize {
             return false;

@@ -7,7 +7,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::channels::Channel;
-use crate::log::runtime::{RowFilter, StatusMatch};
+use crate::log::runtime::RowFilter;
 use crate::log::{LogEntry, Severity, Tier};
 
 /// How loud an alert is.
@@ -466,27 +466,30 @@ fn rule_regex(pattern: &str) -> Result<Regex, String> {
         })
 }
 
-/// The runtime row matchers (status, path, source), when the rule has any.
+/// The runtime row matchers (status, path, source), when the rule has any: only runtime rows
+/// have them, so a rule of another tier cannot use them.
 fn rows_of(config: &RuleConfig) -> Result<Option<RowFilter>, String> {
     if config.status.is_empty() && config.path.is_none() && config.source.is_empty() {
         return Ok(None);
     }
-    Ok(Some(RowFilter {
-        at_least: None,
-        statuses: config
-            .status
-            .iter()
-            .map(|s| StatusMatch::parse(s))
-            .collect::<Result<_, _>>()?,
-        path: config.path.as_deref().map(rule_regex).transpose()?,
-        sources: config.source.clone(),
-    }))
+    if config.tier.is_some_and(|tier| tier != Tier::Runtime) {
+        return Err(
+            "status, path and source match runtime rows: the tier must be runtime".to_owned(),
+        );
+    }
+    if let Some(path) = &config.path {
+        rule_regex(path)?;
+    }
+    RowFilter::of(None, &config.status, config.path.as_deref(), &config.source).map(Some)
 }
+
+/// The most matches a burst may ask for (each is remembered until the burst is complete).
+const MAX_BURST: u32 = 10_000;
 
 fn burst_of(config: &RuleConfig) -> Result<Option<Burst>, String> {
     match (config.at_least, config.within_seconds) {
         (None, None) => Ok(None),
-        (Some(count @ 1..), Some(seconds @ 1..=86_400)) => Ok(Some(Burst {
+        (Some(count @ 1..=MAX_BURST), Some(seconds @ 1..=86_400)) => Ok(Some(Burst {
             count,
             within: Duration::from_secs(seconds),
         })),
@@ -583,6 +586,7 @@ source = ["serverless"]
             ("at_least = 0\nwithin_seconds = 60", false),
             ("at_least = 5\nwithin_seconds = 0", false),
             ("status = [\"6xx\"]", false),
+            ("at_least = 100000\nwithin_seconds = 60", false),
         ] {
             let text = format!("[[alert_rules]]\nkey = \"r\"\ntier = \"runtime\"\n{fields}\n");
             let compiled = rules_in(&text, "test").map(RuleSet::with_overrides);

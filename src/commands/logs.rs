@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use shiplog::exit;
-use shiplog::log::runtime::{level_severity, RowFilter, StatusMatch};
+use shiplog::log::runtime::RowFilter;
 use shiplog::log::sinks::{Only, PrintFormat, Printer};
 use shiplog::metrics::Metrics;
 use shiplog::stream::runtime::{RuntimeError, RuntimeFollower};
@@ -56,7 +56,12 @@ pub async fn run(cli: &Cli, args: LogsArgs) -> Exit {
     );
     let shutdown =
         super::follow::stop_when_output_closes(super::shutdown_on_signals(), logger.clone());
-    let result = match follower.resolve(&args.target).await {
+    let mut asked_to_stop = shutdown.clone();
+    let resolved = tokio::select! {
+        resolved = follower.resolve(&args.target) => resolved,
+        _ = shiplog::shutdown::stopped(&mut asked_to_stop) => Err(RuntimeError::Interrupted),
+    };
+    let result = match resolved {
         Ok(target) => follower.follow(&target, shutdown).await,
         Err(err) => Err(err),
     };
@@ -86,39 +91,11 @@ pub async fn run(cli: &Cli, args: LogsArgs) -> Exit {
 
 /// The output filter the flags describe; a bad flag is a usage error that says what to write.
 fn row_filter(args: &LogsArgs) -> Result<RowFilter, CommandError> {
-    let usage = |message: String| CommandError::new(exit::USAGE, message);
-    Ok(RowFilter {
-        at_least: args
-            .level
-            .as_deref()
-            .map(|level| {
-                level_severity(level).ok_or_else(|| {
-                    usage(format!(
-                        "{level:?} is not a level: use debug, info, warning, error or fatal"
-                    ))
-                })
-            })
-            .transpose()?,
-        statuses: args
-            .status
-            .iter()
-            .map(|s| StatusMatch::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(usage)?,
-        path: args
-            .path
-            .as_deref()
-            .map(|p| {
-                regex::RegexBuilder::new(p)
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|_| usage(format!("--path {p:?} is not a regular expression")))
-            })
-            .transpose()?,
-        sources: args
-            .source
-            .iter()
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect(),
-    })
+    RowFilter::of(
+        args.level.as_deref(),
+        &args.status,
+        args.path.as_deref(),
+        &args.source,
+    )
+    .map_err(|message| CommandError::new(exit::USAGE, message))
 }

@@ -215,9 +215,6 @@ pub fn report_metrics(
     ));
 }
 
-/// The logger of a headless command: stdout (lossless), an optional NDJSON file, and the
-/// alerting outlet when alerts are on. With `one_stream` (`follow`), stdout is written by the
-/// follower itself: a thread hand-off per batch would cost more than the write.
 /// How runtime logs are followed, as the settings say.
 pub fn runtime_options(settings: &Settings) -> shiplog::stream::runtime::RuntimeOptions {
     shiplog::stream::runtime::RuntimeOptions {
@@ -226,6 +223,9 @@ pub fn runtime_options(settings: &Settings) -> shiplog::stream::runtime::Runtime
     }
 }
 
+/// The logger of a headless command: stdout (lossless), an optional NDJSON file, and the
+/// alerting outlet when alerts are on. With `one_stream` (`follow`), stdout is written by the
+/// follower itself: a thread hand-off per batch would cost more than the write.
 pub fn stdout_logger(
     stdout: Box<dyn Sink>,
     ndjson: Option<&std::path::Path>,

@@ -149,12 +149,12 @@ impl TeamSession {
     }
 }
 
-/// A headless command over the team (`watch`, `serve`): the streaming engine, and alerting
-/// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM; then exits with `stopped`.
 /// How often a worker or a dashboard following production runtime logs looks for new
 /// production projects.
 pub(super) const PRODUCTIONS_LOOKED_FOR: Duration = Duration::from_secs(60);
 
+/// A headless command over the team (`watch`, `serve`): the streaming engine, and alerting
+/// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM; then exits with `stopped`.
 pub async fn run_headless(
     cli: &Cli,
     stopped: i32,

@@ -238,7 +238,10 @@ impl SimulatorHandle {
     }
 
     /// How runtime logs are served from now on (responses already open keep theirs).
-    pub fn set_runtime_traffic(&self, traffic: RuntimeTraffic) {
+    pub fn set_runtime_traffic(&self, mut traffic: RuntimeTraffic) {
+        if !(traffic.rows_per_sec.is_finite() && traffic.rows_per_sec > 0.0) {
+            traffic.rows_per_sec = RuntimeTraffic::default().rows_per_sec;
+        }
         *state::lock(&self.shared().traffic) = traffic;
     }
 

@@ -108,13 +108,11 @@ impl Rows {
                 }
             };
             let now = now_ms();
+            let gap = self.gap_ms();
+            let replay_ms = self.traffic.replay_ms as f64;
             let next = *self.next.get_or_insert_with(|| {
-                let elapsed = (now - ready_at).max(0) as f64;
-                let live = (elapsed / (1000.0 / self.traffic.rows_per_sec.clamp(0.01, 100_000.0)))
-                    .ceil() as u64;
-                let replayed =
-                    (self.traffic.replay_ms as f64 * self.traffic.rows_per_sec / 1000.0) as u64;
-                live.saturating_sub(replayed)
+                let live = ((now - ready_at).max(0) as f64 / gap).ceil() as u64;
+                live.saturating_sub((replay_ms / gap) as u64)
             });
             let due = self.time_of(ready_at, next);
             if due > now {

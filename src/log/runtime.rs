@@ -11,6 +11,19 @@ pub const POSSIBLE_GAP: &str = "possible_gap";
 pub const PRODUCTION_MOVED: &str = "production_moved";
 /// The event of the note that says a new production deployment fails more than the last one.
 pub const DEPLOY_REGRESSION: &str = "deploy_regression";
+/// The event of the note that says a row was too long to read.
+pub const ROW_SKIPPED: &str = "row_skipped";
+/// The event of the note that says a deployment's runtime logs cannot be followed.
+pub const RUNTIME_UNAVAILABLE: &str = "runtime_unavailable";
+
+/// The notes the runtime follower writes about itself, among the rows.
+const NOTES: [&str; 5] = [
+    POSSIBLE_GAP,
+    PRODUCTION_MOVED,
+    DEPLOY_REGRESSION,
+    ROW_SKIPPED,
+    RUNTIME_UNAVAILABLE,
+];
 
 /// A runtime row's level as a severity (`warning` and `warn` alike); `None` for a name that is
 /// no level.
@@ -33,8 +46,7 @@ pub fn status_of(entry: &LogEntry) -> Option<u16> {
 
 /// Is this a runtime row (not a note of the follower, nor another tier's entry)?
 pub fn is_row(entry: &LogEntry) -> bool {
-    entry.tier == Tier::Runtime
-        && ![POSSIBLE_GAP, PRODUCTION_MOVED, DEPLOY_REGRESSION].contains(&entry.event.as_str())
+    entry.tier == Tier::Runtime && !NOTES.contains(&entry.event.as_str())
 }
 
 /// A status to keep: a class (`5xx`) or one code (`502`).
@@ -81,7 +93,50 @@ pub struct RowFilter {
     pub sources: Vec<String>,
 }
 
+/// How large a path filter's regular expression may be once compiled.
+const PATH_REGEX_SIZE: usize = 1 << 20;
+
 impl RowFilter {
+    /// The filter of these parts, as written (by flags, the dashboard's quick filter or a
+    /// rule): a level name, statuses (`5xx`, `502`), a path regex, sources. A bad part is
+    /// named with what to write instead.
+    pub fn of(
+        level: Option<&str>,
+        statuses: &[String],
+        path: Option<&str>,
+        sources: &[String],
+    ) -> Result<RowFilter, String> {
+        Ok(RowFilter {
+            at_least: level
+                .map(|level| {
+                    level_severity(level).ok_or_else(|| {
+                        format!(
+                            "{level:?} is not a level: use debug, info, warning, error or fatal"
+                        )
+                    })
+                })
+                .transpose()?,
+            statuses: statuses
+                .iter()
+                .flat_map(|s| s.split(','))
+                .map(StatusMatch::parse)
+                .collect::<Result<_, _>>()?,
+            path: path
+                .map(|p| {
+                    regex::RegexBuilder::new(p)
+                        .size_limit(PATH_REGEX_SIZE)
+                        .build()
+                        .map_err(|_| format!("{p:?} is not a regular expression"))
+                })
+                .transpose()?,
+            sources: sources
+                .iter()
+                .flat_map(|s| s.split(','))
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
     /// Shown: a row these filters keep, or anything that is not a row (a filter narrows the
     /// rows, never the warnings).
     pub fn matches(&self, entry: &LogEntry) -> bool {

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use futures_util::Stream;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::client::{encode_segment, VercelClient};
 use super::error::VercelError;
@@ -20,6 +20,7 @@ pub struct RuntimeRow {
     pub row_id: String,
     /// `request`, `serverless`, `edge-function`, `edge-middleware`, or `delimiter`.
     pub source: String,
+    /// When it happened (ms); 0 when Vercel sent no usable time.
     pub timestamp_ms: i64,
     pub domain: String,
     pub message_truncated: bool,
@@ -36,54 +37,48 @@ impl RuntimeRow {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Wire {
-    level: Option<String>,
-    message: Option<String>,
-    row_id: Option<String>,
-    source: Option<String>,
-    timestamp_in_ms: Option<f64>,
-    domain: Option<String>,
-    message_truncated: Option<bool>,
-    request_method: Option<String>,
-    request_path: Option<String>,
-    response_status_code: Option<f64>,
-}
-
 /// A line that is not a runtime log row.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("not a runtime log row: {0}")]
 pub struct MalformedRow(pub String);
 
-/// Parses one line (without its newline). Invalid UTF-8 is replaced rather than losing the row.
+/// Parses one line (without its newline). A field of an unexpected type is taken as missing
+/// (a number sent as text is still read), rather than losing the row; invalid UTF-8 is
+/// replaced. Only a line that is no JSON object is malformed.
 pub fn parse_runtime_row(line: &[u8]) -> Result<RuntimeRow, MalformedRow> {
-    let wire: Wire = match serde_json::from_slice(line) {
-        Ok(wire) => wire,
+    let object: Map<String, Value> = match serde_json::from_slice(line) {
+        Ok(object) => object,
         Err(err) if std::str::from_utf8(line).is_err() => {
             serde_json::from_str(&String::from_utf8_lossy(line))
                 .map_err(|_| MalformedRow(err.to_string()))?
         }
         Err(err) => return Err(MalformedRow(err.to_string())),
     };
-    let status = wire
-        .response_status_code
-        .filter(|code| (100.0..1000.0).contains(code))
-        .map(|code| code as u16);
+    let text = |key: &str| match object.get(key) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        _ => String::new(),
+    };
+    let number = |key: &str| match object.get(key) {
+        Some(Value::Number(number)) => number.as_f64(),
+        Some(Value::String(text)) => text.trim().parse::<f64>().ok(),
+        _ => None,
+    };
     Ok(RuntimeRow {
-        level: wire.level.unwrap_or_default(),
-        message: wire.message.unwrap_or_default(),
-        row_id: wire.row_id.unwrap_or_default(),
-        source: wire.source.unwrap_or_default(),
-        timestamp_ms: wire
-            .timestamp_in_ms
-            .filter(|t| t.is_finite() && *t >= 0.0 && *t < 1e15)
+        level: text("level"),
+        message: text("message"),
+        row_id: text("rowId"),
+        source: text("source"),
+        timestamp_ms: number("timestampInMs")
+            .filter(|t| t.is_finite() && *t > 0.0 && *t < 1e15)
             .map_or(0, |t| t as i64),
-        domain: wire.domain.unwrap_or_default(),
-        message_truncated: wire.message_truncated.unwrap_or(false),
-        request_method: wire.request_method.unwrap_or_default(),
-        request_path: wire.request_path.unwrap_or_default(),
-        status,
+        domain: text("domain"),
+        message_truncated: object.get("messageTruncated") == Some(&Value::Bool(true)),
+        request_method: text("requestMethod"),
+        request_path: text("requestPath"),
+        status: number("responseStatusCode")
+            .filter(|code| (100.0..1000.0).contains(code))
+            .map(|code| code as u16),
     })
 }
 

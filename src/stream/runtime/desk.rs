@@ -6,24 +6,26 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{RuntimeError, RuntimeFollower, RuntimeTarget};
+use super::{RuntimeError, RuntimeFollower};
+use crate::log::runtime::RUNTIME_UNAVAILABLE;
 use crate::log::{LogEntry, Severity, Tier};
 use crate::shutdown::{stopped, Shutdown};
 
 pub enum RuntimeCommand {
     /// Follow this deployment's runtime logs, and stop following any other's.
     Follow(String),
+    /// Follow none.
+    Stop,
 }
 
 /// Commands in; rows come out through the logger.
 pub struct RuntimeHandle {
     pub commands: mpsc::Sender<RuntimeCommand>,
-    pub task: JoinHandle<()>,
 }
 
 pub fn start(follower: Arc<RuntimeFollower>, mut shutdown: Shutdown) -> RuntimeHandle {
     let (commands, mut received) = mpsc::channel(8);
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut current: Option<(watch::Sender<bool>, JoinHandle<()>)> = None;
         loop {
             let command = tokio::select! {
@@ -34,14 +36,15 @@ pub fn start(follower: Arc<RuntimeFollower>, mut shutdown: Shutdown) -> RuntimeH
                 let _ = stop.send(true);
                 let _ = task.await;
             }
-            let Some(RuntimeCommand::Follow(id)) = command else {
-                return;
+            let id = match command {
+                Some(RuntimeCommand::Follow(id)) => id,
+                Some(RuntimeCommand::Stop) => continue,
+                None => return,
             };
             let (stop, stopped_here) = watch::channel(false);
             let follower = follower.clone();
             let task = tokio::spawn(async move {
-                let target = RuntimeTarget::Deployment(id.clone());
-                match follower.follow(&target, stopped_here).await {
+                match follower.follow_on_screen(&id, stopped_here).await {
                     Ok(()) | Err(RuntimeError::Interrupted) => {}
                     Err(err) => follower.logger.write(unavailable(&id, &err)),
                 }
@@ -49,7 +52,7 @@ pub fn start(follower: Arc<RuntimeFollower>, mut shutdown: Shutdown) -> RuntimeH
             current = Some((stop, task));
         }
     });
-    RuntimeHandle { commands, task }
+    RuntimeHandle { commands }
 }
 
 /// Why a deployment's runtime log stays empty, shown in it.
@@ -57,7 +60,7 @@ fn unavailable(id: &str, err: &RuntimeError) -> LogEntry {
     let mut entry = LogEntry::new(
         Tier::Runtime,
         Severity::Warn,
-        "runtime_unavailable",
+        RUNTIME_UNAVAILABLE,
         format!("Runtime logs of {id} cannot be followed: {err}"),
     );
     entry.build_id = Some(Arc::from(id));

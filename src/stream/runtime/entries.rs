@@ -70,6 +70,9 @@ pub fn row_entry(row: RuntimeRow, ctx: &EntryContext, target: Option<&str>) -> L
     entry
 }
 
+/// How much of the limit row's message a gap entry quotes.
+const LIMIT_MESSAGE_CHARS: usize = 200;
+
 /// Why a runtime connection ended, as a possible-gap entry says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -86,6 +89,7 @@ pub enum Ended {
 pub fn gap_entry(ctx: &EntryContext, from_ms: i64, to_ms: i64, ended: &Ended) -> LogEntry {
     let why = match ended {
         Ended::Limit(message) if !message.is_empty() => {
+            let message: String = message.chars().take(LIMIT_MESSAGE_CHARS).collect();
             format!("Vercel ended the response ({message})")
         }
         Ended::Limit(_) => "Vercel ended the response at its limit".to_owned(),

@@ -22,6 +22,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
+use crate::log::runtime::ROW_SKIPPED;
 use crate::log::{LogEntry, Logger, Severity};
 use crate::shutdown::{stopped, Shutdown};
 use crate::store::StateStore;
@@ -66,6 +67,16 @@ impl Default for RuntimeOptions {
 
 /// Rows remembered by default: minutes of a busy deployment's traffic, about 400 KB.
 pub const DEFAULT_WINDOW: usize = 20_000;
+
+/// The shortest a connection lasts before the next is opened, unless the server's limit
+/// ended it (then more rows are waiting).
+const MIN_CONNECTION: Duration = Duration::from_secs(1);
+
+const DAY_MS: i64 = 86_400_000;
+const YEAR_MS: i64 = 365 * DAY_MS;
+
+/// A response without new rows that lasted this long was a quiet deployment, not a failure.
+const QUIET_RESPONSE: Duration = Duration::from_secs(10);
 
 /// Longest runtime row read; a longer one is skipped with a note (Vercel's limit is 256 KB).
 const MAX_ROW_BYTES: usize = 1024 * 1024;
@@ -162,6 +173,23 @@ impl RuntimeFollower {
         }
     }
 
+    /// Follows one deployment for a screen until `shutdown`, stepping aside while another task
+    /// of this follower (production's) follows it.
+    pub async fn follow_on_screen(
+        &self,
+        id: &str,
+        mut shutdown: Shutdown,
+    ) -> Result<(), RuntimeError> {
+        let mut followed = self.look_up(id, &mut shutdown).await?;
+        followed.yields = true;
+        match self
+            .follow_deployment(&followed, &mut shutdown, None, None)
+            .await?
+        {
+            Stop::Moved(_) => Ok(()),
+        }
+    }
+
     async fn follow_production(
         &self,
         project: &str,
@@ -208,12 +236,29 @@ impl RuntimeFollower {
         }
     }
 
+    /// Looks the deployment up, again and again while Vercel cannot answer (a move must not
+    /// end the following for a network hiccup).
     async fn look_up(&self, id: &str, shutdown: &mut Shutdown) -> Result<Followed, RuntimeError> {
-        let deployment = tokio::select! {
-            found = self.client.get_deployment(id) => found?,
-            _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
-        };
-        self.followed(&deployment).await
+        let mut failures = 0;
+        loop {
+            let found = tokio::select! {
+                found = self.client.get_deployment(id) => found,
+                _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
+            };
+            let err = match found {
+                Ok(deployment) => return self.followed(&deployment).await,
+                Err(err) if !err.is_retryable() => return Err(err.into()),
+                Err(err) => err,
+            };
+            failures += 1;
+            let pause = backoff(failures, self.options.max_backoff)
+                .max(err.retry_after().unwrap_or_default());
+            tracing::warn!(deployment = %id, %err, "could not look the deployment up; trying again");
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
+            }
+        }
     }
 
     async fn followed(&self, deployment: &Deployment) -> Result<Followed, RuntimeError> {
@@ -233,6 +278,7 @@ impl RuntimeFollower {
         Ok(Followed {
             ctx,
             target: deployment.target.as_deref().map(Arc::from),
+            yields: false,
         })
     }
 
@@ -261,6 +307,14 @@ impl RuntimeFollower {
         let mut gaps = GapWatch::new(self.window_of(&ctx.vercel_id));
         let mut failures: u32 = 0;
         loop {
+            if followed.yields && Arc::strong_count(&gaps.seen) > 2 {
+                tokio::select! {
+                    _ = tokio::time::sleep(MIN_CONNECTION) => {}
+                    _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
+                }
+                continue;
+            }
+            let started = tokio::time::Instant::now();
             let opened = tokio::select! {
                 opened = self.client.open_runtime_logs(project_id, &ctx.vercel_id) => opened,
                 next = moved(&mut production, &ctx.vercel_id) => return Ok(Stop::Moved(next)),
@@ -274,21 +328,42 @@ impl RuntimeFollower {
                         _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
                     };
                     if read.rows > 0 {
-                        // A response that brought new rows worked: go straight on.
+                        // A response that brought new rows worked. After the server's limit
+                        // more rows wait: go straight on. Otherwise a connection is opened at
+                        // most once a second, whatever the server does.
                         failures = 0;
+                        let limit = matches!(read.ended, Ended::Limit(_));
                         gaps.ended(read.ended);
+                        if limit {
+                            continue;
+                        }
+                        let pause = MIN_CONNECTION.saturating_sub(started.elapsed());
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            next = moved(&mut production, &ctx.vercel_id) => return Ok(Stop::Moved(next)),
+                            _ = stopped(shutdown) => return Err(RuntimeError::Interrupted),
+                        }
                         continue;
                     }
-                    // Nothing new (a server that repeats itself, or closes at once): pause, so
-                    // that it is not asked again and again.
-                    read.ended
+                    // Nothing new. A quiet deployment's response that lasted is no failure;
+                    // one that ended at once (a server that repeats itself, or closes) is: the
+                    // pause grows, so that it is not asked again and again.
+                    if started.elapsed() >= QUIET_RESPONSE {
+                        failures = 0;
+                    }
+                    (read.ended, None)
                 }
                 Err(err) if !err.is_retryable() => return Err(err.into()),
-                Err(err) => Ended::Broken(err.to_string()),
+                Err(err) => {
+                    let wait = err.retry_after();
+                    (Ended::Broken(err.to_string()), wait)
+                }
             };
+            let (ended, asked) = ended;
             gaps.ended(ended);
             failures = failures.saturating_add(1);
-            let pause = backoff(failures, self.options.max_backoff);
+            // A 429's Retry-After, or an open circuit's cool-down, is waited for in full.
+            let pause = backoff(failures, self.options.max_backoff).max(asked.unwrap_or_default());
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 next = moved(&mut production, &ctx.vercel_id) => return Ok(Stop::Moved(next)),
@@ -388,16 +463,17 @@ fn take(
             now_ms(),
             crate::log::Tier::Runtime,
             Severity::Warn,
-            "row_skipped",
+            ROW_SKIPPED,
             format!("Skipped a runtime row over {MAX_ROW_BYTES} bytes"),
         ));
         return Taken::Nothing;
     };
-    let row = match parse_runtime_row(&bytes) {
+    let mut row = match parse_runtime_row(&bytes) {
         Ok(row) if row.is_limit_marker() => return Taken::Limit(row.message),
         Ok(row) => row,
-        Err(err) => {
-            tracing::warn!(deployment = %ctx.vercel_id, %err, "skipped a malformed runtime row");
+        Err(_) => {
+            // The parser's message may quote the line: it is not logged.
+            tracing::warn!(deployment = %ctx.vercel_id, "skipped a runtime line that is no JSON object");
             return Taken::Nothing;
         }
     };
@@ -405,6 +481,12 @@ fn take(
         return Taken::Nothing;
     };
     batch.extend(gap.map(|gap| *gap));
+    let now = now_ms();
+    if !(now - YEAR_MS..=now + DAY_MS).contains(&row.timestamp_ms) {
+        // No usable time from Vercel (none, or years away): when it arrived is the best there
+        // is, and counts a minute at a time stay in order.
+        row.timestamp_ms = now;
+    }
     let entry = row_entry(row, ctx, followed.target.as_deref());
     let note = regression.and_then(|watch| watch.observe(ctx, &entry));
     batch.push(entry);
@@ -417,6 +499,10 @@ fn take(
 struct Followed {
     ctx: EntryContext,
     target: Option<Arc<str>>,
+    /// Followed for a screen: it steps aside while another task (production's) follows the
+    /// same deployment, whose rows reach the screen too, so that every row is read by one
+    /// task and counted (for `deploy_regression`) by the task that needs it.
+    yields: bool,
 }
 
 struct ReadOutcome {

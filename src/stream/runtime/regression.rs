@@ -129,7 +129,7 @@ impl RegressionWatch {
     }
 
     /// Production moved at `at` (ms): the new deployment is compared with the old one's last
-    /// minutes, when shiplog saw the old one serve any.
+    /// minutes, when shiplog saw the old one serve enough of them.
     pub fn moved(&mut self, from: &str, to: &str, at: i64) {
         let baseline = self.options.baseline.as_millis() as i64;
         let before = self
@@ -137,7 +137,8 @@ impl RegressionWatch {
             .get(from)
             .map_or((0, 0), |c| c.between(at - baseline, at));
         self.counts.retain(|id, _| id == from || id == to);
-        self.comparison = (before.0 > 0).then(|| Comparison {
+        // A baseline of a handful of responses says nothing: no comparison then.
+        self.comparison = (before.0 >= self.options.min_responses).then(|| Comparison {
             from: from.to_owned(),
             to: to.to_owned(),
             moved_at: at,

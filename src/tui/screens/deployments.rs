@@ -229,12 +229,13 @@ impl DeploymentsScreen {
         self.refresh_view();
     }
 
-    /// In the runtime log, the chosen deployment's runtime logs are followed.
+    /// While the runtime log is shown, the chosen deployment's runtime logs are followed (and
+    /// no one's once it is hidden; showing it again tries again).
     fn follow_runtime(&mut self) {
-        if self.runtime.shown {
-            if let Some(id) = self.selected.clone() {
-                self.runtime.follow(&id);
-            }
+        match (self.runtime.shown, self.selected.clone()) {
+            (true, Some(id)) => self.runtime.follow(&id),
+            (false, _) => self.runtime.stop(),
+            (true, None) => {}
         }
     }
 

@@ -6,18 +6,22 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use regex::Regex;
 use tokio::sync::mpsc;
 
-use crate::log::runtime::{level_severity, status_of, RowFilter, StatusMatch};
+use crate::log::runtime::{status_of, RowFilter};
 use crate::log::LogEntry;
 use crate::stream::runtime::regression::MinuteCounts;
 use crate::stream::runtime::RuntimeCommand;
 use crate::tui::buffer::LogBuffer;
 
+/// Deployments whose runtime logs are kept at most.
+const LOGS_KEPT: usize = 16;
+
 /// One deployment's runtime log as the dashboard keeps it.
 #[derive(Debug)]
 pub struct RuntimeLog {
+    /// When a row last came (a count of rows taken), to forget the quietest log first.
+    touched: u64,
     entries: VecDeque<Arc<LogEntry>>,
     /// The lines the quick filter keeps.
     pub lines: LogBuffer,
@@ -30,6 +34,8 @@ pub struct RuntimeLogs {
     pub shown: bool,
     logs: HashMap<String, RuntimeLog>,
     capacity: usize,
+    /// Rows taken so far (for `RuntimeLog::touched`).
+    taken: u64,
     /// The quick filter, as typed and as parsed.
     pub only: Option<(String, RowFilter)>,
     /// Bumped whenever the shown lines are rebuilt (a new quick filter).
@@ -45,6 +51,7 @@ impl RuntimeLogs {
             shown: false,
             logs: HashMap::new(),
             capacity,
+            taken: 0,
             only: None,
             generation: 0,
             commands: None,
@@ -54,6 +61,16 @@ impl RuntimeLogs {
 
     pub fn connect(&mut self, commands: mpsc::Sender<RuntimeCommand>) {
         self.commands = Some(commands);
+    }
+
+    /// Follows no deployment's runtime logs (the runtime log is hidden).
+    pub fn stop(&mut self) {
+        let Some(commands) = &self.commands else {
+            return;
+        };
+        if commands.try_send(RuntimeCommand::Stop).is_ok() {
+            self.following = None;
+        }
     }
 
     /// Follows `id`'s runtime logs (and no other's) from now on.
@@ -74,8 +91,11 @@ impl RuntimeLogs {
 
     /// Files a runtime entry of deployment `id`.
     pub fn ingest(&mut self, id: &str, entry: &Arc<LogEntry>) {
+        self.taken += 1;
         if !self.logs.contains_key(id) {
+            self.make_room();
             let log = RuntimeLog {
+                touched: 0,
                 entries: VecDeque::new(),
                 lines: LogBuffer::new(self.capacity),
                 minutes: MinuteCounts::default(),
@@ -85,6 +105,7 @@ impl RuntimeLogs {
         let Some(log) = self.logs.get_mut(id) else {
             return;
         };
+        log.touched = self.taken;
         if let Some(status) = status_of(entry) {
             log.minutes.record(entry.ts, status);
         }
@@ -98,6 +119,23 @@ impl RuntimeLogs {
             .is_none_or(|(_, only)| only.matches(entry))
         {
             log.lines.push_entry(entry);
+        }
+    }
+
+    /// Forgets the log that has been quiet longest (not the one followed) when [`LOGS_KEPT`]
+    /// are kept: every production's rows arrive, and production moves.
+    fn make_room(&mut self) {
+        if self.logs.len() < LOGS_KEPT {
+            return;
+        }
+        let quietest = self
+            .logs
+            .iter()
+            .filter(|(id, _)| self.following.as_deref() != Some(id.as_str()))
+            .min_by_key(|(_, log)| log.touched)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = quietest {
+            self.logs.remove(&id);
         }
     }
 
@@ -130,7 +168,7 @@ impl RuntimeLogs {
 
 /// `status=5xx,429 level=warning path=^/api source=serverless`: the quick filter's words.
 pub fn parse_only(text: &str) -> Result<RowFilter, String> {
-    let mut filter = RowFilter::default();
+    let (mut level, mut statuses, mut path, mut sources) = (None, Vec::new(), None, Vec::new());
     for word in text.split_whitespace() {
         let Some((name, value)) = word.split_once('=') else {
             return Err(format!(
@@ -138,25 +176,10 @@ pub fn parse_only(text: &str) -> Result<RowFilter, String> {
             ));
         };
         match name {
-            "status" => {
-                for status in value.split(',') {
-                    filter.statuses.push(StatusMatch::parse(status)?);
-                }
-            }
-            "level" => {
-                filter.at_least = Some(level_severity(value).ok_or_else(|| {
-                    format!("{value:?} is not a level: debug, info, warning, error, fatal")
-                })?);
-            }
-            "path" => {
-                filter.path = Some(
-                    Regex::new(value)
-                        .map_err(|_| format!("{value:?} is not a regular expression"))?,
-                );
-            }
-            "source" => filter
-                .sources
-                .extend(value.split(',').map(|s| s.trim().to_ascii_lowercase())),
+            "status" => statuses.push(value.to_owned()),
+            "level" => level = Some(value),
+            "path" => path = Some(value),
+            "source" => sources.push(value.to_owned()),
             other => {
                 return Err(format!(
                     "{other:?} is no filter: status, level, path or source"
@@ -164,7 +187,7 @@ pub fn parse_only(text: &str) -> Result<RowFilter, String> {
             }
         }
     }
-    Ok(filter)
+    RowFilter::of(level, &statuses, path, &sources)
 }
 
 #[cfg(test)]
@@ -213,6 +236,21 @@ mod tests {
             .and_then(|l| l.minutes.minutes().next().copied())
             .expect("minute");
         assert_eq!((minute.responses, minute.errors), (5, 3));
+    }
+
+    #[test]
+    fn the_quietest_logs_are_forgotten_first() {
+        let mut logs = RuntimeLogs::new(10);
+        for i in 0..LOGS_KEPT + 5 {
+            let mut entry = (*row(200, "/")).clone();
+            entry.build_id = Some(Arc::from(format!("dpl_{i}")));
+            logs.ingest(&format!("dpl_{i}"), &Arc::new(entry));
+            // The first one keeps talking.
+            logs.ingest("dpl_0", &row(200, "/"));
+        }
+        assert_eq!(logs.logs.len(), LOGS_KEPT);
+        assert!(logs.get("dpl_0").is_some(), "a busy log stays");
+        assert!(logs.get("dpl_1").is_none(), "the quietest went");
     }
 
     #[test]

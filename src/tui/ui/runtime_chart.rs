@@ -24,21 +24,27 @@ pub fn split(area: Rect, screen: &DeploymentsScreen) -> (Option<Rect>, Rect) {
 
 pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, theme: &Theme) {
     let selected = screen.selected.as_deref().unwrap_or_default();
-    // Minutes without rows count as zero, up to the last minute with one.
-    let mut counted: Vec<(i64, u64, u64)> = Vec::new();
+    let width = area.width.saturating_sub(2) as usize;
+    // The newest minute with rows and the `width - 1` before it, those without rows as zero.
+    let mut shown: Vec<(i64, u64, u64)> = Vec::with_capacity(width);
     if let Some(log) = screen.runtime.get(selected) {
-        for minute in log.minutes.minutes() {
-            while let Some(&(start, _, _)) = counted.last() {
-                if start + 60_000 >= minute.start_ms {
-                    break;
+        let minutes: Vec<_> = log.minutes.minutes().collect();
+        if let Some(newest) = minutes.last().map(|m| m.start_ms) {
+            let oldest = newest - (width.saturating_sub(1) as i64) * 60_000;
+            let mut at = oldest;
+            for minute in minutes.iter().filter(|m| m.start_ms >= oldest) {
+                while at < minute.start_ms {
+                    shown.push((at, 0, 0));
+                    at += 60_000;
                 }
-                counted.push((start + 60_000, 0, 0));
+                shown.push((minute.start_ms, minute.responses, minute.errors));
+                at = minute.start_ms + 60_000;
             }
-            counted.push((minute.start_ms, minute.responses, minute.errors));
         }
     }
-    let width = area.width.saturating_sub(2) as usize;
-    let shown = &counted[counted.len().saturating_sub(width)..];
+    // Nothing before the first minute counted is shown as zero.
+    let first = shown.iter().position(|m| m.1 > 0).unwrap_or(0);
+    let shown = &shown[first..];
     let production = screen
         .summary(selected)
         .and_then(|d| d.project_id.as_deref())
