@@ -567,6 +567,7 @@ async fn an_alert_acknowledged_while_its_notification_waits_is_not_sent() {
             note: None,
         },
         deliveries: Default::default(),
+        rollback_to: None,
     };
     let (_book, book_rx) = watch::channel(vec![record]);
     let queue = Arc::new(DeliveryQueue::in_memory(quick()));

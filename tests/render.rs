@@ -242,6 +242,7 @@ fn alert(
         count: 3,
         state,
         deliveries: Default::default(),
+        rollback_to: None,
     }
 }
 

@@ -12,6 +12,7 @@ use super::channels::Channel;
 use super::delivery::DeliveryStatus;
 use super::evaluator::{Alert, AlertEvent};
 use super::rule::AlertSeverity;
+use crate::log::runtime::DEPLOY_REGRESSION;
 
 /// How long an acknowledgement holds unless said otherwise (PagerDuty's default is 30 min to
 /// hours; an on-call shift needs a few hours).
@@ -67,6 +68,10 @@ pub struct AlertRecord {
     /// How the latest notification went, per channel.
     #[serde(default)]
     pub deliveries: BTreeMap<Channel, DeliveryStatus>,
+    /// The deployment to roll production back to, when the alert says production got worse
+    /// (`deploy_regression`): acting on the alert offers that rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<String>,
 }
 
 impl AlertRecord {
@@ -79,6 +84,10 @@ impl AlertRecord {
             summary: first_line(&alert.entry.message),
             deployment_id: alert.entry.deployment_id.as_deref().map(str::to_owned),
             build_id: alert.entry.build_id.as_deref().map(str::to_owned),
+            rollback_to: (alert.entry.event == DEPLOY_REGRESSION)
+                .then(|| alert.entry.metadata.get_str("previous_deployment"))
+                .flatten()
+                .map(str::to_owned),
             entry_ts: alert.entry.ts,
             first_seen: now,
             last_seen: now,

@@ -271,6 +271,7 @@ mod tests {
     use crate::alert::book::{AlertRecord, AlertState};
     use crate::alert::runner::AlertCommand;
     use crate::log::Tier;
+    use crate::tui::screens::actions::Step;
     use crate::tui::screens::deployments::{Pane, Scroll};
     use crate::vercel::{DeploymentSummary, ReadyState};
     use crossterm::event::KeyEvent;
@@ -474,7 +475,26 @@ mod tests {
             count: 1,
             state,
             deliveries: Default::default(),
+            rollback_to: None,
         }
+    }
+
+    #[test]
+    fn acting_on_a_regression_offers_the_deployment_production_left() {
+        let mut app = app_with_lines(1);
+        let (commands, _sent) = mpsc::channel(8);
+        app.actions.connect(commands);
+        let mut regression = record("regressed", AlertState::Firing);
+        regression.build_id = Some("dpl_a".to_owned());
+        regression.rollback_to = Some("dpl_b".to_owned());
+        app.alerts.records = vec![regression];
+        app.on_key(key(KeyCode::Char('2')));
+        app.on_key(key(KeyCode::Char('x')));
+        assert!(
+            matches!(&app.actions.step, Step::Menu { deployment, .. } if deployment == "dpl_b"),
+            "{:?}",
+            app.actions.step
+        );
     }
 
     #[test]

@@ -49,12 +49,15 @@ impl AlertsScreen {
             }
             KeyCode::Enter => return Some(self.open_log()),
             KeyCode::Char('x') => {
-                return Some(
-                    match self.selected_record().and_then(|r| r.build_id.clone()) {
-                        Some(deployment) => Ask::Act { deployment },
-                        None => Ask::Notice("This alert is not about a deployment".to_owned()),
-                    },
-                )
+                // A regression's action is the rollback: to the deployment production left.
+                let record = self.selected_record();
+                let deployment = record
+                    .and_then(|r| r.rollback_to.clone())
+                    .or_else(|| record.and_then(|r| r.build_id.clone()));
+                return Some(match deployment {
+                    Some(deployment) => Ask::Act { deployment },
+                    None => Ask::Notice("This alert is not about a deployment".to_owned()),
+                });
             }
             _ => return None,
         }
