@@ -1,20 +1,17 @@
 //! `shiplog follow <deployment>`: one build's log to stdout, headless.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use shiplog::clock::now_ms;
 use shiplog::exit;
 use shiplog::log::sinks::{PrintFormat, Printer};
 use shiplog::log::Logger;
-use shiplog::metrics::Metrics;
 use shiplog::shutdown::Shutdown;
 use shiplog::stream::fallback::CliFallback;
 use shiplog::stream::{FollowError, FollowOptions, Follower};
 use shiplog::vercel::ReadyState;
 
 use super::error::{CommandError, Exit};
-use super::report_drops;
 use crate::cli::{Cli, FollowArgs};
 
 pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
@@ -40,16 +37,7 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
         settings.alerts_enabled,
         true,
     )?;
-    let store = super::open_state(&settings, &logger).await?;
-    if settings.token.is_none() {
-        settings.token = super::login::stored_token(&mut settings, &store).await?;
-    }
-    let token = settings.token.clone().ok_or_else(|| {
-        CommandError::config("no Vercel token").hint(
-            "set VERCEL_TOKEN, pass --token, or `shiplog login` (create a token at vercel.com/account/tokens)",
-        )
-    })?;
-    let client = super::client_for(&settings, token.clone(), &store)?;
+    let (store, token, client) = super::vercel_access(&mut settings, &logger).await?;
     let options = FollowOptions {
         idle_timeout: settings.idle_timeout,
         settle: settings.settle,
@@ -60,27 +48,18 @@ pub async fn run(cli: &Cli, args: FollowArgs) -> Exit {
             .and_then(|cmd| CliFallback::new(cmd, Some(token), settings.team_id.clone())),
         ..FollowOptions::default()
     };
-    let (stop_alerting, alerting_stop) = tokio::sync::watch::channel(false);
-    let metrics = Arc::new(Metrics::new());
-    super::report_metrics(&settings, &metrics, alerting_stop.clone());
-    let alerting = super::start_alerting(
-        &settings,
-        &store,
-        &logger,
-        &metrics,
-        alert_outlet,
-        alerting_stop,
+    let alerting = super::CommandAlerting::start(&settings, &store, &logger, alert_outlet);
+    let follower = Follower::new(
+        client,
+        store,
+        logger.clone(),
+        alerting.metrics.clone(),
+        options,
     );
-    let follower = Follower::new(client, store, logger.clone(), metrics, options);
     let shutdown = stop_when_output_closes(super::shutdown_on_signals(), logger.clone());
     let result = follower.follow(&args.deployment, shutdown).await;
-    // The build's last lines may still raise an alert: let the engine finish them.
-    let _ = stop_alerting.send(true);
-    if let Some((alerting, _handle)) = alerting {
-        let _ = alerting.await;
-    }
-    logger.flush().await;
-    report_drops(&logger);
+    // The build's last lines may still raise an alert.
+    alerting.finish(&logger).await;
     exit_status(result)
 }
 

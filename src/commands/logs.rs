@@ -1,15 +1,11 @@
 //! `shiplog logs <deployment|project>`: runtime logs to stdout, until stopped.
 
-use std::sync::Arc;
-
 use shiplog::exit;
 use shiplog::log::runtime::RowFilter;
 use shiplog::log::sinks::{Only, PrintFormat, Printer};
-use shiplog::metrics::Metrics;
 use shiplog::stream::runtime::{RuntimeError, RuntimeFollower};
 
 use super::error::{CommandError, Exit};
-use super::report_drops;
 use crate::cli::{Cli, LogsArgs};
 
 pub async fn run(cli: &Cli, args: LogsArgs) -> Exit {
@@ -28,26 +24,8 @@ pub async fn run(cli: &Cli, args: LogsArgs) -> Exit {
         settings.alerts_enabled,
         true,
     )?;
-    let store = super::open_state(&settings, &logger).await?;
-    if settings.token.is_none() {
-        settings.token = super::login::stored_token(&mut settings, &store).await?;
-    }
-    let token = settings.token.clone().ok_or_else(|| {
-        CommandError::config("no Vercel token").hint(
-            "set VERCEL_TOKEN, pass --token, or `shiplog login` (create a token at vercel.com/account/tokens)",
-        )
-    })?;
-    let client = super::client_for(&settings, token, &store)?;
-    let (stop_alerting, alerting_stop) = tokio::sync::watch::channel(false);
-    let metrics = Arc::new(Metrics::new());
-    let alerting = super::start_alerting(
-        &settings,
-        &store,
-        &logger,
-        &metrics,
-        alert_outlet,
-        alerting_stop,
-    );
+    let (store, _token, client) = super::vercel_access(&mut settings, &logger).await?;
+    let alerting = super::CommandAlerting::start(&settings, &store, &logger, alert_outlet);
     let follower = RuntimeFollower::new(
         client,
         store,
@@ -65,12 +43,7 @@ pub async fn run(cli: &Cli, args: LogsArgs) -> Exit {
         Ok(target) => follower.follow(&target, shutdown).await,
         Err(err) => Err(err),
     };
-    let _ = stop_alerting.send(true);
-    if let Some((alerting, _handle)) = alerting {
-        let _ = alerting.await;
-    }
-    logger.flush().await;
-    report_drops(&logger);
+    alerting.finish(&logger).await;
     match result {
         // Following runtime logs ends when someone stops it: that is success.
         Ok(()) | Err(RuntimeError::Interrupted) => Ok(exit::OK),

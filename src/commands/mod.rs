@@ -215,6 +215,63 @@ pub fn report_metrics(
     ));
 }
 
+/// The state store, the token (given, or from a stored login) and a Vercel client with it:
+/// what a command that reads the API needs first.
+pub async fn vercel_access(
+    settings: &mut Settings,
+    logger: &Logger,
+) -> Result<(StateStore, Secret, VercelClient), CommandError> {
+    let store = open_state(settings, logger).await?;
+    if settings.token.is_none() {
+        settings.token = login::stored_token(settings, &store).await?;
+    }
+    let token = settings.token.clone().ok_or_else(|| {
+        CommandError::config("no Vercel token").hint(
+            "set VERCEL_TOKEN, pass --token, or `shiplog login` (create a token at vercel.com/account/tokens)",
+        )
+    })?;
+    let client = client_for(settings, token.clone(), &store)?;
+    Ok((store, token, client))
+}
+
+/// The alert rules over a one-stream command's entries (`follow`, `logs`), until it ends.
+pub struct CommandAlerting {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub metrics: Arc<shiplog::metrics::Metrics>,
+}
+
+impl CommandAlerting {
+    pub fn start(
+        settings: &Settings,
+        store: &StateStore,
+        logger: &Logger,
+        outlet: AlertOutlet,
+    ) -> Self {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let metrics = Arc::new(shiplog::metrics::Metrics::new());
+        report_metrics(settings, &metrics, stopping.clone());
+        let task = start_alerting(settings, store, logger, &metrics, outlet, stopping)
+            .map(|(task, _handle)| task);
+        CommandAlerting {
+            stop,
+            task,
+            metrics,
+        }
+    }
+
+    /// The last entries may still raise an alert: the engine finishes them, then the logger
+    /// writes out what it holds and says what it had to drop.
+    pub async fn finish(self, logger: &Logger) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
+        logger.flush().await;
+        report_drops(logger);
+    }
+}
+
 /// How runtime logs are followed, as the settings say.
 pub fn runtime_options(settings: &Settings) -> shiplog::stream::runtime::RuntimeOptions {
     shiplog::stream::runtime::RuntimeOptions {

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use super::identity::stable_deployment_id;
 use crate::log::{LogEntry, Severity, Tier};
-use crate::vercel::{GitMeta, ReadyState, VercelEvent};
+use crate::store::StateStore;
+use crate::vercel::{Deployment, GitMeta, ReadyState, VercelEvent};
 
 /// Everything an entry of this deployment carries.
 #[derive(Debug, Clone)]
@@ -31,6 +33,18 @@ pub fn git_of(git: GitMeta<'_>) -> Option<String> {
 }
 
 impl EntryContext {
+    /// The context of `deployment`'s entries, its stable id taken from (or made in) `store`.
+    pub async fn of(store: &StateStore, deployment: &Deployment, replayed: bool) -> Self {
+        EntryContext {
+            deployment_id: stable_deployment_id(store, &deployment.id).await.into(),
+            vercel_id: deployment.id.as_str().into(),
+            project_id: deployment.project_id.as_deref().map(Arc::from),
+            project_name: deployment.name.as_deref().map(Arc::from),
+            git: git_of(deployment.git()).map(Arc::from),
+            replayed,
+        }
+    }
+
     /// An entry of this deployment, with its ids set.
     pub fn entry(
         &self,

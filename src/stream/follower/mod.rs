@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::entries::{outcome_entry, EntryContext, FirstError};
-use super::identity::{resume_key, stable_deployment_id, STATE_TTL};
+use super::identity::{resume_key, STATE_TTL};
 use super::options::{FollowOptions, StreamHealth};
 use super::resume::ResumeState;
 use crate::clock::now_ms;
@@ -106,16 +106,7 @@ impl Follower {
             found = self.client.get_deployment(id_or_url) => found?,
             _ = stopped(&mut shutdown) => return Err(FollowError::Interrupted),
         };
-        let ctx = EntryContext {
-            deployment_id: stable_deployment_id(&self.store, &deployment.id)
-                .await
-                .into(),
-            vercel_id: deployment.id.as_str().into(),
-            project_id: deployment.project_id.as_deref().map(Arc::from),
-            project_name: deployment.name.as_deref().map(Arc::from),
-            git: super::entries::git_of(deployment.git()).map(Arc::from),
-            replayed: self.options.replay,
-        };
+        let ctx = EntryContext::of(&self.store, &deployment, self.options.replay).await;
         let mut cursor = match self.options.since {
             Some(since) => ResumeState::from_floor(since),
             None => self

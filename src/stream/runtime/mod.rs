@@ -35,8 +35,7 @@ pub use productions::follow_productions;
 use regression::{RegressionOptions, RegressionWatch};
 pub use seen::SeenRows;
 
-use super::entries::{git_of, EntryContext};
-use super::identity::stable_deployment_id;
+use super::entries::EntryContext;
 
 /// Settings of a runtime follower.
 #[derive(Debug, Clone)]
@@ -265,16 +264,7 @@ impl RuntimeFollower {
         if deployment.project_id.is_none() {
             return Err(RuntimeError::NoProject(deployment.id.clone()));
         }
-        let ctx = EntryContext {
-            deployment_id: stable_deployment_id(&self.store, &deployment.id)
-                .await
-                .into(),
-            vercel_id: deployment.id.as_str().into(),
-            project_id: deployment.project_id.as_deref().map(Arc::from),
-            project_name: deployment.name.as_deref().map(Arc::from),
-            git: git_of(deployment.git()).map(Arc::from),
-            replayed: false,
-        };
+        let ctx = EntryContext::of(&self.store, deployment, false).await;
         Ok(Followed {
             ctx,
             target: deployment.target.as_deref().map(Arc::from),
