@@ -76,9 +76,8 @@ fn pipeline(c: &mut Criterion) {
                     if let Line::Complete(bytes) = line {
                         if let Ok(ParsedLine::Event(event)) = parse_event(bytes) {
                             if cursor.is_new(event.created) {
-                                let (created, id) = (event.created, event.id.clone());
+                                cursor.record(event.created, &event.id);
                                 logger.write(build_entry(event, &ctx));
-                                cursor.record(created, id);
                             }
                         }
                     }

@@ -17,6 +17,10 @@ pub const MAX_KEY_LINES: u32 = 200;
 /// of a deployment, so one check serves them all.
 const KNOWN_CLEAN: usize = 64;
 
+/// How many clean words are remembered, and how long one may be.
+const CLEAN_WORDS: usize = 8;
+const CLEAN_WORD_BYTES: usize = 32;
+
 #[derive(Default)]
 struct State {
     /// Streams (by deployment id) inside a private key block, with the lines left to hide.
@@ -24,6 +28,9 @@ struct State {
     /// Ids already checked and found clean; compared by pointer, and held so the pointer
     /// cannot be reused.
     known_clean: Vec<Arc<str>>,
+    /// Short words already checked and found clean (`stdout`, `stderr`, `error`): every entry
+    /// carries one or two, so they are compared rather than scanned.
+    clean_words: Vec<String>,
 }
 
 /// Redacts and cleans entries; shared by every writer of a logger.
@@ -57,17 +64,28 @@ impl Scrubber {
             entry.message = message;
         }
         let meta = &mut entry.metadata;
-        for text in [
-            Some(&mut entry.event),
-            meta.vercel_event_id.as_mut(),
-            meta.vercel_type.as_mut(),
-            meta.level.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if let Some(clean) = self.field(text) {
+        // A build event's type is its event (`stdout`) again: clean once, clean twice.
+        let type_is_event = meta.vercel_type.as_deref() == Some(entry.event.as_str());
+        let event_clean = match self.word(state, &entry.event) {
+            Some(clean) => {
+                entry.event = clean;
+                false
+            }
+            None => true,
+        };
+        let vercel_type = meta
+            .vercel_type
+            .as_mut()
+            .filter(|_| !(type_is_event && event_clean));
+        for text in [vercel_type, meta.level.as_mut()].into_iter().flatten() {
+            if let Some(clean) = self.word(state, text) {
                 *text = clean;
+            }
+        }
+        // Ids differ entry by entry: scanned, not remembered.
+        if let Some(id) = meta.vercel_event_id.as_mut() {
+            if let Some(clean) = self.field(id) {
+                *id = clean;
             }
         }
         for id in [
@@ -122,7 +140,27 @@ impl Scrubber {
 
     /// A name, a type, an id: redacted and shown on one line; `None` when fine as it is.
     fn field(&self, text: &str) -> Option<String> {
+        // Digits alone (Vercel's event ids) hold no rule's keyword and nothing to clean: every
+        // build line has one, so they are not scanned.
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         self.redactor.redact_shown(text, Shown::OneLine)
+    }
+
+    /// [`Scrubber::field`] for a short word, remembered once found clean.
+    fn word(&self, state: &mut State, text: &str) -> Option<String> {
+        if state.clean_words.iter().any(|word| word == text) {
+            return None;
+        }
+        let clean = self.field(text);
+        if clean.is_none() && text.len() <= CLEAN_WORD_BYTES {
+            if state.clean_words.len() == CLEAN_WORDS {
+                state.clean_words.remove(0);
+            }
+            state.clean_words.push(text.to_owned());
+        }
+        clean
     }
 
     fn shared_field(&self, state: &mut State, id: &mut Arc<str>) {
@@ -163,6 +201,35 @@ mod tests {
             .iter()
             .map(|e| e.message.clone())
             .collect()
+    }
+
+    #[test]
+    fn event_type_and_ids_are_redacted_each_even_when_they_repeat() {
+        let scrubber = Scrubber::new(super::super::global());
+        let token = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789";
+        let mut entry = LogEntry::new(Tier::Build, Severity::Info, token, "line");
+        entry.metadata.vercel_type = Some(token.to_owned());
+        entry.metadata.vercel_event_id = Some("1796410544463953195540000000".to_owned());
+        let out = &scrubber.scrub(vec![entry])[0];
+        assert!(!out.event.contains("aBcDeF") && out.event.contains(REDACTED));
+        assert_eq!(
+            out.metadata.vercel_type.as_deref(),
+            Some(out.event.as_str())
+        );
+        assert_eq!(
+            out.metadata.vercel_event_id.as_deref(),
+            Some("1796410544463953195540000000")
+        );
+        let mut entry = LogEntry::new(Tier::Build, Severity::Info, "stdout", "line");
+        entry.metadata.vercel_type = Some(format!("stdout {token}"));
+        let out = &scrubber.scrub(vec![entry])[0];
+        assert_eq!(out.event, "stdout");
+        assert!(!out
+            .metadata
+            .vercel_type
+            .as_deref()
+            .unwrap_or_default()
+            .contains("aBcDeF"));
     }
 
     #[test]

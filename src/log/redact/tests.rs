@@ -619,3 +619,17 @@ proptest! {
         prop_assert_eq!(redact(&once), once.as_str());
     }
 }
+
+#[test]
+fn every_keyword_has_a_byte_that_is_not_a_digit() {
+    // The scrubber does not scan ids of digits alone: no keyword may be all digits.
+    for rule in super::rules::RULES {
+        for keyword in rule.keywords {
+            assert!(
+                !keyword.bytes().all(|b| b.is_ascii_digit()),
+                "{}: {keyword:?}",
+                rule.name
+            );
+        }
+    }
+}

@@ -317,7 +317,7 @@ impl Follower {
         if lag >= 0 {
             self.metrics.observe_lag(lag as u64);
         }
-        track.cursor.record(event.created, event.id.clone());
+        track.cursor.record(event.created, &event.id);
         let entry = build_entry(event, ctx);
         if entry.tier == Tier::Build && entry.severity >= Severity::Error {
             track.first_error.offer(&entry.message);
