@@ -232,7 +232,8 @@ impl Follower {
         track: &mut Track<'_>,
         delivered: &mut u64,
     ) -> bool {
-        let mut batch = Vec::new();
+        // Sized once: growing a vector of entries copies every entry each time it doubles.
+        let mut batch = Vec::with_capacity(items.len());
         let mut before = track.cursor.clone();
         // The clock is read once a batch, not once a line: for the lag, and for the gap
         // between saves (a batch takes well under that gap).
