@@ -3,7 +3,7 @@
 //! minutes, and each gets a runtime follower of its production, so that the runtime rules run
 //! without a screen.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +24,9 @@ pub async fn follow_productions(
     every: Duration,
     mut shutdown: Shutdown,
 ) {
-    let mut followed: HashSet<String> = HashSet::new();
-    let mut tasks: JoinSet<(String, String)> = JoinSet::new();
+    // Each project followed, by the id of the task that follows it.
+    let mut followed: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut tasks: JoinSet<String> = JoinSet::new();
     loop {
         let query = ListQuery {
             limit: Some(LOOKED_THROUGH),
@@ -35,20 +36,18 @@ pub async fn follow_productions(
         match follower.client.list_deployments(&query).await {
             Ok(list) => {
                 for project in list.deployments.iter().filter_map(|d| d.project_id.clone()) {
-                    if followed.contains(&project) {
+                    if followed.values().any(|p| *p == project) {
                         continue;
                     }
                     let (follower, shutdown) = (follower.clone(), shutdown.clone());
                     let target = RuntimeTarget::Production(project.clone());
-                    let name = project.clone();
-                    tasks.spawn(async move {
-                        let error = match follower.follow(&target, shutdown).await {
+                    let task = tasks.spawn(async move {
+                        match follower.follow(&target, shutdown).await {
                             Ok(()) | Err(RuntimeError::Interrupted) => String::new(),
                             Err(err) => err.to_string(),
-                        };
-                        (name, error)
+                        }
                     });
-                    followed.insert(project);
+                    followed.insert(task.id(), project);
                 }
             }
             Err(err) => tracing::warn!(%err, "could not list production deployments"),
@@ -62,8 +61,13 @@ pub async fn follow_productions(
                     while tasks.join_next().await.is_some() {}
                     return;
                 }
-                Some(Ok((project, error))) = tasks.join_next(), if !tasks.is_empty() => {
-                    followed.remove(&project);
+                Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    // Ended, failed or (a bug) panicked: looked for again at the next round.
+                    let (id, error) = match ended {
+                        Ok((id, error)) => (id, error),
+                        Err(err) => (err.id(), "it stopped unexpectedly".to_owned()),
+                    };
+                    let project = followed.remove(&id).unwrap_or_default();
                     if !error.is_empty() {
                         follower.logger.write(LogEntry::system(
                             Severity::Warn,
