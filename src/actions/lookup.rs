@@ -196,8 +196,5 @@ pub(super) async fn effect(client: &VercelClient, plan: &Plan) -> Result<Effect,
                 .map(|d| Some(d.uid))
         }
     };
-    Ok(match done {
-        Some(created) => Effect::Done(created),
-        None => Effect::NotDone,
-    })
+    Ok(done.map_or(Effect::NotDone, Effect::Done))
 }

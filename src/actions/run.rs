@@ -225,14 +225,19 @@ impl Actions {
         })
     }
 
-    /// One claim per action and target at a time, across every instance on the store.
-    /// Gives the claim as stored, to give it back with.
-    async fn claim(&self, plan: &Plan, reason: Option<&str>) -> Result<String, ActionError> {
-        let ours = Claim {
+    /// Our claim on `plan`'s target, made now.
+    fn claim_of(&self, plan: &Plan) -> Claim {
+        Claim {
             action_id: plan.action_id.clone(),
             user: self.actor.user.clone(),
             at: now_ms(),
-        };
+        }
+    }
+
+    /// One claim per action and target at a time, across every instance on the store.
+    /// Gives the claim as stored, to give it back with.
+    async fn claim(&self, plan: &Plan, reason: Option<&str>) -> Result<String, ActionError> {
+        let ours = self.claim_of(plan);
         let text = serde_json::to_string(&ours).unwrap_or_default();
         let refusal = if self.store.is_degraded() {
             // Its local fallback is this machine's only: another instance would not see it.
@@ -271,11 +276,7 @@ impl Actions {
 
     /// A done action's claim holds a minute more, then lapses.
     async fn hold_done(&self, plan: &Plan) {
-        let ours = Claim {
-            action_id: plan.action_id.clone(),
-            user: self.actor.user.clone(),
-            at: now_ms(),
-        };
+        let ours = self.claim_of(plan);
         if let Err(err) = self
             .store
             .put_json(&claim_key(plan), &ours, DONE_CLAIM_TTL)
@@ -407,8 +408,6 @@ impl Actions {
     }
 }
 
-/// What a claim is on: the deployment, or for a rollback the project (a second rollback
-/// pressed a moment later would go back another step).
 /// The role guard on its own: refuses, and records the refusal, when `actor` may not act, before
 /// anything is looked up. [`Actions::plan`] runs it first; the command line runs it before it
 /// needs a token.
@@ -502,6 +501,8 @@ fn instance_name() -> String {
     format!("{}-{}", hostname(), std::process::id())
 }
 
+/// What a claim is on: the deployment, or for a rollback the project (a second rollback
+/// pressed a moment later would go back another step).
 fn claim_key(plan: &Plan) -> String {
     match plan.kind {
         ActionKind::Rollback => format!("action_claim:rollback:{}", plan.project_id),

@@ -124,11 +124,14 @@ impl StreamEngine {
                     let due = self.options.production_every.is_some_and(|every| {
                         production_seen.is_none_or(|seen| seen.elapsed() >= every)
                     });
-                    if due {
+                    // The list (and its followers) first: production's look-ups take a call
+                    // per project, and the first list should not wait for them.
+                    let looked = due.then(|| list.deployments.clone());
+                    self.listed(list.deployments, &mut round, &shutdown);
+                    if let Some(deployments) = looked {
                         production_seen = Some(tokio::time::Instant::now());
-                        self.look_at_production(&list.deployments).await;
+                        self.look_at_production(&deployments).await;
                     }
-                    self.listed(list.deployments, &mut round, &shutdown)
                 }
                 Err(err) => self.list_failed(&err.to_string(), &mut round),
             }

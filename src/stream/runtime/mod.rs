@@ -26,6 +26,7 @@ use crate::log::runtime::ROW_SKIPPED;
 use crate::log::{LogEntry, Logger, Severity};
 use crate::shutdown::{stopped, Shutdown};
 use crate::store::StateStore;
+use crate::vercel::runtime::MalformedRow;
 use crate::vercel::{
     parse_runtime_row, Deployment, Line, LineSplitter, RuntimeRow, VercelClient, VercelError,
 };
@@ -392,7 +393,7 @@ impl RuntimeFollower {
             let mut lines = Vec::new();
             let last = match chunk {
                 Some(Ok(bytes)) => {
-                    splitter.push(&bytes, |line| lines.push(owned(line)));
+                    splitter.push(&bytes, |line| lines.push(parsed(line)));
                     false
                 }
                 Some(Err(err)) => {
@@ -400,7 +401,7 @@ impl RuntimeFollower {
                     break;
                 }
                 None => {
-                    splitter.finish(|line| lines.push(owned(line)));
+                    splitter.finish(|line| lines.push(parsed(line)));
                     true
                 }
             };
@@ -441,14 +442,14 @@ enum Taken {
 /// first of a response that continued nothing, and before a regression note when it shows
 /// one), or a note that a row was too long.
 fn take(
-    line: Option<Vec<u8>>,
+    line: Option<Result<RuntimeRow, MalformedRow>>,
     followed: &Followed,
     gaps: &mut GapWatch,
     regression: Option<&mut RegressionWatch>,
     batch: &mut Vec<LogEntry>,
 ) -> Taken {
     let ctx = &followed.ctx;
-    let Some(bytes) = line else {
+    let Some(parsed) = line else {
         batch.push(ctx.entry(
             now_ms(),
             crate::log::Tier::Runtime,
@@ -458,7 +459,7 @@ fn take(
         ));
         return Taken::Nothing;
     };
-    let mut row = match parse_runtime_row(&bytes) {
+    let mut row = match parsed {
         Ok(row) if row.is_limit_marker() => return Taken::Limit(row.message),
         Ok(row) => row,
         Err(_) => {
@@ -501,10 +502,11 @@ struct ReadOutcome {
     ended: Ended,
 }
 
-/// A line's bytes, or `None` for one over the limit.
-fn owned(line: Line<'_>) -> Option<Vec<u8>> {
+/// A line parsed as the splitter hands it over (its bytes need no copy); `None` for one over
+/// the limit.
+fn parsed(line: Line<'_>) -> Option<Result<RuntimeRow, MalformedRow>> {
     match line {
-        Line::Complete(bytes) => Some(bytes.to_vec()),
+        Line::Complete(bytes) => Some(parse_runtime_row(bytes)),
         Line::Oversized { .. } => None,
     }
 }

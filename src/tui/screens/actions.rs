@@ -67,8 +67,8 @@ impl ActionsPanel {
         if self.commands.is_none() {
             return Ask::Notice("Actions are not available here".to_owned());
         }
-        if self.view.as_ref().is_some_and(|v| !v.role.may_act()) {
-            let role = self.view.as_ref().map_or("viewer", |v| v.role.as_str());
+        if let Some(view) = self.view.as_ref().filter(|v| !v.role.may_act()) {
+            let role = view.role.as_str();
             return Ask::Notice(format!(
                 "The {role} role may not act on deployments (SHIPLOG_ROLE=operator may)"
             ));

@@ -194,6 +194,15 @@ impl DeploymentsScreen {
 
     // ---- what the screen shows ------------------------------------------------------------
 
+    /// Does production of its project serve this deployment (as last looked up)?
+    pub fn serves_production(&self, deployment: &DeploymentSummary) -> bool {
+        deployment
+            .project_id
+            .as_ref()
+            .and_then(|p| self.snapshot.production.get(p))
+            .is_some_and(|id| *id == deployment.uid)
+    }
+
     /// The listed deployment `id`.
     pub fn summary(&self, id: &str) -> Option<&DeploymentSummary> {
         self.snapshot.deployments.iter().find(|d| d.uid == id)

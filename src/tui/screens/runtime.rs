@@ -113,13 +113,7 @@ impl RuntimeLogs {
             log.entries.pop_front();
         }
         log.entries.push_back(entry.clone());
-        if self
-            .only
-            .as_ref()
-            .is_none_or(|(_, only)| only.matches(entry))
-        {
-            log.lines.push_entry(entry);
-        }
+        show(&self.only, &mut log.lines, entry);
     }
 
     /// Forgets the log that has been quiet longest (not the one followed) when [`LOGS_KEPT`]
@@ -153,16 +147,17 @@ impl RuntimeLogs {
         for log in self.logs.values_mut() {
             log.lines = LogBuffer::new(self.capacity);
             for entry in &log.entries {
-                if self
-                    .only
-                    .as_ref()
-                    .is_none_or(|(_, only)| only.matches(entry))
-                {
-                    log.lines.push_entry(entry);
-                }
+                show(&self.only, &mut log.lines, entry);
             }
         }
         Ok(())
+    }
+}
+
+/// Adds `entry` to the shown `lines` when the quick filter keeps it.
+fn show(only: &Option<(String, RowFilter)>, lines: &mut LogBuffer, entry: &LogEntry) {
+    if only.as_ref().is_none_or(|(_, only)| only.matches(entry)) {
+        lines.push_entry(entry);
     }
 }
 

@@ -148,11 +148,7 @@ impl Look {
             (true, Some(ready)) => short_duration(ready - started),
             (true, None) => "–".to_owned(),
         };
-        let serves = d
-            .project_id
-            .as_ref()
-            .and_then(|p| screen.snapshot.production.get(p))
-            .is_some_and(|id| *id == d.uid);
+        let serves = screen.serves_production(d);
         // A name comes from the API: nothing in it may drive the terminal.
         let name = crate::printable::one_line(d.name.as_deref().unwrap_or_default()).into_owned();
         let project = match serves {

@@ -25,31 +25,23 @@ pub fn split(area: Rect, screen: &DeploymentsScreen) -> (Option<Rect>, Rect) {
 pub fn render(frame: &mut Frame, area: Rect, screen: &DeploymentsScreen, theme: &Theme) {
     let selected = screen.selected.as_deref().unwrap_or_default();
     let width = area.width.saturating_sub(2) as usize;
-    // The newest minute with rows and the `width - 1` before it, those without rows as zero.
+    // The minutes counted within the last `width` up to the newest, gaps between them as zero.
     let mut shown: Vec<(i64, u64, u64)> = Vec::with_capacity(width);
     if let Some(log) = screen.runtime.get(selected) {
-        let minutes: Vec<_> = log.minutes.minutes().collect();
-        if let Some(newest) = minutes.last().map(|m| m.start_ms) {
-            let oldest = newest - (width.saturating_sub(1) as i64) * 60_000;
-            let mut at = oldest;
-            for minute in minutes.iter().filter(|m| m.start_ms >= oldest) {
-                while at < minute.start_ms {
-                    shown.push((at, 0, 0));
-                    at += 60_000;
-                }
-                shown.push((minute.start_ms, minute.responses, minute.errors));
-                at = minute.start_ms + 60_000;
+        let newest = log.minutes.minutes().last().map_or(0, |m| m.start_ms);
+        let oldest = newest - (width.saturating_sub(1) as i64) * 60_000;
+        for minute in log.minutes.minutes().filter(|m| m.start_ms >= oldest) {
+            if let Some(&(last, _, _)) = shown.last() {
+                shown.extend(
+                    (1..(minute.start_ms - last) / 60_000).map(|i| (last + i * 60_000, 0, 0)),
+                );
             }
+            shown.push((minute.start_ms, minute.responses, minute.errors));
         }
     }
-    // Nothing before the first minute counted is shown as zero.
-    let first = shown.iter().position(|m| m.1 > 0).unwrap_or(0);
-    let shown = &shown[first..];
     let production = screen
         .summary(selected)
-        .and_then(|d| d.project_id.as_deref())
-        .and_then(|project| screen.snapshot.production.get(project))
-        .is_some_and(|id| id == selected);
+        .is_some_and(|d| screen.serves_production(d));
     let mut title = vec![Span::styled(" Responses a minute ", theme.title)];
     if let Some(&(_, responses, errors)) = shown.last() {
         let rate = if responses == 0 {
