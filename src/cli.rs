@@ -134,6 +134,7 @@ impl GlobalArgs {
             breakglass_enabled: self.breakglass_enabled.clone(),
             breakglass_storage: self.breakglass_storage.clone(),
             runtime_logs: self.runtime_logs.clone(),
+            listen: None,
         }
     }
 }
@@ -159,6 +160,11 @@ production deployment); 64 bad command line (a filter); 78 bad configuration."
         /// One unified JSON entry per line instead of text.
         #[arg(long)]
         json: bool,
+        /// Also listen for HTTP on this address (host:port, or a port on 127.0.0.1): Vercel's
+        /// webhooks on POST /vercel/webhook (signed with VERCEL_WEBHOOK_SECRET), Prometheus on
+        /// GET /metrics, health checks on GET /healthz and /readyz.
+        #[arg(long, env = "SHIPLOG_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Alert rules: try them on recorded entries.
     #[command(subcommand)]

@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub breakglass_storage: Option<String>,
     /// `serve` follows every project's production runtime logs.
     pub runtime_logs: Option<bool>,
+    /// Where `serve`'s HTTP listener binds (`127.0.0.1:8787`, or a port alone).
+    pub listen: Option<String>,
     /// When a new production deployment counts as a regression (`[regression]`).
     #[serde(default)]
     pub regression: RegressionConfig,
@@ -154,6 +156,28 @@ fn switch(name: &str, text: Option<&str>) -> Result<Option<bool>, ConfigError> {
         Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(Some(false)),
         Some(other) => Err(ConfigError::Value(format!(
             "{name} must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+/// Where to listen: `host:port`, `[v6]:port`, or a port alone (this machine only: TLS and the
+/// outside world are a reverse proxy's job); none when not given or blank.
+fn listen_addr(text: Option<String>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+    let Some(text) = text.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))));
+    }
+    match text
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+    {
+        Some(addr) => Ok(Some(addr)),
+        None => Err(ConfigError::Value(format!(
+            "cannot listen on {text:?}: give host:port (127.0.0.1:8787, 0.0.0.0:8787) or a port"
         ))),
     }
 }
@@ -313,6 +337,8 @@ pub struct Overrides {
     pub breakglass_storage: Option<String>,
     /// `SHIPLOG_RUNTIME_LOGS`: `true` or `false`.
     pub runtime_logs: Option<String>,
+    /// `serve --listen` / `SHIPLOG_LISTEN`: where the HTTP listener binds.
+    pub listen: Option<String>,
 }
 
 /// The resolved settings every command runs with.
@@ -351,6 +377,11 @@ pub struct Settings {
     pub breakglass_storage: crate::breakglass::entry::Storage,
     /// `serve` follows every project's production runtime logs (`SHIPLOG_RUNTIME_LOGS=true`).
     pub runtime_logs: bool,
+    /// Where `serve` listens for webhooks and serves `/metrics`; none: no listener.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `VERCEL_WEBHOOK_SECRET`: the secrets webhook deliveries may be signed with (several,
+    /// separated by commas, while one is rotated).
+    pub webhook_secrets: crate::ingest::signature::SigningSecrets,
     pub regression: RegressionOptions,
 }
 
@@ -390,6 +421,7 @@ impl Settings {
             .or(file.runtime_logs)
             .unwrap_or(false);
         let regression = file.regression.options()?;
+        let listen = listen_addr(overrides.listen.or(file.listen))?;
         let role = role(overrides.role.or(file.role))?;
         let breakglass_storage =
             breakglass_storage(overrides.breakglass_storage.or(file.breakglass_storage))?;
@@ -448,6 +480,10 @@ impl Settings {
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             breakglass_storage,
             runtime_logs,
+            listen,
+            webhook_secrets: crate::ingest::signature::SigningSecrets::from_list(
+                &std::env::var("VERCEL_WEBHOOK_SECRET").unwrap_or_default(),
+            ),
             regression,
         })
     }

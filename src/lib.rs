@@ -7,7 +7,7 @@
 //! ```text
 //! commands/, main.rs, config   wiring: parse, load the configuration, start engines, exit codes
 //! tui/                         App (routing, theme, input, help), screens/ (state and keys), ui/ (render)
-//! stream/ alert/ breakglass/ actions/   the engines, each started once and handed out as a Handle
+//! stream/ alert/ breakglass/ actions/ ingest/   the engines, each started once (ingest: serve's listener)
 //! vercel/ store/ log/ metrics  services the engines use; demo/ and login/ beside them
 //! shutdown clock retry fsutil secret exit redis_io printable role   leaf modules, used by all
 //! ```
@@ -20,6 +20,7 @@ pub mod tui;
 pub mod actions;
 pub mod alert;
 pub mod breakglass;
+pub mod ingest;
 pub mod stream;
 // Services.
 pub mod demo;

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
             Some(Command::Logs(args)) => commands::logs::run(&cli, args).await,
             Some(Command::Demo(args)) => commands::demo::run(&cli, args).await,
             Some(Command::Watch) => commands::watch::run(&cli).await,
-            Some(Command::Serve { json }) => commands::serve::run(&cli, json).await,
+            Some(Command::Serve { json, .. }) => commands::serve::run(&cli, json).await,
             Some(Command::Alerts(cli::AlertsCommand::Check { file })) => {
                 commands::alerts::check(&cli, &file).await
             }

@@ -1,12 +1,19 @@
-//! The metrics registry: the plan's counters, read by the dashboard and a later `/metrics` endpoint.
+//! The metrics registry: the plan's counters and the listener's, kept by `prometheus-client`,
+//! served on `serve --listen`'s `/metrics` and written to `metrics.prom` for node exporter.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
 
-/// Upper bounds (ms) of the event-lag histogram buckets.
-const LAG_BUCKETS_MS: [u64; 10] = [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 60_000];
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds (ms) of the lag histograms' buckets.
+const LAG_BUCKETS_MS: [f64; 10] = [
+    10.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0, 60_000.0,
+];
 
 /// Why a stream was restarted (`logs_vercel_stream_restarts_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,190 +42,299 @@ impl RestartReason {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RuleChannelLabels {
+    rule: String,
+    channel: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteStatusLabels {
+    route: &'static str,
+    status: u16,
+}
+
+/// `metric`, registered under `name`; the registry keeps a handle to the same values.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// One registry per process; share it behind an `Arc`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    events_received: AtomicU64,
-    lines_skipped: AtomicU64,
-    active_streams: AtomicI64,
-    restarts: Mutex<BTreeMap<RestartReason, u64>>,
-    lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
-    lag_sum_ms: AtomicU64,
-    lag_count: AtomicU64,
-    /// `logs_alerts_triggered_total{rule,channel}`
-    alerts_triggered: Mutex<BTreeMap<(String, &'static str), u64>>,
-    /// `logs_alerts_suppressed_total{rule}`
-    alerts_suppressed: Mutex<BTreeMap<String, u64>>,
-    /// `logs_alerts_enqueued_total`
-    alerts_enqueued: AtomicU64,
-    /// `logs_alert_queue_depth`
-    alert_queue_depth: AtomicU64,
+    registry: Registry,
+    events_received: Counter,
+    lines_skipped: Counter,
+    active_streams: Gauge,
+    restarts: Family<ReasonLabel, Counter>,
+    lag: Histogram,
+    alerts_triggered: Family<RuleChannelLabels, Counter>,
+    alerts_suppressed: Family<RuleLabel, Counter>,
+    alerts_enqueued: Counter,
+    alert_queue_depth: Gauge,
+    listener: ListenerMetrics,
+}
+
+/// The listener's (`serve --listen`).
+#[derive(Debug)]
+struct ListenerMetrics {
+    requests: Family<RouteStatusLabels, Counter>,
+    signature_failures: Family<RouteLabel, Counter>,
+    duplicates: Family<RouteLabel, Counter>,
+    ingest_lag: Histogram,
+}
+
+impl ListenerMetrics {
+    fn registered(r: &mut Registry) -> Self {
+        ListenerMetrics {
+            requests: registered(
+                r,
+                "shiplog_listener_requests",
+                "Requests to the listener, by route and answer",
+                Family::default(),
+            ),
+            signature_failures: registered(
+                r,
+                "shiplog_listener_signature_failures",
+                "Requests refused for a missing or wrong signature, by route",
+                Family::default(),
+            ),
+            duplicates: registered(
+                r,
+                "shiplog_listener_duplicates",
+                "Deliveries taken before (a retry, a repeat), by route",
+                Family::default(),
+            ),
+            ingest_lag: registered(
+                r,
+                "shiplog_listener_ingest_lag_ms",
+                "How long after Vercel created a delivered event the listener took it (ms)",
+                Histogram::new(LAG_BUCKETS_MS),
+            ),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        Metrics::default()
+        let mut r = Registry::default();
+        Metrics {
+            // The plan's names (counters get their `_total` from the encoder).
+            events_received: registered(
+                &mut r,
+                "logs_vercel_events_received",
+                "Build log events received from Vercel",
+                Counter::default(),
+            ),
+            lines_skipped: registered(
+                &mut r,
+                "logs_vercel_lines_skipped",
+                "Build log lines that could not be used (too long, not JSON, wrong shape)",
+                Counter::default(),
+            ),
+            restarts: registered(
+                &mut r,
+                "logs_vercel_stream_restarts",
+                "Build log streams opened again, by why",
+                Family::default(),
+            ),
+            active_streams: registered(
+                &mut r,
+                "logs_active_vercel_streams",
+                "Build log streams open now",
+                Gauge::default(),
+            ),
+            lag: registered(
+                &mut r,
+                "logs_vercel_event_lag_ms",
+                "How long after Vercel created an event shiplog received it (ms)",
+                Histogram::new(LAG_BUCKETS_MS),
+            ),
+            alerts_triggered: registered(
+                &mut r,
+                "logs_alerts_triggered",
+                "Alert notifications sent, by rule and channel",
+                Family::default(),
+            ),
+            alerts_suppressed: registered(
+                &mut r,
+                "logs_alerts_suppressed",
+                "Alerts not sent again inside their rule's window, by rule",
+                Family::default(),
+            ),
+            alerts_enqueued: registered(
+                &mut r,
+                "logs_alerts_enqueued",
+                "Notification jobs added to the alert queue",
+                Counter::default(),
+            ),
+            alert_queue_depth: registered(
+                &mut r,
+                "logs_alert_queue_depth",
+                "Notification jobs waiting in the alert queue",
+                Gauge::default(),
+            ),
+            listener: ListenerMetrics::registered(&mut r),
+            registry: r,
+        }
     }
 
     pub fn event_received(&self) {
-        self.events_received.fetch_add(1, Ordering::Relaxed);
+        self.events_received.inc();
     }
 
     /// A line that could not be used (too long, not JSON, wrong shape).
     pub fn line_skipped(&self) {
-        self.lines_skipped.fetch_add(1, Ordering::Relaxed);
+        self.lines_skipped.inc();
     }
 
     pub fn stream_opened(&self) {
-        self.active_streams.fetch_add(1, Ordering::Relaxed);
+        self.active_streams.inc();
     }
 
     pub fn stream_closed(&self) {
-        self.active_streams.fetch_sub(1, Ordering::Relaxed);
+        self.active_streams.dec();
     }
 
     pub fn stream_restarted(&self, reason: RestartReason) {
-        if let Ok(mut restarts) = self.restarts.lock() {
-            *restarts.entry(reason).or_default() += 1;
-        }
+        self.restarts
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// How long after Vercel created an event shiplog received it.
     pub fn observe_lag(&self, lag_ms: u64) {
-        let bucket = LAG_BUCKETS_MS
-            .iter()
-            .position(|&bound| lag_ms <= bound)
-            .unwrap_or(LAG_BUCKETS_MS.len());
-        self.lag_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.lag_sum_ms.fetch_add(lag_ms, Ordering::Relaxed);
-        self.lag_count.fetch_add(1, Ordering::Relaxed);
+        self.lag.observe(lag_ms as f64);
     }
 
     pub fn alert_triggered(&self, rule: &str, channel: &'static str) {
-        if let Ok(mut triggered) = self.alerts_triggered.lock() {
-            *triggered.entry((rule.to_owned(), channel)).or_default() += 1;
-        }
+        self.alerts_triggered
+            .get_or_create(&RuleChannelLabels {
+                rule: rule.to_owned(),
+                channel,
+            })
+            .inc();
     }
 
     pub fn alert_suppressed(&self, rule: &str) {
-        if let Ok(mut suppressed) = self.alerts_suppressed.lock() {
-            *suppressed.entry(rule.to_owned()).or_default() += 1;
-        }
+        self.alerts_suppressed
+            .get_or_create(&RuleLabel {
+                rule: rule.to_owned(),
+            })
+            .inc();
     }
 
     /// A notification job was added to the queue.
     pub fn alert_enqueued(&self) {
-        self.alerts_enqueued.fetch_add(1, Ordering::Relaxed);
+        self.alerts_enqueued.inc();
     }
 
     pub fn alerts_enqueued(&self) -> u64 {
-        self.alerts_enqueued.load(Ordering::Relaxed)
+        self.alerts_enqueued.get()
     }
 
     pub fn alert_queue_depth(&self) -> u64 {
-        self.alert_queue_depth.load(Ordering::Relaxed)
+        self.alert_queue_depth.get().max(0) as u64
     }
 
     pub fn set_alert_queue_depth(&self, depth: u64) {
-        self.alert_queue_depth.store(depth, Ordering::Relaxed);
+        self.alert_queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     pub fn alerts_suppressed(&self, rule: &str) -> u64 {
         self.alerts_suppressed
-            .lock()
-            .map(|s| s.get(rule).copied().unwrap_or(0))
-            .unwrap_or(0)
+            .get_or_create(&RuleLabel {
+                rule: rule.to_owned(),
+            })
+            .get()
     }
 
     pub fn events_received(&self) -> u64 {
-        self.events_received.load(Ordering::Relaxed)
+        self.events_received.get()
     }
 
     pub fn lines_skipped(&self) -> u64 {
-        self.lines_skipped.load(Ordering::Relaxed)
+        self.lines_skipped.get()
     }
 
     pub fn active_streams(&self) -> i64 {
-        self.active_streams.load(Ordering::Relaxed)
+        self.active_streams.get()
     }
 
     pub fn restarts(&self, reason: RestartReason) -> u64 {
         self.restarts
-            .lock()
-            .map(|r| r.get(&reason).copied().unwrap_or(0))
-            .unwrap_or(0)
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .get()
     }
 
-    /// Prometheus text exposition of every metric.
+    /// A request the listener answered.
+    pub fn request_answered(&self, route: &'static str, status: u16) {
+        self.listener
+            .requests
+            .get_or_create(&RouteStatusLabels { route, status })
+            .inc();
+    }
+
+    /// A request refused for its signature.
+    pub fn signature_failed(&self, route: &'static str) {
+        self.listener
+            .signature_failures
+            .get_or_create(&RouteLabel { route })
+            .inc();
+    }
+
+    /// A delivery taken before.
+    pub fn duplicate_delivered(&self, route: &'static str) {
+        self.listener
+            .duplicates
+            .get_or_create(&RouteLabel { route })
+            .inc();
+    }
+
+    pub fn duplicates_delivered(&self, route: &'static str) -> u64 {
+        self.listener
+            .duplicates
+            .get_or_create(&RouteLabel { route })
+            .get()
+    }
+
+    /// How long after Vercel created a delivered event the listener took it.
+    pub fn observe_ingest_lag(&self, lag_ms: u64) {
+        self.listener.ingest_lag.observe(lag_ms as f64);
+    }
+
+    /// Prometheus text exposition (version 0.0.4) of every metric.
     pub fn render_prometheus(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# TYPE logs_vercel_events_received_total counter");
-        let _ = writeln!(
-            out,
-            "logs_vercel_events_received_total {}",
-            self.events_received()
-        );
-        let _ = writeln!(out, "# TYPE logs_vercel_lines_skipped_total counter");
-        let _ = writeln!(
-            out,
-            "logs_vercel_lines_skipped_total {}",
-            self.lines_skipped()
-        );
-        let _ = writeln!(out, "# TYPE logs_vercel_stream_restarts_total counter");
-        if let Ok(restarts) = self.restarts.lock() {
-            for (reason, n) in restarts.iter() {
-                let _ = writeln!(
-                    out,
-                    "logs_vercel_stream_restarts_total{{reason=\"{}\"}} {n}",
-                    reason.as_str()
-                );
-            }
-        }
-        let _ = writeln!(out, "# TYPE logs_active_vercel_streams gauge");
-        let _ = writeln!(out, "logs_active_vercel_streams {}", self.active_streams());
-        let _ = writeln!(out, "# TYPE logs_vercel_event_lag_ms histogram");
-        let mut cumulative = 0;
-        for (i, bound) in LAG_BUCKETS_MS.iter().enumerate() {
-            cumulative += self.lag_buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "logs_vercel_event_lag_ms_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        cumulative += self.lag_buckets[LAG_BUCKETS_MS.len()].load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "logs_vercel_event_lag_ms_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
-        let _ = writeln!(
-            out,
-            "logs_vercel_event_lag_ms_sum {}",
-            self.lag_sum_ms.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "logs_vercel_event_lag_ms_count {}",
-            self.lag_count.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE logs_alerts_triggered_total counter");
-        if let Ok(triggered) = self.alerts_triggered.lock() {
-            for ((rule, channel), n) in triggered.iter() {
-                let _ = writeln!(
-                    out,
-                    "logs_alerts_triggered_total{{rule=\"{rule}\",channel=\"{channel}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(out, "# TYPE logs_alerts_suppressed_total counter");
-        if let Ok(suppressed) = self.alerts_suppressed.lock() {
-            for (rule, n) in suppressed.iter() {
-                let _ = writeln!(out, "logs_alerts_suppressed_total{{rule=\"{rule}\"}} {n}");
-            }
-        }
-        let _ = writeln!(out, "# TYPE logs_alerts_enqueued_total counter");
-        let _ = writeln!(out, "logs_alerts_enqueued_total {}", self.alerts_enqueued());
-        let _ = writeln!(out, "# TYPE logs_alert_queue_depth gauge");
-        let _ = writeln!(out, "logs_alert_queue_depth {}", self.alert_queue_depth());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod deployments;
 pub mod error;
 pub mod follow;
+pub mod listen;
 pub mod login;
 pub mod logs;
 pub mod serve;
@@ -57,7 +58,11 @@ pub fn settings(cli: &Cli) -> Result<Settings, CommandError> {
         CommandError::config(err)
             .hint("fix or remove the file; `shiplog --help` lists the settings")
     })?;
-    Settings::resolve(cli.global.overrides(), file).map_err(CommandError::config)
+    let mut overrides = cli.global.overrides();
+    if let Some(crate::cli::Command::Serve { listen, .. }) = &cli.command {
+        overrides.listen.clone_from(listen);
+    }
+    Settings::resolve(overrides, file).map_err(CommandError::config)
 }
 
 /// Diagnostics go to `shiplog.log` in the state directory, never to the terminal.

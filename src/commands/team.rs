@@ -153,15 +153,22 @@ impl TeamSession {
 /// production projects.
 pub(super) const PRODUCTIONS_LOOKED_FOR: Duration = Duration::from_secs(60);
 
-/// A headless command over the team (`watch`, `serve`): the streaming engine, and alerting
-/// when `logger_for` gave it an outlet, until Ctrl-C or SIGTERM; then exits with `stopped`.
+/// A headless command over the team (`watch`, `serve`): the streaming engine, alerting when
+/// `logger_for` gave it an outlet, and the HTTP listener when `listens` and the settings name
+/// an address, until Ctrl-C or SIGTERM; then exits with `stopped`.
 pub async fn run_headless(
     cli: &Cli,
     stopped: i32,
+    listens: bool,
     logger_for: impl FnOnce(&mut Settings) -> Result<(Logger, AlertOutlet), CommandError>,
 ) -> Exit {
     let mut settings = super::settings(cli)?;
     super::init_diagnostics(&settings);
+    let listener = if listens {
+        super::listen::bind(&settings).await?
+    } else {
+        None
+    };
     let shutdown = super::shutdown_on_signals();
     let (logger, alert_outlet) = logger_for(&mut settings)?;
     let team = TeamSession::open(&mut settings, &logger, Face::Headless).await?;
@@ -189,7 +196,19 @@ pub async fn run_headless(
             ));
         }
     }
-    let _ = team.engine.start(shutdown).task.await;
+    let stream = team.engine.start(shutdown.clone());
+    if let Some(listener) = listener {
+        super::listen::start(
+            listener,
+            &settings,
+            &team.store,
+            &logger,
+            &team.metrics,
+            stream.commands.clone(),
+            shutdown,
+        );
+    }
+    let _ = stream.task.await;
     if let Some((alerting, _handle)) = alerting {
         let _ = alerting.await;
     }

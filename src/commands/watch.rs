@@ -7,7 +7,7 @@ use crate::cli::Cli;
 
 pub async fn run(cli: &Cli) -> super::error::Exit {
     // Only a signal ends it, like a `follow` stopped before its build ended.
-    run_headless(cli, shiplog::exit::INTERRUPTED, |settings| {
+    run_headless(cli, shiplog::exit::INTERRUPTED, false, |settings| {
         // Build logs only: runtime logs are `serve`'s and `shiplog logs`'s.
         settings.runtime_logs = false;
         // Possibly the demo, which shows alerting at work: `start_alerting` knows for sure.

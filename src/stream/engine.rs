@@ -111,6 +111,7 @@ impl StreamEngine {
             recent_since: self.options.ended_within.map(|within| {
                 crate::clock::now_ms() - i64::try_from(within.as_millis()).unwrap_or(i64::MAX)
             }),
+            pushed: None,
         };
         let query = ListQuery {
             limit: Some(50),
@@ -137,14 +138,12 @@ impl StreamEngine {
             }
             // Reap finished followers without waiting for the rest.
             while round.followers.try_join_next().is_some() {}
-            let next_list = tokio::time::sleep(self.options.poll_every);
+            let next_list = tokio::time::sleep(self.poll_every(&round));
             tokio::pin!(next_list);
             loop {
                 tokio::select! {
                     _ = &mut next_list => break,
-                    Some(StreamCommand::Load(uid)) = commands.recv() => {
-                        self.load(uid, &mut round, &shutdown);
-                    }
+                    Some(command) = commands.recv() => self.obey(command, &mut round, &shutdown),
                     _ = stopped(&mut shutdown) => break 'running,
                 }
             }
@@ -192,6 +191,44 @@ impl StreamEngine {
                 let options = round.follow_options.clone();
                 self.start_following(deployment.uid, options, round, shutdown.clone());
             }
+        }
+    }
+
+    fn obey(&self, command: StreamCommand, round: &mut Round, shutdown: &Shutdown) {
+        match command {
+            StreamCommand::Load(uid) => self.load(uid, round, shutdown),
+            StreamCommand::Follow {
+                deployment: uid,
+                project,
+            } => {
+                round.pushed = Some(tokio::time::Instant::now());
+                let watched = self.options.project.as_ref().is_none_or(|watched| {
+                    project.iter().all(Option::is_none)
+                        || project.iter().flatten().any(|p| p == watched)
+                });
+                if watched && round.followed.insert(uid.clone()) {
+                    let options = round.follow_options.clone();
+                    self.start_following(uid, options, round, shutdown.clone());
+                }
+            }
+            StreamCommand::Production {
+                project,
+                deployment,
+            } => {
+                self.snapshot.send_if_modified(|s| {
+                    s.production.insert(project, deployment.clone()) != Some(deployment)
+                });
+            }
+        }
+    }
+
+    /// The wait before the next list: longer while webhooks announce deployments.
+    fn poll_every(&self, round: &Round) -> Duration {
+        match round.pushed {
+            Some(at) if at.elapsed() < PUSHES_FLOWING => {
+                self.options.poll_every.max(PUSHED_POLL_EVERY)
+            }
+            _ => self.options.poll_every,
         }
     }
 
@@ -282,7 +319,24 @@ impl StreamEngine {
 pub enum StreamCommand {
     /// Read a finished deployment's whole log, to show it (once per run).
     Load(String),
+    /// A deployment a webhook announced: follow its build now, not at the next list (unless
+    /// the engine watches another project). While these arrive, the list is taken less often
+    /// ([`PUSHED_POLL_EVERY`]).
+    Follow {
+        deployment: String,
+        /// Its project's id and name, as far as the webhook said.
+        project: [Option<String>; 2],
+    },
+    /// A webhook said where a project's production points now.
+    Production { project: String, deployment: String },
 }
+
+/// How often deployments are listed while webhooks announce them: the list is then only the
+/// safety net for a delivery that never came.
+pub const PUSHED_POLL_EVERY: Duration = Duration::from_secs(30);
+
+/// Webhooks count as flowing for this long after the last `deployment.created`.
+const PUSHES_FLOWING: Duration = Duration::from_secs(15 * 60);
 
 /// The running engine, as the rest of the program sees it.
 pub struct StreamHandle {
@@ -303,6 +357,8 @@ struct Round {
     follow_options: FollowOptions,
     /// Deployments created after this (ms) are followed even when finished (the demo's).
     recent_since: Option<i64>,
+    /// When the last webhook announced a deployment.
+    pushed: Option<tokio::time::Instant>,
 }
 
 impl Round {

@@ -1,0 +1,64 @@
+//! `serve --listen`: binds the address before anything starts (a taken port is a clear error,
+//! not a worker that half runs), then serves the ingest routes beside the engines.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use shiplog::config::Settings;
+use shiplog::exit;
+use shiplog::ingest::listener::{self, ListenerParts};
+use shiplog::log::Logger;
+use shiplog::metrics::Metrics;
+use shiplog::shutdown::Shutdown;
+use shiplog::store::StateStore;
+use shiplog::stream::engine::StreamCommand;
+
+use super::error::CommandError;
+
+/// The bound listener, when the settings ask for one.
+pub async fn bind(settings: &Settings) -> Result<Option<TcpListener>, CommandError> {
+    let Some(addr) = settings.listen else {
+        return Ok(None);
+    };
+    match listener::bind(addr).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(err) => Err(CommandError::new(
+            exit::CONFIG,
+            format!("could not listen on {addr}: {err}"),
+        )
+        .hint("pick a free address with --listen (SHIPLOG_LISTEN), for example 127.0.0.1:8787")),
+    }
+}
+
+/// Serves the routes until `shutdown`; says where on stderr.
+pub fn start(
+    listener: TcpListener,
+    settings: &Settings,
+    store: &StateStore,
+    logger: &Logger,
+    metrics: &Arc<Metrics>,
+    stream: mpsc::Sender<StreamCommand>,
+    shutdown: Shutdown,
+) {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
+    eprintln!(
+        "shiplog: listening on http://{addr} (POST /vercel/webhook, GET /metrics, /healthz, /readyz)"
+    );
+    if settings.webhook_secrets.is_empty() {
+        eprintln!(
+            "shiplog: webhooks are answered 503 until VERCEL_WEBHOOK_SECRET is set (the secret `shiplog webhooks register` prints, or the one in Vercel's settings)"
+        );
+    }
+    let parts = ListenerParts {
+        webhook_secrets: settings.webhook_secrets.clone(),
+        store: store.clone(),
+        logger: logger.clone(),
+        metrics: metrics.clone(),
+        stream,
+    };
+    tokio::spawn(listener::serve(listener, parts, shutdown));
+}

@@ -1,0 +1,54 @@
+//! Which deliveries were already taken, kept in the state store so that every instance sharing
+//! it agrees: Vercel retries a delivery for up to 24 hours, and may give a retry a new id.
+
+use std::time::Duration;
+
+use super::webhook::{Delivery, DeliveryKind};
+use crate::store::{StateStore, StoreError};
+
+/// Longer than Vercel's 24 hours of retries.
+pub const LEDGER_TTL: Duration = Duration::from_secs(48 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct DeliveryLedger {
+    store: StateStore,
+}
+
+impl DeliveryLedger {
+    pub fn new(store: StateStore) -> Self {
+        DeliveryLedger { store }
+    }
+
+    /// True the first time a delivery is offered, on any instance; false for a repeat of its
+    /// id, or of the event it carries under another id.
+    pub async fn first_time(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let mut keys = Vec::with_capacity(2);
+        if !delivery.id.is_empty() {
+            keys.push(format!("webhook:delivery:{}", delivery.id));
+        }
+        if let Some(deployment) = &delivery.deployment {
+            keys.push(match delivery.kind {
+                // A deployment is created, and ends, once: the event is its type and deployment.
+                DeliveryKind::Created
+                | DeliveryKind::Ready
+                | DeliveryKind::Error
+                | DeliveryKind::Canceled => {
+                    format!("webhook:event:{}:{deployment}", delivery.name)
+                }
+                // Production may come back to the same deployment later: the time tells.
+                _ => format!(
+                    "webhook:event:{}:{deployment}:{}",
+                    delivery.name, delivery.created_at
+                ),
+            });
+        }
+        let token = ulid::Ulid::new().to_string();
+        let mut first = true;
+        // Every key is claimed, not only up to the first repeat: each of a retry's ids then
+        // finds itself taken too.
+        for key in keys {
+            first &= self.store.put_if_absent(&key, &token, LEDGER_TTL).await? == token;
+        }
+        Ok(first)
+    }
+}

@@ -1,0 +1,14 @@
+//! The ingest engine: `serve --listen`'s HTTP listener and what it takes in. Vercel's webhooks
+//! arrive signed, are acknowledged at once and taken behind a bounded queue: each is checked
+//! against the ledger (a repeat is ignored) and against what came before it (late news never
+//! moves a deployment back), then starts a follower or moves production through the streaming
+//! engine. `/metrics`, `/healthz` and `/readyz` serve Prometheus and the service manager.
+
+pub mod alarm;
+pub mod desk;
+pub mod ledger;
+pub mod listener;
+pub mod order;
+pub mod routes;
+pub mod signature;
+pub mod webhook;

@@ -1,0 +1,477 @@
+//! `serve --listen` through the real binary: Vercel's signed webhooks (the fixtures, forged ones,
+//! repeats and late ones), the answers to bad requests, `/metrics`, `/healthz` and `/readyz`.
+
+mod support;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shiplog::demo::{DeploymentSpec, SimEvent, SimulatorHandle, SimulatorOptions};
+use shiplog::ingest::signature::sign;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Child;
+
+use support::bin::{shiplog, terminate};
+use support::redis::RedisServer;
+use support::wait::eventually;
+
+const SECRET: &str = "shiplog-test-webhook-secret";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .expect("fixture")
+}
+
+/// The signature `signatures.json` gives for a fixture (computed outside shiplog).
+fn recorded_signature(name: &str) -> String {
+    let signatures: serde_json::Value =
+        serde_json::from_slice(&fixture("signatures.json")).expect("JSON");
+    signatures["webhooks"]["files"][name]
+        .as_str()
+        .expect("a signature for the fixture")
+        .to_owned()
+}
+
+/// A running `serve --listen`, its output gathered as it comes.
+struct Worker {
+    child: Child,
+    url: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+    _state: tempfile::TempDir,
+}
+
+impl Worker {
+    async fn start(
+        sim: &SimulatorHandle,
+        setup: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
+        let state = tempfile::tempdir().expect("dir");
+        let mut cmd = shiplog(state.path(), &sim.base_url());
+        cmd.env("VERCEL_WEBHOOK_SECRET", format!("old-secret,{SECRET}"))
+            .args(["serve", "--json", "--listen", "127.0.0.1:0"]);
+        setup(&mut cmd);
+        let mut child = cmd.spawn().expect("serve runs");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let url = loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), stderr.next_line())
+                .await
+                .expect("serve says where it listens")
+                .expect("read")
+                .expect("serve is still running");
+            if let Some(rest) = line.strip_prefix("shiplog: listening on ") {
+                break rest.split(' ').next().expect("an address").to_owned();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let gathered = stdout.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                gathered.lock().expect("lock").push(line);
+            }
+        });
+        Worker {
+            child,
+            url,
+            stdout,
+            _state: state,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.stdout.lock().expect("lock").clone()
+    }
+
+    /// The messages of the entries webhooks wrote.
+    fn webhook_news(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|entry| entry["event"] == "webhook" && entry["tier"] == "deploy")
+            .filter_map(|entry| entry["message"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    async fn wait_for_news(&self, what: &str) {
+        eventually(&format!("serve prints {what:?}"), async || {
+            self.webhook_news().iter().any(|news| news.contains(what))
+        })
+        .await;
+    }
+
+    async fn deliver(&self, body: &[u8], signature: Option<&str>) -> reqwest::StatusCode {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/vercel/webhook", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-vercel-signature", signature);
+        }
+        request.send().await.expect("an answer").status()
+    }
+
+    async fn deliver_fixture(&self, name: &str) -> reqwest::StatusCode {
+        self.deliver(&fixture(name), Some(&recorded_signature(name)))
+            .await
+    }
+
+    async fn get(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let response = reqwest::get(format!("{}{path}", self.url))
+            .await
+            .expect("an answer");
+        let status = response.status();
+        (status, response.text().await.expect("a body"))
+    }
+
+    async fn stop(mut self) {
+        terminate(self.child.id().expect("pid"));
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("stops on SIGTERM")
+            .expect("status");
+        assert_eq!(status.code(), Some(0));
+    }
+}
+
+async fn simulator() -> SimulatorHandle {
+    SimulatorHandle::start(SimulatorOptions {
+        speed: 50.0,
+        ..SimulatorOptions::default()
+    })
+    .await
+    .expect("simulator")
+}
+
+#[tokio::test]
+async fn every_signed_fixture_is_taken_and_late_or_repeated_news_changes_nothing() {
+    let sim = simulator().await;
+    let worker = Worker::start(&sim, |_| {}).await;
+    let ok = reqwest::StatusCode::OK;
+    // Out of order: the build's end first, its creation after it.
+    assert_eq!(
+        worker
+            .deliver_fixture("webhook-deployment-succeeded.json")
+            .await,
+        ok
+    );
+    assert_eq!(
+        worker
+            .deliver_fixture("webhook-deployment-created.json")
+            .await,
+        ok
+    );
+    assert_eq!(
+        worker
+            .deliver_fixture("webhook-deployment-promoted.json")
+            .await,
+        ok
+    );
+    // Vercel retrying a delivery it thinks failed.
+    assert_eq!(
+        worker
+            .deliver_fixture("webhook-deployment-succeeded.json")
+            .await,
+        ok
+    );
+    for name in [
+        "webhook-deployment-error.json",
+        "webhook-deployment-canceled.json",
+        "webhook-deployment-rollback.json",
+        "webhook-deployment-succeeded-triggerdev-example.json",
+    ] {
+        assert_eq!(worker.deliver_fixture(name).await, ok, "{name}");
+    }
+    // An error for the deployment that succeeded, signed, new id, earlier than the success.
+    let late_error = br#"{"id":"late-1","type":"deployment.error","createdAt":1767712871000,"payload":{"deployment":{"id":"dpl_8fKc2RzQ9mTxW4vLbN7sY3pHdJ6e","name":"storefront"},"project":{"id":"prj_Qm4vT8xKz2LwR9bN6cYs1HdPgE3a"}}}"#;
+    assert_eq!(
+        worker
+            .deliver(late_error, Some(&sign(SECRET, late_error)))
+            .await,
+        ok
+    );
+    worker
+        .wait_for_news("late deployment.error for dpl_8fKc2RzQ9mTxW4vLbN7sY3pHdJ6e")
+        .await;
+    let news = worker.webhook_news();
+    let said = |text: &str| news.iter().filter(|n| n.contains(text)).count();
+    assert_eq!(
+        said("dpl_8fKc2RzQ9mTxW4vLbN7sY3pHdJ6e is READY"),
+        1,
+        "{news:#?}"
+    );
+    assert_eq!(
+        said("dpl_8fKc2RzQ9mTxW4vLbN7sY3pHdJ6e is ERROR"),
+        0,
+        "{news:#?}"
+    );
+    assert_eq!(
+        said("Ignored a late deployment.created for dpl_8fKc2RzQ9mTxW4vLbN7sY3pHdJ6e: it is already READY"),
+        1,
+        "{news:#?}"
+    );
+    assert_eq!(
+        said("production is now dpl_8fKc2RzQ9mTxW4vLbN7sY3pHdJ6e (promoted)"),
+        1
+    );
+    assert_eq!(said("dpl_4HnW7pLx2QcR8vT5mYb9KsZ3dF1g is ERROR"), 1);
+    assert_eq!(said("dpl_2JtY6vNc9RbL4xW8qM3sH7kP5zD0 is CANCELED"), 1);
+    assert_eq!(
+        said("production rolled back to dpl_6RkM3wQz8TnB2vX9cL5yH4sJ7pG1 from dpl_8fKc2RzQ9mTxW4vLbN7sY3pHdJ6e"),
+        1
+    );
+    assert_eq!(
+        said("accordion-component dpl_12yAAMp54JKe1XxonMYqW4oWtK5K is READY"),
+        1
+    );
+    let (_, metrics) = worker.get("/metrics").await;
+    assert!(
+        metrics.contains("shiplog_listener_duplicates_total{route=\"/vercel/webhook\"} 1"),
+        "{metrics}"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_forged_deliveries_is_refused_and_alerts_once() {
+    let sim = simulator().await;
+    let worker = Worker::start(&sim, |_| {}).await;
+    let body = fixture("webhook-deployment-created.json");
+    let forged = sign("a-guess", &body);
+    for signature in [None, Some("nonsense"), Some(forged.as_str())]
+        .into_iter()
+        .cycle()
+        .take(30)
+    {
+        assert_eq!(
+            worker.deliver(&body, signature).await,
+            reqwest::StatusCode::FORBIDDEN
+        );
+    }
+    let alerts = || {
+        worker
+            .lines()
+            .iter()
+            .filter(|line| {
+                line.contains("\"event\":\"alert_fired\"") && line.contains("security_hmac_failed")
+            })
+            .count()
+    };
+    eventually("the security alert fires", async || alerts() > 0).await;
+    // A real delivery after the flood: once it is through, so is everything the flood caused.
+    assert_eq!(
+        worker
+            .deliver_fixture("webhook-deployment-created.json")
+            .await,
+        reqwest::StatusCode::OK
+    );
+    worker.wait_for_news("was created (production)").await;
+    assert_eq!(alerts(), 1, "{:#?}", worker.lines());
+    let refused = worker
+        .lines()
+        .iter()
+        .filter(|line| {
+            line.contains("HMAC signature validation failed")
+                && line.contains("\"tier\":\"system\"")
+        })
+        .count();
+    assert_eq!(refused, 1, "one entry for the source in a minute");
+    let (_, metrics) = worker.get("/metrics").await;
+    assert!(
+        metrics.contains("shiplog_listener_signature_failures_total{route=\"/vercel/webhook\"} 30")
+    );
+    assert!(!worker.lines().concat().contains(SECRET));
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_created_deployment_is_followed_at_once_while_the_list_waits_a_minute() {
+    let sim = simulator().await;
+    let worker = Worker::start(&sim, |cmd| {
+        let config = cmd
+            .as_std()
+            .get_envs()
+            .find(|(key, _)| *key == "XDG_CONFIG_HOME")
+            .and_then(|(_, value)| value)
+            .map(std::path::PathBuf::from)
+            .expect("a config directory");
+        std::fs::create_dir_all(config.join("shiplog")).expect("dir");
+        std::fs::write(
+            config.join("shiplog/config.toml"),
+            "poll_interval_secs = 60\n",
+        )
+        .expect("config");
+    })
+    .await;
+    let lists = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path == "/v6/deployments")
+            .count()
+    };
+    eventually("the worker lists the team once", async || lists() == 1).await;
+    let id = sim.add_deployment(DeploymentSpec {
+        project: "checkout-web".into(),
+        events: vec![SimEvent::stdout(600_000_000, "still building")],
+        ..DeploymentSpec::default()
+    });
+    let created = format!(
+        r#"{{"id":"c-1","type":"deployment.created","createdAt":{},"payload":{{"deployment":{{"id":"{id}","name":"checkout-web"}},"target":null}}}}"#,
+        shiplog::clock::now_ms()
+    );
+    assert_eq!(
+        worker
+            .deliver(created.as_bytes(), Some(&sign(SECRET, created.as_bytes())))
+            .await,
+        reqwest::StatusCode::OK
+    );
+    eventually("the worker follows the new build", async || {
+        sim.requests()
+            .iter()
+            .any(|r| r.path.contains(&id) && r.path.ends_with("/events"))
+    })
+    .await;
+    assert_eq!(lists(), 1, "followed on the webhook, not on a list");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_clear_answer_and_change_nothing() {
+    let sim = simulator().await;
+    let worker = Worker::start(&sim, |_| {}).await;
+    let client = reqwest::Client::new();
+    let webhook = format!("{}/vercel/webhook", worker.url);
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let answer = client
+        .post(&webhook)
+        .body(big.clone())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(status(answer), 413);
+    // No length given: the limit holds as the body streams in.
+    let chunks = futures_util::stream::iter(
+        big.chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let answer = client
+        .post(&webhook)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(status(answer), 413);
+    assert_eq!(
+        status(client.get(&webhook).send().await.expect("answer")),
+        405
+    );
+    assert_eq!(worker.get("/nothing/here").await.0.as_u16(), 404);
+    let not_json = b"{\"type\": deployment.created";
+    assert_eq!(
+        worker
+            .deliver(not_json, Some(&sign(SECRET, not_json)))
+            .await
+            .as_u16(),
+        400
+    );
+    // A body that stops half-way is answered, not waited for forever.
+    let address = worker.url.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    slow.write_all(
+        b"POST /vercel/webhook HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"id\":",
+    )
+    .await
+    .expect("write");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), slow.read_to_string(&mut answer))
+        .await
+        .expect("answered within the body timeout")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(worker.webhook_news().is_empty(), "nothing was taken");
+    let (code, health) = worker.get("/healthz").await;
+    assert_eq!((code.as_u16(), health.contains("alive")), (200, true));
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text() {
+    let sim = simulator().await;
+    let worker = Worker::start(&sim, |_| {}).await;
+    assert_eq!(
+        worker
+            .deliver_fixture("webhook-deployment-error.json")
+            .await,
+        reqwest::StatusCode::OK
+    );
+    worker.wait_for_news("is ERROR").await;
+    let response = reqwest::get(format!("{}/metrics", worker.url))
+        .await
+        .expect("answer");
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .expect("text")
+        .starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.expect("body");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text");
+    let value = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .map(|s| s.value.clone())
+    };
+    assert!(matches!(
+        value("shiplog_listener_requests_total"),
+        Some(prometheus_parse::Value::Counter(n)) if n >= 1.0
+    ));
+    for name in [
+        "logs_vercel_events_received_total",
+        "logs_active_vercel_streams",
+        "logs_alerts_enqueued_total",
+        "logs_alert_queue_depth",
+    ] {
+        assert!(value(name).is_some(), "{name} in {text}");
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_tells_when_redis_is_down_and_healthz_stays_alive() {
+    let mut redis = RedisServer::start_private();
+    let sim = simulator().await;
+    let redis_url = redis.url.clone();
+    let worker = Worker::start(&sim, |cmd| {
+        cmd.env("REDIS_URL", &redis_url);
+    })
+    .await;
+    let (code, ready) = worker.get("/readyz").await;
+    assert_eq!(code.as_u16(), 200, "{ready}");
+    redis.stop();
+    eventually("readyz says the store is down", async || {
+        worker.get("/readyz").await.0.as_u16() == 503
+    })
+    .await;
+    let (_, ready) = worker.get("/readyz").await;
+    assert!(ready.contains("Redis is unreachable"), "{ready}");
+    assert_eq!(worker.get("/healthz").await.0.as_u16(), 200);
+    // Webhooks still work on the local fallback.
+    assert_eq!(
+        worker
+            .deliver_fixture("webhook-deployment-canceled.json")
+            .await,
+        reqwest::StatusCode::OK
+    );
+    worker.wait_for_news("is CANCELED").await;
+    worker.stop().await;
+}
