@@ -79,9 +79,9 @@ impl WebhookDesk {
         match verdict {
             Verdict::Applies => self.apply(&delivery).await,
             Verdict::Known => self.metrics.duplicate_delivered(WEBHOOK_ROUTE),
-            Verdict::Late { current } => {
+            Verdict::Late { why } => {
                 let message = format!(
-                    "Ignored a late {} for {}: it is already {current} (Vercel does not promise the order of webhooks)",
+                    "Ignored a late {} for {}: {why} (Vercel does not promise the order of webhooks)",
                     delivery.name,
                     delivery.deployment.as_deref().unwrap_or("a deployment"),
                 );

@@ -18,8 +18,8 @@ const KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 pub enum Verdict {
     /// News: act on it.
     Applies,
-    /// It arrived after something that supersedes it: `current` is what stands.
-    Late { current: String },
+    /// It arrived after something that supersedes it; `why` says what stands.
+    Late { why: String },
     /// The same news again under another name (`deployment.ready` after `.succeeded`).
     Known,
 }
@@ -36,6 +36,12 @@ struct FinalState {
 struct ProductionMove {
     deployment: String,
     created_at: i64,
+}
+
+fn already(state: &str) -> Verdict {
+    Verdict::Late {
+        why: format!("it is already {state}"),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -56,9 +62,7 @@ impl DeploymentOrder {
         match &delivery.kind {
             DeliveryKind::Created => {
                 let ended = self.store.get_json::<FinalState>(&final_key).await?;
-                Ok(ended.map_or(Verdict::Applies, |ended| Verdict::Late {
-                    current: ended.state,
-                }))
+                Ok(ended.map_or(Verdict::Applies, |ended| already(&ended.state)))
             }
             kind if kind.is_final() => {
                 let ours = FinalState {
@@ -76,7 +80,7 @@ impl DeploymentOrder {
                 Ok(if current == ours.state {
                     Verdict::Known
                 } else {
-                    Verdict::Late { current }
+                    already(&current)
                 })
             }
             DeliveryKind::Promoted | DeliveryKind::Rollback => {
@@ -98,7 +102,10 @@ impl DeploymentOrder {
         if let Some(last) = self.store.get_json::<ProductionMove>(&key).await? {
             if last.created_at > delivery.created_at {
                 return Ok(Verdict::Late {
-                    current: format!("production is {}", last.deployment),
+                    why: format!(
+                        "a newer event already moved production to {}",
+                        last.deployment
+                    ),
                 });
             }
         }
@@ -108,5 +115,70 @@ impl DeploymentOrder {
         };
         self.store.put_json(&key, &moved, KEPT).await?;
         Ok(Verdict::Applies)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(kind: DeliveryKind, deployment: &str, created_at: i64) -> Delivery {
+        Delivery {
+            id: String::new(),
+            name: String::new(),
+            kind,
+            created_at,
+            deployment: Some(deployment.to_owned()),
+            from_deployment: None,
+            project_id: Some("prj_1".to_owned()),
+            project_name: None,
+            target: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn states_only_move_forward_and_production_only_to_newer_news() {
+        let dir = tempfile::tempdir().expect("dir");
+        let order = DeploymentOrder::new(StateStore::embedded(dir.path(), "t:").expect("store"));
+        let verdict = async |kind, deployment, at| {
+            order
+                .verdict(&delivery(kind, deployment, at))
+                .await
+                .expect("store")
+        };
+        assert_eq!(
+            verdict(DeliveryKind::Created, "dpl_a", 1).await,
+            Verdict::Applies
+        );
+        assert_eq!(
+            verdict(DeliveryKind::Ready, "dpl_a", 3).await,
+            Verdict::Applies
+        );
+        assert_eq!(
+            verdict(DeliveryKind::Ready, "dpl_a", 4).await,
+            Verdict::Known
+        );
+        let late = already("READY");
+        assert_eq!(verdict(DeliveryKind::Error, "dpl_a", 2).await, late);
+        assert_eq!(verdict(DeliveryKind::Created, "dpl_a", 1).await, late);
+        assert_eq!(
+            verdict(DeliveryKind::Promoted, "dpl_a", 10).await,
+            Verdict::Applies
+        );
+        assert_eq!(
+            verdict(DeliveryKind::Rollback, "dpl_b", 9).await,
+            Verdict::Late {
+                why: "a newer event already moved production to dpl_a".into()
+            },
+            "an older move arriving late"
+        );
+        assert_eq!(
+            verdict(DeliveryKind::Rollback, "dpl_b", 11).await,
+            Verdict::Applies
+        );
+        assert_eq!(
+            verdict(DeliveryKind::Promoted, "dpl_a", 12).await,
+            Verdict::Applies
+        );
     }
 }
