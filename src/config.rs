@@ -160,6 +160,11 @@ fn switch(name: &str, text: Option<&str>) -> Result<Option<bool>, ConfigError> {
     }
 }
 
+/// The comma-separated signing secrets in the environment variable `name`.
+fn secrets_of(name: &str) -> crate::ingest::signature::SigningSecrets {
+    crate::ingest::signature::SigningSecrets::from_list(&std::env::var(name).unwrap_or_default())
+}
+
 /// Where to listen: `host:port`, `[v6]:port`, or a port alone (this machine only: TLS and the
 /// outside world are a reverse proxy's job); none when not given or blank.
 fn listen_addr(text: Option<String>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
@@ -382,6 +387,10 @@ pub struct Settings {
     /// `VERCEL_WEBHOOK_SECRET`: the secrets webhook deliveries may be signed with (several,
     /// separated by commas, while one is rotated).
     pub webhook_secrets: crate::ingest::signature::SigningSecrets,
+    /// `VERCEL_DRAIN_SECRET`: the secrets drained batches may be signed with.
+    pub drain_secrets: crate::ingest::signature::SigningSecrets,
+    /// `VERCEL_DRAIN_VERIFY`: the code Vercel's ownership check of a drain expects back.
+    pub drain_verify: Option<Secret>,
     pub regression: RegressionOptions,
 }
 
@@ -481,9 +490,12 @@ impl Settings {
             breakglass_storage,
             runtime_logs,
             listen,
-            webhook_secrets: crate::ingest::signature::SigningSecrets::from_list(
-                &std::env::var("VERCEL_WEBHOOK_SECRET").unwrap_or_default(),
-            ),
+            webhook_secrets: secrets_of("VERCEL_WEBHOOK_SECRET"),
+            drain_secrets: secrets_of("VERCEL_DRAIN_SECRET"),
+            drain_verify: std::env::var("VERCEL_DRAIN_VERIFY")
+                .ok()
+                .filter(|code| !code.trim().is_empty())
+                .map(Secret::new),
             regression,
         })
     }

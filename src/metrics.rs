@@ -59,6 +59,11 @@ struct RuleChannelLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RouteLabel {
     route: &'static str,
 }
@@ -98,6 +103,7 @@ struct ListenerMetrics {
     signature_failures: Family<RouteLabel, Counter>,
     duplicates: Family<RouteLabel, Counter>,
     ingest_lag: Histogram,
+    drain_records: Family<KindLabel, Counter>,
 }
 
 impl ListenerMetrics {
@@ -126,6 +132,12 @@ impl ListenerMetrics {
                 "shiplog_listener_ingest_lag_ms",
                 "How long after Vercel created a delivered event the listener took it (ms)",
                 Histogram::new(LAG_BUCKETS_MS),
+            ),
+            drain_records: registered(
+                r,
+                "shiplog_listener_drain_records",
+                "Drained log records, by what became of them",
+                Family::default(),
             ),
         }
     }
@@ -328,6 +340,15 @@ impl Metrics {
     /// How long after Vercel created a delivered event the listener took it.
     pub fn observe_ingest_lag(&self, lag_ms: u64) {
         self.listener.ingest_lag.observe(lag_ms as f64);
+    }
+
+    /// A drained record: `build`, `runtime` (taken), `repeated`, `covered` (the events API
+    /// gives that build's log here), `other_project`.
+    pub fn drain_record(&self, kind: &'static str) {
+        self.listener
+            .drain_records
+            .get_or_create(&KindLabel { kind })
+            .inc();
     }
 
     /// Prometheus text exposition (version 0.0.4) of every metric.

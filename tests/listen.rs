@@ -17,6 +17,7 @@ use support::redis::RedisServer;
 use support::wait::eventually;
 
 const SECRET: &str = "shiplog-test-webhook-secret";
+const DRAIN_SECRET: &str = "shiplog-test-drain-secret";
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -31,7 +32,12 @@ fn fixture(name: &str) -> Vec<u8> {
 fn recorded_signature(name: &str) -> String {
     let signatures: serde_json::Value =
         serde_json::from_slice(&fixture("signatures.json")).expect("JSON");
-    signatures["webhooks"]["files"][name]
+    let kind = if name.starts_with("drain") {
+        "drains"
+    } else {
+        "webhooks"
+    };
+    signatures[kind]["files"][name]
         .as_str()
         .expect("a signature for the fixture")
         .to_owned()
@@ -53,6 +59,8 @@ impl Worker {
         let state = tempfile::tempdir().expect("dir");
         let mut cmd = shiplog(state.path(), &sim.base_url());
         cmd.env("VERCEL_WEBHOOK_SECRET", format!("old-secret,{SECRET}"))
+            .env("VERCEL_DRAIN_SECRET", DRAIN_SECRET)
+            .env("VERCEL_DRAIN_VERIFY", "verify-code-1")
             .args(["serve", "--json", "--listen", "127.0.0.1:0"]);
         setup(&mut cmd);
         let mut child = cmd.spawn().expect("serve runs");
@@ -119,6 +127,26 @@ impl Worker {
     async fn deliver_fixture(&self, name: &str) -> reqwest::StatusCode {
         self.deliver(&fixture(name), Some(&recorded_signature(name)))
             .await
+    }
+
+    async fn drain(&self, body: &[u8], signature: &str, gzip: bool) -> reqwest::Response {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/vercel/drain", self.url))
+            .header("x-vercel-signature", signature)
+            .body(body.to_vec());
+        if gzip {
+            request = request.header("content-encoding", "gzip");
+        }
+        request.send().await.expect("an answer")
+    }
+
+    /// A counter's value in `/metrics` (0 when absent).
+    async fn counter(&self, series: &str) -> u64 {
+        let (_, metrics) = self.get("/metrics").await;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
     }
 
     async fn get(&self, path: &str) -> (reqwest::StatusCode, String) {
@@ -515,4 +543,195 @@ async fn two_workers_sharing_redis_take_a_delivery_once() {
     assert!(metrics.contains("shiplog_listener_duplicates_total{route=\"/vercel/webhook\"} 1"));
     one.stop().await;
     two.stop().await;
+}
+
+fn gzipped(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+const BUILD_RECORDS: &str = "shiplog_listener_drain_records_total{kind=\"build\"}";
+const RUNTIME_RECORDS: &str = "shiplog_listener_drain_records_total{kind=\"runtime\"}";
+const REPEATED_RECORDS: &str = "shiplog_listener_drain_records_total{kind=\"repeated\"}";
+
+#[tokio::test]
+async fn drained_batches_in_both_encodings_and_gzipped_are_taken_once() {
+    let sim = simulator().await;
+    let worker = Worker::start(&sim, |_| {}).await;
+    // Vercel's ownership check: answered with the code, nothing taken.
+    let check = reqwest::Client::new()
+        .post(format!("{}/vercel/drain", worker.url))
+        .body("{}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(check.status().as_u16(), 200);
+    assert_eq!(check.headers()["x-vercel-verify"], "verify-code-1");
+    for name in [
+        "drain-build-batch.json",
+        "drain-lambda-batch.ndjson",
+        "drain-docs-example.ndjson",
+    ] {
+        let answer = worker
+            .drain(&fixture(name), &recorded_signature(name), false)
+            .await;
+        assert_eq!(answer.status().as_u16(), 200, "{name}");
+        assert_eq!(answer.headers()["x-vercel-verify"], "verify-code-1");
+    }
+    eventually("every record is taken", async || {
+        worker.counter(BUILD_RECORDS).await == 6 && worker.counter(RUNTIME_RECORDS).await == 5
+    })
+    .await;
+    // The same batch again: a duplicate batch; gzipped (signed either way): repeated records.
+    let name = "drain-lambda-batch.ndjson";
+    let again = worker
+        .drain(&fixture(name), &recorded_signature(name), false)
+        .await;
+    assert_eq!(again.status().as_u16(), 200);
+    let packed = gzipped(&fixture(name));
+    let by_packed = worker
+        .drain(&packed, &sign(DRAIN_SECRET, &packed), true)
+        .await;
+    assert_eq!(by_packed.status().as_u16(), 200);
+    let build = fixture("drain-build-batch.json");
+    let by_plain = worker
+        .drain(
+            &gzipped(&build),
+            &recorded_signature("drain-build-batch.json"),
+            true,
+        )
+        .await;
+    assert_eq!(by_plain.status().as_u16(), 200, "signed before compression");
+    eventually("the repeats are recognised", async || {
+        worker.counter(REPEATED_RECORDS).await == 9
+    })
+    .await;
+    assert_eq!(worker.counter(BUILD_RECORDS).await, 6);
+    assert_eq!(worker.counter(RUNTIME_RECORDS).await, 5);
+    assert_eq!(
+        worker
+            .counter("shiplog_listener_duplicates_total{route=\"/vercel/drain\"}")
+            .await,
+        1
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn drained_runtime_errors_alert_like_runtime_logs() {
+    let sim = simulator().await;
+    let worker = Worker::start(&sim, |_| {}).await;
+    let now = shiplog::clock::now_ms();
+    let batch: String = (0..12)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"r{i}\",\"deploymentId\":\"dpl_live\",\"source\":\"lambda\",\"host\":\"shop.example\",\"timestamp\":{},\"projectId\":\"prj_1\",\"projectName\":\"shop\",\"level\":\"error\",\"message\":\"TypeError: x is undefined\",\"statusCode\":500,\"path\":\"/api/cart\",\"environment\":\"production\"}}\n",
+                now + i
+            )
+        })
+        .collect();
+    let answer = worker
+        .drain(
+            batch.as_bytes(),
+            &sign(DRAIN_SECRET, batch.as_bytes()),
+            false,
+        )
+        .await;
+    assert_eq!(answer.status().as_u16(), 200);
+    eventually("the burst alert fires", async || {
+        worker.lines().iter().any(|line| {
+            line.contains("\"event\":\"alert_fired\"") && line.contains("runtime_error_burst")
+        })
+    })
+    .await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_drained_build_the_events_api_follows_is_not_taken_twice() {
+    let sim = simulator().await;
+    let id = sim.add_deployment(DeploymentSpec {
+        project: "checkout-web".into(),
+        events: vec![SimEvent::stdout(600_000_000, "still building")],
+        ..DeploymentSpec::default()
+    });
+    let worker = Worker::start(&sim, |_| {}).await;
+    eventually("the worker follows the build", async || {
+        worker.counter("logs_active_vercel_streams").await == 1
+    })
+    .await;
+    let batch = format!(
+        "{{\"id\":\"b1\",\"deploymentId\":\"{id}\",\"source\":\"build\",\"timestamp\":1,\"level\":\"info\",\"message\":\"still building\",\"type\":\"stdout\"}}\n"
+    );
+    let answer = worker
+        .drain(
+            batch.as_bytes(),
+            &sign(DRAIN_SECRET, batch.as_bytes()),
+            false,
+        )
+        .await;
+    assert_eq!(answer.status().as_u16(), 200);
+    eventually(
+        "the record is known to come from the events API",
+        async || {
+            worker
+                .counter("shiplog_listener_drain_records_total{kind=\"covered\"}")
+                .await
+                == 1
+        },
+    )
+    .await;
+    assert_eq!(worker.counter(BUILD_RECORDS).await, 0);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn bad_drained_batches_are_refused_whole() {
+    let sim = simulator().await;
+    let worker = Worker::start(&sim, |_| {}).await;
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let batch = fixture("drain-lambda-batch.ndjson");
+    assert_eq!(
+        status(worker.drain(&batch, &sign("guess", &batch), false).await),
+        403
+    );
+    eventually("the refusal is reported", async || {
+        worker
+            .lines()
+            .iter()
+            .any(|l| l.contains("HMAC signature validation failed for a request to /vercel/drain"))
+    })
+    .await;
+    // A good record, then a bad one: neither is taken.
+    let half = b"{\"id\":\"a\",\"deploymentId\":\"dpl_1\",\"source\":\"lambda\"}\n{\"id\":\"b\"}\n";
+    let answer = worker.drain(half, &sign(DRAIN_SECRET, half), false).await;
+    assert_eq!(answer.status().as_u16(), 400);
+    assert!(answer.text().await.expect("body").contains("record 1"));
+    // A small body that unpacks into more than the limit.
+    let bomb = gzipped(&vec![b' '; 65 * 1024 * 1024]);
+    assert!(bomb.len() < 1024 * 1024);
+    assert_eq!(
+        status(worker.drain(&bomb, &sign(DRAIN_SECRET, &bomb), true).await),
+        413
+    );
+    let good = worker
+        .drain(
+            &batch,
+            &recorded_signature("drain-lambda-batch.ndjson"),
+            false,
+        )
+        .await;
+    assert_eq!(status(good), 200);
+    eventually("the good batch is taken", async || {
+        worker.counter(RUNTIME_RECORDS).await == 4
+    })
+    .await;
+    assert_eq!(
+        worker.counter(BUILD_RECORDS).await,
+        0,
+        "nothing of the refused ones"
+    );
+    worker.stop().await;
 }

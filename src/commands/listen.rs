@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use shiplog::config::Settings;
 use shiplog::exit;
@@ -13,7 +12,7 @@ use shiplog::log::Logger;
 use shiplog::metrics::Metrics;
 use shiplog::shutdown::Shutdown;
 use shiplog::store::StateStore;
-use shiplog::stream::engine::StreamCommand;
+use shiplog::stream::engine::StreamHandle;
 
 use super::error::CommandError;
 
@@ -39,26 +38,37 @@ pub fn start(
     store: &StateStore,
     logger: &Logger,
     metrics: &Arc<Metrics>,
-    stream: mpsc::Sender<StreamCommand>,
+    stream: &StreamHandle,
     shutdown: Shutdown,
 ) {
     let addr = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
     eprintln!(
-        "shiplog: listening on http://{addr} (POST /vercel/webhook, GET /metrics, /healthz, /readyz)"
+        "shiplog: listening on http://{addr} (POST /vercel/webhook, /vercel/drain, GET /metrics, /healthz, /readyz)"
     );
-    if settings.webhook_secrets.is_empty() {
-        eprintln!(
-            "shiplog: webhooks are answered 503 until VERCEL_WEBHOOK_SECRET is set (the secret `shiplog webhooks register` prints, or the one in Vercel's settings)"
-        );
+    for (secrets, what, variable) in [
+        (
+            &settings.webhook_secrets,
+            "webhooks",
+            "VERCEL_WEBHOOK_SECRET",
+        ),
+        (&settings.drain_secrets, "drains", "VERCEL_DRAIN_SECRET"),
+    ] {
+        if secrets.is_empty() {
+            eprintln!("shiplog: {what} are answered 503 until {variable} is set (the secret Vercel shows when the {} is created)", what.trim_end_matches('s'));
+        }
     }
     let parts = ListenerParts {
         webhook_secrets: settings.webhook_secrets.clone(),
         store: store.clone(),
         logger: logger.clone(),
         metrics: metrics.clone(),
-        stream,
+        stream: stream.commands.clone(),
+        drain_secrets: settings.drain_secrets.clone(),
+        drain_verify: settings.drain_verify.clone(),
+        engine: stream.snapshot.clone(),
+        project: settings.project.clone(),
     };
     tokio::spawn(listener::serve(listener, parts, shutdown));
 }

@@ -204,7 +204,7 @@ pub async fn run_headless(
             &team.store,
             &logger,
             &team.metrics,
-            stream.commands.clone(),
+            &stream,
             shutdown,
         );
     }

@@ -28,8 +28,8 @@ impl SignatureAlarm {
         }
     }
 
-    /// A request from `ip` was refused for its signature (`why`).
-    pub fn raise(&self, ip: IpAddr, why: &str) {
+    /// A request from `ip` to `route` was refused for its signature (`why`).
+    pub fn raise(&self, ip: IpAddr, route: &str, why: &str) {
         let ip = super::routes::source(ip);
         let now = Instant::now();
         let mut sources = self
@@ -46,7 +46,7 @@ impl SignatureAlarm {
             Severity::Warn,
             "webhook",
             format!(
-                "HMAC signature validation failed for a request to /vercel/webhook from {ip}: {why}; refused with 403 (further failures from there are counted, not reported, for a minute)"
+                "HMAC signature validation failed for a request to {route} from {ip}: {why}; refused with 403 (further failures from there are counted, not reported, for a minute)"
             ),
         ));
     }

@@ -10,33 +10,44 @@ use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::alarm::SignatureAlarm;
 use super::desk::WebhookDesk;
+use super::drain_desk::DrainDesk;
+use super::drain_route::{DRAIN_DECODED_LIMIT, DRAIN_QUEUE_KIB};
 use super::routes::{router, Ingest, Peer};
 use crate::ingest::signature::SigningSecrets;
 use crate::log::Logger;
 use crate::metrics::Metrics;
+use crate::secret::Secret;
 use crate::shutdown::{stopped, Shutdown};
 use crate::store::StateStore;
-use crate::stream::engine::StreamCommand;
+use crate::stream::engine::{EngineSnapshot, StreamCommand};
 
 /// Connections served at once; more wait in the kernel's backlog.
 const CONNECTIONS: usize = 256;
 /// A request's headers must arrive within this long.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries acknowledged and not yet taken; past it, senders are asked to retry.
+/// Deliveries (and drained batches) acknowledged and not yet taken; past it, senders are asked
+/// to retry.
 pub const QUEUE: usize = 1024;
 
 /// What the listener needs.
 pub struct ListenerParts {
     pub webhook_secrets: SigningSecrets,
+    pub drain_secrets: SigningSecrets,
+    /// `VERCEL_DRAIN_VERIFY`: answered in `x-vercel-verify`.
+    pub drain_verify: Option<Secret>,
     pub store: StateStore,
     pub logger: Logger,
     pub metrics: Arc<Metrics>,
     /// The streaming engine's commands: webhooks start followers and move production.
     pub stream: mpsc::Sender<StreamCommand>,
+    /// What the streaming engine follows (a drained build whose log it reads is not taken
+    /// twice), and the project it watches.
+    pub engine: watch::Receiver<EngineSnapshot>,
+    pub project: Option<String>,
 }
 
 /// Binds `addr` (so that a wrong or taken address fails before anything starts).
@@ -44,9 +55,19 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves on `listener` until `shutdown`, with the webhook desk behind it.
+/// Serves on `listener` until `shutdown`, with the webhook and drain desks behind it.
 pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdown) {
     let (queue, deliveries) = mpsc::channel(QUEUE);
+    let (drain_queue, batches) = mpsc::channel(QUEUE);
+    let drains = DrainDesk::new(
+        parts.store.clone(),
+        parts.logger.clone(),
+        parts.metrics.clone(),
+        parts.engine,
+        parts.project,
+        DRAIN_DECODED_LIMIT,
+    );
+    tokio::spawn(drains.run(batches, shutdown.clone()));
     let desk = WebhookDesk::new(
         parts.store.clone(),
         parts.logger.clone(),
@@ -57,6 +78,10 @@ pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdo
     let ingest = Arc::new(Ingest {
         webhook_secrets: parts.webhook_secrets,
         queue,
+        drain_secrets: parts.drain_secrets,
+        drain_verify: parts.drain_verify,
+        drain_queue,
+        drain_room: Arc::new(Semaphore::new(DRAIN_QUEUE_KIB)),
         store: parts.store,
         metrics: parts.metrics,
         alarm: SignatureAlarm::new(parts.logger),

@@ -6,6 +6,9 @@
 
 pub mod alarm;
 pub mod desk;
+pub mod drain;
+pub mod drain_desk;
+pub mod drain_route;
 pub mod ledger;
 pub mod listener;
 pub mod order;

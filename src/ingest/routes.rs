@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::alarm::SignatureAlarm;
 use super::desk::WEBHOOK_ROUTE;
+use super::drain_desk::DRAIN_ROUTE;
 use super::signature::SigningSecrets;
 use super::webhook::{parse_delivery, Delivery};
 use crate::metrics::{Metrics, CONTENT_TYPE};
@@ -41,6 +42,12 @@ pub struct Ingest {
     pub webhook_secrets: SigningSecrets,
     /// The deliveries acknowledged and not yet taken.
     pub queue: mpsc::Sender<Delivery>,
+    pub drain_secrets: SigningSecrets,
+    /// The code Vercel's ownership check expects in `x-vercel-verify`.
+    pub drain_verify: Option<crate::secret::Secret>,
+    /// The drained batches acknowledged and not yet taken, and the KiB they may still hold.
+    pub drain_queue: mpsc::Sender<super::drain_desk::DrainBatch>,
+    pub drain_room: Arc<tokio::sync::Semaphore>,
     pub store: StateStore,
     pub metrics: Arc<Metrics>,
     pub alarm: SignatureAlarm,
@@ -49,6 +56,7 @@ pub struct Ingest {
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
         .route(WEBHOOK_ROUTE, post(webhook))
+        .route(DRAIN_ROUTE, post(super::drain_route::drain))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -67,6 +75,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 async fn counted(State(ingest): State<Arc<Ingest>>, request: Request, next: Next) -> Response {
     let route = match request.uri().path() {
         WEBHOOK_ROUTE => WEBHOOK_ROUTE,
+        DRAIN_ROUTE => DRAIN_ROUTE,
         "/metrics" => "/metrics",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
@@ -79,7 +88,7 @@ async fn counted(State(ingest): State<Arc<Ingest>>, request: Request, next: Next
     response
 }
 
-fn refusal(status: StatusCode, message: &str) -> Response {
+pub(super) fn refusal(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
@@ -107,7 +116,7 @@ async fn webhook(
             None => "no x-vercel-signature header",
             Some(_) => "the x-vercel-signature does not match",
         };
-        ingest.alarm.raise(peer.ip(), why);
+        ingest.alarm.raise(peer.ip(), WEBHOOK_ROUTE, why);
         // Vercel's own answer to a bad signature.
         return (
             StatusCode::FORBIDDEN,
@@ -126,7 +135,7 @@ async fn webhook(
 }
 
 /// 503 with `Retry-After`, so that the sender tries again rather than shiplog dropping.
-fn busy(message: &str) -> Response {
+pub(super) fn busy(message: &str) -> Response {
     let mut response = refusal(StatusCode::SERVICE_UNAVAILABLE, message);
     response
         .headers_mut()
@@ -135,7 +144,11 @@ fn busy(message: &str) -> Response {
 }
 
 /// The whole body, within `limit` bytes and [`BODY_TIMEOUT`]; otherwise the answer to give.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Response> {
+pub(super) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, Response> {
     let too_large = || {
         refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -189,7 +202,7 @@ async fn readyz(State(ingest): State<Arc<Ingest>>) -> Response {
         Ok(Err(_)) => "unreachable",
         Err(_) => "no answer within 2 seconds",
     };
-    let queue = if ingest.queue.capacity() > 0 {
+    let queue = if ingest.queue.capacity() > 0 && ingest.drain_queue.capacity() > 0 {
         "ok"
     } else {
         "full"

@@ -41,6 +41,28 @@ impl SigningSecrets {
     }
 }
 
+impl SigningSecrets {
+    /// [`SigningSecrets::verify`] over what `body` reads (a gunzipped batch, whose signature
+    /// may be of the bytes before or after compression), read once in pieces.
+    pub fn verify_reader(&self, mut body: impl std::io::Read, signature: Option<&[u8]>) -> bool {
+        let Some(claimed) = signature.and_then(decode_hex) else {
+            return false;
+        };
+        let mut macs: Vec<_> = self.0.iter().map(|s| keyed(s.expose(), b"")).collect();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match body.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => macs.iter_mut().for_each(|mac| mac.update(&buffer[..n])),
+                Err(_) => return false,
+            }
+        }
+        macs.into_iter().fold(false, |matched, mac| {
+            mac.verify_slice(&claimed).is_ok() | matched
+        })
+    }
+}
+
 impl std::fmt::Debug for SigningSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SigningSecrets([REDACTED] x{})", self.0.len())
@@ -98,5 +120,7 @@ mod tests {
         assert!(!secrets.verify(body, Some(&new.as_bytes()[..39])));
         assert!(!SigningSecrets::default().verify(body, Some(new.as_bytes())));
         assert_eq!(format!("{secrets:?}"), "SigningSecrets([REDACTED] x2)");
+        assert!(secrets.verify_reader(&body[..], Some(old.as_bytes())));
+        assert!(!secrets.verify_reader(&b"{}"[..], Some(old.as_bytes())));
     }
 }

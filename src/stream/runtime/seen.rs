@@ -27,16 +27,21 @@ impl SeenRows {
 
     /// Remembers the row; false when it was already seen.
     pub fn insert(&mut self, row: &RuntimeRow) -> bool {
-        let key = if row.row_id.is_empty() {
-            self.hasher.hash_one((
+        if row.row_id.is_empty() {
+            self.insert_key((
                 row.timestamp_ms,
                 &row.message,
                 &row.request_path,
                 &row.source,
             ))
         } else {
-            self.hasher.hash_one(&row.row_id)
-        };
+            self.insert_key(&row.row_id)
+        }
+    }
+
+    /// Remembers anything by its identity; false when it was already seen.
+    pub fn insert_key(&mut self, identity: impl std::hash::Hash) -> bool {
+        let key = self.hasher.hash_one(identity);
         if !self.keys.insert(key) {
             return false;
         }
