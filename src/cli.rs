@@ -186,6 +186,77 @@ production deployment); 64 bad command line (a filter); 78 bad configuration."
     /// and sent once.
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
+    /// Vercel webhooks for `serve --listen`: register (operator role; prints the secret once),
+    /// list, delete.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// Vercel log drains for `serve --listen`: register (operator role; prints the secret once),
+    /// list, delete.
+    #[command(subcommand)]
+    Drains(DrainsCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WebhooksCommand {
+    /// Create a webhook for the deployment events, posting to URL (your listener's
+    /// /vercel/webhook, behind TLS).
+    Register {
+        #[arg(long)]
+        url: String,
+        /// Only these projects (ids, comma-separated) [default: every project of the team].
+        #[arg(long, value_delimiter = ',', value_name = "PRJ_IDS")]
+        projects: Vec<String>,
+    },
+    #[command(flatten)]
+    Kept(HooksCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DrainsCommand {
+    /// Create a log drain posting to URL (your listener's /vercel/drain, behind TLS), signed
+    /// with a secret made here and printed once.
+    Register {
+        #[arg(long)]
+        url: String,
+        /// Only these projects (ids, comma-separated) [default: every project of the team].
+        #[arg(long, value_delimiter = ',', value_name = "PRJ_IDS")]
+        projects: Vec<String>,
+        /// Which logs.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "build,lambda,edge,static"
+        )]
+        sources: Vec<String>,
+        /// Of which deployments.
+        #[arg(long, value_delimiter = ',', default_value = "production,preview")]
+        environments: Vec<String>,
+        /// ndjson or json.
+        #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "json"])]
+        encoding: String,
+        /// Ask Vercel to gzip the batches.
+        #[arg(long)]
+        gzip: bool,
+    },
+    #[command(flatten)]
+    Kept(HooksCommand),
+}
+
+/// What `webhooks` and `drains` do with those Vercel keeps.
+#[derive(Debug, Clone, Subcommand)]
+pub enum HooksCommand {
+    /// The team's, one a line (or all as JSON).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete one (operator role).
+    Delete {
+        id: String,
+        /// Delete without being asked (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -161,8 +161,8 @@ fn switch(name: &str, text: Option<&str>) -> Result<Option<bool>, ConfigError> {
 }
 
 /// The comma-separated signing secrets in the environment variable `name`.
-fn secrets_of(name: &str) -> crate::ingest::signature::SigningSecrets {
-    crate::ingest::signature::SigningSecrets::from_list(&std::env::var(name).unwrap_or_default())
+fn secrets_of(name: &str) -> crate::vercel::signature::SigningSecrets {
+    crate::vercel::signature::SigningSecrets::from_list(&std::env::var(name).unwrap_or_default())
 }
 
 /// Where to listen: `host:port`, `[v6]:port`, or a port alone (this machine only: TLS and the
@@ -386,9 +386,9 @@ pub struct Settings {
     pub listen: Option<std::net::SocketAddr>,
     /// `VERCEL_WEBHOOK_SECRET`: the secrets webhook deliveries may be signed with (several,
     /// separated by commas, while one is rotated).
-    pub webhook_secrets: crate::ingest::signature::SigningSecrets,
+    pub webhook_secrets: crate::vercel::signature::SigningSecrets,
     /// `VERCEL_DRAIN_SECRET`: the secrets drained batches may be signed with.
-    pub drain_secrets: crate::ingest::signature::SigningSecrets,
+    pub drain_secrets: crate::vercel::signature::SigningSecrets,
     /// `VERCEL_DRAIN_VERIFY`: the code Vercel's ownership check of a drain expects back.
     pub drain_verify: Option<Secret>,
     pub regression: RegressionOptions,

@@ -55,6 +55,8 @@ fn main() -> ExitCode {
             }
             Some(Command::Breakglass(command)) => commands::breakglass::run(&cli, command).await,
             Some(Command::Deployments(command)) => commands::deployments::run(&cli, command).await,
+            Some(Command::Webhooks(command)) => commands::hooks::webhooks(&cli, command).await,
+            Some(Command::Drains(command)) => commands::hooks::drains(&cli, command).await,
             Some(Command::Login(args)) => commands::login::run(&cli, args).await,
             Some(Command::Vault(cli::VaultCommand::Rotate)) => commands::vault::rotate(&cli).await,
             None => commands::dashboard::run(&cli).await,

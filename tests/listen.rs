@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shiplog::demo::{DeploymentSpec, SimEvent, SimulatorHandle, SimulatorOptions};
-use shiplog::ingest::signature::sign;
+use shiplog::demo::{DeploymentSpec, SimEvent, SimulatorHandle, SimulatorOptions, WebhookFaults};
+use shiplog::vercel::signature::sign;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Child;
 
-use support::bin::{shiplog, terminate};
+use support::bin::{run, shiplog, terminate};
 use support::redis::RedisServer;
 use support::wait::eventually;
 
@@ -56,12 +56,20 @@ impl Worker {
         sim: &SimulatorHandle,
         setup: impl FnOnce(&mut tokio::process::Command),
     ) -> Self {
+        Worker::start_at(sim, "127.0.0.1:0", setup).await
+    }
+
+    async fn start_at(
+        sim: &SimulatorHandle,
+        listen: &str,
+        setup: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
         let state = tempfile::tempdir().expect("dir");
         let mut cmd = shiplog(state.path(), &sim.base_url());
         cmd.env("VERCEL_WEBHOOK_SECRET", format!("old-secret,{SECRET}"))
             .env("VERCEL_DRAIN_SECRET", DRAIN_SECRET)
             .env("VERCEL_DRAIN_VERIFY", "verify-code-1")
-            .args(["serve", "--json", "--listen", "127.0.0.1:0"]);
+            .args(["serve", "--json", "--listen", listen]);
         setup(&mut cmd);
         let mut child = cmd.spawn().expect("serve runs");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
@@ -734,4 +742,117 @@ async fn bad_drained_batches_are_refused_whole() {
         "nothing of the refused ones"
     );
     worker.stop().await;
+}
+
+/// `shiplog ARGS` against the simulator, as `role`.
+async fn cli(sim: &SimulatorHandle, role: &str, args: &[&str]) -> support::bin::Output {
+    let state = tempfile::tempdir().expect("dir");
+    let mut cmd = shiplog(state.path(), &sim.base_url());
+    cmd.env("SHIPLOG_ROLE", role).args(args);
+    run(cmd).await
+}
+
+#[tokio::test]
+async fn a_webhook_registered_here_brings_vercels_deliveries_faults_and_all() {
+    let sim = simulator().await;
+    sim.set_webhook_faults(WebhookFaults {
+        duplicate: true,
+        reorder: true,
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/vercel/webhook");
+    let refused = cli(&sim, "viewer", &["webhooks", "register", "--url", &url]).await;
+    assert_eq!(refused.code, 77, "{}", refused.stderr);
+    assert!(refused.stderr.contains("operator"), "{}", refused.stderr);
+    let made = cli(&sim, "operator", &["webhooks", "register", "--url", &url]).await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let secret = made
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Its secret, shown this once: "))
+        .expect("the secret, once")
+        .to_owned();
+    let hook_id = made
+        .stdout
+        .split_whitespace()
+        .nth(2)
+        .expect("an id")
+        .to_owned();
+    let worker = Worker::start_at(&sim, &format!("127.0.0.1:{port}"), |cmd| {
+        cmd.env("VERCEL_WEBHOOK_SECRET", &secret);
+        configure(cmd, "poll_interval_secs = 60\n");
+    })
+    .await;
+    let id = sim.add_deployment(DeploymentSpec {
+        project: "checkout-web".into(),
+        events: vec![SimEvent::stdout(10, "Build completed")],
+        ..DeploymentSpec::default()
+    });
+    worker
+        .wait_for_news(&format!(
+            "late deployment.created for {id}: it is already READY"
+        ))
+        .await;
+    let news = worker.webhook_news();
+    let ready = format!("{id} is READY");
+    assert_eq!(
+        news.iter().filter(|n| n.contains(&ready)).count(),
+        1,
+        "{news:#?}"
+    );
+    assert!(
+        worker
+            .counter("shiplog_listener_duplicates_total{route=\"/vercel/webhook\"}")
+            .await
+            >= 1
+    );
+    let listed = cli(&sim, "viewer", &["webhooks", "list", "--json"]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let hooks: serde_json::Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    assert_eq!(hooks[0]["id"], hook_id.as_str());
+    assert!(!listed.stdout.contains(&secret), "the secret is shown once");
+    let gone = cli(&sim, "operator", &["webhooks", "delete", &hook_id, "--yes"]).await;
+    assert_eq!(gone.code, 0, "{}", gone.stderr);
+    let listed = cli(&sim, "viewer", &["webhooks", "list", "--json"]).await;
+    assert_eq!(listed.stdout.trim(), "[]");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_drain_registered_here_is_signed_with_a_secret_made_here() {
+    let sim = simulator().await;
+    let args = [
+        "drains",
+        "register",
+        "--url",
+        "https://logs.example/vercel/drain",
+        "--gzip",
+        "--projects",
+        "prj_1",
+    ];
+    let made = cli(&sim, "operator", &args).await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let secret = made
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Its secret, shown this once: "))
+        .expect("the secret, once");
+    assert_eq!(secret.len(), 64);
+    let listed = cli(&sim, "viewer", &["drains", "list", "--json"]).await;
+    let drains: serde_json::Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    assert_eq!(drains[0]["url"], "https://logs.example/vercel/drain");
+    assert_eq!(drains[0]["projectIds"][0], "prj_1");
+    assert!(!listed.stdout.contains(secret));
+    let id = drains[0]["id"].as_str().expect("an id");
+    let kept = cli(&sim, "operator", &["drains", "delete", id]).await;
+    assert_eq!(
+        kept.code, 77,
+        "not confirmed without a terminal: {}",
+        kept.stderr
+    );
+    let gone = cli(&sim, "operator", &["drains", "delete", id, "--yes"]).await;
+    assert_eq!(gone.code, 0, "{}", gone.stderr);
 }

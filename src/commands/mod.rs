@@ -16,6 +16,7 @@ pub mod demo;
 pub mod deployments;
 pub mod error;
 pub mod follow;
+pub mod hooks;
 pub mod listen;
 pub mod login;
 pub mod logs;

@@ -137,8 +137,9 @@ fn production_candidate(
 }
 
 /// Points production at `dep`; a rollback freezes it.
-fn point_production(shared: &Simulation, project_id: &str, dep: &SimDeployment, kind: &str) {
+fn point_production(shared: &Arc<Simulation>, project_id: &str, dep: &SimDeployment, kind: &str) {
     let from = shared.production_of(project_id).map(|d| d.id.clone());
+    super::hooks::production_moved(shared, dep, from.clone(), kind);
     let now = now_ms();
     let mut production = lock(&shared.production);
     let state = production.entry(project_id.to_owned()).or_default();

@@ -44,6 +44,7 @@ mod actions;
 mod demo_loop;
 mod events;
 mod history;
+mod hooks;
 mod model;
 mod query;
 mod render;
@@ -61,6 +62,7 @@ use tokio::sync::watch;
 
 pub use demo_loop::run_demo_loop;
 pub use history::add_history;
+pub use hooks::WebhookFaults;
 pub use model::{
     DeploymentSpec, Fault, ReadyState, RecordedRequest, RuntimeTraffic, SimEvent, SimulatorOptions,
     SinceMode,
@@ -243,6 +245,11 @@ impl SimulatorHandle {
             traffic.rows_per_sec = RuntimeTraffic::default().rows_per_sec;
         }
         *state::lock(&self.shared().traffic) = traffic;
+    }
+
+    /// How webhook deliveries go wrong from now on.
+    pub fn set_webhook_faults(&self, faults: WebhookFaults) {
+        *state::lock(&self.shared().hooks.faults) = faults;
     }
 
     /// From now on, `per_mille` of the deployment's runtime rows are failed requests.

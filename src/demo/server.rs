@@ -6,7 +6,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -48,6 +48,16 @@ pub(crate) fn router(shared: AppState) -> Router {
             post(actions::rollback),
         )
         .route("/v9/projects/{id_or_name}", get(actions::get_project))
+        .route(
+            "/v1/webhooks",
+            post(super::hooks::create_webhook).get(super::hooks::list_webhooks),
+        )
+        .route("/v1/webhooks/{id}", delete(super::hooks::delete_webhook))
+        .route(
+            "/v1/drains",
+            post(super::hooks::create_drain).get(super::hooks::list_drains),
+        )
+        .route("/v1/drains/{id}", delete(super::hooks::delete_drain))
         .route(
             "/v1/projects/{project_id}/deployments/{deployment_id}/runtime-logs",
             get(super::runtime::runtime_logs),

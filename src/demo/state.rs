@@ -351,6 +351,8 @@ pub(crate) struct Simulation {
     pub traffic: Mutex<super::model::RuntimeTraffic>,
     /// Per deployment, its error rate changes: (from ms, per mille), in time order.
     pub error_rates: Mutex<HashMap<String, Vec<(i64, u32)>>>,
+    /// Registered webhooks and drains.
+    pub hooks: super::hooks::Hooks,
 }
 
 /// A project's production as promotes and rollbacks left it.
@@ -383,6 +385,7 @@ impl Simulation {
             lost_answers: std::sync::atomic::AtomicUsize::new(0),
             traffic: Mutex::new(super::model::RuntimeTraffic::default()),
             error_rates: Mutex::new(HashMap::new()),
+            hooks: super::hooks::Hooks::default(),
         }
     }
 

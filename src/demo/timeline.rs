@@ -12,6 +12,7 @@ use crate::demo::state::{scaled, SimDeployment, Simulation};
 /// Spawns the timeline task of `dep`. It ends when the outcome is reached, the deployment is
 /// canceled, or the simulator shuts down.
 pub(crate) fn spawn(shared: &Arc<Simulation>, dep: Arc<SimDeployment>) {
+    super::hooks::announce(shared, &dep);
     let speed = shared.speed;
     let queued = dep.queued_for;
     let mut shutdown = shared.shutdown.subscribe();

@@ -133,7 +133,7 @@ enum Refused {
 fn check(
     body: Bytes,
     gzip: bool,
-    secrets: &super::signature::SigningSecrets,
+    secrets: &crate::vercel::signature::SigningSecrets,
     signature: Option<&[u8]>,
 ) -> Result<(), Refused> {
     let signed = secrets.verify(&body, signature)

@@ -17,13 +17,13 @@ use super::desk::WebhookDesk;
 use super::drain_desk::DrainDesk;
 use super::drain_route::{DRAIN_DECODED_LIMIT, DRAIN_QUEUE_KIB};
 use super::routes::{router, Ingest, Peer};
-use crate::ingest::signature::SigningSecrets;
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::shutdown::{stopped, Shutdown};
 use crate::store::StateStore;
 use crate::stream::engine::{EngineSnapshot, StreamCommand};
+use crate::vercel::signature::SigningSecrets;
 
 /// Connections served at once; more wait in the kernel's backlog.
 const CONNECTIONS: usize = 256;

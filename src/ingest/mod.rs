@@ -13,5 +13,4 @@ pub mod ledger;
 pub mod listener;
 pub mod order;
 pub mod routes;
-pub mod signature;
 pub mod webhook;

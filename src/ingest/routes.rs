@@ -19,10 +19,10 @@ use tokio::sync::mpsc;
 use super::alarm::SignatureAlarm;
 use super::desk::WEBHOOK_ROUTE;
 use super::drain_desk::DRAIN_ROUTE;
-use super::signature::SigningSecrets;
 use super::webhook::{parse_delivery, Delivery};
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::store::StateStore;
+use crate::vercel::signature::SigningSecrets;
 
 /// A webhook delivery is a few kilobytes; this is room for the largest commit message.
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;

@@ -5,8 +5,10 @@ pub mod breaker;
 pub mod client;
 pub mod error;
 pub mod event;
+pub mod hooks;
 pub mod lines;
 pub mod runtime;
+pub mod signature;
 pub mod types;
 
 pub use client::{ClientConfig, EventsQuery, VercelClient};
