@@ -744,6 +744,28 @@ async fn bad_drained_batches_are_refused_whole() {
     worker.stop().await;
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `shiplog webhooks register` for a listener on `port`: the webhook's id and secret.
+async fn register_webhook(sim: &SimulatorHandle, port: u16) -> (String, String) {
+    let url = format!("http://127.0.0.1:{port}/vercel/webhook");
+    let made = cli(sim, "operator", &["webhooks", "register", "--url", &url]).await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let secret = made
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Its secret, shown this once: "))
+        .expect("the secret, once")
+        .to_owned();
+    let id = made.stdout.split_whitespace().nth(2).expect("an id");
+    (id.to_owned(), secret)
+}
+
 /// `shiplog ARGS` against the simulator, as `role`.
 async fn cli(sim: &SimulatorHandle, role: &str, args: &[&str]) -> support::bin::Output {
     let state = tempfile::tempdir().expect("dir");
@@ -759,28 +781,12 @@ async fn a_webhook_registered_here_brings_vercels_deliveries_faults_and_all() {
         duplicate: true,
         reorder: true,
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}/vercel/webhook");
     let refused = cli(&sim, "viewer", &["webhooks", "register", "--url", &url]).await;
     assert_eq!(refused.code, 77, "{}", refused.stderr);
     assert!(refused.stderr.contains("operator"), "{}", refused.stderr);
-    let made = cli(&sim, "operator", &["webhooks", "register", "--url", &url]).await;
-    assert_eq!(made.code, 0, "{}", made.stderr);
-    let secret = made
-        .stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("Its secret, shown this once: "))
-        .expect("the secret, once")
-        .to_owned();
-    let hook_id = made
-        .stdout
-        .split_whitespace()
-        .nth(2)
-        .expect("an id")
-        .to_owned();
+    let (hook_id, secret) = register_webhook(&sim, port).await;
     let worker = Worker::start_at(&sim, &format!("127.0.0.1:{port}"), |cmd| {
         cmd.env("VERCEL_WEBHOOK_SECRET", &secret);
         configure(cmd, "poll_interval_secs = 60\n");
@@ -855,4 +861,70 @@ async fn a_drain_registered_here_is_signed_with_a_secret_made_here() {
     );
     let gone = cli(&sim, "operator", &["drains", "delete", id, "--yes"]).await;
     assert_eq!(gone.code, 0, "{}", gone.stderr);
+}
+
+#[tokio::test]
+async fn a_promote_webhook_moves_the_runtime_follower_before_its_next_look() {
+    let sim = simulator().await;
+    let production = || DeploymentSpec {
+        project: "storefront".into(),
+        target: Some("production".into()),
+        events: vec![SimEvent::stdout(10, "Build completed")],
+        ..DeploymentSpec::default()
+    };
+    let older = sim.add_deployment(production());
+    sim.wait_finished(&older).await;
+    let newer = sim.add_deployment(production());
+    sim.wait_finished(&newer).await;
+    let port = free_port();
+    let (_, secret) = register_webhook(&sim, port).await;
+    let worker = Worker::start_at(&sim, &format!("127.0.0.1:{port}"), |cmd| {
+        cmd.env("VERCEL_WEBHOOK_SECRET", &secret)
+            .env("SHIPLOG_RUNTIME_LOGS", "true");
+    })
+    .await;
+    let looks = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v9/projects/"))
+            .count()
+    };
+    eventually("the runtime follower follows production", async || {
+        sim.requests()
+            .iter()
+            .any(|r| r.path.contains(&newer) && r.path.ends_with("/runtime-logs"))
+    })
+    .await;
+    // Right after one of the follower's looks at the project, the next some seconds away.
+    let seen = looks();
+    eventually("the follower looks at production", async || looks() > seen).await;
+    let looked = looks();
+    let project = sim
+        .requests()
+        .iter()
+        .find(|r| r.path.starts_with("/v9/projects/"))
+        .map(|r| r.path.trim_start_matches("/v9/projects/").to_owned())
+        .expect("the project");
+    let promoted = reqwest::Client::new()
+        .post(format!(
+            "{}/v10/projects/{project}/promote/{older}",
+            sim.base_url()
+        ))
+        .bearer_auth("test-token")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("promote");
+    assert!(promoted.status().is_success());
+    eventually(
+        "the runtime follower moves to the promoted deployment",
+        async || {
+            worker.lines().iter().any(|line| {
+                line.contains("\"event\":\"production_moved\"") && line.contains(&older)
+            })
+        },
+    )
+    .await;
+    assert_eq!(looks(), looked, "moved on the webhook, not on a look");
+    worker.stop().await;
 }

@@ -174,12 +174,18 @@ pub async fn run_headless(
     let team = TeamSession::open(&mut settings, &logger, Face::Headless).await?;
     let alerting = team.start_alerting(&settings, &logger, alert_outlet, shutdown.clone());
     super::follow_actions(&settings, &logger, shutdown.clone()).await;
+    let stream = team.engine.start(shutdown.clone());
     if settings.runtime_logs {
+        let options = shiplog::stream::runtime::RuntimeOptions {
+            // A webhook's production move reaches the followers at once.
+            pushed: Some(stream.snapshot.clone()),
+            ..super::runtime_options(&settings)
+        };
         let follower = RuntimeFollower::new(
             team.client.clone(),
             team.store.clone(),
             logger.clone(),
-            super::runtime_options(&settings),
+            options,
         );
         tokio::spawn(follow_productions(
             Arc::new(follower),
@@ -196,7 +202,6 @@ pub async fn run_headless(
             ));
         }
     }
-    let stream = team.engine.start(shutdown.clone());
     if let Some(listener) = listener {
         super::listen::start(
             listener,

@@ -51,6 +51,9 @@ pub struct RuntimeOptions {
     pub idle_timeout: Duration,
     /// When a new production deployment counts as a regression.
     pub regression: RegressionOptions,
+    /// Where the streaming engine learns production moved (a webhook says so at once): a
+    /// move seen there is followed without waiting for the next look-up.
+    pub pushed: Option<watch::Receiver<crate::stream::engine::EngineSnapshot>>,
 }
 
 impl Default for RuntimeOptions {
@@ -61,6 +64,7 @@ impl Default for RuntimeOptions {
             max_backoff: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             regression: RegressionOptions::default(),
+            pushed: None,
         }
     }
 }
@@ -208,6 +212,7 @@ impl RuntimeFollower {
             found.id.clone(),
             self.options.production_poll,
             moved,
+            self.options.pushed.clone(),
         ));
         let _stop_poller = AbortOnDrop(poller);
         let mut current = first;
@@ -603,24 +608,56 @@ async fn poll_production(
     project_id: String,
     every: Duration,
     production: watch::Sender<String>,
+    mut pushed: Option<watch::Receiver<crate::stream::engine::EngineSnapshot>>,
 ) {
     loop {
-        tokio::time::sleep(every).await;
-        match client.get_project(&project_id).await {
-            Ok(project) => {
-                if let Some(id) = project.production_id() {
-                    production.send_if_modified(|current| {
-                        let changed = current != id;
-                        if changed {
-                            id.clone_into(current);
-                        }
-                        changed
-                    });
+        let looked = tokio::select! {
+            _ = tokio::time::sleep(every) => None,
+            Some(id) = pushed_move(&mut pushed, &project_id, production.borrow().clone()) => Some(id),
+        };
+        let id = match looked {
+            Some(id) => id,
+            None => match client.get_project(&project_id).await {
+                Ok(project) => match project.production_id() {
+                    Some(id) => id.to_owned(),
+                    None => continue,
+                },
+                Err(err) => {
+                    tracing::warn!(project = %project_id, %err, "could not look production up");
+                    continue;
                 }
+            },
+        };
+        production.send_if_modified(|current| {
+            let changed = *current != id;
+            if changed {
+                current.clone_from(&id);
             }
-            Err(err) => {
-                tracing::warn!(project = %project_id, %err, "could not look production up");
-            }
+            changed
+        });
+    }
+}
+
+/// The next deployment `pushed` says the project's production moved to, other than
+/// `current`; `None` when nothing pushes (the caller's branch is then off).
+async fn pushed_move(
+    pushed: &mut Option<watch::Receiver<crate::stream::engine::EngineSnapshot>>,
+    project_id: &str,
+    current: String,
+) -> Option<String> {
+    let pushed = pushed.as_mut()?;
+    loop {
+        if pushed.changed().await.is_err() {
+            // The engine is gone: only the look-ups are left.
+            return std::future::pending().await;
+        }
+        let now = pushed
+            .borrow_and_update()
+            .production
+            .get(project_id)
+            .cloned();
+        if now.as_ref().is_some_and(|now| *now != current) {
+            return now;
         }
     }
 }
