@@ -830,6 +830,10 @@ async fn a_webhook_registered_here_brings_vercels_deliveries_faults_and_all() {
 #[tokio::test]
 async fn a_drain_registered_here_is_signed_with_a_secret_made_here() {
     let sim = simulator().await;
+    sim.add_deployment(DeploymentSpec {
+        project: "storefront".into(),
+        ..DeploymentSpec::default()
+    });
     let args = [
         "drains",
         "register",
@@ -838,6 +842,8 @@ async fn a_drain_registered_here_is_signed_with_a_secret_made_here() {
         "--gzip",
         "--projects",
         "prj_1",
+        "--project",
+        "storefront",
     ];
     let made = cli(&sim, "operator", &args).await;
     assert_eq!(made.code, 0, "{}", made.stderr);
@@ -851,6 +857,12 @@ async fn a_drain_registered_here_is_signed_with_a_secret_made_here() {
     let drains: serde_json::Value = serde_json::from_str(&listed.stdout).expect("JSON");
     assert_eq!(drains[0]["url"], "https://logs.example/vercel/drain");
     assert_eq!(drains[0]["projectIds"][0], "prj_1");
+    let second = drains[0]["projectIds"][1].as_str().unwrap_or_default();
+    assert!(
+        second.starts_with("prj_"),
+        "--project storefront by its id: {listed:?}",
+        listed = listed.stdout
+    );
     assert!(!listed.stdout.contains(secret));
     let id = drains[0]["id"].as_str().expect("an id");
     let kept = cli(&sim, "operator", &["drains", "delete", id]).await;
@@ -927,4 +939,40 @@ async fn a_promote_webhook_moves_the_runtime_follower_before_its_next_look() {
     .await;
     assert_eq!(looks(), looked, "moved on the webhook, not on a look");
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn the_simulator_retries_a_delivery_until_it_is_taken() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sim = simulator().await;
+    let tries = Arc::new(AtomicUsize::new(0));
+    let counted = tries.clone();
+    let receiver = axum::Router::new().route(
+        "/vercel/webhook",
+        axum::routing::post(move || {
+            let tries = counted.clone();
+            async move {
+                // Busy twice, as a listener with a full queue answers.
+                if tries.fetch_add(1, Ordering::SeqCst) < 2 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let base = support::http::serve(receiver).await;
+    let url = format!("{base}/vercel/webhook");
+    let made = cli(&sim, "operator", &["webhooks", "register", "--url", &url]).await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    sim.add_deployment(DeploymentSpec {
+        project: "checkout-web".into(),
+        events: vec![SimEvent::stdout(600_000_000, "still building")],
+        ..DeploymentSpec::default()
+    });
+    eventually(
+        "the created delivery is taken on its third try",
+        async || tries.load(Ordering::SeqCst) == 3,
+    )
+    .await;
 }

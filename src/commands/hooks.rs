@@ -19,6 +19,7 @@ pub async fn webhooks(cli: &Cli, command: WebhooksCommand) -> Exit {
     match command {
         WebhooksCommand::Register { url, projects } => {
             let client = connect(&mut settings, Some("register a webhook")).await?;
+            let projects = with_watched(&client, &settings, projects).await?;
             let hook = client
                 .create_webhook(&url, &projects)
                 .await
@@ -52,6 +53,7 @@ pub async fn drains(cli: &Cli, command: DrainsCommand) -> Exit {
             gzip,
         } => {
             let client = connect(&mut settings, Some("register a log drain")).await?;
+            let projects = with_watched(&client, &settings, projects).await?;
             let secret = Secret::new(new_secret());
             let drain = NewDrain {
                 url,
@@ -165,6 +167,21 @@ async fn connect(
     let logger = Logger::builder().build();
     let (_, _, client) = super::vercel_access(settings, &logger).await?;
     Ok(client)
+}
+
+/// `projects`, and the project `--project` (`SHIPLOG_PROJECT`) names, by its id.
+async fn with_watched(
+    client: &VercelClient,
+    settings: &Settings,
+    mut projects: Vec<String>,
+) -> Result<Vec<String>, CommandError> {
+    if let Some(watched) = &settings.project {
+        let project = client.get_project(watched).await.map_err(vercel_failed)?;
+        if !projects.contains(&project.id) {
+            projects.push(project.id);
+        }
+    }
+    Ok(projects)
 }
 
 /// The secret, once, with where it goes. It is shown nowhere else and kept nowhere by shiplog.

@@ -266,16 +266,38 @@ async fn deliver(shared: &Simulation, project_id: &str, envelope: Value) {
         }
         for copy in copies {
             let body = serde_json::to_vec(&copy).unwrap_or_default();
-            let sent = client
-                .post(&hook.url)
-                .header("content-type", "application/json")
-                .header("x-vercel-signature", sign(&hook.secret, &body))
-                .body(body)
-                .send()
-                .await;
-            if let Err(err) = sent {
-                tracing::debug!(%err, url = %hook.url, "the simulator could not deliver a webhook");
+            post_until_taken(shared, &client, &hook, body).await;
+        }
+    }
+}
+
+/// Posts a delivery until it is answered 2xx, as Vercel retries with a growing pause (here a
+/// few times, the pauses scaled by the simulator's speed).
+async fn post_until_taken(
+    shared: &Simulation,
+    client: &reqwest::Client,
+    hook: &SimHook,
+    body: Vec<u8>,
+) {
+    const TRIES: u32 = 6;
+    for attempt in 0..TRIES {
+        let sent = client
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("x-vercel-signature", sign(&hook.secret, &body))
+            .body(body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(answer) if answer.status().is_success() => return,
+            Ok(answer) => {
+                tracing::debug!(status = %answer.status(), url = %hook.url, "a webhook delivery was refused")
             }
+            Err(err) => tracing::debug!(%err, url = %hook.url, "a webhook delivery failed"),
+        }
+        if attempt + 1 < TRIES {
+            let pause = super::state::scaled(1000.0 * f64::from(2u32.pow(attempt)), shared.speed);
+            tokio::time::sleep(pause).await;
         }
     }
 }

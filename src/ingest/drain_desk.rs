@@ -148,6 +148,10 @@ impl DrainDesk {
             "runtime"
         };
         self.metrics.drain_record(kind);
+        if record.timestamp_ms > 0 {
+            let lag = crate::clock::now_ms() - record.timestamp_ms;
+            self.metrics.observe_ingest_lag(lag.max(0) as u64);
+        }
         if !matches!(kind, "build" | "runtime") {
             return None;
         }
