@@ -43,7 +43,8 @@ pub async fn drain(
 }
 
 async fn answer(ingest: &Ingest, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Response {
-    let body = match read_body(body, headers, DRAIN_BODY_LIMIT).await {
+    let why = "a batch this large is held whole while it is checked; have Vercel gzip them";
+    let body = match read_body(body, headers, DRAIN_BODY_LIMIT, why).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };

@@ -105,7 +105,8 @@ async fn webhook(
             "webhooks are not set up here: start serve with VERCEL_WEBHOOK_SECRET",
         );
     }
-    let body = match read_body(body, &headers, WEBHOOK_BODY_LIMIT).await {
+    let why = "a webhook delivery is a few kilobytes; a larger body is no delivery";
+    let body = match read_body(body, &headers, WEBHOOK_BODY_LIMIT, why).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
@@ -143,16 +144,18 @@ pub(super) fn busy(message: &str) -> Response {
     response
 }
 
-/// The whole body, within `limit` bytes and [`BODY_TIMEOUT`]; otherwise the answer to give.
+/// The whole body, within `limit` bytes and [`BODY_TIMEOUT`]; otherwise the answer to give
+/// (over the limit: 413 saying it, and `why` the limit is what it is).
 pub(super) async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
+    why: &str,
 ) -> Result<Bytes, Response> {
     let too_large = || {
         refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body is over this route's limit of {limit} bytes"),
+            &format!("the body is over this route's limit of {limit} bytes: {why}"),
         )
     };
     let declared = headers
