@@ -2,6 +2,7 @@
 
 pub mod entry;
 pub mod fanout;
+mod json_line;
 mod outlet;
 pub mod receiver;
 pub mod redact;

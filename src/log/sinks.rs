@@ -43,6 +43,7 @@ pub struct Printer<W: Write + Send + 'static> {
     /// as out, so no resume state is saved past it.
     lost: bool,
     format: PrintFormat,
+    json: super::json_line::JsonLines,
     /// The file behind the writer, when it is a regular file (stdout redirected to one).
     file: Option<File>,
 }
@@ -54,6 +55,7 @@ impl<W: Write + Send + 'static> Printer<W> {
             pending: Vec::with_capacity(PRINT_BUFFER),
             lost: false,
             format,
+            json: Default::default(),
             file: None,
         }
     }
@@ -77,9 +79,9 @@ impl<W: Write + Send + 'static> Sink for Printer<W> {
     fn write(&mut self, entry: &LogEntry) -> io::Result<()> {
         match self.format {
             PrintFormat::Json => {
-                // sonic-rs escapes with SIMD: every `--json` line goes through here, and it
-                // writes what serde_json would (a property test holds it to that).
-                sonic_rs::to_writer(&mut self.pending, entry).map_err(io::Error::other)?;
+                // Written field by field: every `--json` line goes through here, and it is
+                // what serde_json would write (a property test holds it to that).
+                self.json.write(&mut self.pending, entry);
                 self.pending.push(b'\n');
             }
             PrintFormat::Text {
@@ -274,10 +276,31 @@ mod tests {
             message in "\\PC*|[\"\\\\\u{0}-\u{1f}\u{7f}-\u{9f}a]*",
             event in "\\PC{0,12}",
             ts in -10_000_000_000_000i64..10_000_000_000_000,
+            ids in proptest::collection::vec(proptest::option::of("[\"\\\\a-z_\u{1}]{0,6}"), 9),
+            created in proptest::option::of(proptest::num::i64::ANY),
+            replayed in proptest::bool::ANY,
+            extra in proptest::option::of("\\PC{0,8}"),
         ) {
-            let entry = LogEntry::at(ts, Tier::Build, Severity::Info, event, message)
-                .with_deployment("dpl_1")
-                .with_meta("ready_state", "READY");
+            let shared = |i: usize| ids[i].as_deref().map(std::sync::Arc::<str>::from);
+            let mut entry = LogEntry::at(ts, Tier::Build, Severity::Info, event, message);
+            entry.deployment_id = shared(0);
+            entry.build_id = shared(1);
+            entry.project_id = shared(2);
+            entry.user_id = shared(3);
+            entry.correlation_id = shared(4);
+            let meta = &mut entry.metadata;
+            meta.vercel_event_id = ids[5].clone();
+            meta.vercel_deployment_id = shared(6);
+            meta.vercel_type = ids[7].clone();
+            meta.level = ids[8].clone();
+            meta.project = shared(0);
+            meta.created = created;
+            meta.replayed = replayed;
+            if let Some(extra) = extra {
+                entry = entry
+                    .with_meta(&extra, serde_json::json!({"n": [1, 2.5, null, true], "s": extra.clone()}))
+                    .with_meta("ready_state", "READY");
+            }
             let mut printer = Printer::new(Vec::new(), PrintFormat::Json);
             printer.write(&entry).expect("writes");
             printer.write(&entry).expect("writes");
