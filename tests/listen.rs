@@ -976,3 +976,22 @@ async fn the_simulator_retries_a_delivery_until_it_is_taken() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_taken_port_stops_serve_before_anything_starts() {
+    let sim = simulator().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let state = tempfile::tempdir().expect("dir");
+    let mut cmd = shiplog(state.path(), &sim.base_url());
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(out.stderr.contains("could not listen on"), "{}", out.stderr);
+    assert!(!out.stderr.contains("serving:"), "{}", out.stderr);
+    assert!(
+        sim.requests().is_empty(),
+        "nothing started: {:?}",
+        sim.requests()
+    );
+}

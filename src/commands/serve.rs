@@ -14,10 +14,11 @@ fn worth_printing(entry: &LogEntry) -> bool {
 }
 
 pub async fn run(cli: &Cli, json: bool) -> super::error::Exit {
-    eprintln!("shiplog: serving: following building deployments and running the alert rules (Ctrl-C stops)");
     // A service manager stops a worker with SIGTERM: a clean stop is a success (0), not the
     // 130 of an interrupted command, so systemd and Kubernetes do not count it as a failure.
     run_headless(cli, shiplog::exit::OK, true, |settings| {
+        // Said once the settings hold and the listener (if any) is bound.
+        eprintln!("shiplog: serving: following building deployments and running the alert rules (Ctrl-C stops)");
         settings.alerts_enabled = true;
         let format = if json {
             PrintFormat::Json
