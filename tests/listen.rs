@@ -802,6 +802,13 @@ async fn a_webhook_registered_here_brings_vercels_deliveries_faults_and_all() {
             "late deployment.created for {id}: it is already READY"
         ))
         .await;
+    // Its start came after its end, the list waits a minute: the end still has it followed.
+    eventually("the worker reads the build's log", async || {
+        sim.requests()
+            .iter()
+            .any(|r| r.path.contains(&id) && r.path.ends_with("/events"))
+    })
+    .await;
     let news = worker.webhook_news();
     let ready = format!("{id} is READY");
     assert_eq!(

@@ -80,6 +80,11 @@ impl WebhookDesk {
             Verdict::Applies => self.apply(&delivery).await,
             Verdict::Known => self.metrics.duplicate_delivered(WEBHOOK_ROUTE),
             Verdict::Late { why } => {
+                // A build whose start came late (or never) is still followed: its log and its
+                // failure are news even when the webhooks were not in order.
+                if delivery.kind == DeliveryKind::Created {
+                    self.follow(&delivery).await;
+                }
                 let message = format!(
                     "Ignored a late {} for {}: {why} (Vercel does not promise the order of webhooks)",
                     delivery.name,
@@ -96,10 +101,12 @@ impl WebhookDesk {
         };
         self.logger.write(entry(delivery, message));
         let command = match delivery.kind {
-            DeliveryKind::Created => StreamCommand::Follow {
-                deployment: deployment.clone(),
-                project: [delivery.project_id.clone(), delivery.project_name.clone()],
-            },
+            // The end of a build whose start never came is followed too (the engine follows a
+            // deployment once, whatever asks).
+            DeliveryKind::Created
+            | DeliveryKind::Ready
+            | DeliveryKind::Error
+            | DeliveryKind::Canceled => return self.follow(delivery).await,
             DeliveryKind::Promoted | DeliveryKind::Rollback => match &delivery.project_id {
                 Some(project) => StreamCommand::Production {
                     project: project.clone(),
@@ -108,6 +115,21 @@ impl WebhookDesk {
                 None => return,
             },
             _ => return,
+        };
+        if self.stream.send(command).await.is_err() {
+            tracing::warn!("the streaming engine is gone; a webhook was not acted on");
+        }
+    }
+}
+
+impl WebhookDesk {
+    async fn follow(&self, delivery: &Delivery) {
+        let Some(deployment) = &delivery.deployment else {
+            return;
+        };
+        let command = StreamCommand::Follow {
+            deployment: deployment.clone(),
+            project: [delivery.project_id.clone(), delivery.project_name.clone()],
         };
         if self.stream.send(command).await.is_err() {
             tracing::warn!("the streaming engine is gone; a webhook was not acted on");

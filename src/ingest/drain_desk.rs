@@ -19,6 +19,7 @@ use crate::store::StateStore;
 use crate::stream::engine::EngineSnapshot;
 use crate::stream::entries::{build_entry, EntryContext};
 use crate::stream::identity::stable_deployment_id;
+use crate::stream::options::StreamHealth;
 use crate::stream::runtime::entries::row_entry;
 use crate::stream::runtime::SeenRows;
 use crate::vercel::VercelEvent;
@@ -180,9 +181,14 @@ impl DrainDesk {
         })
     }
 
-    /// Whether the streaming engine follows (or followed) the deployment in this run.
+    /// Whether the streaming engine follows (or followed to its end) the deployment in this
+    /// run: a follower that gave up (degraded) leaves the drain to tell the log.
     fn followed(&self, deployment: &str) -> bool {
-        self.engine.borrow().health.contains_key(deployment)
+        self.engine
+            .borrow()
+            .health
+            .get(deployment)
+            .is_some_and(|health| *health != StreamHealth::Degraded)
     }
 
     async fn context(&mut self, record: &DrainRecord) -> EntryContext {

@@ -24,6 +24,8 @@ use super::routes::{busy, read_body, refusal, Ingest, Peer};
 pub const DRAIN_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// A gzip-encoded batch's bytes once decompressed (a small body must not unpack into gigabytes).
 pub const DRAIN_DECODED_LIMIT: u64 = 64 * 1024 * 1024;
+/// Batches read and checked at once (each up to [`DRAIN_BODY_LIMIT`]).
+pub const DRAIN_READS: usize = 4;
 /// The bytes of batches acknowledged and not yet taken, in KiB.
 pub const DRAIN_QUEUE_KIB: usize = 64 * 1024;
 
@@ -43,6 +45,11 @@ pub async fn drain(
 }
 
 async fn answer(ingest: &Ingest, peer: SocketAddr, headers: &HeaderMap, body: Body) -> Response {
+    // Bodies are held whole until their signature is checked: only a few at once, so that
+    // unsigned requests cannot make the listener hold gigabytes.
+    let Ok(_reading) = ingest.drain_reads.clone().try_acquire_owned() else {
+        return busy("too many drained batches are being read at once");
+    };
     let why = "a batch this large is held whole while it is checked; have Vercel gzip them";
     let body = match read_body(body, headers, DRAIN_BODY_LIMIT, why).await {
         Ok(body) => body,

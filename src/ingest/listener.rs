@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use super::alarm::SignatureAlarm;
 use super::desk::WebhookDesk;
 use super::drain_desk::DrainDesk;
-use super::drain_route::{DRAIN_DECODED_LIMIT, DRAIN_QUEUE_KIB};
+use super::drain_route::{DRAIN_DECODED_LIMIT, DRAIN_QUEUE_KIB, DRAIN_READS};
 use super::routes::{router, Ingest, Peer};
 use crate::log::Logger;
 use crate::metrics::Metrics;
@@ -82,6 +82,7 @@ pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdo
         drain_verify: parts.drain_verify,
         drain_queue,
         drain_room: Arc::new(Semaphore::new(DRAIN_QUEUE_KIB)),
+        drain_reads: Arc::new(Semaphore::new(DRAIN_READS)),
         store: parts.store,
         metrics: parts.metrics,
         alarm: SignatureAlarm::new(parts.logger),

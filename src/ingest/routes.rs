@@ -48,6 +48,8 @@ pub struct Ingest {
     /// The drained batches acknowledged and not yet taken, and the KiB they may still hold.
     pub drain_queue: mpsc::Sender<super::drain_desk::DrainBatch>,
     pub drain_room: Arc<tokio::sync::Semaphore>,
+    /// Batches being read and checked now (see `drain_route::DRAIN_READS`).
+    pub drain_reads: Arc<tokio::sync::Semaphore>,
     pub store: StateStore,
     pub metrics: Arc<Metrics>,
     pub alarm: SignatureAlarm,

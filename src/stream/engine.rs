@@ -201,12 +201,15 @@ impl StreamEngine {
                 deployment: uid,
                 project,
             } => {
-                round.pushed = Some(tokio::time::Instant::now());
                 let watched = self.options.project.as_ref().is_none_or(|watched| {
                     project.iter().all(Option::is_none)
                         || project.iter().flatten().any(|p| p == watched)
                 });
-                if watched && round.followed.insert(uid.clone()) {
+                if !watched {
+                    return;
+                }
+                round.pushed = Some(tokio::time::Instant::now());
+                if round.followed.insert(uid.clone()) {
                     let options = round.follow_options.clone();
                     self.start_following(uid, options, round, shutdown.clone());
                 }

@@ -610,10 +610,17 @@ async fn poll_production(
     production: watch::Sender<String>,
     mut pushed: Option<watch::Receiver<crate::stream::engine::EngineSnapshot>>,
 ) {
+    let mut last_pushed = pushed.as_mut().and_then(|pushed| {
+        pushed
+            .borrow_and_update()
+            .production
+            .get(&project_id)
+            .cloned()
+    });
     loop {
         let looked = tokio::select! {
             _ = tokio::time::sleep(every) => None,
-            Some(id) = pushed_move(&mut pushed, &project_id, production.borrow().clone()) => Some(id),
+            Some(id) = pushed_move(&mut pushed, &project_id, &mut last_pushed) => Some(id),
         };
         let id = match looked {
             Some(id) => id,
@@ -638,12 +645,14 @@ async fn poll_production(
     }
 }
 
-/// The next deployment `pushed` says the project's production moved to, other than
-/// `current`; `None` when nothing pushes (the caller's branch is then off).
+/// The next deployment `pushed` says the project's production moved to: only a change of
+/// that project's entry counts (`last` is the entry seen before), not every change of the
+/// snapshot, so an old push never undoes a later look-up. `None` when nothing pushes (the
+/// caller's branch is then off).
 async fn pushed_move(
     pushed: &mut Option<watch::Receiver<crate::stream::engine::EngineSnapshot>>,
     project_id: &str,
-    current: String,
+    last: &mut Option<String>,
 ) -> Option<String> {
     let pushed = pushed.as_mut()?;
     loop {
@@ -656,7 +665,8 @@ async fn pushed_move(
             .production
             .get(project_id)
             .cloned();
-        if now.as_ref().is_some_and(|now| *now != current) {
+        if now.is_some() && now != *last {
+            last.clone_from(&now);
             return now;
         }
     }
