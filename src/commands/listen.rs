@@ -31,7 +31,8 @@ pub async fn bind(settings: &Settings) -> Result<Option<TcpListener>, CommandErr
     }
 }
 
-/// Serves the routes until `shutdown`; says where on stderr.
+/// Serves the routes until `shutdown`; says where on stderr. The task ends once what was
+/// acknowledged is taken.
 pub fn start(
     listener: TcpListener,
     settings: &Settings,
@@ -40,7 +41,7 @@ pub fn start(
     metrics: &Arc<Metrics>,
     stream: &StreamHandle,
     shutdown: Shutdown,
-) {
+) -> tokio::task::JoinHandle<()> {
     let addr = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
@@ -70,5 +71,5 @@ pub fn start(
         engine: stream.snapshot.clone(),
         project: settings.project.clone(),
     };
-    tokio::spawn(listener::serve(listener, parts, shutdown));
+    tokio::spawn(listener::serve(listener, parts, shutdown))
 }

@@ -202,7 +202,7 @@ pub async fn run_headless(
             ));
         }
     }
-    if let Some(listener) = listener {
+    let listening = listener.map(|listener| {
         super::listen::start(
             listener,
             &settings,
@@ -211,9 +211,12 @@ pub async fn run_headless(
             &team.metrics,
             &stream,
             shutdown,
-        );
-    }
+        )
+    });
     let _ = stream.task.await;
+    if let Some(listening) = listening {
+        let _ = listening.await;
+    }
     if let Some((alerting, _handle)) = alerting {
         let _ = alerting.await;
     }

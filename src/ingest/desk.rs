@@ -41,12 +41,19 @@ impl WebhookDesk {
         }
     }
 
-    /// Takes deliveries from `queue` until `shutdown` (or until the listener is gone).
+    /// Takes deliveries from `queue` until `shutdown` (then those still queued) or until the
+    /// listener is gone.
     pub async fn run(self, mut queue: mpsc::Receiver<Delivery>, mut shutdown: Shutdown) {
         loop {
             let delivery = tokio::select! {
                 delivery = queue.recv() => delivery,
-                _ = stopped(&mut shutdown) => None,
+                _ = stopped(&mut shutdown) => {
+                    // Already acknowledged: taken before the process ends.
+                    while let Ok(delivery) = queue.try_recv() {
+                        self.take(delivery).await;
+                    }
+                    return;
+                }
             };
             let Some(delivery) = delivery else { return };
             self.take(delivery).await;

@@ -85,12 +85,19 @@ impl DrainDesk {
         }
     }
 
-    /// Takes batches from `queue` until `shutdown` (or until the listener is gone).
+    /// Takes batches from `queue` until `shutdown` (then those still queued) or until the
+    /// listener is gone.
     pub async fn run(mut self, mut queue: mpsc::Receiver<DrainBatch>, mut shutdown: Shutdown) {
         loop {
             let batch = tokio::select! {
                 batch = queue.recv() => batch,
-                _ = stopped(&mut shutdown) => None,
+                _ = stopped(&mut shutdown) => {
+                    // Already acknowledged: taken before the process ends.
+                    while let Ok(batch) = queue.try_recv() {
+                        self.take(batch).await;
+                    }
+                    return;
+                }
             };
             let Some(batch) = batch else { return };
             self.take(batch).await;

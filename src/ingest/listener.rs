@@ -55,7 +55,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves on `listener` until `shutdown`, with the webhook and drain desks behind it.
+/// Serves on `listener` until `shutdown`, with the webhook and drain desks behind it; ends
+/// once the desks have taken what was acknowledged.
 pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdown) {
     let (queue, deliveries) = mpsc::channel(QUEUE);
     let (drain_queue, batches) = mpsc::channel(QUEUE);
@@ -67,14 +68,14 @@ pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdo
         parts.project,
         DRAIN_DECODED_LIMIT,
     );
-    tokio::spawn(drains.run(batches, shutdown.clone()));
+    let drains = tokio::spawn(drains.run(batches, shutdown.clone()));
     let desk = WebhookDesk::new(
         parts.store.clone(),
         parts.logger.clone(),
         parts.metrics.clone(),
         parts.stream,
     );
-    tokio::spawn(desk.run(deliveries, shutdown.clone()));
+    let webhooks = tokio::spawn(desk.run(deliveries, shutdown.clone()));
     let ingest = Arc::new(Ingest {
         webhook_secrets: parts.webhook_secrets,
         queue,
@@ -88,6 +89,8 @@ pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdo
         alarm: SignatureAlarm::new(parts.logger),
     });
     accept(listener, router(ingest), shutdown).await;
+    // What was acknowledged is taken before the listener counts as stopped.
+    let _ = tokio::join!(webhooks, drains);
 }
 
 async fn accept(listener: TcpListener, app: Router, mut shutdown: Shutdown) {
