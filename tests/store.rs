@@ -937,3 +937,41 @@ fn assert_one_winner(seen: &[String]) {
         "everyone must see the same winner: {seen:?}"
     );
 }
+
+/// Entries nobody reads again (a delivery ledger's) do not pile up in the state directory: a
+/// sweep drops the expired ones and keeps the rest.
+#[tokio::test]
+async fn a_sweep_drops_expired_entries_nobody_reads_again() {
+    let dir = TempDir::new().expect("dir");
+    let state = dir.path().join("state");
+    let store = StateStore::embedded(&state, &fresh_namespace()).expect("store");
+    for i in 0..20 {
+        store
+            .put_if_absent(
+                &format!("webhook:delivery:{i}"),
+                "x",
+                Duration::from_millis(1),
+            )
+            .await
+            .expect("put");
+    }
+    store
+        .put_json("kept", &"still here", Duration::from_secs(3600))
+        .await
+        .expect("put");
+    let files = || std::fs::read_dir(&state).expect("dir").count();
+    assert!(files() >= 21);
+    eventually("the expired entries are swept", async || {
+        store.sweep_expired().await;
+        files() == 1
+    })
+    .await;
+    assert_eq!(
+        store
+            .get_json::<String>("kept")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("still here")
+    );
+}

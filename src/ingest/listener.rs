@@ -88,6 +88,7 @@ pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdo
         metrics: parts.metrics,
         alarm: SignatureAlarm::new(parts.logger),
     });
+    tokio::spawn(sweep_ledgers(ingest.store.clone(), shutdown.clone()));
     accept(listener, router(ingest), shutdown).await;
     // What was acknowledged is taken before the listener counts as stopped.
     let _ = tokio::join!(webhooks, drains);
@@ -126,5 +127,22 @@ async fn accept(listener: TcpListener, app: Router, mut shutdown: Shutdown) {
             }
             drop(permit);
         });
+    }
+}
+
+/// How often expired ledger entries kept in files are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// Every delivery and batch leaves a ledger entry for 48 hours: kept in files (the embedded
+/// store, or Redis's fallback), they are dropped on a timer rather than piling up until a
+/// restart.
+async fn sweep_ledgers(store: StateStore, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => store.sweep_expired().await,
+            _ = stopped(&mut shutdown) => return,
+        }
     }
 }

@@ -58,6 +58,11 @@ impl FailoverStore {
         self.redis.target().redacted_url()
     }
 
+    /// Drops the fallback's expired entries (Redis expires its own).
+    pub(crate) async fn sweep_fallback(&self) {
+        self.fallback.sweep().await;
+    }
+
     pub(crate) fn fallback_dir(&self) -> &Path {
         self.fallback.dir()
     }

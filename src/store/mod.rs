@@ -201,6 +201,15 @@ impl StateStore {
         }
     }
 
+    /// Drops expired entries kept in files (the embedded store, or Redis's local fallback);
+    /// Redis expires its own. For long runs that write many short-lived keys.
+    pub async fn sweep_expired(&self) {
+        match &self.inner.backing {
+            Backing::Embedded(store) => store.sweep().await,
+            Backing::Redis(store) => store.sweep_fallback().await,
+        }
+    }
+
     /// Remove `key`; removing an absent key is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let key = self.full_key(key);

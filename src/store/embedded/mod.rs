@@ -84,6 +84,17 @@ impl EmbeddedStore {
             .await
     }
 
+    /// Drops expired entries (and a crash's temp files): expired entries are otherwise only
+    /// removed when read again, and a long run writes many it never reads (delivery ledgers).
+    pub(crate) async fn sweep(&self) {
+        let _ = self
+            .blocking(|files| {
+                files.sweep();
+                Ok(())
+            })
+            .await;
+    }
+
     async fn blocking<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -171,7 +182,8 @@ impl EntryFiles {
         }
     }
 
-    /// Best effort at open: drop expired entries and temp files a crash left behind.
+    /// Best effort, at open and now and then: drop expired entries and temp files a crash left
+    /// behind.
     fn sweep(&self) {
         let Ok(listing) = fs::read_dir(&self.dir) else {
             return;
