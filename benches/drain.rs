@@ -4,10 +4,9 @@
 //!
 //! `cargo bench --bench drain`
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::Write;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -17,31 +16,10 @@ use shiplog::stream::entries::EntryContext;
 use shiplog::stream::runtime::entries::row_entry;
 use shiplog::vercel::signature::{sign, SigningSecrets};
 
-/// Bytes held on the heap right now, and the most held since the last reset.
-static HELD: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
+#[path = "support/counting.rs"]
+mod counting;
 
-struct Counting;
-
-fn held(change: isize) {
-    let now = HELD.fetch_add(change, Ordering::Relaxed) + change;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        held(layout.size() as isize);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        held(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        held(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting::{Counting, HELD, PEAK};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;

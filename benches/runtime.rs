@@ -4,9 +4,8 @@
 //!
 //! `cargo bench --bench runtime`
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shiplog::alert::rule::RuleSet;
@@ -16,28 +15,10 @@ use shiplog::stream::runtime::entries::row_entry;
 use shiplog::stream::runtime::{SeenRows, DEFAULT_WINDOW};
 use shiplog::vercel::parse_runtime_row;
 
-/// Bytes held on the heap right now.
-static HELD: AtomicIsize = AtomicIsize::new(0);
+#[path = "support/counting.rs"]
+mod counting;
 
-struct Counting;
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        HELD.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting::{Counting, HELD};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;

@@ -279,11 +279,11 @@ impl Metrics {
     }
 
     pub fn alerts_suppressed(&self, rule: &str) -> u64 {
-        self.alerts_suppressed
-            .get_or_create(&RuleLabel {
-                rule: rule.to_owned(),
-            })
-            .get()
+        // Read without adding a series for a rule that never suppressed.
+        let label = RuleLabel {
+            rule: rule.to_owned(),
+        };
+        self.alerts_suppressed.get(&label).map_or(0, |n| n.get())
     }
 
     pub fn events_received(&self) -> u64 {
@@ -299,11 +299,10 @@ impl Metrics {
     }
 
     pub fn restarts(&self, reason: RestartReason) -> u64 {
-        self.restarts
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str(),
-            })
-            .get()
+        let label = ReasonLabel {
+            reason: reason.as_str(),
+        };
+        self.restarts.get(&label).map_or(0, |n| n.get())
     }
 
     /// A request the listener answered.
@@ -328,13 +327,6 @@ impl Metrics {
             .duplicates
             .get_or_create(&RouteLabel { route })
             .inc();
-    }
-
-    pub fn duplicates_delivered(&self, route: &'static str) -> u64 {
-        self.listener
-            .duplicates
-            .get_or_create(&RouteLabel { route })
-            .get()
     }
 
     /// How long after Vercel created a delivered event the listener took it.

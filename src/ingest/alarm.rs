@@ -30,7 +30,11 @@ impl SignatureAlarm {
 
     /// A request from `ip` to `route` was refused for its signature (`why`).
     pub fn raise(&self, ip: IpAddr, route: &str, why: &str) {
-        let ip = super::routes::source(ip);
+        // An IPv4 peer seen through an IPv6 socket is itself.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
         let now = Instant::now();
         let mut sources = self
             .sources

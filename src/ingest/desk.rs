@@ -10,7 +10,7 @@ use super::order::{DeploymentOrder, Verdict};
 use super::webhook::{Delivery, DeliveryKind};
 use crate::log::{LogEntry, Logger, Severity, Tier};
 use crate::metrics::Metrics;
-use crate::shutdown::{stopped, Shutdown};
+use crate::shutdown::Shutdown;
 use crate::store::StateStore;
 use crate::stream::engine::StreamCommand;
 
@@ -44,18 +44,10 @@ impl WebhookDesk {
     /// Takes deliveries from `queue` until `shutdown` (then those still queued) or until the
     /// listener is gone.
     pub async fn run(self, mut queue: mpsc::Receiver<Delivery>, mut shutdown: Shutdown) {
-        loop {
-            let delivery = tokio::select! {
-                delivery = queue.recv() => delivery,
-                _ = stopped(&mut shutdown) => {
-                    // Already acknowledged: taken before the process ends.
-                    while let Ok(delivery) = queue.try_recv() {
-                        self.take(delivery).await;
-                    }
-                    return;
-                }
-            };
-            let Some(delivery) = delivery else { return };
+        let mut stopping = false;
+        while let Some(delivery) =
+            super::next_queued(&mut queue, &mut shutdown, &mut stopping).await
+        {
             self.take(delivery).await;
         }
     }

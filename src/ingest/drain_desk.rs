@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use super::drain::{for_each_record, DrainRecord};
 use crate::log::{LogEntry, Logger};
 use crate::metrics::Metrics;
-use crate::shutdown::{stopped, Shutdown};
+use crate::shutdown::Shutdown;
 use crate::store::StateStore;
 use crate::stream::engine::EngineSnapshot;
 use crate::stream::entries::{build_entry, EntryContext};
@@ -88,18 +88,8 @@ impl DrainDesk {
     /// Takes batches from `queue` until `shutdown` (then those still queued) or until the
     /// listener is gone.
     pub async fn run(mut self, mut queue: mpsc::Receiver<DrainBatch>, mut shutdown: Shutdown) {
-        loop {
-            let batch = tokio::select! {
-                batch = queue.recv() => batch,
-                _ = stopped(&mut shutdown) => {
-                    // Already acknowledged: taken before the process ends.
-                    while let Ok(batch) = queue.try_recv() {
-                        self.take(batch).await;
-                    }
-                    return;
-                }
-            };
-            let Some(batch) = batch else { return };
+        let mut stopping = false;
+        while let Some(batch) = super::next_queued(&mut queue, &mut shutdown, &mut stopping).await {
             self.take(batch).await;
         }
     }

@@ -14,3 +14,23 @@ pub mod listener;
 pub mod order;
 pub mod routes;
 pub mod webhook;
+
+use tokio::sync::mpsc;
+
+use crate::shutdown::{stopped, Shutdown};
+
+/// The next item a desk is to take from `queue`: waited for while running; once `shutdown`
+/// comes (`stopping` then turns true), only what is already queued, for it was acknowledged.
+async fn next_queued<T>(
+    queue: &mut mpsc::Receiver<T>,
+    shutdown: &mut Shutdown,
+    stopping: &mut bool,
+) -> Option<T> {
+    if !*stopping {
+        tokio::select! {
+            item = queue.recv() => return item,
+            _ = stopped(shutdown) => *stopping = true,
+        }
+    }
+    queue.try_recv().ok()
+}

@@ -1,7 +1,7 @@
 //! What the listener answers. Every answer is one short JSON object (or the metrics' text);
 //! bad input costs a clear status, never a crash or a half-taken delivery.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -218,12 +218,4 @@ async fn readyz(State(ingest): State<Arc<Ingest>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(json!({ "store": store, "queue": queue }))).into_response()
-}
-
-/// The source's address for an alarm (an IPv4 peer seen through an IPv6 socket as itself).
-pub fn source(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }

@@ -73,28 +73,17 @@ impl VercelClient {
         if !project_ids.is_empty() {
             body["projectIds"] = json!(project_ids);
         }
-        let path = "/v1/webhooks";
-        let answer = self.send_once(Method::POST, path, &[], Some(&body)).await?;
-        let value: Value = Self::parse(path, &answer)?;
-        webhook(&value)
-            .ok_or_else(|| VercelError::InvalidResponse(format!("{path}: no webhook id")))
+        self.create("/v1/webhooks", &body, webhook).await
     }
 
     /// `GET /v1/webhooks`.
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, VercelError> {
-        let value: Value = self.call_json(Method::GET, "/v1/webhooks", &[]).await?;
-        Ok(listed(&value, "webhooks")
-            .iter()
-            .filter_map(webhook)
-            .collect())
+        self.listing("/v1/webhooks", "webhooks", webhook).await
     }
 
     /// `DELETE /v1/webhooks/{id}`.
     pub async fn delete_webhook(&self, id: &str) -> Result<(), VercelError> {
-        let path = format!("/v1/webhooks/{}", encode_segment(id));
-        self.send_once(Method::DELETE, &path, &[], None)
-            .await
-            .map(drop)
+        self.remove("/v1/webhooks", id).await
     }
 
     /// `POST /v1/drains`, in the shape Vercel's own Terraform provider sends.
@@ -120,25 +109,48 @@ impl VercelClient {
             "delivery": delivery,
             "source": {"kind": "self-served"},
         });
-        let path = "/v1/drains";
-        let answer = self.send_once(Method::POST, path, &[], Some(&body)).await?;
-        let value: Value = Self::parse(path, &answer)?;
-        log_drain(&value)
-            .ok_or_else(|| VercelError::InvalidResponse(format!("{path}: no drain id")))
+        self.create("/v1/drains", &body, log_drain).await
     }
 
     /// `GET /v1/drains`.
     pub async fn list_drains(&self) -> Result<Vec<Drain>, VercelError> {
-        let value: Value = self.call_json(Method::GET, "/v1/drains", &[]).await?;
-        Ok(listed(&value, "drains")
-            .iter()
-            .filter_map(log_drain)
-            .collect())
+        self.listing("/v1/drains", "drains", log_drain).await
     }
 
     /// `DELETE /v1/drains/{id}`.
     pub async fn delete_drain(&self, id: &str) -> Result<(), VercelError> {
-        let path = format!("/v1/drains/{}", encode_segment(id));
+        self.remove("/v1/drains", id).await
+    }
+}
+
+/// What webhooks and drains share: created once (never repeated here), listed, deleted.
+impl VercelClient {
+    /// `POST {path}`; the answer read by `read` (`None`: no id in it).
+    async fn create<T>(
+        &self,
+        path: &str,
+        body: &Value,
+        read: fn(&Value) -> Option<T>,
+    ) -> Result<T, VercelError> {
+        let answer = self.send_once(Method::POST, path, &[], Some(body)).await?;
+        let value: Value = Self::parse(path, &answer)?;
+        read(&value).ok_or_else(|| VercelError::InvalidResponse(format!("{path}: no id")))
+    }
+
+    /// `GET {path}`, answered as an array or as `{key: [...]}`.
+    async fn listing<T>(
+        &self,
+        path: &str,
+        key: &str,
+        read: fn(&Value) -> Option<T>,
+    ) -> Result<Vec<T>, VercelError> {
+        let value: Value = self.call_json(Method::GET, path, &[]).await?;
+        Ok(listed(&value, key).iter().filter_map(read).collect())
+    }
+
+    /// `DELETE {collection}/{id}`.
+    async fn remove(&self, collection: &str, id: &str) -> Result<(), VercelError> {
+        let path = format!("{collection}/{}", encode_segment(id));
         self.send_once(Method::DELETE, &path, &[], None)
             .await
             .map(drop)
