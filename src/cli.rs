@@ -194,6 +194,46 @@ production deployment); 64 bad command line (a filter); 78 bad configuration."
     /// list, delete.
     #[command(subcommand)]
     Drains(DrainsCommand),
+    /// Mute the notifications of alerts that match, for a while, saying why: add, list,
+    /// expire. Muted alerts are still recorded and shown. Shared by every instance on one
+    /// store.
+    #[command(subcommand)]
+    Silences(SilencesCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SilencesCommand {
+    /// Add a silence: matchers in Alertmanager's syntax over an alert's labels (rule,
+    /// severity, project, target, branch, deployment, tier), e.g.
+    /// `rule=build_failed project=~"shop|web"`. Regular expressions match whole values.
+    Add {
+        /// One or more `name OP value` (OP: =, !=, =~, !~); all must match.
+        #[arg(required = true, value_name = "MATCHER")]
+        matchers: Vec<String>,
+        /// How long it lasts: 90m, 2h, 1h30m, 1d.
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h")]
+        duration: String,
+        /// Why (required): shown with every alert it mutes.
+        #[arg(long)]
+        comment: String,
+        /// When it starts (RFC 3339); now by default.
+        #[arg(long, value_name = "TIME")]
+        starts: Option<String>,
+        /// Who made it; the user name by default.
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// The silences, newest first: pending and active (and, with --expired, expired ones).
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Also the expired silences still kept (5 days).
+        #[arg(long)]
+        expired: bool,
+    },
+    /// End a silence now (it stays listed as expired). The id, or enough of its start to be
+    /// unique.
+    Expire { id: String },
 }
 
 #[derive(Debug, Clone, Subcommand)]

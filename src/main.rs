@@ -57,6 +57,7 @@ fn main() -> ExitCode {
             Some(Command::Deployments(command)) => commands::deployments::run(&cli, command).await,
             Some(Command::Webhooks(command)) => commands::hooks::webhooks(&cli, command).await,
             Some(Command::Drains(command)) => commands::hooks::drains(&cli, command).await,
+            Some(Command::Silences(command)) => commands::silences::run(&cli, command).await,
             Some(Command::Login(args)) => commands::login::run(&cli, args).await,
             Some(Command::Vault(cli::VaultCommand::Rotate)) => commands::vault::rotate(&cli).await,
             None => commands::dashboard::run(&cli).await,

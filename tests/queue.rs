@@ -568,6 +568,8 @@ async fn an_alert_acknowledged_while_its_notification_waits_is_not_sent() {
         },
         deliveries: Default::default(),
         rollback_to: None,
+        labels: Default::default(),
+        muted: None,
     };
     let (_book, book_rx) = watch::channel(vec![record]);
     let queue = Arc::new(DeliveryQueue::in_memory(quick()));

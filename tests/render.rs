@@ -243,6 +243,8 @@ fn alert(
         state,
         deliveries: Default::default(),
         rollback_to: None,
+        labels: Default::default(),
+        muted: None,
     }
 }
 

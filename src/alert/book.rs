@@ -4,6 +4,7 @@
 //! alert that matches again opens anew.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,13 @@ use serde::{Deserialize, Serialize};
 use super::channels::Channel;
 use super::delivery::DeliveryStatus;
 use super::evaluator::{Alert, AlertEvent};
+use super::fingerprint::Fingerprint;
+use super::labels::Labels;
 use super::rule::AlertSeverity;
+use super::silence::Silence;
+use crate::clock::now_ms;
 use crate::log::runtime::DEPLOY_REGRESSION;
+use crate::log::{LogEntry, Tier};
 
 /// How long an acknowledgement holds unless said otherwise (PagerDuty's default is 30 min to
 /// hours; an on-call shift needs a few hours).
@@ -72,6 +78,38 @@ pub struct AlertRecord {
     /// (`deploy_regression`): acting on the alert offers that rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<String>,
+    /// What silences, inhibition and grouping match on.
+    #[serde(default)]
+    pub labels: Labels,
+    /// The silence muting its notifications, while one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<Muted>,
+}
+
+/// The silence muting an alert, as the feed shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Muted {
+    pub silence: String,
+    pub by: String,
+    pub comment: String,
+    pub until: i64,
+}
+
+impl Muted {
+    pub fn by(silence: &Silence) -> Muted {
+        Muted {
+            silence: silence.id.clone(),
+            by: silence.created_by.clone(),
+            comment: silence.comment.clone(),
+            until: silence.ends_at,
+        }
+    }
+
+    /// `muted by silence 01JD4X2K9Q (ana: known flaky test)`
+    pub fn describe(&self) -> String {
+        let id = self.silence.get(..10).unwrap_or(&self.silence);
+        format!("muted by silence {id} ({}: {})", self.by, self.comment)
+    }
 }
 
 impl AlertRecord {
@@ -88,12 +126,39 @@ impl AlertRecord {
                 .then(|| alert.entry.metadata.get_str("previous_deployment"))
                 .flatten()
                 .map(str::to_owned),
+            labels: Labels::of(alert),
+            muted: None,
             entry_ts: alert.entry.ts,
             first_seen: now,
             last_seen: now,
             count: 1,
             state: AlertState::Firing,
             deliveries: BTreeMap::new(),
+        }
+    }
+}
+
+impl AlertRecord {
+    /// The alert again, for a notification sent long after it fired (its silence ended while
+    /// it still fires): the entry that fired it is gone, so its first line says `why`.
+    pub fn reminder(&self, why: &str) -> Alert {
+        let mut entry = LogEntry::at(
+            now_ms(),
+            Tier::System,
+            self.severity.entry_severity(),
+            "alert_reminder",
+            format!("{why}: {}", self.summary),
+        );
+        entry.deployment_id = self.deployment_id.as_deref().map(Arc::from);
+        entry.build_id = self.build_id.as_deref().map(Arc::from);
+        let project = self.labels.get("project");
+        entry.metadata.project = (!project.is_empty()).then(|| Arc::from(project));
+        Alert {
+            fingerprint: Fingerprint::known(&self.fingerprint),
+            rule: self.rule.clone(),
+            severity: self.severity,
+            channels: self.channels.clone(),
+            entry: Arc::new(entry),
         }
     }
 }
@@ -223,6 +288,24 @@ impl AlertBook {
         }
     }
 
+    /// Marks an alert muted by a silence, or no longer; true when that changed.
+    pub fn set_muted(&mut self, fingerprint: &str, muted: Option<Muted>) -> bool {
+        match self.alerts.get_mut(fingerprint) {
+            Some(record) if record.muted != muted => {
+                record.muted = muted;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The alerts not resolved.
+    pub fn open(&self) -> impl Iterator<Item = &AlertRecord> {
+        self.alerts
+            .values()
+            .filter(|r| !matches!(r.state, AlertState::Resolved { .. }))
+    }
+
     /// Adds the alerts it does not know yet (stored by this or another instance); true if
     /// there were any.
     pub fn adopt(&mut self, records: impl IntoIterator<Item = AlertRecord>) -> bool {
@@ -273,11 +356,8 @@ fn first_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::alert::Fingerprint;
-    use crate::log::{LogEntry, Severity, Tier};
+    use crate::log::Severity;
 
     fn fired(message: &str) -> AlertEvent {
         fired_for("vercel-dpl_a-1", message)

@@ -39,6 +39,11 @@ impl Fingerprint {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A fingerprint as the alert book keeps it.
+    pub fn known(text: &str) -> Fingerprint {
+        Fingerprint(text.to_owned())
+    }
 }
 
 impl fmt::Display for Fingerprint {

@@ -12,9 +12,12 @@ pub mod channels;
 pub mod delivery;
 pub mod evaluator;
 pub mod fingerprint;
+pub mod labels;
+pub mod matcher;
 pub mod queue;
 pub mod rule;
 pub mod runner;
+pub mod silence;
 pub mod suppression;
 pub mod sync;
 

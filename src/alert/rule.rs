@@ -29,6 +29,16 @@ impl AlertSeverity {
             AlertSeverity::Critical => "critical",
         }
     }
+
+    /// The severity of the log entry that announces such an alert.
+    pub fn entry_severity(self) -> Severity {
+        match self {
+            AlertSeverity::Critical => Severity::Critical,
+            AlertSeverity::High => Severity::Error,
+            AlertSeverity::Medium => Severity::Warn,
+            AlertSeverity::Low => Severity::Info,
+        }
+    }
 }
 
 /// A rule as written in the config file (`[[alert_rules]]`). A rule whose `key` is a built-in's

@@ -11,17 +11,20 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::book::{AlertBook, AlertRecord, Announcement, DEFAULT_ACK, QUIET_PERIOD};
+use super::book::{
+    AlertBook, AlertRecord, AlertState, Announcement, Muted, DEFAULT_ACK, QUIET_PERIOD,
+};
 use super::book_store;
 use super::channels::Channel;
 use super::delivery::{Deliverer, DeliveryStatus};
 use super::evaluator::{Alert, AlertEvent, RuleEvaluator};
+use super::labels::Labels;
 use super::queue::worker::{Delivered, QueueSnapshot, Worker};
 use super::queue::{DeliveryQueue, Enqueued, Job};
-use super::rule::AlertSeverity;
+use super::silence::{self, Silence, Silences};
 use super::sync::{AlertSync, SharedAction, SyncMessage};
 use crate::clock::now_ms;
-use crate::log::{EntryReceiver, LogEntry, Logger, Severity, Tier};
+use crate::log::{EntryReceiver, LogEntry, Logger, Tier};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::StateStore;
@@ -51,30 +54,43 @@ pub struct AlertingHandle {
 /// The event of the entries this module writes; the rule evaluator never evaluates them.
 pub const ALERT_FIRED: &str = "alert_fired";
 
-/// The entry announcing a fired alert.
-pub fn notice_entry(alert: &Alert) -> LogEntry {
-    let severity = match alert.severity {
-        AlertSeverity::Critical => Severity::Critical,
-        AlertSeverity::High => Severity::Error,
-        AlertSeverity::Medium => Severity::Warn,
-        AlertSeverity::Low => Severity::Info,
+/// The entry announcing a fired alert, and the silence muting it if one does.
+pub fn notice_entry(alert: &Alert, muted: Option<&Muted>) -> LogEntry {
+    let first_line = alert.entry.message.lines().next().unwrap_or("");
+    let message = match muted {
+        None => format!(
+            "ALERT {} ({}) for {}: {first_line}",
+            alert.rule,
+            alert.severity.as_str(),
+            alert.channel_list(),
+        ),
+        Some(muted) => format!(
+            "ALERT {} ({}), {}, not sent: {first_line}",
+            alert.rule,
+            alert.severity.as_str(),
+            muted.describe(),
+        ),
     };
-    let message = format!(
-        "ALERT {} ({}) for {}: {}",
-        alert.rule,
-        alert.severity.as_str(),
-        alert.channel_list(),
-        alert.entry.message.lines().next().unwrap_or("")
-    );
-    let mut entry = LogEntry::new(Tier::Action, severity, ALERT_FIRED, message)
-        .with_meta("fingerprint", alert.fingerprint.as_str())
-        .with_meta("rule", alert.rule.as_str());
+    let mut entry = LogEntry::new(
+        Tier::Action,
+        alert.severity.entry_severity(),
+        ALERT_FIRED,
+        message,
+    )
+    .with_meta("fingerprint", alert.fingerprint.as_str())
+    .with_meta("rule", alert.rule.as_str());
+    if let Some(muted) = muted {
+        entry = entry.with_meta("silence", muted.silence.as_str());
+    }
     entry.deployment_id = alert.entry.deployment_id.clone();
     entry.build_id = alert.entry.build_id.clone();
     entry.project_id = alert.entry.project_id.clone();
     entry.metadata.project = alert.entry.metadata.project.clone();
     entry
 }
+
+/// How long the word that a silence ended is kept, so no instance says it again.
+const SILENCE_ENDED_KEPT: Duration = Duration::from_secs(48 * 60 * 60);
 
 /// How often the alert book is written to the store (when it changed) and read back for
 /// what other instances added.
@@ -192,6 +208,8 @@ struct Keeper {
     user: String,
     sync: Option<AlertSync>,
     store: Option<StateStore>,
+    /// The silences every instance shares (in the store).
+    silences: Option<Silences>,
     /// The book changed since it was last saved.
     unsaved: bool,
 }
@@ -207,6 +225,7 @@ impl Keeper {
             metrics: outward.metrics,
             user: outward.user,
             sync: outward.sync,
+            silences: outward.store.clone().map(Silences::new),
             store: outward.store,
             unsaved: false,
         }
@@ -233,9 +252,28 @@ impl Keeper {
         }
     }
 
-    /// The notice in the log, and a notification queued for each channel.
+    /// The notice in the log, and a notification queued for each channel, unless a silence
+    /// mutes the alert: then it is recorded as muted and its notifications counted as
+    /// suppressed.
     async fn announce(&mut self, alert: &Alert) {
-        self.logger.write(notice_entry(alert));
+        let fingerprint = alert.fingerprint.as_str();
+        if let Some(silence) = self.muting(&Labels::of(alert)).await {
+            let muted = Muted::by(&silence);
+            self.logger.write(notice_entry(alert, Some(&muted)));
+            for &channel in &alert.channels {
+                self.metrics.alert_suppressed(&alert.rule);
+                let why = muted.describe();
+                self.book
+                    .set_delivery(fingerprint, channel, DeliveryStatus::Off { why });
+            }
+            self.book.set_muted(fingerprint, Some(muted));
+            return;
+        }
+        self.logger.write(notice_entry(alert, None));
+        self.queue_all(alert).await;
+    }
+
+    async fn queue_all(&mut self, alert: &Alert) {
         for &channel in &alert.channels {
             let status = enqueue(&self.queue, &self.deliverer, &self.metrics, alert, channel).await;
             self.book
@@ -281,6 +319,76 @@ impl Keeper {
         }
     }
 
+    /// The active silence muting an alert with `labels`, read from the store now (a silence
+    /// added a moment ago on another instance counts). None when it cannot be read: better a
+    /// notification too many than a page missed.
+    async fn muting(&self, labels: &Labels) -> Option<Silence> {
+        let list = match self.silences.as_ref()?.all().await {
+            Ok(list) => list,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the silences; not muting");
+                return None;
+            }
+        };
+        silence::muting(&list, labels, now_ms()).cloned()
+    }
+
+    /// Marks the open alerts muted, or not, as the silences now say. An alert still firing
+    /// whose silence ended is announced again, once among every instance, so that nothing
+    /// comes back silently.
+    async fn review_silences(&mut self) {
+        let Some(silences) = &self.silences else {
+            return;
+        };
+        let Ok(list) = silences.all().await else {
+            return;
+        };
+        let now = now_ms();
+        let mut ended = Vec::new();
+        let changes: Vec<(String, Option<Muted>)> = self
+            .book
+            .open()
+            .filter_map(|record| {
+                let muted = silence::muting(&list, &record.labels, now).map(Muted::by);
+                if muted == record.muted {
+                    return None;
+                }
+                if let (Some(was), None, AlertState::Firing) =
+                    (&record.muted, &muted, &record.state)
+                {
+                    ended.push((record.clone(), was.clone()));
+                }
+                Some((record.fingerprint.clone(), muted))
+            })
+            .collect();
+        for (fingerprint, muted) in changes {
+            self.book.set_muted(&fingerprint, muted);
+        }
+        for (record, was) in ended {
+            self.silence_ended(&record, &was).await;
+        }
+    }
+
+    /// Tells the alert's channels that its silence ended while it still fires, unless another
+    /// instance already did.
+    async fn silence_ended(&mut self, record: &AlertRecord, was: &Muted) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let key = format!("silence_ended:{}:{}", was.silence, record.fingerprint);
+        let ours = ulid::Ulid::new().to_string();
+        match store.put_if_absent(&key, &ours, SILENCE_ENDED_KEPT).await {
+            Ok(stored) if stored != ours => return,
+            Ok(_) => {}
+            // Better told twice than not at all.
+            Err(err) => tracing::warn!(error = %err, "could not share a silence's end"),
+        }
+        let id = was.silence.get(..10).unwrap_or(&was.silence);
+        let alert = record.reminder(&format!("silence {id} ended and it still fires"));
+        self.logger.write(notice_entry(&alert, None));
+        self.queue_all(&alert).await;
+    }
+
     fn sweep(&mut self) {
         self.book.resolve_quiet(now_ms(), QUIET_PERIOD);
     }
@@ -294,6 +402,7 @@ impl Keeper {
                 self.unsaved = false;
             }
         }
+        self.review_silences().await;
     }
 
     /// Shows the book on the desk, when it changed.

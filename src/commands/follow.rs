@@ -115,22 +115,9 @@ fn parse_since(value: &str) -> Result<i64, String> {
     {
         return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
     }
-    let (number, unit) = value.split_at(
-        value
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(value.len()),
-    );
-    let amount: u64 = number
-        .parse()
-        .map_err(|_| format!("--since {value:?} is not a time"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("--since {value:?} is not a time")),
-    };
-    Ok(now_ms() - Duration::from_secs(amount * seconds).as_millis() as i64)
+    let age = shiplog::clock::parse_duration(value)
+        .ok_or_else(|| format!("--since {value:?} is not a time"))?;
+    Ok(now_ms().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod listen;
 pub mod login;
 pub mod logs;
 pub mod serve;
+pub mod silences;
 pub mod team;
 pub mod vault;
 pub mod watch;

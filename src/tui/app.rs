@@ -476,6 +476,8 @@ mod tests {
             state,
             deliveries: Default::default(),
             rollback_to: None,
+            labels: Default::default(),
+            muted: None,
         }
     }
 

@@ -1,6 +1,7 @@
 // Each test binary uses a different part of the support code.
 #![allow(dead_code)]
 
+pub mod alerting;
 pub mod bin;
 pub mod files;
 pub mod http;

@@ -88,10 +88,14 @@ impl Worker {
         }
     }
 
-    /// Who settled the alert of `fingerprint` (acknowledged or resolved), if someone did.
+    /// Who settled the alert of `fingerprint` (acknowledged or resolved, or a silence muting
+    /// it), if someone did.
     fn settled(&self, fingerprint: &str) -> Option<String> {
         let book = self.book.as_ref()?.borrow();
         let record = book.iter().find(|r| r.fingerprint == fingerprint)?;
+        if let Some(muted) = &record.muted {
+            return Some(muted.describe());
+        }
         match &record.state {
             AlertState::Firing => None,
             AlertState::Acknowledged { by, .. } => Some(format!("acknowledged by {by}")),
