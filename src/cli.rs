@@ -439,7 +439,8 @@ pub enum AlertsCommand {
     },
     /// Send a test notification to one channel and say how it went.
     Test {
-        /// slack, discord, email, sms or webhook.
+        /// slack, discord, email, sms, webhook or pagerduty (a PagerDuty test incident is
+        /// resolved at once).
         channel: String,
     },
 }

@@ -391,6 +391,12 @@ pub struct Settings {
     pub drain_secrets: crate::vercel::signature::SigningSecrets,
     /// `VERCEL_DRAIN_VERIFY`: the code Vercel's ownership check of a drain expects back.
     pub drain_verify: Option<Secret>,
+    /// `PAGERDUTY_WEBHOOK_SECRET`: what PagerDuty signs its webhooks with (several, separated
+    /// by commas, while one is replaced).
+    pub pagerduty_webhook_secrets: Vec<Secret>,
+    /// `PAGERDUTY_API_TOKEN` (and `PAGERDUTY_API_URL`): PagerDuty's REST API, asked which
+    /// alert an incident is when its webhook carries no key.
+    pub pagerduty_api: Option<crate::ingest::pagerduty_desk::PagerDutyApi>,
     pub regression: RegressionOptions,
 }
 
@@ -496,6 +502,21 @@ impl Settings {
                 .ok()
                 .filter(|code| !code.trim().is_empty())
                 .map(Secret::new),
+            pagerduty_webhook_secrets: std::env::var("PAGERDUTY_WEBHOOK_SECRET")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|secret| !secret.is_empty())
+                .map(Secret::new)
+                .collect(),
+            pagerduty_api: std::env::var("PAGERDUTY_API_TOKEN")
+                .ok()
+                .filter(|token| !token.trim().is_empty())
+                .map(|token| crate::ingest::pagerduty_desk::PagerDutyApi {
+                    url: std::env::var("PAGERDUTY_API_URL")
+                        .unwrap_or_else(|_| "https://api.pagerduty.com".to_owned()),
+                    token: Secret::new(token.trim()),
+                }),
             regression,
         })
     }

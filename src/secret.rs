@@ -138,6 +138,21 @@ impl<T> Drop for Locked<T> {
     }
 }
 
+/// The bytes of `text`, `N` of them written as `2N` hex digits (a digest in a signature
+/// header); none when it is anything else.
+pub fn decode_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    let text = text.trim_ascii();
+    if text.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16);
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -442,6 +442,81 @@ async fn the_rate_limit_holds_across_instances_and_in_process() {
     assert_eq!(local.rate_slot(second + 1000), None);
 }
 
+/// PagerDuty takes about 120 events a minute per routing key: two instances together start no
+/// more than that in any 60 s (a sliding window, not a minute on the clock), and say how long
+/// until the next may go; two routing keys do not share a window.
+#[tokio::test]
+async fn pagerdutys_limit_per_routing_key_holds_across_instances() {
+    use shiplog::alert::channels::pagerduty::PagerDuty;
+
+    let limit_of = |key: &str| {
+        ChannelSettings {
+            pagerduty: Switched::to(PagerDuty {
+                events_url: Secret::new("http://127.0.0.1:9/v2/enqueue"),
+                routing_key: Secret::new(key),
+            }),
+            ..Default::default()
+        }
+        .rate_limit(Channel::Pagerduty)
+        .expect("PagerDuty has a limit")
+    };
+    let limit = limit_of("0123456789abcdef0123456789abcdef");
+    assert!(
+        !limit.scope.contains("0123456789abcdef"),
+        "the key is a secret: {}",
+        limit.scope
+    );
+    let redis = support::redis::RedisServer::start();
+    let namespace = support::redis::fresh_namespace();
+    let settings = QueueSettings::default();
+    let a = SharedQueue::open(&redis.url, &namespace, "test", settings.clone())
+        .await
+        .expect("queue");
+    let b = SharedQueue::open(&redis.url, &namespace, "test", settings.clone())
+        .await
+        .expect("queue");
+    let start = 1_795_684_800_000;
+    let mut started = 0;
+    // 200 tries, one every 150 ms, alternating instances: 30 s.
+    for i in 0..200 {
+        let queue = if i % 2 == 0 { &a } else { &b };
+        if queue
+            .window_slot(&limit, start + i * 150)
+            .await
+            .expect("redis")
+            .is_none()
+        {
+            started += 1;
+        }
+    }
+    assert_eq!(
+        started, 120,
+        "120 in the first minute across both instances"
+    );
+    // The first went at `start`: the next may go once it is 60 s old, not at the next minute.
+    let wait = a.window_slot(&limit, start + 59_000).await.expect("redis");
+    assert_eq!(wait, Some(Duration::from_millis(1_000)));
+    assert_eq!(
+        b.window_slot(&limit, start + 60_001).await.expect("redis"),
+        None
+    );
+    let other = limit_of("fedcba9876543210fedcba9876543210");
+    assert_eq!(
+        a.window_slot(&other, start + 60_002).await.expect("redis"),
+        None
+    );
+
+    let local = LocalQueue::in_memory(settings);
+    let started = (0..200)
+        .filter(|i| local.window_slot(&limit, start + i * 150).is_none())
+        .count();
+    assert_eq!(started, 120);
+    assert_eq!(
+        local.window_slot(&limit, start + 59_000),
+        Some(Duration::from_millis(1_000))
+    );
+}
+
 #[test]
 fn a_restart_loses_nothing_and_a_job_stalled_twice_is_dead_lettered() {
     let dir = tempfile::tempdir().expect("dir");

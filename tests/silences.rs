@@ -15,7 +15,7 @@ use shiplog::alert::Channel;
 use shiplog::clock::now_ms;
 use shiplog::secret::Secret;
 use shiplog::store::{DegradedHook, StateStore};
-use support::alerting::{failed_build, start, wait_until, Recorder};
+use support::alerting::{failed_build, wait_until, Alerting, Recorder};
 
 fn slack_to(receiver: &Recorder) -> ChannelSettings {
     ChannelSettings {
@@ -60,8 +60,17 @@ async fn two_instances_agree_on_a_silence_and_its_end_is_told_once() {
     let sync = || shiplog::alert::sync::AlertSync::connect(&redis.url, &namespace);
     let sync_a = sync().await.expect("sync");
     let sync_b = sync().await.expect("sync");
-    let a = start(stores[0].clone(), slack_to(&slack), "ana", Some(sync_a));
-    let b = start(stores[1].clone(), slack_to(&slack), "bo", Some(sync_b));
+    let a = Alerting {
+        sync: Some(sync_a),
+        ..Alerting::new(slack_to(&slack))
+    }
+    .start(stores[0].clone());
+    let b = Alerting {
+        user: "bo".to_owned(),
+        sync: Some(sync_b),
+        ..Alerting::new(slack_to(&slack))
+    }
+    .start(stores[1].clone());
 
     let silences = Silences::new(stores[0].clone());
     let made = silences

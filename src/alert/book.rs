@@ -268,17 +268,33 @@ impl AlertBook {
         }
     }
 
-    /// Resolves alerts quiet for `quiet`; returns how many.
-    pub fn resolve_quiet(&mut self, now: i64, quiet: Duration) -> usize {
-        let mut resolved = 0;
+    /// Resolves alerts quiet for `quiet`; returns their fingerprints.
+    pub fn resolve_quiet(&mut self, now: i64, quiet: Duration) -> Vec<String> {
+        let mut resolved = Vec::new();
         for record in self.alerts.values_mut() {
             let is_open = !matches!(record.state, AlertState::Resolved { .. });
             if is_open && now - record.last_seen >= quiet.as_millis() as i64 {
                 record.state = AlertState::Resolved { by: None, at: now };
-                resolved += 1;
+                resolved.push(record.fingerprint.clone());
             }
         }
         resolved
+    }
+
+    /// Makes an acknowledged or resolved alert fire again (its acknowledgement was withdrawn,
+    /// or its incident reopened, elsewhere); false when it already fires or is unknown.
+    pub fn reopen(&mut self, fingerprint: &str) -> bool {
+        match self.alerts.get_mut(fingerprint) {
+            Some(record) if record.state != AlertState::Firing => {
+                record.state = AlertState::Firing;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn get(&self, fingerprint: &str) -> Option<&AlertRecord> {
+        self.alerts.get(fingerprint)
     }
 
     /// Records how a notification to `channel` went.
@@ -459,7 +475,7 @@ mod tests {
         assert_eq!(book.newest_first()[0].first_seen, 2 * MIN);
         assert_eq!(
             book.resolve_quiet(2 * MIN + QUIET_PERIOD.as_millis() as i64, QUIET_PERIOD),
-            1
+            [fp(&event)]
         );
         assert!(matches!(
             book.newest_first()[0].state,

@@ -137,6 +137,16 @@ impl Deliverer {
         self.settings.readiness(channel)
     }
 
+    /// Tries per notification to `channel`, when it needs other than the queue's.
+    pub fn attempts(&self, channel: Channel) -> Option<u32> {
+        self.settings.attempts(channel)
+    }
+
+    /// The window limit of `channel`'s destination, if it has one.
+    pub fn rate_limit(&self, channel: Channel) -> Option<super::channels::RateLimit> {
+        self.settings.rate_limit(channel)
+    }
+
     /// `Off` when `channel` will not send.
     pub fn skipped(&self, channel: Channel) -> Option<DeliveryStatus> {
         match self.readiness(channel) {
@@ -244,6 +254,7 @@ impl Deliverer {
         if let Some((_, password)) = &request.basic_auth {
             known.push(password.expose().to_owned());
         }
+        known.extend(request.hidden.iter().map(|s| s.expose().to_owned()));
         let known: Vec<&str> = known.iter().map(String::as_str).collect();
         let detail =
             crate::secret::scrub(&crate::log::redact::global().redact(body.trim()), &known)
@@ -259,7 +270,7 @@ impl Deliverer {
             // A service asking for more than an hour is not taken at its word.
             429 => Err(Failure::RateLimited(
                 retry_after
-                    .unwrap_or(Duration::from_secs(5))
+                    .unwrap_or(request.rate_limited_pause)
                     .min(Duration::from_secs(60 * 60)),
             )),
             500..=599 => Err(Failure::Temporary(reason)),

@@ -12,6 +12,7 @@ pub mod channels;
 pub mod delivery;
 pub mod evaluator;
 pub mod fingerprint;
+pub mod incident;
 pub mod labels;
 pub mod matcher;
 pub mod queue;

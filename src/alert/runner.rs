@@ -18,9 +18,10 @@ use super::book_store;
 use super::channels::Channel;
 use super::delivery::{Deliverer, DeliveryStatus};
 use super::evaluator::{Alert, AlertEvent, RuleEvaluator};
+use super::incident::IncidentKeys;
 use super::labels::Labels;
 use super::queue::worker::{Delivered, QueueSnapshot, Worker};
-use super::queue::{DeliveryQueue, Enqueued, Job};
+use super::queue::{DeliveryQueue, Enqueued, FollowUp, Job};
 use super::silence::{self, Silence, Silences};
 use super::sync::{AlertSync, SharedAction, SyncMessage};
 use crate::clock::now_ms;
@@ -40,6 +41,21 @@ pub enum AlertCommand {
     Resolve {
         fingerprint: String,
     },
+    /// Firing again: the acknowledgement was withdrawn or the incident reopened (in
+    /// PagerDuty).
+    Reopen {
+        fingerprint: String,
+    },
+}
+
+/// A change made in an incident tool (PagerDuty), to apply here without telling it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirrored {
+    pub command: AlertCommand,
+    /// Who acted there: `Dana Example (PagerDuty)`.
+    pub by: String,
+    /// The incident's key, when it came with one.
+    pub incident_key: Option<String>,
 }
 
 /// The alerting task as the dashboard sees it: its snapshots (the alert book as it stands, the
@@ -49,6 +65,8 @@ pub struct AlertingHandle {
     pub commands: mpsc::Sender<AlertCommand>,
     /// The delivery queue as the queue screen shows it.
     pub queue: watch::Receiver<QueueSnapshot>,
+    /// Changes made in PagerDuty (its webhooks), applied without echo.
+    pub mirrored: mpsc::Sender<Mirrored>,
 }
 
 /// The event of the entries this module writes; the rule evaluator never evaluates them.
@@ -101,6 +119,7 @@ const KEEP_BOOK_EVERY: Duration = Duration::from_secs(2);
 pub struct Runner {
     alerts: watch::Sender<Vec<AlertRecord>>,
     commands: mpsc::Receiver<AlertCommand>,
+    mirrored: mpsc::Receiver<Mirrored>,
     queue: watch::Sender<QueueSnapshot>,
 }
 
@@ -123,16 +142,19 @@ pub fn desk() -> (Runner, AlertingHandle) {
     let (alerts, alerts_rx) = watch::channel(Vec::new());
     let (commands_tx, commands) = mpsc::channel(64);
     let (queue, queue_rx) = watch::channel(QueueSnapshot::default());
+    let (mirrored_tx, mirrored) = mpsc::channel(256);
     (
         Runner {
             alerts,
             commands,
+            mirrored,
             queue,
         },
         AlertingHandle {
             alerts: alerts_rx,
             commands: commands_tx,
             queue: queue_rx,
+            mirrored: mirrored_tx,
         },
     )
 }
@@ -152,6 +174,7 @@ impl Runner {
         let Runner {
             alerts,
             mut commands,
+            mut mirrored,
             queue: snapshot,
         } = self;
         let (decisions, mut decided) = mpsc::channel(1024);
@@ -179,9 +202,10 @@ impl Runner {
                         keeper.decided(event, &mut decided).await;
                     }
                     Some(command) = commands.recv() => keeper.command(command).await,
+                    Some(change) = mirrored.recv() => keeper.mirrored(change).await,
                     Some(message) = next_remote(&mut remote) => keeper.remote(message),
                     Some(report) = delivered.recv() => keeper.delivered(report).await,
-                    _ = sweep.tick() => keeper.sweep(),
+                    _ = sweep.tick() => keeper.sweep().await,
                     _ = keep.tick(), if keeper.store.is_some() => keeper.keep().await,
                 }
                 keeper.show();
@@ -210,6 +234,8 @@ struct Keeper {
     store: Option<StateStore>,
     /// The silences every instance shares (in the store).
     silences: Option<Silences>,
+    /// Each alert's key in PagerDuty (in the store).
+    incidents: Option<IncidentKeys>,
     /// The book changed since it was last saved.
     unsaved: bool,
 }
@@ -226,6 +252,7 @@ impl Keeper {
             user: outward.user,
             sync: outward.sync,
             silences: outward.store.clone().map(Silences::new),
+            incidents: outward.store.clone().map(IncidentKeys::new),
             store: outward.store,
             unsaved: false,
         }
@@ -274,18 +301,117 @@ impl Keeper {
     }
 
     async fn queue_all(&mut self, alert: &Alert) {
+        let incident_key = self.incident_key(alert).await;
         for &channel in &alert.channels {
-            let status = enqueue(&self.queue, &self.deliverer, &self.metrics, alert, channel).await;
+            let job =
+                Job::new(alert.clone(), channel, now_ms()).with_incident_key(incident_key.clone());
+            let status = enqueue(&self.queue, &self.deliverer, &self.metrics, job).await;
             self.book
                 .set_delivery(alert.fingerprint.as_str(), channel, status);
         }
     }
 
-    /// A person's acknowledgement or resolution here, shared with the other instances.
+    /// The alert's key in PagerDuty, when it pages (made with its first page).
+    async fn incident_key(&self, alert: &Alert) -> Option<String> {
+        if !alert.channels.contains(&Channel::Pagerduty) {
+            return None;
+        }
+        match self.incidents.as_ref()?.open(alert).await {
+            Ok(key) => Some(key),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not keep the alert's incident key");
+                None
+            }
+        }
+    }
+
+    /// Tells PagerDuty that an alert it was paged for was acknowledged or resolved here (by a
+    /// person, or resolved after its quiet period); a resolve ends the incident key, once among
+    /// every instance.
+    async fn follow_up(&mut self, fingerprint: &str, follow_up: FollowUp) {
+        let (Some(incidents), Some(record)) = (&self.incidents, self.book.get(fingerprint)) else {
+            return;
+        };
+        if !record.channels.contains(&Channel::Pagerduty) {
+            return;
+        }
+        let Ok(Some(key)) = incidents.current(fingerprint).await else {
+            // Never paged (muted, or PagerDuty off), or ended already.
+            return;
+        };
+        if follow_up == FollowUp::Resolve
+            && !matches!(incidents.close(fingerprint, &key).await, Ok(true))
+        {
+            return;
+        }
+        let alert = record.reminder(follow_up.as_str());
+        let job = Job::follow_up(alert, Channel::Pagerduty, follow_up, key, now_ms());
+        let status = enqueue(&self.queue, &self.deliverer, &self.metrics, job).await;
+        self.book
+            .set_delivery(fingerprint, Channel::Pagerduty, status);
+    }
+
+    /// A change made in PagerDuty: applied here and shared with the other instances, never
+    /// sent back; the same change twice is nothing.
+    async fn mirrored(&mut self, change: Mirrored) {
+        let now = now_ms();
+        let fingerprint = change.command.fingerprint().to_owned();
+        let unchanged = matches!(
+            (
+                &change.command,
+                self.book.get(&fingerprint).map(|r| &r.state),
+            ),
+            (_, None)
+                | (
+                    AlertCommand::Acknowledge { .. },
+                    Some(AlertState::Acknowledged { .. })
+                )
+                | (
+                    AlertCommand::Resolve { .. },
+                    Some(AlertState::Resolved { .. })
+                )
+                | (AlertCommand::Reopen { .. }, Some(AlertState::Firing))
+        );
+        if unchanged || !apply(&mut self.book, &change.command, &change.by, now) {
+            return;
+        }
+        tracing::info!(command = ?change.command, by = %change.by, "alert changed in PagerDuty");
+        if let (Some(incidents), Some(key)) = (&self.incidents, &change.incident_key) {
+            let kept = match change.command {
+                // The incident is over there: the next page opens a new one.
+                AlertCommand::Resolve { .. } => {
+                    incidents.close(&fingerprint, key).await.map(|_| ())
+                }
+                _ => incidents.remember_key(&fingerprint, key).await,
+            };
+            if let Err(err) = kept {
+                tracing::warn!(error = %err, "could not keep the alert's incident key");
+            }
+        }
+        if let Some(sync) = &self.sync {
+            let action = SharedAction {
+                command: change.command,
+                by: change.by,
+                at_ms: now,
+            };
+            sync.publish(SyncMessage::Action(action)).await;
+        }
+    }
+
+    /// A person's acknowledgement or resolution here, shared with the other instances and told
+    /// to PagerDuty.
     async fn command(&mut self, command: AlertCommand) {
         let now = now_ms();
         if apply(&mut self.book, &command, &self.user, now) {
             tracing::info!(?command, user = %self.user, "alert action");
+            let follow_up = match &command {
+                AlertCommand::Acknowledge { .. } => Some(FollowUp::Acknowledge),
+                AlertCommand::Resolve { .. } => Some(FollowUp::Resolve),
+                AlertCommand::Reopen { .. } => None,
+            };
+            if let Some(follow_up) = follow_up {
+                self.follow_up(command.fingerprint(), follow_up).await;
+            }
             if let Some(sync) = &self.sync {
                 let action = SharedAction {
                     command,
@@ -389,8 +515,10 @@ impl Keeper {
         self.queue_all(&alert).await;
     }
 
-    fn sweep(&mut self) {
-        self.book.resolve_quiet(now_ms(), QUIET_PERIOD);
+    async fn sweep(&mut self) {
+        for fingerprint in self.book.resolve_quiet(now_ms(), QUIET_PERIOD) {
+            self.follow_up(&fingerprint, FollowUp::Resolve).await;
+        }
     }
 
     /// Reads what the other instances added, and saves this book when it changed.
@@ -453,14 +581,12 @@ async fn enqueue(
     queue: &DeliveryQueue,
     deliverer: &Deliverer,
     metrics: &Metrics,
-    alert: &Alert,
-    channel: Channel,
+    job: Job,
 ) -> DeliveryStatus {
-    if let Some(off) = deliverer.skipped(channel) {
-        metrics.alert_suppressed(&alert.rule);
+    if let Some(off) = deliverer.skipped(job.channel) {
+        metrics.alert_suppressed(&job.alert.rule);
         return off;
     }
-    let job = Job::new(alert.clone(), channel, now_ms());
     if queue.enqueue(job).await == Enqueued::Added {
         metrics.alert_enqueued();
     }
@@ -474,6 +600,18 @@ fn apply(book: &mut AlertBook, command: &AlertCommand, by: &str, at_ms: i64) -> 
             book.acknowledge(fingerprint, by, note.clone(), at_ms, DEFAULT_ACK)
         }
         AlertCommand::Resolve { fingerprint } => book.resolve(fingerprint, by, at_ms),
+        AlertCommand::Reopen { fingerprint } => book.reopen(fingerprint),
+    }
+}
+
+impl AlertCommand {
+    /// The alert it is about.
+    pub fn fingerprint(&self) -> &str {
+        match self {
+            AlertCommand::Acknowledge { fingerprint, .. }
+            | AlertCommand::Resolve { fingerprint }
+            | AlertCommand::Reopen { fingerprint } => fingerprint,
+        }
     }
 }
 

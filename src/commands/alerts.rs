@@ -139,12 +139,30 @@ pub async fn test(cli: &Cli, channel: &str) -> Exit {
     };
     let deliverer = Deliverer::new(ChannelSettings::from_env_and(&settings.alert_channels));
     let name = channel.as_str();
+    let progress = |progress: DeliveryStatus| eprintln!("shiplog: {name}: {}", progress.label());
     let status = deliverer
-        .deliver(channel, &Notification::firing(&alert), |progress| {
-            eprintln!("shiplog: {name}: {}", progress.label());
-        })
+        .deliver(channel, &Notification::firing(&alert), progress)
         .await;
     match status {
+        // A test must not leave someone paged: the incident it opened is resolved at once.
+        DeliveryStatus::Sent { .. } if channel == Channel::Pagerduty => {
+            let mut resolve = Notification::firing(&alert);
+            resolve.state = shiplog::alert::channels::text::RESOLVED;
+            match deliverer.deliver(channel, &resolve, progress).await {
+                DeliveryStatus::Sent { .. } => {
+                    say!("{name}: sent (the test incident was triggered, then resolved)");
+                    Ok(exit::OK)
+                }
+                other => Err(CommandError::new(
+                    exit::FOLLOW_FAILED,
+                    format!(
+                        "{name}: the test incident was triggered but not resolved: {}",
+                        other.label()
+                    ),
+                )
+                .hint("resolve it in PagerDuty")),
+            }
+        }
         DeliveryStatus::Sent { .. } => {
             say!("{name}: sent");
             Ok(exit::OK)

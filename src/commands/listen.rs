@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::mpsc::Sender;
 
+use shiplog::alert::runner::Mirrored;
 use shiplog::config::Settings;
 use shiplog::exit;
 use shiplog::ingest::listener::{self, ListenerParts};
@@ -31,6 +33,14 @@ pub async fn bind(settings: &Settings) -> Result<Option<TcpListener>, CommandErr
     }
 }
 
+/// The engines the listener hands what it takes to.
+pub struct Engines<'a> {
+    /// Webhooks start followers and move production.
+    pub stream: &'a StreamHandle,
+    /// PagerDuty's changes go to the alerting engine, when it runs.
+    pub alerts: Option<Sender<Mirrored>>,
+}
+
 /// Serves the routes until `shutdown`; says where on stderr. The task ends once what was
 /// acknowledged is taken.
 pub fn start(
@@ -39,14 +49,15 @@ pub fn start(
     store: &StateStore,
     logger: &Logger,
     metrics: &Arc<Metrics>,
-    stream: &StreamHandle,
+    engines: Engines<'_>,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
+    let stream = engines.stream;
     let addr = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
     eprintln!(
-        "shiplog: listening on http://{addr} (POST /vercel/webhook, /vercel/drain, GET /metrics, /healthz, /readyz)"
+        "shiplog: listening on http://{addr} (POST /vercel/webhook, /vercel/drain, /pagerduty/webhook, GET /metrics, /healthz, /readyz)"
     );
     for (secrets, what, variable) in [
         (
@@ -70,6 +81,9 @@ pub fn start(
         drain_verify: settings.drain_verify.clone(),
         engine: stream.snapshot.clone(),
         project: settings.project.clone(),
+        pagerduty_secrets: settings.pagerduty_webhook_secrets.clone(),
+        alerts: engines.alerts,
+        pagerduty_api: settings.pagerduty_api.clone(),
     };
     tokio::spawn(listener::serve(listener, parts, shutdown))
 }

@@ -209,7 +209,10 @@ pub async fn run_headless(
             &team.store,
             &logger,
             &team.metrics,
-            &stream,
+            super::listen::Engines {
+                stream: &stream,
+                alerts: alerting.as_ref().map(|(_, handle)| handle.mirrored.clone()),
+            },
             shutdown,
         )
     });

@@ -16,7 +16,9 @@ use super::alarm::SignatureAlarm;
 use super::desk::WebhookDesk;
 use super::drain_desk::DrainDesk;
 use super::drain_route::{DRAIN_DECODED_LIMIT, DRAIN_QUEUE_KIB, DRAIN_READS};
+use super::pagerduty_desk::{PagerDutyApi, PagerDutyDesk};
 use super::routes::{router, Ingest, Peer};
+use crate::alert::runner::Mirrored;
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
@@ -48,6 +50,11 @@ pub struct ListenerParts {
     /// twice), and the project it watches.
     pub engine: watch::Receiver<EngineSnapshot>,
     pub project: Option<String>,
+    /// `PAGERDUTY_WEBHOOK_SECRET`, and where PagerDuty's changes go (the alerting engine).
+    pub pagerduty_secrets: Vec<Secret>,
+    pub alerts: Option<mpsc::Sender<Mirrored>>,
+    /// PagerDuty's REST API, for incidents whose webhooks carry no key.
+    pub pagerduty_api: Option<PagerDutyApi>,
 }
 
 /// Binds `addr` (so that a wrong or taken address fails before anything starts).
@@ -76,6 +83,15 @@ pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdo
         parts.stream,
     );
     let webhooks = tokio::spawn(desk.run(deliveries, shutdown.clone()));
+    let (pagerduty_queue, incidents) = mpsc::channel(QUEUE);
+    let pagerduty = PagerDutyDesk::new(
+        parts.store.clone(),
+        parts.logger.clone(),
+        parts.metrics.clone(),
+        parts.alerts,
+        parts.pagerduty_api,
+    );
+    let pagerduty = tokio::spawn(pagerduty.run(incidents, shutdown.clone()));
     let ingest = Arc::new(Ingest {
         webhook_secrets: parts.webhook_secrets,
         queue,
@@ -84,6 +100,8 @@ pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdo
         drain_queue,
         drain_room: Arc::new(Semaphore::new(DRAIN_QUEUE_KIB)),
         drain_reads: Arc::new(Semaphore::new(DRAIN_READS)),
+        pagerduty_secrets: parts.pagerduty_secrets,
+        pagerduty_queue,
         store: parts.store,
         metrics: parts.metrics,
         alarm: SignatureAlarm::new(parts.logger),
@@ -91,7 +109,7 @@ pub async fn serve(listener: TcpListener, parts: ListenerParts, shutdown: Shutdo
     tokio::spawn(sweep_ledgers(ingest.store.clone(), shutdown.clone()));
     accept(listener, router(ingest), shutdown).await;
     // What was acknowledged is taken before the listener counts as stopped.
-    let _ = tokio::join!(webhooks, drains);
+    let _ = tokio::join!(webhooks, drains, pagerduty);
 }
 
 async fn accept(listener: TcpListener, app: Router, mut shutdown: Shutdown) {

@@ -12,6 +12,8 @@ pub mod drain_route;
 pub mod ledger;
 pub mod listener;
 pub mod order;
+pub mod pagerduty;
+pub mod pagerduty_desk;
 pub mod routes;
 pub mod webhook;
 

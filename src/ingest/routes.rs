@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::alarm::SignatureAlarm;
 use super::desk::WEBHOOK_ROUTE;
 use super::drain_desk::DRAIN_ROUTE;
+use super::pagerduty::PAGERDUTY_ROUTE;
 use super::webhook::{parse_delivery, Delivery};
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::store::StateStore;
@@ -50,6 +51,10 @@ pub struct Ingest {
     pub drain_room: Arc<tokio::sync::Semaphore>,
     /// Batches being read and checked now (see `drain_route::DRAIN_READS`).
     pub drain_reads: Arc<tokio::sync::Semaphore>,
+    /// `PAGERDUTY_WEBHOOK_SECRET`: what PagerDuty signs its webhooks with.
+    pub pagerduty_secrets: Vec<crate::secret::Secret>,
+    /// PagerDuty's webhooks acknowledged and not yet taken.
+    pub pagerduty_queue: mpsc::Sender<super::pagerduty::IncidentEvent>,
     pub store: StateStore,
     pub metrics: Arc<Metrics>,
     pub alarm: SignatureAlarm,
@@ -59,6 +64,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
         .route(WEBHOOK_ROUTE, post(webhook))
         .route(DRAIN_ROUTE, post(super::drain_route::drain))
+        .route(PAGERDUTY_ROUTE, post(super::pagerduty_desk::webhook))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -78,6 +84,7 @@ async fn counted(State(ingest): State<Arc<Ingest>>, request: Request, next: Next
     let route = match request.uri().path() {
         WEBHOOK_ROUTE => WEBHOOK_ROUTE,
         DRAIN_ROUTE => DRAIN_ROUTE,
+        PAGERDUTY_ROUTE => PAGERDUTY_ROUTE,
         "/metrics" => "/metrics",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",

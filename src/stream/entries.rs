@@ -125,14 +125,52 @@ pub fn outcome_entry(ctx: &EntryContext, end: ReadyState, first_error: Option<&s
         }
         _ => format!("Deployment {} of {name} is {end}", ctx.vercel_id),
     };
-    ctx.entry(
-        crate::clock::now_ms(),
-        Tier::Deploy,
-        severity,
-        event,
-        message,
-    )
-    .with_meta("ready_state", end.as_str())
+    let entry = ctx
+        .entry(
+            crate::clock::now_ms(),
+            Tier::Deploy,
+            severity,
+            event,
+            message,
+        )
+        .with_meta("ready_state", end.as_str());
+    match first_error {
+        Some(error) => entry.with_meta("first_error", error),
+        None => entry,
+    }
+}
+
+/// The facts about a deployment an alert on its outcome names (target, branch, commit, its
+/// address and its page in Vercel), added to the outcome's entry: what silences match and
+/// PagerDuty shows.
+pub fn with_deployment_facts(mut entry: LogEntry, deployment: &Deployment) -> LogEntry {
+    let git = deployment.git();
+    let https = |url: &str| {
+        if url.starts_with("http") {
+            url.to_owned()
+        } else {
+            format!("https://{url}")
+        }
+    };
+    let facts = [
+        (
+            "target",
+            Some(deployment.target.as_deref().unwrap_or("preview").to_owned()),
+        ),
+        ("branch", git.branch.map(str::to_owned)),
+        ("commit", git.short_sha().map(str::to_owned)),
+        ("url", deployment.url.as_deref().map(str::to_owned)),
+        (
+            "inspector_url",
+            deployment.inspector_url.as_deref().map(https),
+        ),
+    ];
+    for (key, value) in facts {
+        if let Some(value) = value {
+            entry = entry.with_meta(key, value);
+        }
+    }
+    entry
 }
 
 /// The unified entry for one build event (taking its strings rather than copying them).

@@ -37,7 +37,7 @@ impl SigningSecrets {
     /// [`SigningSecrets::verify`] over what `body` reads (a gunzipped batch, whose signature
     /// may be of the bytes before or after compression), read once in pieces.
     pub fn verify_reader(&self, mut body: impl std::io::Read, signature: Option<&[u8]>) -> bool {
-        let Some(claimed) = signature.and_then(decode_hex) else {
+        let Some(claimed) = signature.and_then(crate::secret::decode_hex::<20>) else {
             return false;
         };
         let mut macs: Vec<_> = self.0.iter().map(|s| keyed(s.expose(), b"")).collect();
@@ -78,20 +78,6 @@ fn keyed(secret: &str, body: &[u8]) -> Hmac<Sha1> {
         .expect("HMAC takes a key of any length");
     mac.update(body);
     mac
-}
-
-/// 20 bytes from 40 hex digits (either case, surrounding blanks allowed); `None` otherwise.
-fn decode_hex(text: &[u8]) -> Option<[u8; 20]> {
-    let text = text.trim_ascii();
-    if text.len() != 40 {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16);
-    let mut out = [0u8; 20];
-    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -72,6 +72,9 @@ pub struct Deployment {
     pub canceled_at: Option<i64>,
     #[serde(default)]
     pub target: Option<String>,
+    /// The deployment's page in Vercel's dashboard.
+    #[serde(default)]
+    pub inspector_url: Option<String>,
     #[serde(default)]
     pub meta: Map<String, Value>,
 }

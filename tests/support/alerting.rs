@@ -12,7 +12,7 @@ use axum::Router;
 use shiplog::alert::book::AlertRecord;
 use shiplog::alert::channels::ChannelSettings;
 use shiplog::alert::delivery::Deliverer;
-use shiplog::alert::queue::DeliveryQueue;
+use shiplog::alert::queue::{DeliveryQueue, QueueSettings};
 use shiplog::alert::runner::{desk, AlertingHandle, Outward};
 use shiplog::alert::sync::AlertSync;
 use shiplog::alert::{RuleEvaluator, RuleSet, Suppressor};
@@ -31,47 +31,66 @@ pub struct Instance {
     pub running: tokio::task::JoinHandle<()>,
 }
 
-/// Starts alerting as `user` with the built-in rules, keeping its book (and reading silences)
-/// in `store`, sharing actions through `sync` when given.
-pub fn start(
-    store: StateStore,
-    channels: ChannelSettings,
-    user: &str,
-    sync: Option<AlertSync>,
-) -> Instance {
-    let (builder, outlet) = Logger::builder().channel("alerts", 256, Delivery::DropWhenFull);
-    let logger = builder.build();
-    let (runner, desk) = desk();
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let metrics = Arc::new(Metrics::new());
-    let deliverer = Deliverer::with_retry(
-        channels,
-        RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(40),
-        },
-    );
-    let outward = Outward {
-        deliverer: Arc::new(deliverer.sharing_pauses(store.clone())),
-        queue: Arc::new(DeliveryQueue::in_memory(Default::default())),
-        metrics: metrics.clone(),
-        user: user.to_owned(),
-        sync,
-        store: Some(store.clone()),
-    };
-    let engine = RuleEvaluator::new(
-        RuleSet::builtin(),
-        Suppressor::shared(store),
-        metrics.clone(),
-    );
-    let running = tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
-    Instance {
-        desk,
-        logger,
-        metrics,
-        stop,
-        running,
+/// How a test's instance alerts: its channels, rules, queue, user, and link to the others.
+pub struct Alerting {
+    pub channels: ChannelSettings,
+    pub rules: RuleSet,
+    pub queue: QueueSettings,
+    pub user: String,
+    pub sync: Option<AlertSync>,
+}
+
+impl Alerting {
+    /// The built-in rules, the queue's defaults, as `ana`, alone.
+    pub fn new(channels: ChannelSettings) -> Self {
+        Alerting {
+            channels,
+            rules: RuleSet::builtin(),
+            queue: QueueSettings::default(),
+            user: "ana".to_owned(),
+            sync: None,
+        }
+    }
+
+    /// The built-in rules with these (TOML `[[alert_rules]]`) laid over them.
+    pub fn rules(mut self, toml: &str) -> Self {
+        let rules = shiplog::alert::rule::rules_in(toml, "the test").expect("rules");
+        self.rules = RuleSet::with_overrides(rules).expect("a rule set");
+        self
+    }
+
+    /// Starts it, keeping its book (and reading silences, incident keys) in `store`.
+    pub fn start(self, store: StateStore) -> Instance {
+        let (builder, outlet) = Logger::builder().channel("alerts", 256, Delivery::DropWhenFull);
+        let logger = builder.build();
+        let (runner, desk) = desk();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let metrics = Arc::new(Metrics::new());
+        let deliverer = Deliverer::with_retry(
+            self.channels,
+            RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(40),
+            },
+        );
+        let outward = Outward {
+            deliverer: Arc::new(deliverer.sharing_pauses(store.clone())),
+            queue: Arc::new(DeliveryQueue::in_memory(self.queue)),
+            metrics: metrics.clone(),
+            user: self.user,
+            sync: self.sync,
+            store: Some(store.clone()),
+        };
+        let engine = RuleEvaluator::new(self.rules, Suppressor::shared(store), metrics.clone());
+        let running = tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
+        Instance {
+            desk,
+            logger,
+            metrics,
+            stop,
+            running,
+        }
     }
 }
 

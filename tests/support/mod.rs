@@ -7,6 +7,7 @@ pub mod files;
 pub mod http;
 pub mod keys;
 pub mod oauth_server;
+pub mod pagerduty;
 pub mod pty;
 pub mod redis;
 pub mod smtp;

@@ -358,6 +358,7 @@ mod tests {
         let alert = an_alert("");
         let n = Notification {
             link: Some("ftp://x"),
+            incident_key: None,
             ..Notification::firing(&alert)
         };
         let embed = &payload(&n)["embeds"][0];

@@ -14,6 +14,7 @@
 pub mod discord;
 pub mod email;
 mod keys;
+pub mod pagerduty;
 mod request;
 pub mod slack;
 pub mod text;
@@ -91,6 +92,7 @@ channels! {
     Email email => email::Smtp,
     Sms sms => twilio::Twilio,
     Webhook webhook => webhook::Webhook,
+    Pagerduty pagerduty => pagerduty::PagerDuty,
 }
 
 impl Channel {
@@ -114,11 +116,31 @@ pub trait Destination: std::fmt::Debug + Clone + Sized {
     /// What a destination needs, for "no destination (…)".
     const NEEDS: &'static str;
 
+    /// Tries per notification, when the channel needs more than the queue's (a page must
+    /// outlast a longer outage than a chat message).
+    const ATTEMPTS: Option<u32> = None;
+
     /// The destination, when the variables name a whole one.
     fn read(vars: &Vars) -> Option<Self>;
 
     /// What carries one notification there.
     fn request(&self, notification: &Notification<'_>) -> Result<Request, RequestError>;
+
+    /// The most notifications this destination takes in a window, kept by every instance
+    /// together; none when only the queue's global limit applies.
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
+    }
+}
+
+/// At most `limit` notifications in any `window`, counted under `scope` (shared by every
+/// instance on one Redis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Names the counter; never a secret.
+    pub scope: String,
+    pub limit: u32,
+    pub window: std::time::Duration,
 }
 
 /// The keys of the destination `D`, its switch's included.
@@ -174,6 +196,8 @@ pub enum Readiness {
 trait Setup {
     fn readiness(&self, demo: bool) -> Readiness;
     fn request(&self, notification: &Notification<'_>) -> Option<Result<Request, RequestError>>;
+    fn attempts(&self) -> Option<u32>;
+    fn rate_limit(&self) -> Option<RateLimit>;
 }
 
 impl<D: Destination> Setup for Switched<D> {
@@ -192,6 +216,14 @@ impl<D: Destination> Setup for Switched<D> {
 
     fn request(&self, notification: &Notification<'_>) -> Option<Result<Request, RequestError>> {
         self.destination.as_ref().map(|d| d.request(notification))
+    }
+
+    fn attempts(&self) -> Option<u32> {
+        D::ATTEMPTS
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        self.destination.as_ref()?.rate_limit()
     }
 }
 
@@ -226,6 +258,16 @@ impl ChannelSettings {
     ) -> Option<Result<Request, RequestError>> {
         self.of(channel)?.request(notification)
     }
+
+    /// Tries per notification to `channel`, when it needs other than the queue's.
+    pub fn attempts(&self, channel: Channel) -> Option<u32> {
+        self.of(channel)?.attempts()
+    }
+
+    /// How many notifications `channel`'s destination takes in a window, if it says.
+    pub fn rate_limit(&self, channel: Channel) -> Option<RateLimit> {
+        self.of(channel)?.rate_limit()
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +288,7 @@ mod tests {
         assert_eq!(Channel::named(&[Channel::Sms]), "sms");
         assert_eq!(
             Channel::named(&Channel::ALL),
-            "slack, discord, email, sms or webhook"
+            "slack, discord, email, sms, webhook or pagerduty"
         );
     }
 

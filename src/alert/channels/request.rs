@@ -20,7 +20,15 @@ pub struct HttpRequest {
     pub body: Body,
     /// HTTP Basic auth: the user and the password.
     pub basic_auth: Option<(String, Secret)>,
+    /// Secrets in the body (a routing key) the service may echo back: kept out of its answer
+    /// as shown.
+    pub hidden: Vec<Secret>,
+    /// How long the channel waits after a 429 that says nothing of when to try again.
+    pub rate_limited_pause: std::time::Duration,
 }
+
+/// After a 429 without `Retry-After`.
+pub const RATE_LIMITED_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub enum Body {
     Json(serde_json::Value),
@@ -35,6 +43,8 @@ impl Request {
             url: url.clone(),
             body: Body::Json(body),
             basic_auth: None,
+            hidden: Vec::new(),
+            rate_limited_pause: RATE_LIMITED_PAUSE,
         })
     }
 }

@@ -263,6 +263,7 @@ mod tests {
             an_alert("<!channel> <@channel> <@U024BE7LH> & <https://evil.example|click> `x`");
         let n = Notification {
             link: Some("https://vercel.com/a?b=1&c=<2>|3"),
+            incident_key: None,
             ..note(&alert)
         };
         let payload = payload(&n);
@@ -322,6 +323,7 @@ mod tests {
         let alert = an_alert("x");
         let n = Notification {
             link: Some("javascript:alert(1)"),
+            incident_key: None,
             ..note(&alert)
         };
         let context = payload(&n)["blocks"][3]["elements"][0]["text"].clone();

@@ -33,6 +33,9 @@ pub struct Notification<'a> {
     pub state: &'a str,
     /// Link to more (e.g. the Vercel inspector URL), optional.
     pub link: Option<&'a str>,
+    /// The key the alert is known by in an incident tool (PagerDuty's `dedup_key`): stable for
+    /// the life of one alert.
+    pub incident_key: Option<&'a str>,
 }
 
 impl<'a> Notification<'a> {
@@ -43,6 +46,7 @@ impl<'a> Notification<'a> {
             count: 1,
             state: FIRING,
             link: None,
+            incident_key: None,
         }
     }
 }
@@ -324,6 +328,7 @@ pub(crate) mod test_support {
             count: 37,
             state: "firing",
             link: Some("https://vercel.com/acme/storefront/2A1YdwhTadMp5nphik5kEwFBwnxR"),
+            incident_key: None,
         }
     }
 
@@ -489,6 +494,7 @@ mod tests {
         let alert = an_alert("x");
         let with = |link| Notification {
             link: Some(link),
+            incident_key: None,
             ..Notification::firing(&alert)
         };
         assert_eq!(

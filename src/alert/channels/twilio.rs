@@ -72,6 +72,8 @@ impl Destination for Twilio {
             url: Secret::new(messages_url(&self.api_url, &self.account_sid)),
             body: Body::Form(encode_form(&form(n, &self.from, &self.to))),
             basic_auth: Some((self.account_sid.clone(), self.auth_token.clone())),
+            hidden: Vec::new(),
+            rate_limited_pause: super::request::RATE_LIMITED_PAUSE,
         }))
     }
 }

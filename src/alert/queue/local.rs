@@ -3,7 +3,7 @@
 //! when the next one opens the file. One process owns the file at a time (an OS lock); another
 //! process on the same state directory queues in memory only.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::alert::channels::RateLimit;
 use crate::fsutil;
 
 use super::{Ending, Enqueued, FinishedJob, Job, QueueCounts, QueueSettings, Taken, STALLED};
@@ -59,6 +60,8 @@ struct State {
     heard: BTreeMap<String, Instant>,
     /// The current second and how many notifications started in it.
     window: (i64, u32),
+    /// When notifications started, per rate-limited scope, within its window.
+    scopes: HashMap<String, VecDeque<i64>>,
 }
 
 pub struct LocalQueue {
@@ -135,6 +138,7 @@ impl LocalQueue {
                 live,
                 heard: BTreeMap::new(),
                 window: (0, 0),
+                scopes: HashMap::new(),
             }),
             wake: Notify::new(),
             settings,
@@ -307,6 +311,25 @@ impl LocalQueue {
                 (1000 - now_ms.rem_euclid(1000)) as u64,
             ))
         }
+    }
+
+    /// None when one more notification within `limit` may start now (it is counted), else how
+    /// long until one may; in this process.
+    pub fn window_slot(&self, limit: &RateLimit, now_ms: i64) -> Option<Duration> {
+        let mut state = self.state.lock().ok()?;
+        let window = limit.window.as_millis() as i64;
+        let starts = state.scopes.entry(limit.scope.clone()).or_default();
+        while starts.front().is_some_and(|&t| t <= now_ms - window) {
+            starts.pop_front();
+        }
+        if starts.len() < limit.limit as usize {
+            starts.push_back(now_ms);
+            return None;
+        }
+        let oldest = starts.front().copied().unwrap_or(now_ms);
+        Some(Duration::from_millis(
+            (oldest + window - now_ms).max(1) as u64
+        ))
     }
 
     pub fn counts(&self) -> QueueCounts {

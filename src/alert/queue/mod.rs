@@ -74,7 +74,8 @@ pub const STALLED: &str = "stalled more than allowable limit";
 /// One notification of one alert to one channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
-    /// `{fingerprint}.{channel}`: while a job with this id is queued, another is not added.
+    /// `{fingerprint}.{channel}` (`.acknowledge`, `.resolve` for a follow-up): while a job with
+    /// this id is queued, another is not added.
     pub id: String,
     pub channel: Channel,
     pub alert: Alert,
@@ -82,6 +83,37 @@ pub struct Job {
     #[serde(default)]
     pub attempts_made: u32,
     pub enqueued_ms: i64,
+    /// The alert's key in an incident tool (see `alert::incident`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_key: Option<String>,
+    /// Set for news of an alert already told: someone acknowledged or resolved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<FollowUp>,
+}
+
+/// What a follow-up notification tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FollowUp {
+    Acknowledge,
+    Resolve,
+}
+
+impl FollowUp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowUp::Acknowledge => "acknowledge",
+            FollowUp::Resolve => "resolve",
+        }
+    }
+
+    /// The state a notification of it says.
+    pub fn state(self) -> &'static str {
+        match self {
+            FollowUp::Acknowledge => crate::alert::channels::text::ACKNOWLEDGED,
+            FollowUp::Resolve => crate::alert::channels::text::RESOLVED,
+        }
+    }
 }
 
 impl Job {
@@ -92,7 +124,30 @@ impl Job {
             alert,
             attempts_made: 0,
             enqueued_ms: now_ms,
+            incident_key: None,
+            follow_up: None,
         }
+    }
+
+    /// The notification of an alert, known in incident tools by `incident_key`.
+    pub fn with_incident_key(mut self, incident_key: Option<String>) -> Job {
+        self.incident_key = incident_key;
+        self
+    }
+
+    /// Tells `channel` that the alert (known there by `incident_key`) was acknowledged or
+    /// resolved.
+    pub fn follow_up(
+        alert: Alert,
+        channel: Channel,
+        follow_up: FollowUp,
+        incident_key: String,
+        now_ms: i64,
+    ) -> Job {
+        let mut job = Job::new(alert, channel, now_ms).with_incident_key(Some(incident_key));
+        job.id = format!("{}.{}", job.id, follow_up.as_str());
+        job.follow_up = Some(follow_up);
+        job
     }
 }
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::entries::{outcome_entry, EntryContext, FirstError};
+use super::entries::{outcome_entry, with_deployment_facts, EntryContext, FirstError};
 use super::identity::{resume_key, STATE_TTL};
 use super::options::{FollowOptions, StreamHealth};
 use super::resume::ResumeState;
@@ -150,7 +150,10 @@ impl Follower {
         if let Ok(end) = &result {
             let first_error = track.first_error.line();
             self.logger
-                .write_waiting(outcome_entry(&ctx, *end, first_error))
+                .write_waiting(with_deployment_facts(
+                    outcome_entry(&ctx, *end, first_error),
+                    &deployment,
+                ))
                 .await;
         }
         result

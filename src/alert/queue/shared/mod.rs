@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 use super::{
     Ending, Enqueued, FinishedJob, Job, QueueCounts, QueueError, QueueSettings, Taken, STALLED,
 };
+use crate::alert::channels::RateLimit;
 use crate::redis_io::{
     ConnectFailure, RedisIoError, RedisLink, RedisTarget, Request, DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -362,6 +363,26 @@ impl SharedQueue {
         let started: u64 = self.run(&invocation).await?;
         Ok((started > u64::from(self.settings.rate_per_second))
             .then(|| Duration::from_millis((1000 - now_ms.rem_euclid(1000)) as u64)))
+    }
+
+    /// None when one more notification within `limit` may start now (it is counted), else how
+    /// long until one may; across every instance.
+    pub async fn window_slot(
+        &self,
+        limit: &RateLimit,
+        now_ms: i64,
+    ) -> Result<Option<Duration>, QueueError> {
+        let mut invocation = self
+            .scripts
+            .window
+            .key(self.sub(&format!("window:{}", limit.scope)));
+        invocation
+            .arg(now_ms)
+            .arg(limit.window.as_millis() as i64)
+            .arg(limit.limit)
+            .arg(ulid::Ulid::new().to_string());
+        let wait: i64 = self.run(&invocation).await?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait as u64)))
     }
 
     pub async fn counts(&self) -> Result<QueueCounts, QueueError> {

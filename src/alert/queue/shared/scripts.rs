@@ -64,6 +64,22 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], 2000) end
 return n
 ";
 
+/// KEYS: the scope's sorted set of starts. ARGV: now (ms), the window (ms), the limit, a unique
+/// member. 0 when one more may start now (it is counted), else the ms until one may: a sliding
+/// window, exact across every instance.
+const WINDOW: &str = r"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+";
+
 /// A script that begins with `IF_HOLDER`: on the stream, for the job `receipt` while `consumer`
 /// holds it (its first key and first three arguments; the script's own follow).
 pub(super) fn held_by<'a>(
@@ -84,6 +100,7 @@ pub(super) struct Scripts {
     pub(super) retry: Script,
     pub(super) promote: Script,
     pub(super) rate: Script,
+    pub(super) window: Script,
 }
 
 impl Scripts {
@@ -95,6 +112,7 @@ impl Scripts {
             retry: Script::new(&format!("{IF_HOLDER}{RETRY}")),
             promote: Script::new(PROMOTE),
             rate: Script::new(RATE),
+            window: Script::new(WINDOW),
         }
     }
 }

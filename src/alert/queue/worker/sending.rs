@@ -35,7 +35,17 @@ impl Worker {
             self.retry_at(source, &taken, job.clone(), due).await;
             return;
         }
-        if let Some(why) = self.settled(job.alert.fingerprint.as_str()) {
+        if let Some(wait) = self.window_slot(source, job.channel).await {
+            let due = now_ms() + wait.as_millis() as i64;
+            self.retry_at(source, &taken, job.clone(), due).await;
+            return;
+        }
+        let settled = match job.follow_up {
+            // A follow-up is news of the settling itself.
+            Some(_) => None,
+            None => self.settled(job.alert.fingerprint.as_str()),
+        };
+        if let Some(why) = settled {
             let why = format!("not sent: {why} first");
             self.finish(source, &taken, Ending::Skipped(&why), now_ms())
                 .await;
@@ -57,7 +67,13 @@ impl Worker {
 
     /// One try at sending the job, keeping it alive meanwhile.
     async fn attempt(&self, source: Source, taken: &Taken) -> Result<DeliveryStatus, Failure> {
-        let notification = Notification::firing(&taken.job.alert);
+        let job = &taken.job;
+        let mut notification = Notification::firing(&job.alert);
+        notification.incident_key = job.incident_key.as_deref();
+        notification.link = job.alert.entry.metadata.get_str("inspector_url");
+        if let Some(follow_up) = job.follow_up {
+            notification.state = follow_up.state();
+        }
         let attempt = self.deliverer.attempt(taken.job.channel, &notification);
         tokio::pin!(attempt);
         let mut heartbeat = tokio::time::interval(self.queue.settings().stall_interval / 3);
@@ -108,7 +124,11 @@ impl Worker {
         let mut retried = taken.job.clone();
         retried.attempts_made += 1;
         let attempts = retried.attempts_made;
-        if attempts >= self.queue.settings().attempts {
+        let allowed = self
+            .deliverer
+            .attempts(taken.job.channel)
+            .unwrap_or(self.queue.settings().attempts);
+        if attempts >= allowed {
             let reason = format!("{reason} (after {attempts} attempts)");
             self.finish(source, taken, Ending::Dead(&reason), now).await;
             return DeliveryStatus::Failed { reason };
@@ -152,6 +172,23 @@ impl Worker {
                 Some(wait) => tokio::time::sleep(wait).await,
                 None => return,
             }
+        }
+    }
+
+    /// How long a notification to `channel` waits for its destination's own rate limit (none
+    /// when it may go now, or has no such limit).
+    async fn window_slot(&self, source: Source, channel: Channel) -> Option<Duration> {
+        let limit = self.deliverer.rate_limit(channel)?;
+        let now = now_ms();
+        match self.shared_for(source) {
+            Some(shared) => match shared.window_slot(&limit, now).await {
+                Ok(wait) => wait,
+                Err(err) => {
+                    self.queue.failed(&err);
+                    self.queue.local().window_slot(&limit, now)
+                }
+            },
+            None => self.queue.local().window_slot(&limit, now),
         }
     }
 
