@@ -114,6 +114,8 @@ async fn through(
         user: "bench".to_owned(),
         sync: None,
         store: None,
+        // The time from a match to its notification, not a group's wait for more members.
+        routing: Arc::new(shiplog::alert::routing::Routing::default().without_wait()),
     };
     tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
     let mut samples = Vec::with_capacity(ROUNDS);

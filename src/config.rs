@@ -68,6 +68,9 @@ pub struct FileConfig {
     /// Where alerts go; the environment variables of the same meaning win.
     #[serde(default)]
     pub alert_channels: AlertChannels,
+    /// Grouping of notifications and inhibition (`[alert_routing]`).
+    #[serde(default)]
+    pub alert_routing: crate::alert::routing::RoutingConfig,
     /// `[[alert_rules]]` tables; read with their line numbers into `rules`.
     #[serde(default, rename = "alert_rules")]
     _alert_rules: Option<toml::Value>,
@@ -104,6 +107,29 @@ impl FileConfig {
         config.rules = crate::alert::rule::rules_in(&text, &origin)?;
         Ok(config)
     }
+}
+
+/// `[alert_routing]`, with `SHIPLOG_GROUP_WAIT_SECS` over every `group_wait_secs`.
+fn alert_routing(
+    file: &crate::alert::routing::RoutingConfig,
+) -> Result<crate::alert::routing::Routing, ConfigError> {
+    let mut routing = file.clone();
+    if let Some(wait) = std::env::var("SHIPLOG_GROUP_WAIT_SECS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        let secs = wait.trim().parse().map_err(|_| {
+            ConfigError::Value(format!(
+                "SHIPLOG_GROUP_WAIT_SECS={wait:?} is not a number of seconds"
+            ))
+        })?;
+        routing.grouping.group_wait_secs = Some(secs);
+        for channel in routing.channels.values_mut() {
+            channel.group_wait_secs = Some(secs);
+        }
+    }
+    crate::alert::routing::Routing::from_config(&routing)
+        .map_err(|err| ConfigError::Value(err.to_string()))
 }
 
 /// `VERCEL_API_URL`: an https URL; plain http only to this machine (the simulator, tests), since
@@ -367,6 +393,8 @@ pub struct Settings {
     pub mouse: bool,
     /// The alert rules in force: the built-ins with the config file's laid over them.
     pub alert_rules: crate::alert::RuleSet,
+    /// Grouping (`SHIPLOG_GROUP_WAIT_SECS` over the file's `group_wait_secs`) and inhibition.
+    pub alert_routing: std::sync::Arc<crate::alert::routing::Routing>,
     /// Run the alerting engine: on in production and staging, off in development unless
     /// `LOG_ALERTS_ENABLED=true` (the demo turns it on).
     pub alerts_enabled: bool,
@@ -449,6 +477,7 @@ impl Settings {
             .unwrap_or_else(|| "unknown".to_owned());
         // A bad alert rule stops every command, naming the file, line and rule.
         let alert_rules = crate::alert::RuleSet::with_overrides(file.rules)?;
+        let alert_routing = alert_routing(&file.alert_routing)?;
         let namespace = file
             .namespace
             .unwrap_or_else(|| format!("shiplog:{}:", env.as_str()));
@@ -479,6 +508,7 @@ impl Settings {
                 .max(100),
             mouse: overrides.mouse || file.mouse.unwrap_or(false),
             alert_rules,
+            alert_routing: std::sync::Arc::new(alert_routing),
             alerts_enabled,
             alert_channels: file.alert_channels,
             metrics_interval: Duration::from_millis(

@@ -212,6 +212,7 @@ fn start_instance(
         user: user.to_owned(),
         sync,
         store: keeps_book.then(|| store.clone()),
+        routing: Arc::new(shiplog::alert::routing::Routing::default().without_wait()),
     };
     let running =
         tokio::spawn(runner.run(engine(store).0, outlet, logger.clone(), shutdown, outward));

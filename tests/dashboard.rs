@@ -211,6 +211,8 @@ fn an_alert_is_queued_retried_dead_lettered_and_acknowledged_on_screen() {
             ("LOG_ALERTS_ENABLED", "true"),
             ("SHIPLOG_USER", "ana"),
             ("SLACK_WEBHOOK_URL", slack.as_str()),
+            // Told at once rather than after Alertmanager's 30 s group_wait.
+            ("SHIPLOG_GROUP_WAIT_SECS", "0"),
         ],
         120,
         30,

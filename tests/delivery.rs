@@ -302,6 +302,7 @@ async fn fifty_failures_reach_slack_once_and_the_feed_shows_it_sent() {
         user: "ana".to_owned(),
         sync: None,
         store: None,
+        routing: Arc::new(shiplog::alert::routing::Routing::default().without_wait()),
     };
     tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
     for i in 0..50 {

@@ -241,6 +241,7 @@ async fn two_instances_on_one_redis_deliver_each_alert_exactly_once() {
                     .expect("sync"),
             ),
             store: None,
+            routing: Arc::new(shiplog::alert::routing::Routing::default().without_wait()),
         };
         tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));
         loggers.push(logger);

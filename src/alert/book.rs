@@ -86,29 +86,57 @@ pub struct AlertRecord {
     pub muted: Option<Muted>,
 }
 
-/// The silence muting an alert, as the feed shows it.
+/// Why an alert's notifications are muted, as the feed shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Muted {
-    pub silence: String,
-    pub by: String,
-    pub comment: String,
-    pub until: i64,
+#[serde(tag = "by", rename_all = "lowercase")]
+pub enum Muted {
+    /// A silence matches it.
+    Silence {
+        silence: String,
+        author: String,
+        comment: String,
+        until: i64,
+    },
+    /// An open alert inhibits it (`deploy_failed` mutes its deployment's `build_failed`).
+    Inhibited { rule: String, fingerprint: String },
 }
 
 impl Muted {
     pub fn by(silence: &Silence) -> Muted {
-        Muted {
+        Muted::Silence {
             silence: silence.id.clone(),
-            by: silence.created_by.clone(),
+            author: silence.created_by.clone(),
             comment: silence.comment.clone(),
             until: silence.ends_at,
         }
     }
 
-    /// `muted by silence 01JD4X2K9Q (ana: known flaky test)`
+    /// The silence, when one mutes it.
+    pub fn silence(&self) -> Option<&str> {
+        match self {
+            Muted::Silence { silence, .. } => Some(silence),
+            Muted::Inhibited { .. } => None,
+        }
+    }
+
+    /// `muted by silence 01JD4X2K9Q (ana: known flaky test)`, or `inhibited by deploy_failed
+    /// (7c1e9a42d0b3)`.
     pub fn describe(&self) -> String {
-        let id = self.silence.get(..10).unwrap_or(&self.silence);
-        format!("muted by silence {id} ({}: {})", self.by, self.comment)
+        match self {
+            Muted::Silence {
+                silence,
+                author,
+                comment,
+                ..
+            } => {
+                let id = silence.get(..10).unwrap_or(silence);
+                format!("muted by silence {id} ({author}: {comment})")
+            }
+            Muted::Inhibited { rule, fingerprint } => {
+                let fingerprint = fingerprint.get(..12).unwrap_or(fingerprint);
+                format!("inhibited by {rule} ({fingerprint})")
+            }
+        }
     }
 }
 

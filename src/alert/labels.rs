@@ -1,6 +1,7 @@
 //! An alert's labels: what silences, inhibition rules and grouping match on. Every alert has the
-//! same seven (`rule`, `severity`, `project`, `target`, `branch`, `deployment`, `tier`); one it
-//! cannot tell is the empty string, as a missing label is in Alertmanager.
+//! same eight (`rule`, `severity`, `project`, `target`, `branch`, `deployment`, `tier`, and
+//! `message`: its first line with ids, numbers and times replaced, as fingerprints see it); one
+//! it cannot tell is the empty string, as a missing label is in Alertmanager.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::evaluator::Alert;
 
 /// The names of the labels, in the order they are shown.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "rule",
     "severity",
     "project",
@@ -17,6 +18,7 @@ pub const NAMES: [&str; 7] = [
     "branch",
     "deployment",
     "tier",
+    "message",
 ];
 
 /// Label name to value, the empty ones left out.
@@ -36,6 +38,12 @@ impl Labels {
             .build_id
             .as_deref()
             .or(meta.vercel_deployment_id.as_deref());
+        // A failed build's own error when it names one (the outcome's line also names the
+        // branch and commit, which differ from one deployment to the next).
+        let said = meta
+            .get_str("first_error")
+            .or_else(|| entry.message.lines().find(|l| !l.trim().is_empty()));
+        let message = said.map(super::fingerprint::normalize);
         Labels::from_pairs([
             ("rule", Some(alert.rule.as_str())),
             ("severity", Some(alert.severity.as_str())),
@@ -44,6 +52,7 @@ impl Labels {
             ("branch", meta.get_str("branch")),
             ("deployment", deployment),
             ("tier", Some(entry.tier.as_str())),
+            ("message", message.as_deref()),
         ])
     }
 

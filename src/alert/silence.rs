@@ -247,14 +247,9 @@ impl Silences {
         now: i64,
         edit: impl FnOnce(&mut Vec<Silence>) -> Result<T, SilenceError>,
     ) -> Result<T, SilenceError> {
-        let token = ulid::Ulid::new().to_string();
-        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
-        while self.store.put_if_absent(LOCK, &token, LOCK_TTL).await? != token {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(SilenceError::Busy);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let Some(lock) = self.store.lock(LOCK, LOCK_TTL, LOCK_WAIT).await? else {
+            return Err(SilenceError::Busy);
+        };
         let changed = async {
             let mut list = self.all().await?;
             let kept_until = |s: &Silence| s.ends_at + RETENTION.as_millis() as i64;
@@ -272,9 +267,7 @@ impl Silences {
             Ok(result)
         }
         .await;
-        if let Err(err) = self.store.delete_if(LOCK, &token).await {
-            tracing::warn!(error = %err, "could not give back the silences' lock");
-        }
+        lock.release().await;
         changed
     }
 }

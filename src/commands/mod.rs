@@ -147,6 +147,7 @@ pub fn start_alerting(
     let metrics = metrics.clone();
     let store = store.clone();
     let user = settings.user.clone();
+    let routing = settings.alert_routing.clone();
     let env = settings.env.as_str();
     // Beside the state store's directory, not in it: the store takes every `.json` file there
     // for one of its own.
@@ -178,6 +179,7 @@ pub fn start_alerting(
             store: Some(store),
             user,
             sync,
+            routing,
         };
         runner.run(engine, entries, logger, stop, outward).await
     });

@@ -7,6 +7,7 @@
 mod embedded;
 mod error;
 mod failover;
+mod lock;
 mod redis_store;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use crate::redis_io::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
 use embedded::EmbeddedStore;
 pub use error::StoreError;
 use failover::FailoverStore;
+pub use lock::StoreLock;
 use redis_store::RedisStore;
 
 /// Called once when a Redis-backed store loses Redis, with a one-sentence reason.

@@ -13,6 +13,7 @@ use shiplog::alert::book::AlertRecord;
 use shiplog::alert::channels::ChannelSettings;
 use shiplog::alert::delivery::Deliverer;
 use shiplog::alert::queue::{DeliveryQueue, QueueSettings};
+use shiplog::alert::routing::Routing;
 use shiplog::alert::runner::{desk, AlertingHandle, Outward};
 use shiplog::alert::sync::AlertSync;
 use shiplog::alert::{RuleEvaluator, RuleSet, Suppressor};
@@ -38,6 +39,8 @@ pub struct Alerting {
     pub queue: QueueSettings,
     pub user: String,
     pub sync: Option<AlertSync>,
+    /// Grouping and inhibition: Alertmanager's, but each new group told at once.
+    pub routing: Routing,
 }
 
 impl Alerting {
@@ -49,6 +52,7 @@ impl Alerting {
             queue: QueueSettings::default(),
             user: "ana".to_owned(),
             sync: None,
+            routing: Routing::default().without_wait(),
         }
     }
 
@@ -81,6 +85,7 @@ impl Alerting {
             user: self.user,
             sync: self.sync,
             store: Some(store.clone()),
+            routing: Arc::new(self.routing),
         };
         let engine = RuleEvaluator::new(self.rules, Suppressor::shared(store), metrics.clone());
         let running = tokio::spawn(runner.run(engine, outlet, logger.clone(), shutdown, outward));

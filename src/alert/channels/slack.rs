@@ -11,7 +11,7 @@
 //!   [`HEADER_MAX`].
 //! - ≤ 50 blocks per message (commonly cited but unverified; the slack-blocks and
 //!   slack-messaging crates document it too): [`BLOCKS_MAX`]. This payload has
-//!   at most 4.
+//!   at most 5.
 //! - a context block has ≤ 10 elements (Block Kit reference); this one has 1.
 //!
 //! Slack uses `&`, `<` and `>` as control characters in text objects, so they are sent as
@@ -22,7 +22,8 @@
 use serde_json::{json, Value};
 
 use super::text::{
-    chat_fields, fit_escaped, short_fingerprint, summary, title, web_link, Notification,
+    chat_fields, fit_escaped, message_lines, short_fingerprint, summary, title, web_link,
+    Notification,
 };
 use super::{Destination, Request, RequestError, Setting, Switch, Vars};
 use crate::secret::Secret;
@@ -33,6 +34,8 @@ pub const SECTION_TEXT_MAX: usize = 3_000;
 pub const FIELD_MAX: usize = 2_000;
 pub const FIELDS_MAX: usize = 10;
 pub const BLOCKS_MAX: usize = 50;
+/// The message's lines shown after its first.
+pub const MORE_LINES: usize = 12;
 
 const URL: Setting = Setting::secret("SLACK_WEBHOOK_URL", "slack_webhook_url");
 
@@ -86,6 +89,20 @@ pub fn payload(n: &Notification) -> Value {
         blocks.push(json!({
             "type": "section",
             "text": { "type": "mrkdwn", "text": format!("`{code}`") },
+        }));
+    }
+    // The lines after the first (a group's members, a stack trace), in a code block.
+    let (lines, left_out) = message_lines(n, MORE_LINES + 1);
+    if lines.len() > 1 {
+        let mut more = lines[1..].join("\n");
+        if left_out > 0 {
+            more.push_str(&format!("\n… {left_out} more lines"));
+        }
+        // Six characters for the fences.
+        let code = fit_escaped(&more, SECTION_TEXT_MAX - 6, escape_code_char);
+        blocks.push(json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": format!("```{code}```") },
         }));
     }
     let mut context = format!("Fingerprint `{}`", short_fingerprint(n));
@@ -249,7 +266,8 @@ mod tests {
             payload["blocks"][2]["text"]["text"],
             "`Deployment dpl_2A1YdwhTadMp5nphik5kEwFBwnxR is ERROR`"
         );
-        let context = text_of(&payload["blocks"][3]["elements"][0]["text"]);
+        assert_eq!(payload["blocks"][3]["text"]["text"], "```second line```");
+        let context = text_of(&payload["blocks"][4]["elements"][0]["text"]);
         let fp = &alert.fingerprint.as_str()[..12];
         assert_eq!(
             context,

@@ -89,6 +89,9 @@ pub struct Job {
     /// Set for news of an alert already told: someone acknowledged or resolved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<FollowUp>,
+    /// The alerts the notification tells of (a group's); empty: its own alert.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
 }
 
 /// What a follow-up notification tells.
@@ -126,7 +129,14 @@ impl Job {
             enqueued_ms: now_ms,
             incident_key: None,
             follow_up: None,
+            alerts: Vec::new(),
         }
+    }
+
+    /// The notification of a group, telling of these alerts.
+    pub fn telling(mut self, alerts: Vec<String>) -> Job {
+        self.alerts = alerts;
+        self
     }
 
     /// The notification of an alert, known in incident tools by `incident_key`.

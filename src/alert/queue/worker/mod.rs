@@ -30,6 +30,19 @@ pub struct Delivered {
     pub fingerprint: String,
     pub channel: Channel,
     pub status: DeliveryStatus,
+    /// The alerts it told of, when a group's (see `Job::alerts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
+}
+
+impl Delivered {
+    /// The alerts whose feed shows how it went.
+    pub fn alerts(&self) -> Vec<&str> {
+        match self.alerts.is_empty() {
+            true => vec![self.fingerprint.as_str()],
+            false => self.alerts.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// How long a stopping worker keeps sending what is queued.

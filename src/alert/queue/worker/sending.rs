@@ -43,6 +43,12 @@ impl Worker {
         let settled = match job.follow_up {
             // A follow-up is news of the settling itself.
             Some(_) => None,
+            // A group's notification goes unless every alert it tells of was settled.
+            None if !job.alerts.is_empty() => {
+                let reasons: Option<Vec<String>> =
+                    job.alerts.iter().map(|fp| self.settled(fp)).collect();
+                reasons.and_then(|r| r.into_iter().next())
+            }
             None => self.settled(job.alert.fingerprint.as_str()),
         };
         if let Some(why) = settled {
@@ -156,6 +162,7 @@ impl Worker {
                 fingerprint: job.alert.fingerprint.as_str().to_owned(),
                 channel: job.channel,
                 status,
+                alerts: job.alerts.clone(),
             })
             .await;
     }
