@@ -7,6 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use shiplog::alert::book::{AlertRecord, AlertState};
+use shiplog::alert::silence::Silence;
 use shiplog::alert::{AlertSeverity, Channel};
 use shiplog::log::{LogEntry, Severity, Tier};
 use shiplog::stream::engine::EngineSnapshot;
@@ -253,7 +254,8 @@ fn alert_feed() {
     let mut app = app();
     app.screen = Screen::Alerts;
     let (commands, _rx) = tokio::sync::mpsc::channel(4);
-    app.alerts.connect(commands);
+    app.alerts
+        .connect(commands, tokio::sync::mpsc::channel(1).0);
     app.alerts.records = vec![
         alert(
             "a1b2c3",
@@ -296,6 +298,187 @@ fn alert_feed() {
     assert!(format!("{}", terminal.backend()).contains("alerting is off"));
 }
 
+/// A silenced alert (and an inhibited one) in the feed: recorded and shown, marked muted, the
+/// silence named in the details.
+#[test]
+fn alert_feed_with_muted_alerts() {
+    use shiplog::alert::book::Muted;
+
+    let mut app = app();
+    app.screen = Screen::Alerts;
+    app.alerts.connect(
+        tokio::sync::mpsc::channel(4).0,
+        tokio::sync::mpsc::channel(1).0,
+    );
+    let mut silenced = alert(
+        "b7c8d9",
+        "build_failed",
+        AlertSeverity::Medium,
+        "Command \"npm run build\" exited with 1",
+        120,
+        AlertState::Firing,
+    );
+    silenced.muted = Some(Muted::Silence {
+        silence: "01JD4X2K9QW8E5R7T3Y6U1I0PA".to_owned(),
+        author: "ana".to_owned(),
+        comment: "flaky e2e, fixing in #482".to_owned(),
+        until: NOW + 7_200_000,
+    });
+    let mut inhibited = alert(
+        "e1f2a3",
+        "system_error",
+        AlertSeverity::High,
+        "Stream for dpl_7pLr2Z ended while the build ran",
+        100,
+        AlertState::Firing,
+    );
+    inhibited.muted = Some(Muted::Inhibited {
+        rule: "deploy_failed".to_owned(),
+        fingerprint: "d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3".to_owned(),
+    });
+    let firing = alert(
+        "d4e5f6",
+        "deploy_failed",
+        AlertSeverity::High,
+        "Deployment dpl_7pLr2Z of checkout-web is ERROR",
+        90,
+        AlertState::Firing,
+    );
+    app.alerts.records = vec![firing, inhibited, silenced];
+    app.alerts.selected = Some("b7c8d9".to_owned());
+    snapshot_everywhere("alerts_muted", &app);
+}
+
+fn silence(id: &str, matchers: &str, starts: i64, ends: i64, by: &str, comment: &str) -> Silence {
+    Silence {
+        id: id.to_owned(),
+        matchers: shiplog::alert::matcher::parse(matchers).expect("matchers"),
+        starts_at: starts,
+        ends_at: ends,
+        created_by: by.to_owned(),
+        comment: comment.to_owned(),
+        updated_at: starts,
+    }
+}
+
+/// `s` on an alert opens the silence editor with its rule, project and deployment filled in,
+/// editable; a bad matcher keeps it open with why; then how long, then why, and it is sent.
+#[test]
+fn the_silence_editor_starts_from_the_alert() {
+    use shiplog::alert::runner::SilenceCommand;
+
+    let mut app = app();
+    app.screen = Screen::Alerts;
+    let (silences, mut sent) = tokio::sync::mpsc::channel(4);
+    app.alerts
+        .connect(tokio::sync::mpsc::channel(4).0, silences);
+    let mut record = alert(
+        "b7c8d9",
+        "build_failed",
+        AlertSeverity::Medium,
+        "Command \"npm run build\" exited with 1",
+        120,
+        AlertState::Firing,
+    );
+    record.labels = shiplog::alert::labels::Labels::from_pairs([
+        ("rule", Some("build_failed")),
+        ("project", Some("checkout-web")),
+        ("deployment", Some("dpl_7pLr2Z")),
+    ]);
+    app.alerts.records = vec![record];
+    press(&mut app, KeyCode::Char('s'));
+    snapshot_everywhere("silence_editor", &app);
+    let text = screen_text(&app, 160, 48);
+    assert!(
+        text.contains(r#"rule="build_failed", project="checkout-web", deployment="dpl_7pLr2Z""#),
+        "{text}"
+    );
+    // Widened to every deployment (`, deployment="dpl_7pLr2Z"` taken out), with a typo first.
+    for _ in 0..25 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, ", deploymnet=x");
+    press(&mut app, KeyCode::Enter);
+    let text = screen_text(&app, 160, 48);
+    assert!(text.contains("unknown label \"deploymnet\""), "{text}");
+    for _ in 0..14 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    press(&mut app, KeyCode::Enter);
+    assert!(screen_text(&app, 160, 48).contains("silence for:"));
+    for _ in 0..2 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, "2h");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    assert!(
+        screen_text(&app, 160, 48).contains("say why"),
+        "a comment is required"
+    );
+    type_text(&mut app, "flaky e2e, fixing in #482");
+    press(&mut app, KeyCode::Enter);
+    match sent.try_recv() {
+        Ok(SilenceCommand::Add(asked)) => {
+            assert_eq!(
+                shiplog::alert::matcher::describe(&asked.matchers),
+                r#"{rule="build_failed", project="checkout-web"}"#
+            );
+            assert_eq!(asked.duration, std::time::Duration::from_secs(7200));
+            assert_eq!(asked.comment, "flaky e2e, fixing in #482");
+        }
+        other => panic!("no silence sent: {other:?}"),
+    }
+}
+
+/// `S` lists the silences (pending, active, expired); `e` expires the chosen one.
+#[test]
+fn the_silences_list() {
+    use shiplog::alert::runner::SilenceCommand;
+
+    let mut app = app();
+    app.screen = Screen::Alerts;
+    let (silences, mut sent) = tokio::sync::mpsc::channel(4);
+    app.alerts
+        .connect(tokio::sync::mpsc::channel(4).0, silences);
+    app.alerts.silences = vec![
+        silence(
+            "01JD4X2K9QW8E5R7T3Y6U1I0PA",
+            r#"rule="build_failed", project=~"shop|web""#,
+            NOW - 600_000,
+            NOW + 6_600_000,
+            "ana",
+            "flaky e2e, fixing in #482",
+        ),
+        silence(
+            "01JD4W7R2MV4C8N1B5X9Z3Q6PB",
+            r#"project="checkout-web""#,
+            NOW + 1_800_000,
+            NOW + 5_400_000,
+            "bo",
+            "database migration window",
+        ),
+        silence(
+            "01JD3T5P8LK2J6H9G4F1D7S3PC",
+            r#"rule="runtime_error_burst", target="preview""#,
+            NOW - 90_000_000,
+            NOW - 86_400_000,
+            "ana",
+            "preview load test",
+        ),
+    ];
+    press(&mut app, KeyCode::Char('S'));
+    snapshot_everywhere("silences", &app);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('e'));
+    match sent.try_recv() {
+        Ok(SilenceCommand::Expire { id }) => assert_eq!(id, "01JD4W7R2MV4C8N1B5X9Z3Q6PB"),
+        other => panic!("no expiry sent: {other:?}"),
+    }
+    press(&mut app, KeyCode::Char('S'));
+    assert!(screen_text(&app, 160, 48).contains("Alerts"));
+}
+
 #[test]
 fn queue_screen() {
     use shiplog::alert::queue::worker::{ChannelHealth, QueueSnapshot};
@@ -304,7 +487,8 @@ fn queue_screen() {
     let mut app = app();
     app.screen = Screen::Queue;
     let (commands, _rx) = tokio::sync::mpsc::channel(4);
-    app.alerts.connect(commands);
+    app.alerts
+        .connect(commands, tokio::sync::mpsc::channel(1).0);
     let mut channels = std::collections::BTreeMap::new();
     channels.insert(
         Channel::Slack,

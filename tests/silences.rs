@@ -260,3 +260,98 @@ async fn the_cli_adds_lists_and_expires_silences() {
         assert!(!refused.stderr.contains("panicked"), "{}", refused.stderr);
     }
 }
+
+/// `alerts check` applies the silences as they stand and the inhibition rules, and says how
+/// the rest would group: ten deployments failing alike are one notification per channel, a
+/// failed deploy's own build failure is inhibited, a silenced project's failure is muted.
+#[tokio::test]
+async fn alerts_check_reports_muted_inhibited_and_grouped_outcomes() {
+    use shiplog::log::{LogEntry, Severity, Tier};
+    use support::bin::{run, shiplog};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let cli = |args: &[&str]| {
+        let mut cmd = shiplog(dir.path(), "http://127.0.0.1:9");
+        cmd.args(args).env("USER", "ana");
+        run(cmd)
+    };
+    let added = cli(&[
+        "silences",
+        "add",
+        "project=blog",
+        "--comment",
+        "blog rebuild",
+    ])
+    .await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let error = "Type error: Property 'id' does not exist on type 'Cart'.";
+    let mut lines = Vec::new();
+    let entry = |tier, project: &str, dpl: &str, message: String, ts: i64| {
+        let mut entry = LogEntry::at(
+            1_795_684_800_000 + ts,
+            tier,
+            Severity::Error,
+            "failed",
+            message,
+        )
+        .with_deployment(format!("vercel-{dpl}-01JD"))
+        .with_build(dpl.to_owned());
+        entry.metadata.project = Some(project.into());
+        entry
+    };
+    for i in 0..10 {
+        let dpl = format!("dpl_{i}aaaaaa");
+        let e = entry(
+            Tier::Deploy,
+            "storefront",
+            &dpl,
+            format!("storefront main {i}f2a1c9: {error} · Deployment {dpl} is ERROR"),
+            i * 1000,
+        )
+        .with_meta("first_error", error);
+        lines.push(serde_json::to_string(&e).expect("json"));
+    }
+    let build = entry(
+        Tier::Build,
+        "storefront",
+        "dpl_0aaaaaa",
+        "Command \"npm run build\" exited with 1".into(),
+        0,
+    );
+    let blog = entry(
+        Tier::Deploy,
+        "blog",
+        "dpl_blog111",
+        "Deployment dpl_blog111 of blog is ERROR".into(),
+        500,
+    );
+    lines.push(serde_json::to_string(&build).expect("json"));
+    lines.push(serde_json::to_string(&blog).expect("json"));
+    let file = dir.path().join("entries.ndjson");
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    let out = cli(&["alerts", "check", file.to_str().expect("path")]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let said = &out.stdout;
+    assert!(said.contains("12 alerts would fire"), "{said}");
+    assert!(said.contains("1 muted by silences, 1 inhibited"), "{said}");
+    assert!(
+        said.contains("notifications, grouped: slack 1 for 10 alerts, discord 1 for 10 alerts, email 1 for 10 alerts"),
+        "{said}"
+    );
+    let muted = said
+        .lines()
+        .find(|l| l.contains("dpl_blog111"))
+        .expect("the blog's line");
+    assert!(
+        muted.contains("MUTED by silence") && muted.contains("(ana: blog rebuild)"),
+        "{muted}"
+    );
+    let inhibited = said
+        .lines()
+        .find(|l| l.contains("build_failed"))
+        .expect("the build's line");
+    assert!(
+        inhibited.contains("INHIBITED by deploy_failed"),
+        "{inhibited}"
+    );
+}

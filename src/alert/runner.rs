@@ -19,6 +19,7 @@ use super::keeper::Keeper;
 use super::queue::worker::{Delivered, QueueSnapshot, Worker};
 use super::queue::DeliveryQueue;
 use super::routing::Routing;
+use super::silence::{NewSilence, Silence};
 use super::sync::{AlertSync, SyncMessage};
 use crate::log::{EntryReceiver, LogEntry, Logger, Tier};
 use crate::metrics::Metrics;
@@ -43,6 +44,15 @@ pub enum AlertCommand {
     },
 }
 
+/// What the dashboard asks of the silences.
+#[derive(Debug, Clone)]
+pub enum SilenceCommand {
+    /// A new silence; its author is the user of this instance.
+    Add(NewSilence),
+    /// End it now (the id, or enough of its start).
+    Expire { id: String },
+}
+
 /// A change made in an incident tool (PagerDuty), to apply here without telling it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mirrored {
@@ -62,6 +72,10 @@ pub struct AlertingHandle {
     pub queue: watch::Receiver<QueueSnapshot>,
     /// Changes made in PagerDuty (its webhooks), applied without echo.
     pub mirrored: mpsc::Sender<Mirrored>,
+    /// The silences every instance shares, as last read.
+    pub silences: watch::Receiver<Vec<Silence>>,
+    /// Silences added and expired from the dashboard.
+    pub silence: mpsc::Sender<SilenceCommand>,
 }
 
 /// The event of the entries this module writes; the rule evaluator never evaluates them.
@@ -116,6 +130,8 @@ pub struct Runner {
     commands: mpsc::Receiver<AlertCommand>,
     mirrored: mpsc::Receiver<Mirrored>,
     queue: watch::Sender<QueueSnapshot>,
+    silences: watch::Sender<Vec<Silence>>,
+    silence: mpsc::Receiver<SilenceCommand>,
 }
 
 /// How a runner reaches people: the queue and its channels, who acts from here, and the other
@@ -140,18 +156,24 @@ pub fn desk() -> (Runner, AlertingHandle) {
     let (commands_tx, commands) = mpsc::channel(64);
     let (queue, queue_rx) = watch::channel(QueueSnapshot::default());
     let (mirrored_tx, mirrored) = mpsc::channel(256);
+    let (silences, silences_rx) = watch::channel(Vec::new());
+    let (silence_tx, silence) = mpsc::channel(16);
     (
         Runner {
             alerts,
             commands,
             mirrored,
             queue,
+            silences,
+            silence,
         },
         AlertingHandle {
             alerts: alerts_rx,
             commands: commands_tx,
             queue: queue_rx,
             mirrored: mirrored_tx,
+            silences: silences_rx,
+            silence: silence_tx,
         },
     )
 }
@@ -173,6 +195,8 @@ impl Runner {
             mut commands,
             mut mirrored,
             queue: snapshot,
+            silences,
+            mut silence,
         } = self;
         let (decisions, mut decided) = mpsc::channel(1024);
         let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(1024);
@@ -187,7 +211,7 @@ impl Runner {
         .minding(alerts.subscribe());
         let working = tokio::spawn(Arc::new(worker).run(closing));
         let mut remote = subscribe(outward.sync.as_ref()).await;
-        let mut keeper = Keeper::new(alerts, logger, outward);
+        let mut keeper = Keeper::new(alerts, silences, logger, outward);
         let keeping = async {
             keeper.adopt().await;
             let mut sweep = every(Duration::from_secs(60));
@@ -201,6 +225,7 @@ impl Runner {
                     }
                     Some(command) = commands.recv() => keeper.command(command).await,
                     Some(change) = mirrored.recv() => keeper.mirrored(change).await,
+                    Some(command) = silence.recv() => keeper.silence(command).await,
                     Some(message) = next_remote(&mut remote) => keeper.remote(message),
                     Some(report) = delivered.recv() => keeper.delivered(report).await,
                     _ = sweep.tick() => keeper.sweep().await,

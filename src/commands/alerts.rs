@@ -5,8 +5,14 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+use shiplog::alert::book::QUIET_PERIOD;
 use shiplog::alert::channels::{ChannelSettings, Notification};
 use shiplog::alert::delivery::{Deliverer, DeliveryStatus};
+use shiplog::alert::grouping::{Flush, GroupBook, Standing};
+use shiplog::alert::labels::Labels;
+use shiplog::alert::matcher;
+use shiplog::alert::routing::Routing;
+use shiplog::alert::silence::{Silence, SilenceState, Silences};
 use shiplog::alert::{
     Alert, AlertEvent, AlertSeverity, Channel, Fingerprint, RuleEvaluator, Suppressor,
 };
@@ -21,9 +27,9 @@ use super::error::{CommandError, Exit};
 use crate::cli::Cli;
 
 /// One line for an alert that would fire: when, rule, severity, channels, first line, where.
-fn say_fired(alert: &Alert) {
+fn fired_line(alert: &Alert) -> String {
     let message = alert.entry.message.lines().next().unwrap_or("");
-    say!(
+    format!(
         "{} FIRE {} ({}) -> {}: {} [{}{}]",
         clock(alert.entry.ts),
         alert.rule,
@@ -37,12 +43,12 @@ fn say_fired(alert: &Alert) {
             .map(|d| format!("{d}, "))
             .unwrap_or_default(),
         &alert.fingerprint.as_str()[..8],
-    );
+    )
 }
 
 pub async fn check(cli: &Cli, file: &Path) -> Exit {
     let settings = super::settings(cli)?;
-    let rules = settings.alert_rules;
+    let rules = settings.alert_rules.clone();
     let mut input = std::fs::File::open(file).map_err(|err| {
         CommandError::new(exit::DATA, format!("cannot read {}: {err}", file.display()))
             .hint("give a file of entries as `shiplog follow --json` writes them")
@@ -51,6 +57,7 @@ pub async fn check(cli: &Cli, file: &Path) -> Exit {
     let engine = RuleEvaluator::new(rules, Suppressor::replay(), Arc::new(Metrics::new()));
     let (mut read, mut skipped) = (0u64, 0u64);
     let mut tally: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut fired = Vec::new();
     // Lines are cut as `follow` cuts them: one over 1 MiB is skipped without being held whole.
     let mut splitter = LineSplitter::default();
     let mut chunk = vec![0; 64 * 1024];
@@ -86,7 +93,7 @@ pub async fn check(cli: &Cli, file: &Path) -> Exit {
                 match event {
                     AlertEvent::Fired(alert) => {
                         tally.entry(alert.rule.clone()).or_default().0 += 1;
-                        say_fired(&alert);
+                        fired.push(alert);
                     }
                     AlertEvent::Repeated { alert, .. } => {
                         tally.entry(alert.rule).or_default().1 += 1
@@ -98,12 +105,18 @@ pub async fn check(cli: &Cli, file: &Path) -> Exit {
             break;
         }
     }
-    let fired: u64 = tally.values().map(|t| t.0).sum();
+    let outcome = delivery_outcome(
+        &fired,
+        &silences_now(&settings).await,
+        &settings.alert_routing,
+    );
     let repeats: u64 = tally.values().map(|t| t.1).sum();
     say!();
     say!(
-        "{fired} alerts would fire, {repeats} repeats would be suppressed ({read} entries read, {skipped} lines skipped)"
+        "{} alerts would fire, {repeats} repeats would be suppressed ({read} entries read, {skipped} lines skipped)",
+        fired.len()
     );
+    outcome.say();
     if !tally.is_empty() {
         say!("{:<24} {:>6} {:>11}", "rule", "fired", "suppressed");
         for (rule, (fired, suppressed)) in &tally {
@@ -111,6 +124,108 @@ pub async fn check(cli: &Cli, file: &Path) -> Exit {
         }
     }
     Ok(exit::OK)
+}
+
+/// The silences that are pending or active now, as every instance reads them.
+async fn silences_now(settings: &shiplog::config::Settings) -> Vec<Silence> {
+    let store = match super::open_store(settings, &shiplog::log::Logger::builder().build()).await {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("shiplog: the silences were not read ({err}); none is applied");
+            return Vec::new();
+        }
+    };
+    let now = shiplog::clock::now_ms();
+    let mut silences = Silences::new(store).all().await.unwrap_or_default();
+    silences.retain(|s| s.state(now) != SilenceState::Expired);
+    silences
+}
+
+/// What the notifications of a dry run would be: which alerts the silences (pending or active
+/// now) and the inhibition rules mute, and how the rest group on each channel.
+#[derive(Default)]
+struct Outcome {
+    muted: u64,
+    inhibited: u64,
+    /// Per channel: notifications, and the alerts they tell of.
+    notifications: BTreeMap<Channel, (u64, u64)>,
+}
+
+fn delivery_outcome(fired: &[Alert], silences: &[Silence], routing: &Routing) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut groups = GroupBook::default();
+    let route = |channel: Channel| routing.route(channel).clone();
+    let labels: Vec<Labels> = fired.iter().map(Labels::of).collect();
+    for (i, alert) in fired.iter().enumerate() {
+        let ts = alert.entry.ts;
+        let silence = silences
+            .iter()
+            .filter(|s| matcher::all_match(&s.matchers, &labels[i]))
+            .max_by_key(|s| s.ends_at);
+        // Inhibited by another alert of the replay open at the same time (within the hour an
+        // alert stays open without news).
+        let inhibitor = fired.iter().enumerate().find_map(|(j, source)| {
+            let open = (source.entry.ts - ts).abs() < QUIET_PERIOD.as_millis() as i64;
+            let rule = routing
+                .inhibit
+                .iter()
+                .find(|rule| j != i && open && rule.inhibits(&labels[j], &labels[i]))?;
+            Some((source, rule))
+        });
+        let line = fired_line(alert);
+        if let Some(silence) = silence {
+            outcome.muted += 1;
+            say!(
+                "{line} MUTED by silence {} ({}: {})",
+                silence.short_id(),
+                silence.created_by,
+                silence.comment
+            );
+        } else if let Some((source, rule)) = inhibitor {
+            outcome.inhibited += 1;
+            say!("{line} INHIBITED by {} ({})", source.rule, rule.name);
+        } else {
+            say!("{line}");
+            for flush in groups.due(ts, route, |_| Standing::Notify) {
+                outcome.told(&flush);
+            }
+            for &channel in &alert.channels {
+                groups.add(channel, routing.route(channel), alert, ts);
+            }
+        }
+    }
+    for flush in groups.due_all(i64::MAX, |_| Standing::Notify) {
+        outcome.told(&flush);
+    }
+    outcome
+}
+
+impl Outcome {
+    fn told(&mut self, flush: &Flush) {
+        let counts = self.notifications.entry(flush.channel).or_default();
+        counts.0 += 1;
+        counts.1 += flush.members.len() as u64;
+    }
+
+    fn say(&self) {
+        if self.muted + self.inhibited > 0 {
+            say!(
+                "{} muted by silences, {} inhibited (recorded, not sent)",
+                self.muted,
+                self.inhibited
+            );
+        }
+        if !self.notifications.is_empty() {
+            let per_channel: Vec<String> = self
+                .notifications
+                .iter()
+                .map(|(channel, (sent, alerts))| {
+                    format!("{} {sent} for {alerts} alerts", channel.as_str())
+                })
+                .collect();
+            say!("notifications, grouped: {}", per_channel.join(", "));
+        }
+    }
 }
 
 /// `shiplog alerts test <channel>`: one test notification, with the real settings.

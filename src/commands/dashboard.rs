@@ -191,7 +191,8 @@ fn connect(
     if let Some(handle) = alerting {
         feeds.alerts = Some(handle.alerts);
         feeds.queue = Some(handle.queue);
-        app.alerts.connect(handle.commands);
+        feeds.silences = Some(handle.silences);
+        app.alerts.connect(handle.commands, handle.silence);
     }
     if let Some(handle) = breakglass {
         feeds.breakglass = Some(handle.snapshot);

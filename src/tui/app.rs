@@ -250,6 +250,21 @@ impl App {
                 }
                 Ok(()) => Ask::Nothing,
             },
+            InputKind::SilenceMatchers | InputKind::SilenceFor | InputKind::SilenceComment => {
+                let written = match input.kind {
+                    InputKind::SilenceMatchers => self.alerts.silence_matchers(&text),
+                    InputKind::SilenceFor => self.alerts.silence_for(&text),
+                    _ => self.alerts.silence_comment(&text),
+                };
+                match written {
+                    Ok(ask) => ask,
+                    Err(err) => {
+                        input.error = Some(err);
+                        self.input = Some(input);
+                        return;
+                    }
+                }
+            }
             InputKind::AckNote => self.alerts.acknowledge(&text),
             InputKind::Justification => {
                 self.breakglass.justified(&text);
@@ -503,7 +518,7 @@ mod tests {
     fn the_alert_feed_acknowledges_resolves_and_jumps_to_the_line() {
         let mut app = app_with_lines(40);
         let (commands, mut sent) = mpsc::channel(8);
-        app.alerts.connect(commands);
+        app.alerts.connect(commands, mpsc::channel(1).0);
         app.alerts.records = vec![
             record("new", AlertState::Firing),
             record("old", AlertState::Firing),

@@ -19,6 +19,12 @@ pub enum InputKind {
     ProjectName,
     /// Why an action is taken (optional).
     Reason,
+    /// A new silence's matchers, prefilled from the chosen alert.
+    SilenceMatchers,
+    /// How long the new silence lasts.
+    SilenceFor,
+    /// Why (required).
+    SilenceComment,
 }
 
 impl InputKind {

@@ -21,6 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::actions::desk::{ActionAnswer, ActivityView};
 use crate::alert::book::AlertRecord;
 use crate::alert::queue::worker::QueueSnapshot;
+use crate::alert::silence::Silence;
 use crate::breakglass::desk::{AccessResult, BreakglassView};
 use crate::log::{EntryReceiver, LogEntry};
 use crate::shutdown::{stopped, Shutdown};
@@ -42,6 +43,8 @@ pub struct Feeds {
     pub alerts: Option<watch::Receiver<Vec<AlertRecord>>>,
     /// The delivery queue, when alerting runs.
     pub queue: Option<watch::Receiver<QueueSnapshot>>,
+    /// The silences, when alerting runs.
+    pub silences: Option<watch::Receiver<Vec<Silence>>>,
     /// The breakglass engine's view, and its answers to requests.
     pub breakglass: Option<watch::Receiver<BreakglassView>>,
     pub breakglass_answers: Option<mpsc::Receiver<AccessResult>>,
@@ -57,6 +60,7 @@ enum Change {
     Snapshot(EngineSnapshot),
     Alerts(Vec<AlertRecord>),
     Queue(QueueSnapshot),
+    Silences(Vec<Silence>),
     Breakglass(BreakglassView),
     Answer(AccessResult),
     Activity(ActivityView),
@@ -75,6 +79,7 @@ impl Feeds {
             entries,
             alerts: None,
             queue: None,
+            silences: None,
             breakglass: None,
             breakglass_answers: None,
             actions: None,
@@ -92,6 +97,9 @@ impl Feeds {
             },
             changed = watched(&mut self.alerts) => changed.map_or(Change::Nothing, Change::Alerts),
             changed = watched(&mut self.queue) => changed.map_or(Change::Nothing, Change::Queue),
+            changed = watched(&mut self.silences) => {
+                changed.map_or(Change::Nothing, Change::Silences)
+            }
             changed = watched(&mut self.breakglass) => {
                 changed.map_or(Change::Nothing, Change::Breakglass)
             }
@@ -184,6 +192,7 @@ fn apply(app: &mut App, change: Change, batch: &mut Vec<Arc<LogEntry>>) -> bool 
         Change::Snapshot(snapshot) => app.apply_snapshot(snapshot),
         Change::Alerts(alerts) => app.alerts.records = alerts,
         Change::Queue(queue) => app.queue = queue,
+        Change::Silences(silences) => app.alerts.silences = silences,
         Change::Breakglass(view) => app.breakglass.apply_view(view),
         Change::Answer(result) => app.breakglass.on_result(result),
         Change::Activity(view) => app.actions.view = Some(view),

@@ -22,7 +22,7 @@ use super::queue::worker::Delivered;
 use super::queue::{DeliveryQueue, Enqueued, FollowUp, Job};
 use super::routing::Routing;
 use super::runner::{AlertCommand, Outward};
-use super::silence::Silences;
+use super::silence::{Silence, Silences};
 use super::sync::{AlertSync, SharedAction, SyncMessage};
 use crate::clock::now_ms;
 use crate::log::Logger;
@@ -42,6 +42,8 @@ pub(super) struct Keeper {
     pub(super) store: Option<StateStore>,
     /// The silences every instance shares (in the store).
     silences: Option<Silences>,
+    /// The silences as the dashboard sees them.
+    shown_silences: watch::Sender<Vec<Silence>>,
     /// Each alert's (each group's) key in PagerDuty (in the store).
     incidents: Option<IncidentKeys>,
     /// Grouping and inhibition.
@@ -55,12 +57,14 @@ pub(super) struct Keeper {
 impl Keeper {
     pub(super) fn new(
         alerts: watch::Sender<Vec<AlertRecord>>,
+        shown_silences: watch::Sender<Vec<Silence>>,
         logger: Logger,
         outward: Outward,
     ) -> Self {
         Keeper {
             book: AlertBook::default(),
             alerts,
+            shown_silences,
             logger,
             queue: outward.queue,
             deliverer: outward.deliverer,

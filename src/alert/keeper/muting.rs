@@ -11,7 +11,9 @@ use crate::alert::book::{AlertBook, AlertRecord, AlertState, Muted};
 use crate::alert::delivery::DeliveryStatus;
 use crate::alert::evaluator::Alert;
 use crate::alert::inhibit::{inhibitor, InhibitRule};
+use crate::alert::matcher;
 use crate::alert::runner::notice_entry;
+use crate::alert::runner::SilenceCommand;
 use crate::alert::silence::{self, Silence};
 use crate::clock::now_ms;
 
@@ -67,6 +69,13 @@ impl Keeper {
             Some(silences) => silences.all().await.unwrap_or_default(),
             None => Vec::new(),
         };
+        self.shown_silences.send_if_modified(|shown| {
+            let changed = *shown != silences;
+            if changed {
+                shown.clone_from(&silences);
+            }
+            changed
+        });
         let now = now_ms();
         let mut ended = Vec::new();
         let changes: Vec<(String, Option<Muted>)> = self
@@ -93,6 +102,36 @@ impl Keeper {
         for (record, was) in ended {
             self.muting_ended(&record, &was).await;
         }
+    }
+
+    /// A silence added or expired from the dashboard, by this instance's user; the alerts are
+    /// looked at again at once.
+    pub(in crate::alert) async fn silence(&mut self, command: SilenceCommand) {
+        let Some(silences) = &self.silences else {
+            return;
+        };
+        let now = now_ms();
+        let done = match command {
+            SilenceCommand::Add(mut asked) => {
+                asked.created_by = self.user.clone();
+                match Silence::new(asked, now) {
+                    Ok(silence) => silences
+                        .add(silence)
+                        .await
+                        .map(|s| format!("Silenced {} ({})", matcher::describe(&s.matchers), s.id)),
+                    Err(err) => Err(err),
+                }
+            }
+            SilenceCommand::Expire { id } => silences
+                .expire(&id, now)
+                .await
+                .map(|(s, _)| format!("Expired silence {}", s.id)),
+        };
+        match done {
+            Ok(said) => tracing::info!(user = %self.user, "{said}"),
+            Err(err) => tracing::warn!(error = %err, "a silence from the dashboard was not kept"),
+        }
+        self.review().await;
     }
 
     /// Tells the alert's channels that it still fires now that its silence ended (or what

@@ -35,11 +35,13 @@ pub const DEPLOYMENT_KEYS: [(&str, &str); 22] = [
 ];
 
 /// Key, what it does, on the alerts screen.
-pub const ALERT_KEYS: [(&str, &str); 9] = [
+pub const ALERT_KEYS: [(&str, &str); 11] = [
     ("1 2 3 4", "deployments / alerts / queue / breakglass"),
     ("↑ ↓  j k", "choose an alert"),
     ("a", "acknowledge (with an optional note)"),
     ("r", "resolve"),
+    ("s", "silence alerts like it (matchers filled in, editable)"),
+    ("S", "the silences (e expires the chosen one)"),
     ("Enter", "the build log at the line that fired it"),
     ("x", "act on its deployment (cancel, roll back...)"),
     ("?", "this help (any key closes it)"),

@@ -27,11 +27,17 @@ fn render_input(frame: &mut Frame, area: Rect, input: &Input, theme: &Theme) {
         InputKind::Confirmation => " BREAKGLASS: type the connection id to confirm: ",
         InputKind::ProjectName => " type the project's name to confirm: ",
         InputKind::Reason => " reason (optional, audited): ",
+        InputKind::SilenceMatchers => " silence alerts matching: ",
+        InputKind::SilenceFor => " silence for: ",
+        InputKind::SilenceComment => " silence, because (required): ",
     };
     let [label_area, text_area, error_area] = Layout::horizontal([
         Constraint::Length(label.chars().count() as u16),
         Constraint::Min(10),
-        Constraint::Length(if input.error.is_some() { 34 } else { 0 }),
+        // As much of the error as fits in half the line.
+        Constraint::Length(input.error.as_ref().map_or(0, |error| {
+            (error.chars().count() as u16 + 4).min(area.width / 2)
+        })),
     ])
     .areas(area);
     frame.render_widget(
@@ -53,6 +59,9 @@ fn render_input(frame: &mut Frame, area: Rect, input: &Input, theme: &Theme) {
         InputKind::ProjectName => "as shown above; Enter goes on, Esc cancels",
         InputKind::Reason => "Enter sends the action, Esc cancels",
         InputKind::Only => "empty shows every row; Enter applies, Esc cancels",
+        InputKind::SilenceMatchers => "name=value, name!=value, name=~regex, name!~regex",
+        InputKind::SilenceFor => "90m, 2h, 1d",
+        InputKind::SilenceComment => "shown with every alert it mutes; Enter adds it",
     });
     text.set_placeholder_style(theme.input_placeholder);
     frame.render_widget(&text, text_area);
@@ -97,15 +106,22 @@ fn left_spans<'a>(app: &'a App, theme: &Theme) -> Vec<Span<'a>> {
         format!(" {} | {} live", app.backend, deployments.streams_live()),
         theme.status_bar,
     ));
-    let firing = app
+    let (firing, muted) = app
         .alerts
         .records
         .iter()
         .filter(|a| matches!(a.state, crate::alert::book::AlertState::Firing))
-        .count();
-    if firing > 0 {
+        .fold((0, 0), |(firing, muted), a| match a.muted {
+            Some(_) => (firing, muted + 1),
+            None => (firing + 1, muted),
+        });
+    if firing + muted > 0 {
+        let muted = match muted {
+            0 => String::new(),
+            n => format!(", {n} muted"),
+        };
         left.push(Span::styled(
-            format!(" | {firing} firing (2) "),
+            format!(" | {firing} firing{muted} (2) "),
             theme.status_warning,
         ));
     }
