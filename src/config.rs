@@ -109,6 +109,31 @@ impl FileConfig {
     }
 }
 
+/// `PAGERDUTY_API_TOKEN` and `PAGERDUTY_API_URL` (https, or http to this machine only: the
+/// token travels in every request).
+fn pagerduty_api() -> Result<Option<crate::ingest::pagerduty_desk::PagerDutyApi>, ConfigError> {
+    let Some(token) = std::env::var("PAGERDUTY_API_TOKEN")
+        .ok()
+        .filter(|token| !token.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let url = std::env::var("PAGERDUTY_API_URL")
+        .unwrap_or_else(|_| "https://api.pagerduty.com".to_owned());
+    let parsed = reqwest::Url::parse(&url)
+        .map_err(|_| ConfigError::Value(format!("PAGERDUTY_API_URL {url:?} is not a URL")))?;
+    let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if parsed.scheme() != "https" && !local {
+        return Err(ConfigError::Value(format!(
+            "PAGERDUTY_API_URL {url:?} must be https: the API token travels in every request"
+        )));
+    }
+    Ok(Some(crate::ingest::pagerduty_desk::PagerDutyApi {
+        url,
+        token: Secret::new(token.trim()),
+    }))
+}
+
 /// `[alert_routing]`, with `SHIPLOG_GROUP_WAIT_SECS` over every `group_wait_secs`.
 fn alert_routing(
     file: &crate::alert::routing::RoutingConfig,
@@ -539,14 +564,7 @@ impl Settings {
                 .filter(|secret| !secret.is_empty())
                 .map(Secret::new)
                 .collect(),
-            pagerduty_api: std::env::var("PAGERDUTY_API_TOKEN")
-                .ok()
-                .filter(|token| !token.trim().is_empty())
-                .map(|token| crate::ingest::pagerduty_desk::PagerDutyApi {
-                    url: std::env::var("PAGERDUTY_API_URL")
-                        .unwrap_or_else(|_| "https://api.pagerduty.com".to_owned()),
-                    token: Secret::new(token.trim()),
-                }),
+            pagerduty_api: pagerduty_api()?,
             regression,
         })
     }

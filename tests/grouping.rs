@@ -219,14 +219,11 @@ async fn pagerduty_keeps_one_incident_per_group() {
     assert_eq!(pagerduty.taken().len(), 1, "one page for the group");
     let fingerprints: Vec<String> = alerts.iter().map(|a| a.fingerprint.clone()).collect();
     instance
-        .desk
-        .commands
-        .send(AlertCommand::Acknowledge {
+        .ask(AlertCommand::Acknowledge {
             fingerprint: fingerprints[0].clone(),
             note: None,
         })
-        .await
-        .expect("command");
+        .await;
     let ack = pagerduty
         .wait_taken(2, "the acknowledgement")
         .await
@@ -237,13 +234,10 @@ async fn pagerduty_keeps_one_incident_per_group() {
     );
     for fingerprint in &fingerprints {
         instance
-            .desk
-            .commands
-            .send(AlertCommand::Resolve {
+            .ask(AlertCommand::Resolve {
                 fingerprint: fingerprint.clone(),
             })
-            .await
-            .expect("command");
+            .await;
     }
     wait_until(&instance.desk, "both resolved", |a| {
         a.iter()

@@ -135,14 +135,11 @@ async fn trigger_acknowledge_and_resolve_share_one_dedup_key() {
 
     let fingerprint = the_alert(&instance).await;
     instance
-        .desk
-        .commands
-        .send(AlertCommand::Acknowledge {
+        .ask(AlertCommand::Acknowledge {
             fingerprint: fingerprint.clone(),
             note: Some("on it".to_owned()),
         })
-        .await
-        .expect("command");
+        .await;
     let ack = pagerduty
         .wait_taken(2, "the acknowledgement")
         .await
@@ -152,12 +149,7 @@ async fn trigger_acknowledge_and_resolve_share_one_dedup_key() {
         serde_json::json!({"routing_key": ROUTING_KEY, "event_action": "acknowledge", "dedup_key": key})
     );
     assert_eq!(pagerduty.alert(&key), Some((AlertStatus::Acknowledged, 1)));
-    instance
-        .desk
-        .commands
-        .send(AlertCommand::Resolve { fingerprint })
-        .await
-        .expect("command");
+    instance.ask(AlertCommand::Resolve { fingerprint }).await;
     let resolve = pagerduty.wait_taken(3, "the resolution").await.remove(2);
     assert_eq!(resolve["event_action"], "resolve");
     assert_eq!(resolve["dedup_key"], key.as_str());
@@ -281,7 +273,7 @@ async fn an_acknowledgement_in_pagerduty_reaches_the_alert_once_and_is_not_sent_
         .await
         .expect("kept");
 
-    assert_eq!(post(&url, ACKNOWLEDGED, None, "w0").await, 400);
+    assert_eq!(post(&url, ACKNOWLEDGED, None, "w0").await, 403);
     let forged = sign("not-the-secret", ACKNOWLEDGED);
     assert_eq!(post(&url, ACKNOWLEDGED, Some(&forged), "w0").await, 403);
     assert_eq!(
@@ -317,16 +309,25 @@ async fn an_acknowledgement_in_pagerduty_reaches_the_alert_once_and_is_not_sent_
     })
     .await;
     assert_eq!(instance.desk.alerts.borrow()[0].state, AlertState::Firing);
+    // The signed body replayed under a new X-Webhook-Id (the header is not signed): a repeat.
+    assert_eq!(
+        post(&url, ACKNOWLEDGED, Some(ACKNOWLEDGED_SIGNATURE), "w9").await,
+        202
+    );
+    support::wait::eventually("the replay counted as a repeat", async || {
+        metrics
+            .render_prometheus()
+            .contains("shiplog_listener_duplicates_total{route=\"/pagerduty/webhook\"} 2")
+    })
+    .await;
+    assert_eq!(instance.desk.alerts.borrow()[0].state, AlertState::Firing);
     // A resolve from here is the next event PagerDuty hears: the acknowledgement and its
     // withdrawal made there were never sent back.
     instance
-        .desk
-        .commands
-        .send(AlertCommand::Resolve {
+        .ask(AlertCommand::Resolve {
             fingerprint: fingerprint.clone(),
         })
-        .await
-        .expect("command");
+        .await;
     let taken = pagerduty.wait_taken(2, "the resolution").await;
     let actions: Vec<&str> = taken
         .iter()

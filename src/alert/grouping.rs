@@ -64,9 +64,15 @@ pub enum Standing {
     Notify,
     /// Acknowledged or muted: kept in the group, not notified.
     Hold,
-    /// Resolved: leaves the group.
+    /// Resolved by someone: leaves the group.
     Gone,
+    /// Resolved for want of news (by the instance's own count): leaves the group only once it
+    /// has not joined it again for [`QUIET`] either, as another instance may see it still firing.
+    Quiet,
 }
+
+/// How long an alert resolved for want of news stays in its group.
+const QUIET: Duration = crate::alert::book::QUIET_PERIOD;
 
 /// A notification due for a group.
 #[derive(Debug, Clone)]
@@ -144,8 +150,8 @@ impl GroupBook {
             None => {}
         }
         let due = match group.last_sent_at {
-            None => now + millis(route.wait),
-            Some(sent) => (sent + millis(route.interval)).max(now),
+            None => now.saturating_add(millis(route.wait)),
+            Some(sent) => sent.saturating_add(millis(route.interval)).max(now),
         };
         group.due_at = Some(group.due_at.map_or(due, |d| d.min(due)));
         id
@@ -184,9 +190,11 @@ impl GroupBook {
     ) -> Vec<Flush> {
         let mut flushes = Vec::new();
         self.groups.retain(|_, group| {
-            group
-                .members
-                .retain(|m| standing(m.fingerprint()) != Standing::Gone);
+            group.members.retain(|m| match standing(m.fingerprint()) {
+                Standing::Gone => false,
+                Standing::Quiet => now.saturating_sub(m.added_at) < millis(QUIET),
+                Standing::Notify | Standing::Hold => true,
+            });
             if group.members.is_empty() {
                 return false;
             }
@@ -223,7 +231,7 @@ impl GroupBook {
             .filter_map(|group| {
                 let repeat = group
                     .last_sent_at
-                    .map(|sent| sent + millis(route(group.channel).repeat));
+                    .map(|sent| sent.saturating_add(millis(route(group.channel).repeat)));
                 [group.due_at, repeat].into_iter().flatten().min()
             })
             .min()
@@ -369,41 +377,49 @@ impl Groups {
     }
 
     /// Reads the shared book again (what other instances added).
-    pub async fn refresh(&mut self) {
-        if let Some(store) = &self.store {
-            match store.get_json::<GroupBook>(KEY).await {
-                Ok(book) => self.book = book.unwrap_or_default(),
-                Err(err) => tracing::warn!(error = %err, "could not read the alert groups"),
+    /// Reads the shared book again; false (the book as it was kept) when it could not be read.
+    pub async fn refresh(&mut self) -> bool {
+        let Some(store) = &self.store else {
+            return true;
+        };
+        match store.get_json::<GroupBook>(KEY).await {
+            Ok(book) => {
+                self.book = book.unwrap_or_default();
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the alert groups");
+                false
             }
         }
     }
 
-    /// Changes the book under the store's lock (read, `edit`, written back). When the store
-    /// cannot be reached or locked, the change is made here only: better a notification sent
-    /// alone than none.
+    /// Changes the book: read, `edit`, written back, under the store's lock. A lock that stays
+    /// taken (its holder died: it lapses in seconds) does not lose the change: it is made and
+    /// written anyway. A book that could not be read is changed here and not written, so that
+    /// it never overwrites what the others keep.
     pub async fn change<T>(&mut self, edit: impl FnOnce(&mut GroupBook) -> T) -> T {
         let Some(store) = self.store.clone() else {
             return edit(&mut self.book);
         };
         let lock = match store.lock(LOCK, LOCK_TTL, LOCK_WAIT).await {
-            Ok(Some(lock)) => Some(lock),
-            Ok(None) => {
-                tracing::warn!("the alert groups stayed locked; grouping here alone");
-                None
-            }
+            Ok(lock) => lock,
             Err(err) => {
-                tracing::warn!(error = %err, "could not lock the alert groups; grouping here alone");
+                tracing::warn!(error = %err, "could not lock the alert groups");
                 None
             }
         };
-        if lock.is_some() {
-            self.refresh().await;
+        if lock.is_none() {
+            tracing::warn!("the alert groups stayed locked; changing them without the lock");
         }
+        let read = self.refresh().await;
         let result = edit(&mut self.book);
-        if let Some(lock) = lock {
+        if read {
             if let Err(err) = self.save(&store).await {
                 tracing::warn!(error = %err, "could not store the alert groups");
             }
+        }
+        if let Some(lock) = lock {
             lock.release().await;
         }
         result

@@ -24,6 +24,8 @@ pub const RETENTION: Duration = Duration::from_secs(120 * 60 * 60);
 pub const MOST: usize = 1000;
 /// The longest comment kept, in characters.
 pub const COMMENT_MAX: usize = 1000;
+/// The longest a silence may last: a mute for longer is a rule to change, not a silence.
+pub const LONGEST: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +88,12 @@ pub enum SilenceError {
     EndsTooSoon,
     #[error("there are already {MOST} silences; expire some first")]
     TooMany,
+    #[error("a silence lasts at most {} days", LONGEST.as_secs() / 86_400)]
+    TooLong,
+    #[error("the shared state store (Redis) is unreachable: a silence changed now would not reach the other instances; try again once it is back")]
+    Degraded,
+    #[error("the stored silences cannot be read ({0}); they are left as they are")]
+    Unreadable(String),
     #[error("no silence has an id starting with {0:?}")]
     Unknown(String),
     #[error("{0:?} names more than one silence; give more of the id")]
@@ -117,6 +125,9 @@ impl Silence {
         let created_by = crate::printable::one_line(asked.created_by.trim()).into_owned();
         if created_by.is_empty() {
             return Err(SilenceError::NoAuthor);
+        }
+        if asked.duration > LONGEST {
+            return Err(SilenceError::TooLong);
         }
         let starts_at = asked.starts_at.unwrap_or(now).max(now);
         let ends_at = asked
@@ -194,13 +205,14 @@ impl Silences {
         Silences { store }
     }
 
-    /// Every silence kept, newest first.
+    /// Every silence kept, newest first. A list that is there but cannot be read is an error,
+    /// not "no silences" (it is neither overwritten nor taken as empty).
     pub async fn all(&self) -> Result<Vec<Silence>, SilenceError> {
-        Ok(self
-            .store
-            .get_json::<Vec<Silence>>(KEY)
-            .await?
-            .unwrap_or_default())
+        match self.store.get_json::<serde_json::Value>(KEY).await? {
+            None => Ok(Vec::new()),
+            Some(value) => serde_json::from_value(value)
+                .map_err(|err| SilenceError::Unreadable(err.to_string())),
+        }
     }
 
     /// Adds a silence.
@@ -247,6 +259,9 @@ impl Silences {
         now: i64,
         edit: impl FnOnce(&mut Vec<Silence>) -> Result<T, SilenceError>,
     ) -> Result<T, SilenceError> {
+        if self.store.is_degraded() {
+            return Err(SilenceError::Degraded);
+        }
         let Some(lock) = self.store.lock(LOCK, LOCK_TTL, LOCK_WAIT).await? else {
             return Err(SilenceError::Busy);
         };
@@ -395,5 +410,30 @@ mod tests {
         assert_eq!(ids, [second.id.as_str(), first.id.as_str()]);
         assert_eq!(all[1].ends_at, now + 1);
         assert_eq!(all[0].state(now + 1), SilenceState::Active);
+    }
+
+    #[tokio::test]
+    async fn a_list_that_cannot_be_read_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::embedded(dir.path(), "t:").expect("store");
+        store
+            .put_json(KEY, &serde_json::json!([{"id": 5}]), Duration::ZERO)
+            .await
+            .expect("written");
+        let silences = Silences::new(store.clone());
+        assert!(matches!(
+            silences.all().await,
+            Err(SilenceError::Unreadable(_))
+        ));
+        let now = crate::clock::now_ms();
+        let added = silences
+            .add(Silence::new(asked("rule=a"), now).expect("valid"))
+            .await;
+        assert!(
+            matches!(added, Err(SilenceError::Unreadable(_))),
+            "{added:?}"
+        );
+        let kept: serde_json::Value = store.get_json(KEY).await.expect("read").expect("kept");
+        assert_eq!(kept, serde_json::json!([{"id": 5}]), "not overwritten");
     }
 }

@@ -109,7 +109,10 @@ fn read_time(text: &str) -> Result<i64, CommandError> {
 
 fn refused(err: SilenceError) -> CommandError {
     let code = match err {
-        SilenceError::Store(_) | SilenceError::Busy => exit::FOLLOW_FAILED,
+        SilenceError::Store(_)
+        | SilenceError::Busy
+        | SilenceError::Degraded
+        | SilenceError::Unreadable(_) => exit::FOLLOW_FAILED,
         _ => exit::USAGE,
     };
     let hint = match err {

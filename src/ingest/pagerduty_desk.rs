@@ -61,16 +61,13 @@ pub(super) async fn webhook(
         .map(HeaderValue::as_bytes);
     if !verify(&ingest.pagerduty_secrets, &body, signature) {
         ingest.metrics.signature_failed(PAGERDUTY_ROUTE);
-        let (status, why) = match signature {
-            // As PagerDuty's own library answers: 400 without the header, 403 for a wrong one.
-            None => (StatusCode::BAD_REQUEST, "no X-PagerDuty-Signature header"),
-            Some(_) => (
-                StatusCode::FORBIDDEN,
-                "the X-PagerDuty-Signature does not match",
-            ),
+        let why = match signature {
+            None => "no X-PagerDuty-Signature header",
+            Some(_) => "the X-PagerDuty-Signature does not match",
         };
         ingest.alarm.raise(peer.ip(), PAGERDUTY_ROUTE, why);
-        return refusal(status, why);
+        // A 4xx: PagerDuty does not retry it (a forged request has nothing to retry).
+        return refusal(StatusCode::FORBIDDEN, why);
     }
     let webhook_id = headers
         .get("x-webhook-id")
@@ -183,24 +180,22 @@ impl PagerDutyDesk {
 
     /// True the first time a webhook is offered, on any instance. A store that cannot answer
     /// takes it: the same change twice is nothing.
+    /// Both its `X-Webhook-Id` (the same on every retry) and its event's id are claimed: the
+    /// header is not signed, so a signed body replayed under a new id is still a repeat.
     async fn first_time(&self, event: &IncidentEvent) -> bool {
-        let id = if event.webhook_id.is_empty() {
-            &event.event_id
-        } else {
-            &event.webhook_id
-        };
-        if id.is_empty() {
-            return true;
-        }
         let token = ulid::Ulid::new().to_string();
-        let key = format!("pagerduty:delivery:{id}");
-        match self.store.put_if_absent(&key, &token, LEDGER_TTL).await {
-            Ok(stored) => stored == token,
-            Err(err) => {
-                tracing::warn!(%err, "could not check the PagerDuty ledger; taking the webhook");
-                true
+        let keys = [("delivery", &event.webhook_id), ("event", &event.event_id)];
+        let mut first = true;
+        for (kind, id) in keys.into_iter().filter(|(_, id)| !id.is_empty()) {
+            let key = format!("pagerduty:{kind}:{id}");
+            match self.store.put_if_absent(&key, &token, LEDGER_TTL).await {
+                Ok(stored) => first &= stored == token,
+                Err(err) => {
+                    tracing::warn!(%err, "could not check the PagerDuty ledger; taking the webhook");
+                }
             }
         }
+        first
     }
 
     /// The fingerprint of the alert the incident was paged for: by its key, else by its id
@@ -234,6 +229,10 @@ impl PagerDutyDesk {
     /// ours.
     async fn ask_pagerduty(&self, incident: &str) -> Option<String> {
         let api = self.api.as_ref()?;
+        // An incident id is a few letters and digits; anything else is not put in a URL.
+        if incident.is_empty() || !incident.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return None;
+        }
         let url = format!(
             "{}/incidents/{incident}/alerts",
             api.url.trim_end_matches('/')

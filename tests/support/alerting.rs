@@ -99,6 +99,17 @@ impl Alerting {
     }
 }
 
+impl Instance {
+    /// What a person asks of an alert on this instance's dashboard.
+    pub async fn ask(&self, command: shiplog::alert::runner::AlertCommand) {
+        self.desk
+            .commands
+            .send(command)
+            .await
+            .expect("alerting runs");
+    }
+}
+
 /// Polls the desk's alerts (woken by changes) until `test` holds, for at most 20 s.
 pub async fn wait_until(
     desk: &AlertingHandle,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::muting::inhibited;
 use super::Keeper;
-use crate::alert::book::{AlertBook, AlertState};
+use crate::alert::book::{AlertBook, AlertRecord, AlertState};
 use crate::alert::channels::Channel;
 use crate::alert::delivery::DeliveryStatus;
 use crate::alert::evaluator::Alert;
@@ -54,7 +54,9 @@ impl Keeper {
     pub(in crate::alert) async fn flush_due(&mut self) {
         let now = now_ms();
         let routing = self.routing.clone();
-        self.groups.refresh().await;
+        if !self.groups.refresh().await {
+            return;
+        }
         let next = self
             .groups
             .book
@@ -89,9 +91,13 @@ impl Keeper {
                 Channel::Pagerduty => self.incident_key(&flush.alert).await,
                 _ => None,
             };
-            let job = Job::new(flush.alert, flush.channel, now_ms())
+            let now = now_ms();
+            let mut job = Job::new(flush.alert, flush.channel, now)
                 .with_incident_key(incident_key)
                 .telling(flush.members.clone());
+            // One job per flush: an update is not taken for the one before it still queued
+            // (a flush happens once among every instance, under the groups' lock).
+            job.id = format!("{}.{now}", job.id);
             let status = self.enqueue(job).await;
             for fingerprint in &flush.members {
                 self.book
@@ -103,14 +109,16 @@ impl Keeper {
 
 /// How each alert of the book stands for its groups now.
 fn standings(book: &AlertBook, rules: &[InhibitRule]) -> HashMap<String, Standing> {
+    let open: Vec<&AlertRecord> = book.open().collect();
     book.newest_first()
         .iter()
         .map(|record| {
             let standing = match record.state {
-                AlertState::Resolved { .. } => Standing::Gone,
+                AlertState::Resolved { by: Some(_), .. } => Standing::Gone,
+                AlertState::Resolved { by: None, .. } => Standing::Quiet,
                 AlertState::Acknowledged { .. } => Standing::Hold,
                 AlertState::Firing if record.muted.is_some() => Standing::Hold,
-                AlertState::Firing if inhibited(book, rules, record).is_some() => Standing::Hold,
+                AlertState::Firing if inhibited(&open, rules, record).is_some() => Standing::Hold,
                 AlertState::Firing => Standing::Notify,
             };
             (record.fingerprint.clone(), standing)

@@ -8,6 +8,7 @@ mod groups;
 mod muting;
 mod paging;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -50,6 +51,9 @@ pub(super) struct Keeper {
     routing: Arc<Routing>,
     /// Each channel's groups of alerts waiting to be told (in the store when there is one).
     groups: Groups,
+    /// The alerts whose matches this instance saw (fired or repeated here): only their quiet
+    /// hour is this instance's to judge.
+    seen_here: HashSet<String>,
     /// The book changed since it was last saved.
     unsaved: bool,
 }
@@ -76,6 +80,7 @@ impl Keeper {
             groups: Groups::new(outward.store.clone()),
             routing: outward.routing,
             store: outward.store,
+            seen_here: HashSet::new(),
             unsaved: false,
         }
     }
@@ -96,6 +101,10 @@ impl Keeper {
     ) {
         let mut next = Some(first);
         while let Some(event) = next {
+            let alert = match &event {
+                AlertEvent::Fired(alert) | AlertEvent::Repeated { alert, .. } => alert,
+            };
+            self.seen_here.insert(alert.fingerprint.as_str().to_owned());
             if self.book.apply(&event, now_ms()) == Announcement::Notify {
                 if let AlertEvent::Fired(alert) = &event {
                     self.announce(alert).await;
@@ -157,10 +166,13 @@ impl Keeper {
         }
     }
 
-    /// Resolves the alerts quiet for an hour (and their PagerDuty incidents).
+    /// Resolves the alerts quiet for an hour, and the PagerDuty incidents of those whose
+    /// matches came here (another instance may still see an adopted one fire).
     pub(super) async fn sweep(&mut self) {
         for fingerprint in self.book.resolve_quiet(now_ms(), QUIET_PERIOD) {
-            self.follow_up(&fingerprint, FollowUp::Resolve).await;
+            if self.seen_here.remove(&fingerprint) {
+                self.follow_up(&fingerprint, FollowUp::Resolve).await;
+            }
         }
     }
 

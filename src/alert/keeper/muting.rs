@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::Keeper;
-use crate::alert::book::{AlertBook, AlertRecord, AlertState, Muted};
+use crate::alert::book::{AlertRecord, AlertState, Muted};
 use crate::alert::delivery::DeliveryStatus;
 use crate::alert::evaluator::Alert;
 use crate::alert::inhibit::{inhibitor, InhibitRule};
@@ -31,7 +31,8 @@ impl Keeper {
         };
         let muted = silenced.or_else(|| {
             let record = self.book.get(fingerprint)?;
-            inhibited(&self.book, &self.routing.inhibit, record)
+            let open: Vec<&AlertRecord> = self.book.open().collect();
+            inhibited(&open, &self.routing.inhibit, record)
         });
         let Some(muted) = muted else {
             self.logger.write(notice_entry(alert, None));
@@ -65,8 +66,18 @@ impl Keeper {
     /// Marks the open alerts muted, or not, as the silences and inhibitions now say; tells the
     /// alerts whose muting ended while they still fire.
     pub(super) async fn review(&mut self) {
+        // A list that cannot be read, or read from a local copy while Redis is away, is not
+        // taken for "no silences": that would unmute everything and say so.
+        let degraded = self.store.as_ref().is_some_and(|store| store.is_degraded());
         let silences = match &self.silences {
-            Some(silences) => silences.all().await.unwrap_or_default(),
+            Some(_) if degraded => return,
+            Some(silences) => match silences.all().await {
+                Ok(list) => list,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the silences");
+                    return;
+                }
+            },
             None => Vec::new(),
         };
         self.shown_silences.send_if_modified(|shown| {
@@ -78,24 +89,25 @@ impl Keeper {
         });
         let now = now_ms();
         let mut ended = Vec::new();
-        let changes: Vec<(String, Option<Muted>)> = self
-            .book
-            .open()
+        let open: Vec<&AlertRecord> = self.book.open().collect();
+        let changes: Vec<(String, Option<Muted>)> = open
+            .iter()
             .filter_map(|record| {
                 let muted = silence::muting(&silences, &record.labels, now)
                     .map(Muted::by)
-                    .or_else(|| inhibited(&self.book, &self.routing.inhibit, record));
+                    .or_else(|| inhibited(&open, &self.routing.inhibit, record));
                 if muted == record.muted {
                     return None;
                 }
                 if let (Some(was), None, AlertState::Firing) =
                     (&record.muted, &muted, &record.state)
                 {
-                    ended.push((record.clone(), was.clone()));
+                    ended.push((AlertRecord::clone(record), was.clone()));
                 }
                 Some((record.fingerprint.clone(), muted))
             })
             .collect();
+        drop(open);
         for (fingerprint, muted) in changes {
             self.book.set_muted(&fingerprint, muted);
         }
@@ -166,14 +178,13 @@ impl Keeper {
     }
 }
 
-/// The inhibition muting `record`, if an open alert inhibits it.
+/// The inhibition muting `record`, if one of the `open` alerts inhibits it.
 pub(super) fn inhibited(
-    book: &AlertBook,
+    open: &[&AlertRecord],
     rules: &[InhibitRule],
     record: &AlertRecord,
 ) -> Option<Muted> {
-    let open: Vec<&AlertRecord> = book.open().collect();
-    inhibitor(rules, record, &open).map(|(_, source)| Muted::Inhibited {
+    inhibitor(rules, record, open).map(|(_, source)| Muted::Inhibited {
         rule: source.rule.clone(),
         fingerprint: source.fingerprint.clone(),
     })

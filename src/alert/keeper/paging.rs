@@ -32,7 +32,11 @@ impl Keeper {
         let (Some(incidents), Some(record)) = (&self.incidents, self.book.get(fingerprint)) else {
             return;
         };
-        if !record.channels.contains(&Channel::Pagerduty) {
+        // An instance that does not page (no routing key, switched off) leaves the incident to
+        // the one that does: it must not end the key without telling PagerDuty.
+        if !record.channels.contains(&Channel::Pagerduty)
+            || self.deliverer.skipped(Channel::Pagerduty).is_some()
+        {
             return;
         }
         let (incident, members) = match self.groups.book.group_of(Channel::Pagerduty, fingerprint) {
@@ -44,10 +48,11 @@ impl Keeper {
             return;
         };
         if follow_up == FollowUp::Resolve {
+            // An alert this instance does not know (fired elsewhere) counts as still open.
             let open = |m: &String| {
                 self.book
                     .get(m)
-                    .is_some_and(|r| !matches!(r.state, AlertState::Resolved { .. }))
+                    .is_none_or(|r| !matches!(r.state, AlertState::Resolved { .. }))
             };
             if members.iter().any(open) {
                 return;
@@ -73,6 +78,16 @@ impl Keeper {
     pub(in crate::alert) async fn mirrored(&mut self, change: Mirrored) {
         let now = now_ms();
         let incident = change.command.fingerprint().to_owned();
+        // News of an older incident of the same alert or group (resolved here, and paged anew
+        // since) is not news of the current one.
+        if let (Some(incidents), Some(key)) = (&self.incidents, &change.incident_key) {
+            if let Ok(Some(current)) = incidents.current(&incident).await {
+                if &current != key {
+                    tracing::info!(%key, "a PagerDuty webhook about an earlier incident; ignored");
+                    return;
+                }
+            }
+        }
         let mut changed = Vec::new();
         for fingerprint in self.groups.book.members_of(&incident) {
             let command = change.command.about(&fingerprint);

@@ -166,34 +166,27 @@ impl AlertsScreen {
         })
     }
 
-    /// The chosen silence (the newest when none was chosen), among those listed.
-    pub fn selected_silence_record(&self) -> Option<&Silence> {
-        let index = match &self.selected_silence {
+    /// Where the chosen silence is in the list (the newest when none was chosen).
+    pub fn selected_silence_index(&self) -> Option<usize> {
+        match &self.selected_silence {
             Some(id) => self.silences.iter().position(|s| &s.id == id),
             None => (!self.silences.is_empty()).then_some(0),
-        };
-        index.map(|i| &self.silences[i])
+        }
+    }
+
+    /// The chosen silence (the newest when none was chosen).
+    pub fn selected_silence_record(&self) -> Option<&Silence> {
+        self.selected_silence_index().map(|i| &self.silences[i])
     }
 
     fn move_silence(&mut self, delta: isize) {
-        let current = self
-            .selected_silence_record()
-            .and_then(|s| self.silences.iter().position(|x| x.id == s.id));
-        if let Some(next) = step(self.silences.len(), current, delta) {
+        if let Some(next) = step(self.silences.len(), self.selected_silence_index(), delta) {
             self.selected_silence = Some(self.silences[next].id.clone());
         }
     }
 
     fn send_silence(&self, command: SilenceCommand) -> Ask {
-        let sent = self
-            .silence_commands
-            .as_ref()
-            .is_some_and(|commands| commands.try_send(command).is_ok());
-        if sent {
-            Ask::Nothing
-        } else {
-            Ask::Notice("Alerting is not running here (see --alerts)".to_owned())
-        }
+        send_to(self.silence_commands.as_ref(), command)
     }
 
     /// The note is typed: acknowledges the chosen alert.
@@ -225,15 +218,7 @@ impl AlertsScreen {
     }
 
     fn send(&self, command: AlertCommand) -> Ask {
-        let sent = self
-            .commands
-            .as_ref()
-            .is_some_and(|commands| commands.try_send(command).is_ok());
-        if sent {
-            Ask::Nothing
-        } else {
-            Ask::Notice("Alerting is not running here (see --alerts)".to_owned())
-        }
+        send_to(self.commands.as_ref(), command)
     }
 
     /// The chosen alert's deployment log, at the line that fired it.
@@ -248,6 +233,15 @@ impl AlertsScreen {
             },
             None => Ask::Notice("This alert is not about a deployment".to_owned()),
         }
+    }
+}
+
+/// Hands `command` to the alerting engine, or says it does not run here.
+fn send_to<T>(commands: Option<&mpsc::Sender<T>>, command: T) -> Ask {
+    if commands.is_some_and(|commands| commands.try_send(command).is_ok()) {
+        Ask::Nothing
+    } else {
+        Ask::Notice("Alerting is not running here (see --alerts)".to_owned())
     }
 }
 

@@ -236,9 +236,7 @@ fn render_silences(frame: &mut Frame, area: Rect, screen: &AlertsScreen, now: i6
         Constraint::Length(10),
         Constraint::Min(20),
     ];
-    let selected = screen
-        .selected_silence_record()
-        .and_then(|s| screen.silences.iter().position(|x| x.id == s.id));
+    let selected = screen.selected_silence_index();
     let table = Table::new(rows, widths)
         .header(Row::new(["id", "state", "matchers", "when", "by"]).style(theme.header))
         .block(block)
