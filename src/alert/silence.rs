@@ -412,6 +412,36 @@ mod tests {
         assert_eq!(all[0].state(now + 1), SilenceState::Active);
     }
 
+    /// The states as time passes, on tokio's paused clock: a silence made to start in ten
+    /// minutes mutes nothing until then, mutes for its hour, and is expired after, while the
+    /// list keeps it.
+    #[tokio::test(start_paused = true)]
+    async fn states_follow_the_clock() {
+        let t0 = tokio::time::Instant::now();
+        let start = 1_795_684_800_000;
+        let now = || start + t0.elapsed().as_millis() as i64;
+        let mut ask = asked("rule=build_failed");
+        ask.starts_at = Some(now() + 10 * MIN);
+        let silence = Silence::new(ask, now()).expect("valid");
+        let alert = labels(&[("rule", "build_failed")]);
+        let mut seen = Vec::new();
+        for minutes in [0, 9, 1, 30, 29, 1] {
+            tokio::time::advance(Duration::from_secs(minutes * 60)).await;
+            seen.push((silence.state(now()).as_str(), silence.mutes(&alert, now())));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("pending", false),
+                ("pending", false),
+                ("active", true),
+                ("active", true),
+                ("active", true),
+                ("expired", false),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn a_list_that_cannot_be_read_is_left_alone() {
         let dir = tempfile::tempdir().expect("tempdir");

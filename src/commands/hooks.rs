@@ -24,7 +24,7 @@ pub async fn webhooks(cli: &Cli, command: WebhooksCommand) -> Exit {
                 .create_webhook(&url, &projects)
                 .await
                 .map_err(vercel_failed)?;
-            println!(
+            say!(
                 "Created webhook {} posting {} to {}",
                 hook.id,
                 DEPLOYMENT_EVENTS.join(", "),
@@ -32,7 +32,7 @@ pub async fn webhooks(cli: &Cli, command: WebhooksCommand) -> Exit {
             );
             match &hook.secret {
                 Some(secret) => print_secret(secret, "VERCEL_WEBHOOK_SECRET"),
-                None => println!("Vercel sent no secret: copy it from the webhook's settings"),
+                None => say!("Vercel sent no secret: copy it from the webhook's settings"),
             }
         }
         WebhooksCommand::Kept(command) => return kept(&mut settings, Kept::Webhook, command).await,
@@ -65,7 +65,7 @@ pub async fn drains(cli: &Cli, command: DrainsCommand) -> Exit {
                 secret: secret.clone(),
             };
             let made = client.create_drain(&drain).await.map_err(vercel_failed)?;
-            println!("Created log drain {} posting to {}", made.id, made.url);
+            say!("Created log drain {} posting to {}", made.id, made.url);
             print_secret(&secret, "VERCEL_DRAIN_SECRET");
         }
         DrainsCommand::Kept(command) => return kept(&mut settings, Kept::Drain, command).await,
@@ -126,9 +126,9 @@ async fn kept(settings: &mut Settings, kind: Kept, command: HooksCommand) -> Exi
                 let listed = listed.map_err(|err| {
                     CommandError::new(exit::DATA, format!("could not write JSON: {err}"))
                 })?;
-                println!("{listed:#}");
+                say!("{listed:#}");
             } else {
-                lines.iter().for_each(|line| println!("{line}"));
+                lines.iter().for_each(|line| say!("{line}"));
             }
         }
         HooksCommand::Delete { id, yes } => {
@@ -140,7 +140,7 @@ async fn kept(settings: &mut Settings, kind: Kept, command: HooksCommand) -> Exi
                 Kept::Drain => client.delete_drain(&id).await,
             }
             .map_err(vercel_failed)?;
-            println!("Deleted {noun} {id}");
+            say!("Deleted {noun} {id}");
         }
     }
     Ok(exit::OK)
@@ -186,11 +186,11 @@ async fn with_watched(
 
 /// The secret, once, with where it goes. It is shown nowhere else and kept nowhere by shiplog.
 fn print_secret(secret: &Secret, variable: &str) {
-    println!("Its secret, shown this once: {}", secret.expose());
-    println!(
+    say!("Its secret, shown this once: {}", secret.expose());
+    say!(
         "Give it to the listener, for example: {variable}=<the secret> shiplog serve --listen 8787"
     );
-    println!("(keep it in your secret store; several, comma-separated, while you rotate)");
+    say!("(keep it in your secret store; several, comma-separated, while you rotate)");
 }
 
 /// 32 random bytes as hex: a drain's signing secret.

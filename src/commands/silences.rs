@@ -36,7 +36,7 @@ pub async fn run(cli: &Cli, command: SilencesCommand) -> Exit {
             };
             let silence = Silence::new(asked, now).map_err(refused)?;
             let silence = silences.add(silence).await.map_err(refused)?;
-            println!(
+            say!(
                 "Silenced {} until {} ({}): {}",
                 matcher::describe(&silence.matchers),
                 rfc3339(silence.ends_at),
@@ -51,17 +51,17 @@ pub async fn run(cli: &Cli, command: SilencesCommand) -> Exit {
                 let text = serde_json::to_string_pretty(&listed(&list, now)).map_err(|err| {
                     CommandError::new(exit::DATA, format!("could not write JSON: {err}"))
                 })?;
-                println!("{text}");
+                say!("{text}");
             } else if list.is_empty() {
-                println!("No silences.");
+                say!("No silences.");
             } else {
-                list.iter().for_each(|s| println!("{}", line(s, now)));
+                list.iter().for_each(|s| say!("{}", line(s, now)));
             }
         }
         SilencesCommand::Expire { id } => {
             let (silence, ended) = silences.expire(&id, now).await.map_err(refused)?;
             let said = if ended { "Expired" } else { "Already expired:" };
-            println!(
+            say!(
                 "{said} silence {} {} (made by {}: {})",
                 silence.id,
                 matcher::describe(&silence.matchers),
