@@ -437,6 +437,21 @@ pub enum AlertsCommand {
         /// A file of one JSON entry per line.
         file: PathBuf,
     },
+    /// The alerts as the state store keeps them (every instance's), newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an alert (its fingerprint, or enough of its start): every instance on the
+    /// same Redis hears it, and PagerDuty is told when the alert paged.
+    Ack {
+        fingerprint: String,
+        /// Why, or what is being done.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resolve an alert (its fingerprint, or enough of its start), as `ack` does.
+    Resolve { fingerprint: String },
     /// Send a test notification to one channel and say how it went.
     Test {
         /// slack, discord, email, sms, webhook or pagerduty (a PagerDuty test incident is

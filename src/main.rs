@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             Some(Command::Alerts(cli::AlertsCommand::Test { channel })) => {
                 commands::alerts::test(&cli, &channel).await
             }
+            Some(Command::Alerts(command)) => commands::alert_actions::run(&cli, command).await,
             Some(Command::Breakglass(command)) => commands::breakglass::run(&cli, command).await,
             Some(Command::Deployments(command)) => commands::deployments::run(&cli, command).await,
             Some(Command::Webhooks(command)) => commands::hooks::webhooks(&cli, command).await,

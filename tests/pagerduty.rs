@@ -341,3 +341,73 @@ async fn an_acknowledgement_in_pagerduty_reaches_the_alert_once_and_is_not_sent_
         alerts[0].state
     );
 }
+
+/// `shiplog alerts ack` and `alerts resolve` from a terminal: the stored alert is found by the
+/// start of its fingerprint, PagerDuty hears acknowledge then resolve with the page's dedup
+/// key before each command returns, and `alerts list` shows the state.
+#[tokio::test]
+async fn the_cli_acknowledges_and_resolves_and_pagerduty_hears_it() {
+    use support::bin::{run, shiplog};
+
+    let pagerduty = PagerDuty::start().await;
+    let home = tempfile::tempdir().expect("dir");
+    // The store as the CLI opens it: `SHIPLOG_STATE_DIR/state`, the development namespace.
+    let store = StateStore::embedded(home.path().join("state/state"), "shiplog:development:")
+        .expect("store");
+    let instance = paging(&pagerduty, ROUTING_KEY).start(store);
+    storefront_failed(&instance);
+    let key = pagerduty.wait_taken(1, "the page").await[0]["dedup_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let fingerprint = the_alert(&instance).await;
+    let _ = instance.stop.send(true);
+    instance.running.await.expect("stopped, its book kept");
+    let cli = |args: &[&str]| {
+        let mut cmd = shiplog(home.path(), "http://127.0.0.1:9");
+        cmd.args(args)
+            .env("SHIPLOG_USER", "ana")
+            .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+            .env("PAGERDUTY_EVENTS_URL", &pagerduty.events_url);
+        run(cmd)
+    };
+    let short = &fingerprint[..10];
+    let acked = cli(&["alerts", "ack", short, "--note", "rolling back"]).await;
+    assert_eq!(acked.code, 0, "{}", acked.stderr);
+    assert!(
+        acked.stdout.contains("Acknowledged build_failed"),
+        "{}",
+        acked.stdout
+    );
+    let taken = pagerduty.taken();
+    assert_eq!(
+        taken.len(),
+        2,
+        "sent before the command returned: {taken:?}"
+    );
+    assert_eq!(taken[1]["event_action"], "acknowledge");
+    assert_eq!(taken[1]["dedup_key"], key.as_str());
+    let listed = cli(&["alerts", "list"]).await;
+    assert!(
+        listed.stdout.contains(short) && listed.stdout.contains("[acked]"),
+        "{}",
+        listed.stdout
+    );
+
+    let resolved = cli(&["alerts", "resolve", short]).await;
+    assert_eq!(resolved.code, 0, "{}", resolved.stderr);
+    let taken = pagerduty.taken();
+    assert_eq!(taken.len(), 3);
+    assert_eq!(taken[2]["event_action"], "resolve");
+    assert_eq!(pagerduty.alert(&key), Some((AlertStatus::Resolved, 1)));
+    let again = cli(&["alerts", "resolve", short]).await;
+    assert_eq!(again.code, 64, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("resolved already"),
+        "{}",
+        again.stderr
+    );
+    let unknown = cli(&["alerts", "ack", "ffff"]).await;
+    assert_eq!(unknown.code, 64);
+    assert!(unknown.stderr.contains("alerts list"), "{}", unknown.stderr);
+}

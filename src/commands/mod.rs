@@ -9,6 +9,7 @@ macro_rules! say {
     }};
 }
 
+pub mod alert_actions;
 pub mod alerts;
 pub mod breakglass;
 pub mod dashboard;

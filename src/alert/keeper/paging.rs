@@ -39,6 +39,11 @@ impl Keeper {
         {
             return;
         }
+        // The groups as they stand now (another instance, or a moment ago, may have paged).
+        self.groups.refresh().await;
+        let Some(record) = self.book.get(fingerprint) else {
+            return;
+        };
         let (incident, members) = match self.groups.book.group_of(Channel::Pagerduty, fingerprint) {
             Some(group) => (group.id.clone(), self.groups.book.members_of(&group.id)),
             None => (fingerprint.to_owned(), vec![fingerprint.to_owned()]),
@@ -89,6 +94,7 @@ impl Keeper {
             }
         }
         let mut changed = Vec::new();
+        self.groups.refresh().await;
         for fingerprint in self.groups.book.members_of(&incident) {
             let command = change.command.about(&fingerprint);
             let state = self.book.get(&fingerprint).map(|r| &r.state);
