@@ -102,6 +102,11 @@ impl InhibitRule {
         })
     }
 
+    /// Could an alert with these labels be inhibited by this rule at all?
+    pub fn targets(&self, target: &Labels) -> bool {
+        matcher::all_match(&self.target, target)
+    }
+
     /// Does an open alert with `source` labels inhibit one with `target` labels?
     pub fn inhibits(&self, source: &Labels, target: &Labels) -> bool {
         let both = |labels: &Labels| {
@@ -136,13 +141,17 @@ pub fn inhibitor<'a>(
     target: &AlertRecord,
     open: &[&'a AlertRecord],
 ) -> Option<(&'a InhibitRule, &'a AlertRecord)> {
-    rules.iter().find_map(|rule| {
-        open.iter()
-            .copied()
-            .filter(|source| source.fingerprint != target.fingerprint)
-            .find(|source| rule.inhibits(&source.labels, &target.labels))
-            .map(|source| (rule, source))
-    })
+    // Most alerts are no rule's target: that is known without looking at the open ones.
+    rules
+        .iter()
+        .filter(|rule| rule.targets(&target.labels))
+        .find_map(|rule| {
+            open.iter()
+                .copied()
+                .filter(|source| source.fingerprint != target.fingerprint)
+                .find(|source| rule.inhibits(&source.labels, &target.labels))
+                .map(|source| (rule, source))
+        })
 }
 
 #[cfg(test)]

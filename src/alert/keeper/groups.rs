@@ -2,8 +2,6 @@
 //! (see `alert::grouping`): checked every second, and at once after an alert joins (a route
 //! without `group_wait` tells at once). A stopping run tells what its groups hold first.
 
-use std::collections::HashMap;
-
 use super::muting::inhibited;
 use super::Keeper;
 use crate::alert::book::{AlertBook, AlertRecord, AlertState};
@@ -64,8 +62,9 @@ impl Keeper {
         if next.is_none_or(|due| due > now) {
             return;
         }
-        let standings = standings(&self.book, &routing.inhibit);
-        let standing = |fingerprint: &str| standing_of(&standings, fingerprint);
+        let book = &self.book;
+        let open: Vec<&AlertRecord> = book.open().collect();
+        let standing = |fingerprint: &str| standing_of(book, &open, &routing.inhibit, fingerprint);
         let flushes = self
             .groups
             .change(|groups| groups.due(now, |c| routing.route(c).clone(), standing))
@@ -75,8 +74,10 @@ impl Keeper {
 
     /// Sends every group's waiting notification now (a stopping run).
     pub(in crate::alert) async fn flush_all(&mut self) {
-        let standings = standings(&self.book, &self.routing.inhibit);
-        let standing = |fingerprint: &str| standing_of(&standings, fingerprint);
+        let book = &self.book;
+        let rules = &self.routing.inhibit;
+        let open: Vec<&AlertRecord> = book.open().collect();
+        let standing = |fingerprint: &str| standing_of(book, &open, rules, fingerprint);
         let now = now_ms();
         let flushes = self
             .groups
@@ -107,29 +108,23 @@ impl Keeper {
     }
 }
 
-/// How each alert of the book stands for its groups now.
-fn standings(book: &AlertBook, rules: &[InhibitRule]) -> HashMap<String, Standing> {
-    let open: Vec<&AlertRecord> = book.open().collect();
-    book.newest_first()
-        .iter()
-        .map(|record| {
-            let standing = match record.state {
-                AlertState::Resolved { by: Some(_), .. } => Standing::Gone,
-                AlertState::Resolved { by: None, .. } => Standing::Quiet,
-                AlertState::Acknowledged { .. } => Standing::Hold,
-                AlertState::Firing if record.muted.is_some() => Standing::Hold,
-                AlertState::Firing if inhibited(&open, rules, record).is_some() => Standing::Hold,
-                AlertState::Firing => Standing::Notify,
-            };
-            (record.fingerprint.clone(), standing)
-        })
-        .collect()
-}
-
-/// An alert this instance does not know yet (fired elsewhere a moment ago) is told.
-fn standing_of(standings: &HashMap<String, Standing>, fingerprint: &str) -> Standing {
-    standings
-        .get(fingerprint)
-        .copied()
-        .unwrap_or(Standing::Notify)
+/// How an alert stands for its groups now (looked up for a group's members only, when it is
+/// due). An alert this instance does not know yet (fired elsewhere a moment ago) is told.
+fn standing_of(
+    book: &AlertBook,
+    open: &[&AlertRecord],
+    rules: &[InhibitRule],
+    fingerprint: &str,
+) -> Standing {
+    let Some(record) = book.get(fingerprint) else {
+        return Standing::Notify;
+    };
+    match record.state {
+        AlertState::Resolved { by: Some(_), .. } => Standing::Gone,
+        AlertState::Resolved { by: None, .. } => Standing::Quiet,
+        AlertState::Acknowledged { .. } => Standing::Hold,
+        AlertState::Firing if record.muted.is_some() => Standing::Hold,
+        AlertState::Firing if inhibited(open, rules, record).is_some() => Standing::Hold,
+        AlertState::Firing => Standing::Notify,
+    }
 }
