@@ -42,45 +42,7 @@ pub async fn run(cli: &Cli, command: AlertsCommand) -> Exit {
             format!("alert {} is resolved already", short(&fingerprint)),
         ));
     }
-    // The engine, run for this one change: it reads the book, acts as this user, shares and
-    // tells PagerDuty, and writes the book back once stopped.
-    settings.alerts_enabled = true;
-    let (builder, outlet) = super::with_alerts(Logger::builder(), true);
-    let logger = builder.build();
-    let metrics = std::sync::Arc::new(shiplog::metrics::Metrics::new());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let Some((task, handle)) =
-        super::start_alerting(&settings, &store, &logger, &metrics, outlet, stopped)
-    else {
-        return Err(CommandError::new(
-            exit::FOLLOW_FAILED,
-            "alerting could not start",
-        ));
-    };
-    let mut alerts = handle.alerts.clone();
-    let done = |records: &[AlertRecord]| {
-        records.iter().any(|r| {
-            r.fingerprint == fingerprint
-                && match &command {
-                    AlertCommand::Acknowledge { .. } => {
-                        matches!(r.state, AlertState::Acknowledged { .. })
-                    }
-                    _ => matches!(r.state, AlertState::Resolved { .. }),
-                }
-        })
-    };
-    let _ = handle.commands.send(command.clone()).await;
-    let applied = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while !done(&alerts.borrow_and_update()) {
-            if alerts.changed().await.is_err() {
-                return;
-            }
-        }
-    })
-    .await
-    .is_ok();
-    let _ = stop.send(true);
-    let _ = task.await;
+    let applied = through_engine(&mut settings, &store, &command).await?;
     if !applied {
         return Err(CommandError::new(
             exit::FOLLOW_FAILED,
@@ -98,6 +60,55 @@ pub async fn run(cli: &Cli, command: AlertsCommand) -> Exit {
         settings.user
     );
     Ok(exit::OK)
+}
+
+/// Runs the alerting engine for this one change: it reads the book, acts as this user, shares
+/// the change and tells PagerDuty (sent before it stops), and writes the book back. Whether the
+/// alert took the change.
+async fn through_engine(
+    settings: &mut shiplog::config::Settings,
+    store: &shiplog::store::StateStore,
+    command: &AlertCommand,
+) -> Result<bool, CommandError> {
+    settings.alerts_enabled = true;
+    let (builder, outlet) = super::with_alerts(Logger::builder(), true);
+    let logger = builder.build();
+    let metrics = std::sync::Arc::new(shiplog::metrics::Metrics::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let Some((task, handle)) =
+        super::start_alerting(settings, store, &logger, &metrics, outlet, stopped)
+    else {
+        return Err(CommandError::new(
+            exit::FOLLOW_FAILED,
+            "alerting could not start",
+        ));
+    };
+    let fingerprint = command.fingerprint().to_owned();
+    let done = |records: &[AlertRecord]| {
+        records.iter().any(|r| {
+            r.fingerprint == fingerprint
+                && match command {
+                    AlertCommand::Acknowledge { .. } => {
+                        matches!(r.state, AlertState::Acknowledged { .. })
+                    }
+                    _ => matches!(r.state, AlertState::Resolved { .. }),
+                }
+        })
+    };
+    let mut alerts = handle.alerts.clone();
+    let _ = handle.commands.send(command.clone()).await;
+    let applied = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !done(&alerts.borrow_and_update()) {
+            if alerts.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok();
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(applied)
 }
 
 enum Ask {
