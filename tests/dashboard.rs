@@ -237,6 +237,26 @@ fn an_alert_is_queued_retried_dead_lettered_and_acknowledged_on_screen() {
         .wait_for_text("acknowledged by ana: rolling back", WAIT)
         .or_panic();
     session.wait_for_text("acked", WAIT).or_panic();
+    // A silence for alerts like it: the matchers come filled in from the alert, then how long,
+    // then why; the list shows it active, made by ana.
+    session.send_key(Key::Char('s'));
+    session
+        .wait_for_text(r#"rule="deploy_failed""#, WAIT)
+        .or_panic();
+    session.send_key(Key::Enter);
+    session.wait_for_text("silence for:", WAIT).or_panic();
+    session.send_key(Key::Enter);
+    session.wait_for_text("because (required)", WAIT).or_panic();
+    session.send(b"known bad migration");
+    session.send_key(Key::Enter);
+    session.send_key(Key::Char('S'));
+    session.wait_for_text("Silences (e expire", WAIT).or_panic();
+    session
+        .wait_for_text("ana: known bad migration", WAIT)
+        .or_panic();
+    session.wait_for_text("active", WAIT).or_panic();
+    session.send_key(Key::Char('e'));
+    session.wait_for_text("expired", WAIT).or_panic();
     session.send_key(Key::Char('q'));
     assert_eq!(session.wait_exit(WAIT), Some(0));
 }

@@ -5,7 +5,7 @@
 //! triggered with, and PagerDuty's webhooks find their alert.
 //!
 //! A key reads `{namespace}{project}:{rule}:{fingerprint's first 16}:{episode}`, e.g.
-//! `shiplog:production:storefront:deploy_failed:7c1e9a42d0b3f5e1:01JD4X2K9Q`: what it is about,
+//! `shiplog:production:storefront:deploy_failed:7c1e9a42d0b3f5e1:01JD4X2K9QW8E5R7T3Y6U1I0PA`: what it is about,
 //! at a glance, in PagerDuty.
 
 use std::time::Duration;
@@ -35,6 +35,14 @@ impl IncidentKeys {
         let key = self.claim(&by_alert(fingerprint), &made).await?;
         if key == made {
             self.claim(&by_key(&key), fingerprint).await?;
+        } else {
+            // Still in use: kept for another fortnight from now (an alert may fire for long).
+            self.store
+                .put_json(&by_alert(fingerprint), &key, KEPT)
+                .await?;
+            self.store
+                .put_json(&by_key(&key), fingerprint, KEPT)
+                .await?;
         }
         Ok(key)
     }
@@ -121,6 +129,60 @@ fn new_key(namespace: &str, alert: &Alert) -> String {
         clean(namespace, 48),
         clean(project, 64),
         clean(&alert.rule, 64),
-        &episode[..10.min(episode.len())],
+        episode,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::alert::channels::Channel;
+    use crate::alert::{AlertSeverity, Fingerprint};
+    use crate::log::{LogEntry, Severity, Tier};
+
+    #[tokio::test]
+    async fn a_key_lasts_until_its_incident_is_resolved_then_a_new_one_is_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::embedded(dir.path(), "shiplog:production:").expect("store");
+        let keys = IncidentKeys::new(store);
+        let mut entry = LogEntry::new(Tier::Deploy, Severity::Error, "failed", "x");
+        entry.metadata.project = Some("store front".into());
+        let alert = Alert {
+            fingerprint: Fingerprint::known("7c1e9a42d0b3f5e1aaaabbbbccccddddeeeeffff"),
+            rule: "deploy_failed".to_owned(),
+            severity: AlertSeverity::High,
+            channels: vec![Channel::Pagerduty],
+            entry: Arc::new(entry),
+        };
+        let first = keys.open(&alert).await.expect("a key");
+        assert!(
+            first.starts_with("shiplog:production:storefront:deploy_failed:7c1e9a42d0b3f5e1:"),
+            "{first}"
+        );
+        assert_eq!(
+            keys.open(&alert).await.expect("a key"),
+            first,
+            "the same while open"
+        );
+        let fingerprint = alert.fingerprint.as_str();
+        assert_eq!(
+            keys.current(fingerprint).await.expect("read"),
+            Some(first.clone())
+        );
+        assert_eq!(
+            keys.alert_of(&first).await.expect("read").as_deref(),
+            Some(fingerprint)
+        );
+        assert!(keys.close(fingerprint, &first).await.expect("closed"));
+        assert!(!keys.close(fingerprint, &first).await.expect("once"));
+        let second = keys.open(&alert).await.expect("a key");
+        assert_ne!(second, first, "a new incident after a resolve");
+        assert_eq!(
+            keys.alert_of(&first).await.expect("read").as_deref(),
+            Some(fingerprint),
+            "old webhooks still find it"
+        );
+    }
 }
