@@ -129,11 +129,11 @@ impl Muted {
                 comment,
                 ..
             } => {
-                let id = silence.get(..10).unwrap_or(silence);
+                let id = super::silence::short_id(silence);
                 format!("muted by silence {id} ({author}: {comment})")
             }
             Muted::Inhibited { rule, fingerprint } => {
-                let fingerprint = fingerprint.get(..12).unwrap_or(fingerprint);
+                let fingerprint = Fingerprint::short(fingerprint);
                 format!("inhibited by {rule} ({fingerprint})")
             }
         }

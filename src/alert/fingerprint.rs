@@ -40,6 +40,11 @@ impl Fingerprint {
         &self.0
     }
 
+    /// Its first 12 characters, as screens and messages show it.
+    pub fn short(text: &str) -> &str {
+        text.get(..12).unwrap_or(text)
+    }
+
     /// A fingerprint as the alert book keeps it.
     pub fn known(text: &str) -> Fingerprint {
         Fingerprint(text.to_owned())

@@ -141,16 +141,30 @@ pub fn inhibitor<'a>(
     target: &AlertRecord,
     open: &[&'a AlertRecord],
 ) -> Option<(&'a InhibitRule, &'a AlertRecord)> {
-    // Most alerts are no rule's target: that is known without looking at the open ones.
+    let others = open
+        .iter()
+        .copied()
+        .filter(|source| source.fingerprint != target.fingerprint)
+        .map(|source| (source, &source.labels));
+    inhibiting(rules, &target.labels, others)
+}
+
+/// The rule and the first of `sources` (each with its labels) inhibiting an alert with
+/// `target` labels, if one does.
+pub fn inhibiting<'a, 'l, T: Copy>(
+    rules: &'a [InhibitRule],
+    target: &Labels,
+    sources: impl Iterator<Item = (T, &'l Labels)> + Clone,
+) -> Option<(&'a InhibitRule, T)> {
+    // Most alerts are no rule's target: that is known without looking at the sources.
     rules
         .iter()
-        .filter(|rule| rule.targets(&target.labels))
+        .filter(|rule| rule.targets(target))
         .find_map(|rule| {
-            open.iter()
-                .copied()
-                .filter(|source| source.fingerprint != target.fingerprint)
-                .find(|source| rule.inhibits(&source.labels, &target.labels))
-                .map(|source| (rule, source))
+            sources
+                .clone()
+                .find(|(_, labels)| rule.inhibits(labels, target))
+                .map(|(source, _)| (rule, source))
         })
 }
 

@@ -175,8 +175,13 @@ impl Silence {
 
     /// `01JD…` shortened for a line.
     pub fn short_id(&self) -> &str {
-        self.id.get(..10).unwrap_or(&self.id)
+        short_id(&self.id)
     }
+}
+
+/// A silence's id cut to its first 10 characters (its time), as lines show it.
+pub fn short_id(id: &str) -> &str {
+    id.get(..10).unwrap_or(id)
 }
 
 /// The active silence that mutes an alert with `labels`, if one does (the one ending last).

@@ -53,10 +53,9 @@ impl Suppressor {
         }
         match self {
             Suppressor::Shared { store, counts } => {
-                let ours = ulid::Ulid::new().to_string();
                 let key = format!("alert_suppress:{fingerprint}");
-                let won = match store.put_if_absent(&key, &ours, window).await {
-                    Ok(stored) => stored == ours,
+                let won = match store.first_claim(&key, window).await {
+                    Ok(won) => won,
                     Err(err) => {
                         // Better a second notification than a missed one.
                         tracing::warn!(error = %err, "suppression check failed; firing");

@@ -7,6 +7,7 @@
 use shiplog::alert::book::{AlertRecord, AlertState};
 use shiplog::alert::book_store;
 use shiplog::alert::runner::AlertCommand;
+use shiplog::alert::Fingerprint;
 use shiplog::clock::{now_ms, short_duration};
 use shiplog::exit;
 use shiplog::log::Logger;
@@ -39,14 +40,17 @@ pub async fn run(cli: &Cli, command: AlertsCommand) -> Exit {
     if matches!(record.state, AlertState::Resolved { .. }) {
         return Err(CommandError::new(
             exit::USAGE,
-            format!("alert {} is resolved already", short(&fingerprint)),
+            format!(
+                "alert {} is resolved already",
+                Fingerprint::short(&fingerprint)
+            ),
         ));
     }
     let applied = through_engine(&mut settings, &store, &command).await?;
     if !applied {
         return Err(CommandError::new(
             exit::FOLLOW_FAILED,
-            format!("alert {} did not change", short(&fingerprint)),
+            format!("alert {} did not change", Fingerprint::short(&fingerprint)),
         ));
     }
     let what = match command {
@@ -56,7 +60,7 @@ pub async fn run(cli: &Cli, command: AlertsCommand) -> Exit {
     say!(
         "{what} {} ({}) as {}",
         record.rule,
-        short(&fingerprint),
+        Fingerprint::short(&fingerprint),
         settings.user
     );
     Ok(exit::OK)
@@ -154,7 +158,7 @@ fn list(records: &[AlertRecord], json: bool) -> Exit {
         };
         say!(
             "{}  {:<8} {:<22} x{:<4} {:>8} ago  {}  [{}]",
-            short(&r.fingerprint),
+            Fingerprint::short(&r.fingerprint),
             r.severity.as_str(),
             r.rule,
             r.count,
@@ -164,8 +168,4 @@ fn list(records: &[AlertRecord], json: bool) -> Exit {
         );
     }
     Ok(exit::OK)
-}
-
-fn short(fingerprint: &str) -> &str {
-    fingerprint.get(..12).unwrap_or(fingerprint)
 }

@@ -9,6 +9,7 @@ use shiplog::alert::book::QUIET_PERIOD;
 use shiplog::alert::channels::{ChannelSettings, Notification};
 use shiplog::alert::delivery::{Deliverer, DeliveryStatus};
 use shiplog::alert::grouping::{Flush, GroupBook, Standing};
+use shiplog::alert::inhibit;
 use shiplog::alert::labels::Labels;
 use shiplog::alert::matcher;
 use shiplog::alert::routing::Routing;
@@ -164,14 +165,15 @@ fn delivery_outcome(fired: &[Alert], silences: &[Silence], routing: &Routing) ->
             .max_by_key(|s| s.ends_at);
         // Inhibited by another alert of the replay open at the same time (within the hour an
         // alert stays open without news).
-        let inhibitor = fired.iter().enumerate().find_map(|(j, source)| {
-            let open = (source.entry.ts - ts).abs() < QUIET_PERIOD.as_millis() as i64;
-            let rule = routing
-                .inhibit
-                .iter()
-                .find(|rule| j != i && open && rule.inhibits(&labels[j], &labels[i]))?;
-            Some((source, rule))
-        });
+        let sources = fired
+            .iter()
+            .zip(&labels)
+            .enumerate()
+            .filter(move |(j, (source, _))| {
+                *j != i && (source.entry.ts - ts).abs() < QUIET_PERIOD.as_millis() as i64
+            })
+            .map(|(_, pair)| pair);
+        let inhibitor = inhibit::inhibiting(&routing.inhibit, &labels[i], sources);
         let line = fired_line(alert);
         if let Some(silence) = silence {
             outcome.muted += 1;
@@ -181,7 +183,7 @@ fn delivery_outcome(fired: &[Alert], silences: &[Silence], routing: &Routing) ->
                 silence.created_by,
                 silence.comment
             );
-        } else if let Some((source, rule)) = inhibitor {
+        } else if let Some((rule, source)) = inhibitor {
             outcome.inhibited += 1;
             say!("{line} INHIBITED by {} ({})", source.rule, rule.name);
         } else {

@@ -17,7 +17,7 @@ use sha1::{Digest, Sha1};
 use super::drain::for_each_record;
 use super::drain_desk::{decoded, DrainBatch, DRAIN_ROUTE};
 use super::ledger::LEDGER_TTL;
-use super::routes::{busy, read_body, refusal, Ingest, Peer};
+use super::routes::{busy, read_body, refusal, signature_refused, vercel_forbidden, Ingest, Peer};
 
 /// A batch's bytes as sent: room for thousands of records (Vercel does not say how large a
 /// batch may be).
@@ -83,13 +83,8 @@ async fn answer(ingest: &Ingest, peer: SocketAddr, headers: &HeaderMap, body: Bo
     match checked {
         Ok(()) => {}
         Err(Refused::Signature(why)) => {
-            ingest.metrics.signature_failed(DRAIN_ROUTE);
-            ingest.alarm.raise(peer.ip(), DRAIN_ROUTE, why);
-            return (
-                StatusCode::FORBIDDEN,
-                Json(json!({"code": "invalid_signature", "error": "signature didn't match"})),
-            )
-                .into_response();
+            signature_refused(ingest, peer, DRAIN_ROUTE, why);
+            return vercel_forbidden();
         }
         Err(Refused::TooLarge) => {
             return refusal(
@@ -116,12 +111,11 @@ async fn queue(ingest: &Ingest, body: Bytes, gzip: bool) -> Response {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let token = ulid::Ulid::new().to_string();
     let first = ingest
         .store
-        .put_if_absent(&format!("drain:batch:{digest}"), &token, LEDGER_TTL)
+        .first_claim(&format!("drain:batch:{digest}"), LEDGER_TTL)
         .await
-        .map_or(true, |standing| standing == token);
+        .unwrap_or(true);
     if first {
         slot.send(DrainBatch { body, gzip, room });
     } else {

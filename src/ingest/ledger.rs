@@ -42,12 +42,18 @@ impl DeliveryLedger {
                 ),
             });
         }
-        let token = ulid::Ulid::new().to_string();
+        self.first_of_all(keys).await
+    }
+
+    /// True when none of `keys` was claimed before. Every key is claimed, not only up to the
+    /// first repeat: each of a retry's ids then finds itself taken too.
+    pub async fn first_of_all(
+        &self,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Result<bool, StoreError> {
         let mut first = true;
-        // Every key is claimed, not only up to the first repeat: each of a retry's ids then
-        // finds itself taken too.
         for key in keys {
-            first &= self.store.put_if_absent(&key, &token, LEDGER_TTL).await? == token;
+            first &= self.store.first_claim(&key, LEDGER_TTL).await?;
         }
         Ok(first)
     }

@@ -17,9 +17,9 @@ use axum::{Extension, Json};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::ledger::LEDGER_TTL;
+use super::ledger::DeliveryLedger;
 use super::pagerduty::{parse_event, verify, IncidentChange, IncidentEvent, PAGERDUTY_ROUTE};
-use super::routes::{busy, read_body, refusal, Ingest, Peer};
+use super::routes::{busy, read_body, refusal, signature_refused, Ingest, Peer};
 use crate::alert::incident::IncidentKeys;
 use crate::alert::runner::{AlertCommand, Mirrored};
 use crate::log::{LogEntry, Logger, Severity, Tier};
@@ -60,12 +60,11 @@ pub(super) async fn webhook(
         .get("x-pagerduty-signature")
         .map(HeaderValue::as_bytes);
     if !verify(&ingest.pagerduty_secrets, &body, signature) {
-        ingest.metrics.signature_failed(PAGERDUTY_ROUTE);
         let why = match signature {
             None => "no X-PagerDuty-Signature header",
             Some(_) => "the X-PagerDuty-Signature does not match",
         };
-        ingest.alarm.raise(peer.ip(), PAGERDUTY_ROUTE, why);
+        signature_refused(&ingest, peer, PAGERDUTY_ROUTE, why);
         // A 4xx: PagerDuty does not retry it (a forged request has nothing to retry).
         return refusal(StatusCode::FORBIDDEN, why);
     }
@@ -86,7 +85,7 @@ pub(super) async fn webhook(
 /// Takes PagerDuty's webhooks one at a time, in arrival order (PagerDuty orders them per
 /// incident).
 pub struct PagerDutyDesk {
-    store: StateStore,
+    ledger: DeliveryLedger,
     incidents: IncidentKeys,
     logger: Logger,
     metrics: Arc<Metrics>,
@@ -105,7 +104,7 @@ impl PagerDutyDesk {
     ) -> Self {
         PagerDutyDesk {
             incidents: IncidentKeys::new(store.clone()),
-            store,
+            ledger: DeliveryLedger::new(store),
             logger,
             metrics,
             alerts,
@@ -152,7 +151,7 @@ impl PagerDutyDesk {
                 format!(
                     "{by} {} the incident of alert {}",
                     change.as_str(),
-                    &fingerprint[..fingerprint.len().min(12)]
+                    crate::alert::Fingerprint::short(&fingerprint)
                 ),
             )
             .with_meta("fingerprint", fingerprint.as_str()),
@@ -178,24 +177,20 @@ impl PagerDutyDesk {
         }
     }
 
-    /// True the first time a webhook is offered, on any instance. A store that cannot answer
-    /// takes it: the same change twice is nothing.
-    /// Both its `X-Webhook-Id` (the same on every retry) and its event's id are claimed: the
-    /// header is not signed, so a signed body replayed under a new id is still a repeat.
+    /// True the first time a webhook is offered, on any instance. Both its `X-Webhook-Id` (the
+    /// same on every retry) and its event's id are claimed: the header is not signed, so a
+    /// signed body replayed under a new id is still a repeat. A store that cannot answer takes
+    /// it: the same change twice is nothing.
     async fn first_time(&self, event: &IncidentEvent) -> bool {
-        let token = ulid::Ulid::new().to_string();
-        let keys = [("delivery", &event.webhook_id), ("event", &event.event_id)];
-        let mut first = true;
-        for (kind, id) in keys.into_iter().filter(|(_, id)| !id.is_empty()) {
-            let key = format!("pagerduty:{kind}:{id}");
-            match self.store.put_if_absent(&key, &token, LEDGER_TTL).await {
-                Ok(stored) => first &= stored == token,
-                Err(err) => {
-                    tracing::warn!(%err, "could not check the PagerDuty ledger; taking the webhook");
-                }
-            }
-        }
-        first
+        let keys = [("delivery", &event.webhook_id), ("event", &event.event_id)]
+            .into_iter()
+            .filter(|(_, id)| !id.is_empty())
+            .map(|(kind, id)| format!("pagerduty:{kind}:{id}"))
+            .collect::<Vec<_>>();
+        self.ledger.first_of_all(keys).await.unwrap_or_else(|err| {
+            tracing::warn!(%err, "could not check the PagerDuty ledger; taking the webhook");
+            true
+        })
     }
 
     /// The fingerprint of the alert the incident was paged for: by its key, else by its id

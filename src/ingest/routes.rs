@@ -97,6 +97,21 @@ async fn counted(State(ingest): State<Arc<Ingest>>, request: Request, next: Next
     response
 }
 
+/// A request refused for its signature (`why`): counted, and the alarm raised for its source.
+pub(super) fn signature_refused(ingest: &Ingest, peer: SocketAddr, route: &'static str, why: &str) {
+    ingest.metrics.signature_failed(route);
+    ingest.alarm.raise(peer.ip(), route, why);
+}
+
+/// Vercel's own answer to a bad signature.
+pub(super) fn vercel_forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({"code": "invalid_signature", "error": "signature didn't match"})),
+    )
+        .into_response()
+}
+
 pub(super) fn refusal(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
@@ -121,18 +136,12 @@ async fn webhook(
     };
     let signature = headers.get("x-vercel-signature").map(HeaderValue::as_bytes);
     if !ingest.webhook_secrets.verify(&body, signature) {
-        ingest.metrics.signature_failed(WEBHOOK_ROUTE);
         let why = match signature {
             None => "no x-vercel-signature header",
             Some(_) => "the x-vercel-signature does not match",
         };
-        ingest.alarm.raise(peer.ip(), WEBHOOK_ROUTE, why);
-        // Vercel's own answer to a bad signature.
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({"code": "invalid_signature", "error": "signature didn't match"})),
-        )
-            .into_response();
+        signature_refused(&ingest, peer, WEBHOOK_ROUTE, why);
+        return vercel_forbidden();
     }
     let delivery = match parse_delivery(&body) {
         Ok(delivery) => delivery,

@@ -203,6 +203,13 @@ impl StateStore {
         }
     }
 
+    /// True for the one caller, among every process sharing the backend, that first marks
+    /// `key` within `ttl`; false for everyone after (a repeat, another instance's turn).
+    pub async fn first_claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let ours = ulid::Ulid::new().to_string();
+        Ok(self.put_if_absent(key, &ours, ttl).await? == ours)
+    }
+
     /// Drops expired entries kept in files (the embedded store, or Redis's local fallback);
     /// Redis expires its own. For long runs that write many short-lived keys.
     pub async fn sweep_expired(&self) {

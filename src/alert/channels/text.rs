@@ -9,7 +9,7 @@
 //!
 //! Secrets are redacted upstream (the logger redacts an entry before any rule sees it).
 
-use crate::alert::{Alert, AlertSeverity};
+use crate::alert::{Alert, AlertSeverity, Fingerprint};
 use crate::printable::display;
 
 /// The state of an alert that has just fired.
@@ -221,7 +221,7 @@ pub(crate) fn headline(n: &Notification, max: usize) -> String {
 
 /// The fingerprint's first 12 characters: enough to tell alerts apart in a chat.
 pub(crate) fn short_fingerprint(n: &Notification) -> String {
-    n.alert.fingerprint.as_str().chars().take(12).collect()
+    Fingerprint::short(n.alert.fingerprint.as_str()).to_owned()
 }
 
 /// The state, cleaned (`firing` when empty).

@@ -37,14 +37,21 @@ impl Keeper {
         }
         let now = now_ms();
         let routing = self.routing.clone();
-        self.groups
+        let book = &self.book;
+        let open: Vec<&AlertRecord> = book.open().collect();
+        let standing = |fingerprint: &str| standing_of(book, &open, &routing.inhibit, fingerprint);
+        // One change of the shared groups: the alert joins, and what is due now (a route
+        // without `group_wait`) is taken in the same turn of the lock.
+        let flushes = self
+            .groups
             .change(|groups| {
                 for channel in channels {
                     groups.add(channel, routing.route(channel), alert, now);
                 }
+                groups.due(now, |c| routing.route(c).clone(), standing)
             })
             .await;
-        self.flush_due().await;
+        self.send(flushes).await;
     }
 
     /// Sends the notifications of the groups that are due (on any instance's word: the groups

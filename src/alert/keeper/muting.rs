@@ -151,7 +151,7 @@ impl Keeper {
     async fn muting_ended(&mut self, record: &AlertRecord, was: &Muted) {
         let (what, why) = match was {
             Muted::Silence { silence, .. } => {
-                let id = silence.get(..10).unwrap_or(silence);
+                let id = silence::short_id(silence);
                 (
                     silence.as_str(),
                     format!("silence {id} ended and it still fires"),
@@ -164,10 +164,9 @@ impl Keeper {
         };
         if let Some(store) = &self.store {
             let key = format!("mute_ended:{what}:{}", record.fingerprint);
-            let ours = ulid::Ulid::new().to_string();
-            match store.put_if_absent(&key, &ours, ENDED_KEPT).await {
-                Ok(stored) if stored != ours => return,
-                Ok(_) => {}
+            match store.first_claim(&key, ENDED_KEPT).await {
+                Ok(false) => return,
+                Ok(true) => {}
                 // Better told twice than not at all.
                 Err(err) => tracing::warn!(error = %err, "could not share a muting's end"),
             }
